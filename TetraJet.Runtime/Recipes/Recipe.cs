@@ -1,0 +1,153 @@
+using System.Text;
+using TetraJet.Quantization;
+
+namespace TetraJet;
+
+/// <summary>
+/// A fully-quantized training recipe: the six quantizers of a linear layer (ALGORITHMS.md §4) and the
+/// oscillation/outlier options (§5). Immutable; make variants with <c>recipe with { QEma = true }</c>.
+/// </summary>
+/// <remarks>
+/// The constants <see cref="BF16"/>, <see cref="TetraJet"/>, … are <see cref="RecipeId"/> values so that they can be
+/// attribute arguments (<c>[Quantize(Recipe.TetraJetV2)]</c>); each converts implicitly to its recipe, so
+/// <c>new QLinear(512, 512, Recipe.TetraJet)</c> and <c>Recipe r = Recipe.TetraJet;</c> work as written.
+/// </remarks>
+public sealed record Recipe
+{
+    public const RecipeId BF16 = RecipeId.BF16;
+    public const RecipeId Microscaling = RecipeId.Microscaling;
+    public const RecipeId TetraJet = RecipeId.TetraJet;
+    public const RecipeId NvidiaNvfp4 = RecipeId.NvidiaNvfp4;
+    public const RecipeId TetraJetV2 = RecipeId.TetraJetV2;
+
+    public required string Name { get; init; }
+    /// <summary>X along K, forward.</summary>
+    public required QuantizerSlot Q1 { get; init; }
+    /// <summary>W along K, forward.</summary>
+    public required QuantizerSlot Q2 { get; init; }
+    /// <summary>dY along N, dgrad.</summary>
+    public required QuantizerSlot Q3 { get; init; }
+    /// <summary>Ŵ along N, dgrad.</summary>
+    public required QuantizerSlot Q4 { get; init; }
+    /// <summary>dY along T, wgrad.</summary>
+    public required QuantizerSlot Q5 { get; init; }
+    /// <summary>X̂ along T, wgrad.</summary>
+    public required QuantizerSlot Q6 { get; init; }
+
+    /// <summary>Multiple that K and N must have (largest features block among the slots).</summary>
+    public int FeatureMultiple => Math.Max(Math.Max(Q1.Spec.FeatureMultiple, Q2.Spec.FeatureMultiple),
+        Math.Max(Math.Max(Q3.Spec.FeatureMultiple, Q4.Spec.FeatureMultiple), Q2.Spec.Tile16 ? 16 : 1));
+
+    public bool IsQuantized => Q1.IsQuantized || Q2.IsQuantized || Q3.IsQuantized || Q4.IsQuantized || Q5.IsQuantized || Q6.IsQuantized;
+
+    /// <summary>Q-EMA (§5): Q2 rounds EMA-guided once 10 EMA steps have been taken.</summary>
+    public bool QEma { get; init; }
+    public double EmaDecay { get; init; } = 0.998;
+    /// <summary>Q-Ramping (§5): AdamW-Ramping with per-element periods from calibration.</summary>
+    public bool QRamping { get; init; }
+    /// <summary>OsciReset (§5).</summary>
+    public bool OsciReset { get; init; }
+    public double OsciResetThreshold { get; init; } = 8;
+    /// <summary>OutControl (§5).</summary>
+    public bool OutControl { get; init; }
+    public double OutlierFraction { get; init; } = 0.1;
+    /// <summary>NVIDIA recipe: the last fraction of transformer blocks stays BF16 (applied by models).</summary>
+    public double Bf16TailFraction { get; init; }
+
+    public static implicit operator Recipe(RecipeId id) => Get(id);
+
+    /// <summary>The recipe named by <paramref name="id"/>.</summary>
+    public static Recipe Get(RecipeId id) => id switch
+    {
+        RecipeId.BF16 => Bf16Recipe,
+        RecipeId.Microscaling => MicroscalingRecipe,
+        RecipeId.TetraJet => TetraJetRecipe,
+        RecipeId.NvidiaNvfp4 => NvidiaNvfp4Recipe,
+        RecipeId.TetraJetV2 => TetraJetV2Recipe,
+        _ => throw new ArgumentOutOfRangeException(nameof(id), id, "unknown recipe"),
+    };
+
+    /// <summary>Parses a CLI recipe name: bf16, microscaling, tetrajet, nvidia-nvfp4, tetrajet-v2.</summary>
+    public static Recipe Parse(string name) => name.Replace("-", "").Replace("_", "").ToLowerInvariant() switch
+    {
+        "bf16" => Bf16Recipe,
+        "microscaling" or "mx" => MicroscalingRecipe,
+        "tetrajet" or "mxfp4" => TetraJetRecipe,
+        "nvidianvfp4" or "nvidia" => NvidiaNvfp4Recipe,
+        "tetrajetv2" or "nvfp4" => TetraJetV2Recipe,
+        _ => throw new ArgumentException($"unknown recipe '{name}'; use bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2", nameof(name)),
+    };
+
+    static QuantizerSlot Slot(QuantFormat f, Rounding r, ScaleRule rule = ScaleRule.TetraJet, SlotSource src = SlotSource.Direct, bool rht = false, bool tile = false)
+        => new(new QuantSpec(f, r, rule, tile), src, rht);
+
+    static readonly Recipe Bf16Recipe = new()
+    {
+        Name = "BF16",
+        Q1 = QuantizerSlot.None, Q2 = QuantizerSlot.None, Q3 = QuantizerSlot.None,
+        Q4 = QuantizerSlot.None, Q5 = QuantizerSlot.None, Q6 = QuantizerSlot.None,
+    };
+
+    static Recipe Mx(string name, ScaleRule rule) => new()
+    {
+        Name = name,
+        Q1 = Slot(QuantFormat.MXFP4, Rounding.Nearest, rule),
+        Q2 = Slot(QuantFormat.MXFP4, Rounding.Nearest, rule),
+        Q3 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule),
+        Q4 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule, SlotSource.ForwardDequantized),
+        Q5 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule),
+        Q6 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule, SlotSource.ForwardDequantized),
+    };
+
+    static readonly Recipe TetraJetRecipe = Mx("TetraJet", ScaleRule.TetraJet);
+    static readonly Recipe MicroscalingRecipe = Mx("Microscaling", ScaleRule.Ocp);
+
+    static readonly Recipe TetraJetV2Recipe = new()
+    {
+        Name = "TetraJet-v2",
+        Q1 = Slot(QuantFormat.NVFP4, Rounding.Nearest),
+        Q2 = Slot(QuantFormat.NVFP4, Rounding.Nearest),
+        Q3 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, rht: true),
+        Q4 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, src: SlotSource.ForwardDequantized, rht: true),
+        Q5 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, rht: true),
+        Q6 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, src: SlotSource.ForwardDequantized, rht: true),
+    };
+
+    static readonly Recipe NvidiaNvfp4Recipe = new()
+    {
+        Name = "NVIDIA-NVFP4",
+        Q1 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest),
+        Q2 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest, tile: true),
+        Q3 = Slot(QuantFormat.NVFP4Tensor, Rounding.Stochastic),
+        Q4 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest, src: SlotSource.ForwardCodesTransposed, tile: true),
+        Q5 = Slot(QuantFormat.NVFP4Tensor, Rounding.Stochastic, rht: true),
+        Q6 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest, src: SlotSource.Original, rht: true),
+        Bf16TailFraction = 0.15,
+    };
+
+    /// <summary>The six-slot table of ALGORITHMS.md §4 for this recipe, plus its options.</summary>
+    public string Describe()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"Recipe {Name}");
+        sb.AppendLine("| # | operand | block axis | quantizer |");
+        sb.AppendLine("|---|---|---|---|");
+        void Row(string n, string op, string axis, QuantizerSlot s) => sb.AppendLine($"| {n} | {op} | {axis} | {s} |");
+        Row("Q1", "X", "K", Q1);
+        Row("Q2", "W", "K", QEma && Q2.IsQuantized ? Q2 with { Spec = Q2.Spec with { Rounding = Rounding.EmaGuided } } : Q2);
+        Row("Q3", "dY", "N", Q3);
+        Row("Q4", "Ŵ", "N", Q4);
+        Row("Q5", "dY", "T", Q5);
+        Row("Q6", "X̂", "T", Q6);
+        var opts = new List<string>();
+        if (QEma) opts.Add($"Q-EMA (β = {EmaDecay})");
+        if (QRamping) opts.Add("Q-Ramping");
+        if (OsciReset) opts.Add($"OsciReset (τ = {OsciResetThreshold})");
+        if (OutControl) opts.Add($"OutControl ({OutlierFraction:P0} of K in MXFP8)");
+        if (Bf16TailFraction > 0) opts.Add($"last {Bf16TailFraction:P0} of blocks in BF16");
+        sb.AppendLine("options: " + (opts.Count == 0 ? "none" : string.Join(", ", opts)));
+        return sb.ToString();
+    }
+
+    public override string ToString() => Name;
+}
