@@ -17,10 +17,14 @@ public sealed class QLinear : nn.Module<Tensor, Tensor>
     public int OutFeatures { get; }
     public Recipe Recipe { get; }
 
-    public QLinear(int inFeatures, int outFeatures, Recipe recipe, bool bias = true, string name = "QLinear")
+    /// <summary>The kernel set this layer runs (generated code passes a specialised one).</summary>
+    public LinearKernels Kernels { get; }
+
+    public QLinear(int inFeatures, int outFeatures, Recipe recipe, bool bias = true, string name = "QLinear", LinearKernels? kernels = null)
         : base(name)
     {
         ArgumentNullException.ThrowIfNull(recipe);
+        Kernels = kernels ?? LinearKernels.For(recipe);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         Recipe = recipe;

@@ -1,0 +1,30 @@
+namespace TetraJet;
+
+/// <summary>
+/// The kernel set a <see cref="QLinear"/> runs: forward quantizers, the autograd function and the backward
+/// quantizers of one configuration. <see cref="For(Recipe)"/> builds one from a recipe at run time;
+/// generated code passes <see cref="Create{TConfig}"/> with its configuration baked in.
+/// </summary>
+public abstract class LinearKernels
+{
+    public abstract Recipe Recipe { get; }
+
+    /// <summary>Kernels for a recipe known only at run time (the plain runtime API).</summary>
+    public static LinearKernels For(Recipe recipe) => new DynamicLinearKernels(recipe);
+
+    /// <summary>Kernels specialised on a generated configuration.</summary>
+    public static LinearKernels Create<TConfig>() where TConfig : struct, ILinearConfig => LinearKernels<TConfig>.Instance;
+}
+
+/// <summary>Kernels specialised on <typeparamref name="TConfig"/>.</summary>
+public sealed class LinearKernels<TConfig> : LinearKernels where TConfig : struct, ILinearConfig
+{
+    internal static readonly LinearKernels<TConfig> Instance = new();
+    static readonly Recipe Config = TConfig.Recipe;
+    public override Recipe Recipe => Config;
+}
+
+sealed class DynamicLinearKernels(Recipe recipe) : LinearKernels
+{
+    public override Recipe Recipe { get; } = recipe;
+}
