@@ -3,7 +3,7 @@ namespace TetraJet;
 /// <summary>
 /// The kernel set a <see cref="QLinear"/> runs: forward quantizers, the autograd function and the backward
 /// quantizers of one configuration. <see cref="For(Recipe)"/> builds one from a recipe at run time;
-/// generated code passes <see cref="Create{TConfig}"/> with its configuration baked in.
+/// generated code passes <see cref="Create{TConfig, TFunction}"/> with its configuration baked in.
 /// </summary>
 public abstract class LinearKernels
 {
@@ -12,14 +12,19 @@ public abstract class LinearKernels
     /// <summary>Kernels for a recipe known only at run time (the plain runtime API).</summary>
     public static LinearKernels For(Recipe recipe) => new DynamicLinearKernels(recipe);
 
-    /// <summary>Kernels specialised on a generated configuration.</summary>
-    public static LinearKernels Create<TConfig>() where TConfig : struct, ILinearConfig => LinearKernels<TConfig>.Instance;
+    /// <summary>Kernels specialised on a generated configuration and its autograd function type.</summary>
+    public static LinearKernels Create<TConfig, TFunction>()
+        where TConfig : struct, ILinearConfig
+        where TFunction : QLinearFunction<TFunction, TConfig>, new()
+        => LinearKernels<TConfig, TFunction>.Instance;
 }
 
 /// <summary>Kernels specialised on <typeparamref name="TConfig"/>.</summary>
-public sealed class LinearKernels<TConfig> : LinearKernels where TConfig : struct, ILinearConfig
+public sealed class LinearKernels<TConfig, TFunction> : LinearKernels
+    where TConfig : struct, ILinearConfig
+    where TFunction : QLinearFunction<TFunction, TConfig>, new()
 {
-    internal static readonly LinearKernels<TConfig> Instance = new();
+    internal static readonly LinearKernels<TConfig, TFunction> Instance = new();
     static readonly Recipe Config = TConfig.Recipe;
     public override Recipe Recipe => Config;
 }
