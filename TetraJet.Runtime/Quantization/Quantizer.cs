@@ -1,0 +1,58 @@
+using TetraJet.Interop;
+using TetraJet.Quantization.Cpu;
+using TetraJet.Randomness;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TetraJet.Quantization;
+
+/// <summary>
+/// The one dispatch point from TorchSharp tensors to the quantizer paths (device × dtype).
+/// A tensor of any rank is viewed as 2-D [rows, cols] with all leading dimensions flattened into rows.
+/// </summary>
+public static class Quantizer
+{
+    /// <summary>
+    /// Q(x): the dequantized tensor, same shape, dtype (float32 or bfloat16) and device as <paramref name="x"/>.
+    /// With <paramref name="hadamard"/> the 16-point RHT (signs from seed/stream) is applied along the block
+    /// axis first and the quantized transformed tensor is returned.
+    /// </summary>
+    public static Tensor Quantize(Tensor x, QuantSpec spec, BlockAxis axis = BlockAxis.Last, ulong seed = 0, ulong stream = 0,
+        Tensor? ema = null, bool padBlockAxis = false, bool hadamard = false)
+    {
+        if (x.dim() < 1) throw new ArgumentException($"cannot quantize a rank-0 tensor; expected [..., features]");
+        if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16)
+            throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
+        using var scope = NewDisposeScope();
+        long cols = x.shape[^1];
+        long rows = cols == 0 ? 0 : x.numel() / cols;
+        var x2 = x.reshape(rows, cols).to(ScalarType.Float32, copy: hadamard).contiguous();
+        if (hadamard)
+        {
+            if ((axis == BlockAxis.Last ? cols : rows) % Hadamard.Size != 0)
+                throw new ArgumentException($"the Hadamard transform needs the block axis to be a multiple of 16, got {(axis == BlockAxis.Last ? cols : rows)}");
+        }
+        Tensor? e2 = null;
+        if (spec.Rounding == Rounding.EmaGuided)
+        {
+            if (ema is null) throw new ArgumentException("EMA-guided rounding needs the EMA tensor");
+            e2 = ema.reshape(rows, cols).to(ScalarType.Float32).contiguous();
+        }
+        Tensor y;
+        if (x.device_type == DeviceType.CPU)
+        {
+            y = empty_like(x2);
+            var xs = TensorMemory.Floats(x2);
+            if (hadamard) Hadamard.Apply(xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
+            CpuQuantizer.Quantize(xs, TensorMemory.Floats(y), (int)rows, (int)cols, axis, spec, seed, stream,
+                e2 is null ? default : TensorMemory.Floats(e2), padBlockAxis);
+        }
+        else
+        {
+            // Until the device path takes this (see Gpu/), round-trip through the CPU path: same bits, slower.
+            var cpu = Quantize(x2.cpu(), spec, axis, seed, stream, e2?.cpu(), padBlockAxis, hadamard);
+            y = cpu.to(x.device);
+        }
+        return y.to(x.dtype).reshape(x.shape).MoveToOuterDisposeScope();
+    }
+}
