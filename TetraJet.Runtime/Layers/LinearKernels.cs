@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace TetraJet;
 
 /// <summary>
@@ -9,6 +11,9 @@ public abstract class LinearKernels
 {
     public abstract Recipe Recipe { get; }
 
+    /// <summary>Y = layer(x) through this configuration's autograd function.</summary>
+    public abstract Tensor Apply(QLinear layer, Tensor x);
+
     /// <summary>Kernels for a recipe known only at run time (the plain runtime API).</summary>
     public static LinearKernels For(Recipe recipe) => new DynamicLinearKernels(recipe);
 
@@ -17,6 +22,10 @@ public abstract class LinearKernels
         where TConfig : struct, ILinearConfig
         where TFunction : QLinearFunction<TFunction, TConfig>, new()
         => LinearKernels<TConfig, TFunction>.Instance;
+
+    private protected static object[] Args(QLinear layer, Tensor x, Recipe recipe) => layer.bias is null
+        ? [x, layer.weight, layer, recipe]
+        : [x, layer.weight, layer.bias, layer, recipe];
 }
 
 /// <summary>Kernels specialised on <typeparamref name="TConfig"/>.</summary>
@@ -26,10 +35,15 @@ public sealed class LinearKernels<TConfig, TFunction> : LinearKernels
 {
     internal static readonly LinearKernels<TConfig, TFunction> Instance = new();
     static readonly Recipe Config = TConfig.Recipe;
+
     public override Recipe Recipe => Config;
+
+    public override Tensor Apply(QLinear layer, Tensor x) => QLinearFunction<TFunction, TConfig>.apply(Args(layer, x, Config))[0];
 }
 
 sealed class DynamicLinearKernels(Recipe recipe) : LinearKernels
 {
     public override Recipe Recipe { get; } = recipe;
+
+    public override Tensor Apply(QLinear layer, Tensor x) => DynamicQLinearFunction.apply(Args(layer, x, Recipe))[0];
 }

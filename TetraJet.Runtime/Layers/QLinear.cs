@@ -1,3 +1,4 @@
+using TetraJet.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -6,28 +7,47 @@ namespace TetraJet;
 
 /// <summary>
 /// A fully-quantized linear layer: Y = Q1(X)·Q2(W)ᵀ + b, with dX and dW computed from FP4 operands
-/// as the recipe's six quantizer slots say (ALGORITHMS.md §4). Input [..., K], output [..., N].
+/// as the recipe's six quantizer slots say (ALGORITHMS.md §4). Input [..., K], output [..., N];
+/// float32 or bfloat16, CPU or CUDA.
 /// </summary>
-public sealed class QLinear : nn.Module<Tensor, Tensor>
+public sealed partial class QLinear : nn.Module<Tensor, Tensor>
 {
     public Parameter weight;
     public Parameter? bias;
 
     public int InFeatures { get; }
     public int OutFeatures { get; }
-    public Recipe Recipe { get; }
+    public Recipe Recipe => Kernels.Recipe;
 
     /// <summary>The kernel set this layer runs (generated code passes a specialised one).</summary>
     public LinearKernels Kernels { get; }
+
+    /// <summary>Philox key of this layer's stochastic rounding and RHT signs (the run seed).</summary>
+    public ulong Seed { get; set; }
+
+    /// <summary>Layer id in the stream derivation; defaults to a hash of the name, set per model path by <see cref="QuantizationExtensions.AssignLayerIds"/>.</summary>
+    public int LayerId { get; set; }
+
+    /// <summary>Quantized training forwards so far; the step part of every stream id. Restore it on resume.</summary>
+    public long Step { get; set; }
+
+    internal long CurrentStep { get; private set; }
 
     public QLinear(int inFeatures, int outFeatures, Recipe recipe, bool bias = true, string name = "QLinear", LinearKernels? kernels = null)
         : base(name)
     {
         ArgumentNullException.ThrowIfNull(recipe);
+        if (inFeatures <= 0 || outFeatures <= 0)
+            throw new ArgumentException($"{name}: in and out features must be positive, got [{outFeatures}, {inFeatures}]");
         Kernels = kernels ?? LinearKernels.For(recipe);
+        int multiple = Kernels.Recipe.FeatureMultiple;
+        if (inFeatures % multiple != 0)
+            throw new ArgumentException($"{name}: in_features (K) = {inFeatures} is not a multiple of {multiple}, the block size {Kernels.Recipe.Name} needs");
+        if (outFeatures % multiple != 0)
+            throw new ArgumentException($"{name}: out_features (N) = {outFeatures} is not a multiple of {multiple}, the block size {Kernels.Recipe.Name} needs");
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        Recipe = recipe;
+        LayerId = LayerStreams.IdOf(name);
         weight = new Parameter(empty(outFeatures, inFeatures));
         this.bias = bias ? new Parameter(empty(outFeatures)) : null;
         ResetParameters();
@@ -43,5 +63,69 @@ public sealed class QLinear : nn.Module<Tensor, Tensor>
         if (bias is not null) nn.init.uniform_(bias, -bound, bound);
     }
 
-    public override Tensor forward(Tensor input) => nn.functional.linear(input, weight, bias);
+    public override Tensor forward(Tensor input)
+    {
+        if (input.dim() == 0)
+            throw new ArgumentException($"{GetName()}: input is a rank-0 tensor; expected [..., {InFeatures}]");
+        if (input.shape[^1] != InFeatures)
+            throw new ArgumentException($"{GetName()}: input has {input.shape[^1]} features in its last dimension (shape [{string.Join(", ", input.shape)}]); this layer expects {InFeatures}");
+        if (input.dtype != ScalarType.Float32 && input.dtype != ScalarType.BFloat16)
+            throw new ArgumentException($"{GetName()}: input is {input.dtype}; expected float32 or bfloat16");
+        CurrentStep = Step;
+        if (is_grad_enabled() && training) Step++;
+        return Kernels.Apply(this, input);
+    }
+
+    /// <summary>Q1(X) along K and Q2(W) along K.</summary>
+    internal (Tensor Xq, Tensor Wq) QuantizeForwardOperands(Tensor x2, Tensor w, Recipe r)
+    {
+        var xq = QuantizeSlot(x2, r.Q1, BlockAxis.Last, 1, pad: false);
+        var wq = QuantizeWeight(w, r);
+        return (xq, wq);
+    }
+
+    /// <summary>Q3(dY) along N and Q4(Ŵ) along N, sharing RHT signs.</summary>
+    internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, Tensor wq, Recipe r, long step)
+    {
+        ulong signs = LayerStreams.For(step, LayerId, LayerStreams.DgradHadamard);
+        var dyq = QuantizeSlot(dy, r.Q3, BlockAxis.Last, 3, pad: false, step, signs);
+        var wq4 = r.Q4.Source == SlotSource.ForwardCodesTransposed
+            ? wq
+            : QuantizeSlot(wq, r.Q4, BlockAxis.First, 4, pad: false, step, signs);
+        return (dyq, wq4);
+    }
+
+    /// <summary>Q5(dY) along T and Q6(X̂) along T, sharing RHT signs; T is zero-padded to the block.</summary>
+    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, Tensor x, Recipe r, long step)
+    {
+        ulong signs = LayerStreams.For(step, LayerId, LayerStreams.WgradHadamard);
+        if (r.Q5.Hadamard || r.Q6.Hadamard)
+        {
+            // The RHT mixes padded rows with real ones, so the padding must exist before it (and in the GEMM).
+            long t = dy.shape[0], padded = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
+            if (padded != t)
+            {
+                dy = nn.functional.pad(dy, [0, 0, 0, padded - t]);
+                x = nn.functional.pad(x, [0, 0, 0, padded - t]);
+            }
+        }
+        var dyq = QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
+        var xq = QuantizeSlot(x, r.Q6, BlockAxis.First, 6, pad: true, step, signs);
+        return (dyq, xq);
+    }
+
+    Tensor QuantizeWeight(Tensor w, Recipe r) => QuantizeSlot(w.detach(), r.Q2, BlockAxis.Last, 2, pad: false);
+
+    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, BlockAxis axis, int index, bool pad, long step = 0, ulong hadamardStream = 0)
+    {
+        if (!slot.IsQuantized) return t;
+        // With an RHT the signs' stream is shared by the pair; the SR stream is the slot's own.
+        ulong stream = LayerStreams.For(step, LayerId, index);
+        if (slot.Hadamard)
+        {
+            uint signs = Randomness.Philox.HadamardSigns(Seed, hadamardStream);
+            return Quantizer.QuantizeWithSigns(t, slot.Spec, axis, Seed, stream, signs, pad);
+        }
+        return Quantizer.Quantize(t, slot.Spec, axis, Seed, stream, padBlockAxis: pad);
+    }
 }

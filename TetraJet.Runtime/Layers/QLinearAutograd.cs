@@ -1,10 +1,96 @@
+using TetraJet.Quantization;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TetraJet;
 
-/// <summary>Forward and backward of the six-quantizer linear layer, specialised on <typeparamref name="TConfig"/>.</summary>
+/// <summary>What the forward pass hands to backward, besides the saved tensors.</summary>
+sealed class LinearSaved
+{
+    public required QLinear Layer { get; init; }
+    public required Recipe Recipe { get; init; }
+    public required long Step { get; init; }
+    public required long[] InputShape { get; init; }
+    public required bool HasBias { get; init; }
+    public required ScalarType InputType { get; init; }
+}
+
+/// <summary>
+/// Forward and backward of the six-quantizer linear layer (ALGORITHMS.md §4) for one recipe:
+/// Y = Q1(X)·Q2(W)ᵀ + b;  dX = Q3(dY)·Q4(Ŵ);  dW = Q5(dY)ᵀ·Q6(X̂);  db = Σ_T dY.
+/// </summary>
+static class QLinearMath
+{
+    internal const string SavedKey = "tetrajet";
+
+    /// <summary>vars: x, weight, [bias], QLinear layer, Recipe.</summary>
+    internal static List<Tensor> Forward(autograd.AutogradContext ctx, object[] vars)
+    {
+        var x = (Tensor)vars[0];
+        var w = (Tensor)vars[1];
+        bool hasBias = vars.Length == 5;
+        var b = hasBias ? (Tensor)vars[2] : null;
+        var layer = (QLinear)vars[^2];
+        var recipe = (Recipe)vars[^1];
+
+        var x2 = x.reshape(-1, layer.InFeatures);
+        var (xq, wq) = layer.QuantizeForwardOperands(x2, w, recipe);
+        var y = nn.functional.linear(xq.to(ComputeType(x)), wq.to(ComputeType(x)), b?.to(ComputeType(x)));
+        var outShape = x.shape.ToArray();
+        outShape[^1] = layer.OutFeatures;
+
+        // Double quantization: backward re-quantizes the forward values X̂ and Ŵ, so that is what is kept.
+        // The NVIDIA recipe's Q6 starts from the original X instead.
+        var keepX = recipe.Q6.Source == SlotSource.Original ? x2 : xq;
+        ctx.save_for_backward([keepX, wq]);
+        ctx.save_data(SavedKey, new LinearSaved
+        {
+            Layer = layer, Recipe = recipe, Step = layer.CurrentStep, InputShape = x.shape,
+            HasBias = hasBias, InputType = x.dtype,
+        });
+        return [y.to(x.dtype).reshape(outShape)];
+    }
+
+    internal static List<Tensor> Backward(autograd.AutogradContext ctx, List<Tensor> grads)
+    {
+        var saved = (LinearSaved)ctx.get_data(SavedKey);
+        var tensors = ctx.get_saved_variables();
+        var xKept = tensors[0];
+        var wq = tensors[1];
+        var layer = saved.Layer;
+        var recipe = saved.Recipe;
+        var dy = grads[0].reshape(-1, layer.OutFeatures);
+        var ct = ComputeType(dy);
+
+        var (dgradDy, dgradW) = layer.QuantizeDgradOperands(dy, wq, recipe, saved.Step);
+        var dx = dgradDy.to(ct).matmul(dgradW.to(ct)).to(saved.InputType).reshape(saved.InputShape);
+
+        var (wgradDy, wgradX) = layer.QuantizeWgradOperands(dy, xKept, recipe, saved.Step);
+        var dw = wgradDy.to(ct).t().matmul(wgradX.to(ct)).to(layer.weight.dtype);
+
+        var result = new List<Tensor> { dx, dw };
+        if (saved.HasBias) result.Add(dy.to(ScalarType.Float32).sum(dim: 0).to(layer.bias!.dtype));
+        // TorchSharp wants one entry per argument: none for the layer and the recipe.
+        result.Add(null!);
+        result.Add(null!);
+        return result;
+    }
+
+    /// <summary>FP32 on CPU; BF16 on CUDA for BF16 inputs (torch accumulates in FP32).</summary>
+    static ScalarType ComputeType(Tensor t) => t.device_type == DeviceType.CPU ? ScalarType.Float32 : t.dtype;
+}
+
+/// <summary>The autograd function used by layers built from a run-time recipe.</summary>
+sealed class DynamicQLinearFunction : autograd.MultiTensorFunction<DynamicQLinearFunction>
+{
+    public override string Name => nameof(DynamicQLinearFunction);
+    public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars) => QLinearMath.Forward(ctx, vars);
+    public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads) => QLinearMath.Backward(ctx, grads);
+}
+
+/// <summary>Forward and backward specialised on <typeparamref name="TConfig"/>.</summary>
 static class QLinearAutograd<TConfig> where TConfig : struct, ILinearConfig
 {
-    internal static List<Tensor> Forward(autograd.AutogradContext ctx, object[] vars) => throw new InvalidOperationException("pending");
-    internal static List<Tensor> Backward(autograd.AutogradContext ctx, List<Tensor> grads) => throw new InvalidOperationException("pending");
+    internal static List<Tensor> Forward(autograd.AutogradContext ctx, object[] vars) => QLinearMath.Forward(ctx, vars);
+    internal static List<Tensor> Backward(autograd.AutogradContext ctx, List<Tensor> grads) => QLinearMath.Backward(ctx, grads);
 }

@@ -19,7 +19,19 @@ public static class Quantizer
     /// </summary>
     public static Tensor Quantize(Tensor x, QuantSpec spec, BlockAxis axis = BlockAxis.Last, ulong seed = 0, ulong stream = 0,
         Tensor? ema = null, bool padBlockAxis = false, bool hadamard = false)
+        => Run(x, spec, axis, seed, stream, ema, padBlockAxis, hadamard ? Philox.HadamardSigns(seed, stream) : null);
+
+    /// <summary>
+    /// RHT with the given 16 sign bits, then quantization with SR stream <paramref name="stream"/>: the two operands
+    /// of one GEMM share their signs (so the transforms cancel) but not their rounding noise.
+    /// </summary>
+    public static Tensor QuantizeWithSigns(Tensor x, QuantSpec spec, BlockAxis axis, ulong seed, ulong stream, uint hadamardSigns,
+        bool padBlockAxis = false, Tensor? ema = null)
+        => Run(x, spec, axis, seed, stream, ema, padBlockAxis, hadamardSigns);
+
+    static Tensor Run(Tensor x, QuantSpec spec, BlockAxis axis, ulong seed, ulong stream, Tensor? ema, bool padBlockAxis, uint? signs)
     {
+        bool hadamard = signs.HasValue;
         if (x.dim() < 1) throw new ArgumentException($"cannot quantize a rank-0 tensor; expected [..., features]");
         if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
@@ -43,14 +55,14 @@ public static class Quantizer
         {
             y = empty_like(x2);
             var xs = TensorMemory.Floats(x2);
-            if (hadamard) Hadamard.Apply(xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
+            if (hadamard) Hadamard.Apply(xs, (int)rows, (int)cols, axis, signs!.Value);
             CpuQuantizer.Quantize(xs, TensorMemory.Floats(y), (int)rows, (int)cols, axis, spec, seed, stream,
                 e2 is null ? default : TensorMemory.Floats(e2), padBlockAxis);
         }
         else
         {
             // Until the device path takes this (see Gpu/), round-trip through the CPU path: same bits, slower.
-            var cpu = Quantize(x2.cpu(), spec, axis, seed, stream, e2?.cpu(), padBlockAxis, hadamard);
+            var cpu = Run(x2.cpu(), spec, axis, seed, stream, e2?.cpu(), padBlockAxis, signs);
             y = cpu.to(x.device);
         }
         return y.to(x.dtype).reshape(x.shape).MoveToOuterDisposeScope();
