@@ -40,9 +40,11 @@ static class QLinearMath
         outShape[^1] = layer.OutFeatures;
 
         // Double quantization: backward re-quantizes the forward values X̂ and Ŵ, so that is what is kept.
-        // The NVIDIA recipe's Q6 starts from the original X instead.
-        var keepX = recipe.Q6.Source == SlotSource.Original ? x2 : xq;
-        ctx.save_for_backward([keepX, wq]);
+        // The NVIDIA recipe's Q6 starts from the original X instead; Direct sources (a baseline without
+        // double quantization) start from X and W.
+        var keepX = recipe.Q6.Source is SlotSource.Original or SlotSource.Direct ? x2 : xq;
+        var keepW = recipe.Q4.Source == SlotSource.Direct ? w.detach() : wq;
+        ctx.save_for_backward([keepX, keepW]);
         ctx.save_data(SavedKey, new LinearSaved
         {
             Layer = layer, Recipe = recipe, Step = layer.CurrentStep, InputShape = x.shape,
