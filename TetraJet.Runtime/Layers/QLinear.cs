@@ -52,6 +52,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         this.bias = bias ? new Parameter(empty(outFeatures)) : null;
         ResetParameters();
         RegisterComponents();
+        RegisterQuantizationState();
     }
 
     /// <summary>Kaiming-uniform weights and uniform bias, as <c>nn.Linear</c> initialises them.</summary>
@@ -76,12 +77,47 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         return Kernels.Apply(this, input);
     }
 
-    /// <summary>Q1(X) along K and Q2(W) along K.</summary>
+    /// <summary>MXFP8 of OutControl's outlier channels: RTN in Q1/Q2, SR in Q6 (§5).</summary>
+    static readonly QuantSpec OutlierForward = new(QuantFormat.MXFP8), OutlierWgrad = new(QuantFormat.MXFP8, Rounding.Stochastic);
+
+    /// <summary>Q1(X) along K and Q2(W) along K (EMA-guided under Q-EMA; outlier channels in MXFP8 under OutControl).</summary>
     internal (Tensor Xq, Tensor Wq) QuantizeForwardOperands(Tensor x2, Tensor w, Recipe r)
     {
-        var xq = QuantizeSlot(x2, r.Q1, BlockAxis.Last, 1, pad: false);
-        var wq = QuantizeWeight(w, r);
-        return (xq, wq);
+        Tensor? mask = null;
+        if (r.OutControl)
+        {
+            if (training && is_grad_enabled()) CollectChannelNorms(x2);
+            mask = OutlierMask;
+        }
+        var q2 = r.Q2;
+        Tensor? ema = null;
+        if (r.QEma && q2.IsQuantized && EmaSteps >= EmaWarmupSteps)
+        {
+            q2 = q2 with { Spec = q2.Spec with { Rounding = Rounding.EmaGuided } };
+            ema = EmaWeight;
+        }
+        if (mask is null)
+            return (QuantizeSlot(x2, r.Q1, BlockAxis.Last, 1, pad: false),
+                    QuantizeSlot(w.detach(), q2, BlockAxis.Last, 2, pad: false, ema: ema));
+        return (QuantizeFeaturesWithOutliers(x2, r.Q1, mask, 1, null),
+                QuantizeFeaturesWithOutliers(w.detach(), q2, mask, 2, ema));
+    }
+
+    /// <summary>
+    /// OutControl along K: the regular channels, gathered contiguously (zero-padded to the block), in the slot's
+    /// FP4 format; the outlier channels in MXFP8. Same as permuting channels and summing an FP4 and an FP8 GEMM.
+    /// </summary>
+    Tensor QuantizeFeaturesWithOutliers(Tensor t, QuantizerSlot slot, Tensor mask, int index, Tensor? ema)
+    {
+        if (!slot.IsQuantized) return t;
+        var outIdx = mask.nonzero().squeeze(1).to(t.device);
+        var restIdx = mask.logical_not().nonzero().squeeze(1).to(t.device);
+        var result = empty_like(t);
+        var rest = t.index_select(1, restIdx);
+        var restEma = ema?.index_select(1, restIdx);
+        result.index_copy_(1, restIdx, QuantizeSlot(rest, slot, BlockAxis.Last, index, pad: true, ema: restEma));
+        result.index_copy_(1, outIdx, Quantizer.Quantize(t.index_select(1, outIdx), OutlierForward));
+        return result;
     }
 
     /// <summary>Q3(dY) along N and Q4(Ŵ) along N, sharing RHT signs.</summary>
@@ -111,12 +147,17 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         }
         var dyq = QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
         var xq = QuantizeSlot(x, r.Q6, BlockAxis.First, 6, pad: true, step, signs);
+        if (r.OutControl && r.Q6.IsQuantized && OutlierMask is { } mask)
+        {
+            // Blocks along T are per channel, so only the outlier channels change: MXFP8 SR (after the same RHT).
+            var outIdx = mask.nonzero().squeeze(1).to(x.device);
+            var slot = r.Q6 with { Spec = OutlierWgrad };
+            xq = xq.index_copy(1, outIdx, QuantizeSlot(x.index_select(1, outIdx), slot, BlockAxis.First, 6, pad: true, step, signs));
+        }
         return (dyq, xq);
     }
 
-    Tensor QuantizeWeight(Tensor w, Recipe r) => QuantizeSlot(w.detach(), r.Q2, BlockAxis.Last, 2, pad: false);
-
-    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, BlockAxis axis, int index, bool pad, long step = 0, ulong hadamardStream = 0)
+    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, BlockAxis axis, int index, bool pad, long step = 0, ulong hadamardStream = 0, Tensor? ema = null)
     {
         if (!slot.IsQuantized) return t;
         // With an RHT the signs' stream is shared by the pair; the SR stream is the slot's own.
@@ -126,6 +167,6 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
             uint signs = Randomness.Philox.HadamardSigns(Seed, hadamardStream);
             return Quantizer.QuantizeWithSigns(t, slot.Spec, axis, Seed, stream, signs, pad);
         }
-        return Quantizer.Quantize(t, slot.Spec, axis, Seed, stream, padBlockAxis: pad);
+        return Quantizer.Quantize(t, slot.Spec, axis, Seed, stream, ema, padBlockAxis: pad);
     }
 }

@@ -51,6 +51,16 @@ public sealed record Recipe
     /// <summary>OutControl (§5).</summary>
     public bool OutControl { get; init; }
     public double OutlierFraction { get; init; } = 0.1;
+    /// <summary>OsciReset starts at this fraction of the training steps (§5: 65%).</summary>
+    public double OsciResetStart { get; init; } = 0.65;
+    /// <summary>OsciReset period P in steps (§5: 200).</summary>
+    public int OsciResetPeriod { get; init; } = 200;
+    /// <summary>OsciReset window W: the last W steps of each period are measured (§5: 50).</summary>
+    public int OsciResetWindow { get; init; } = 50;
+    /// <summary>OutControl starts collecting channel norms at this step (§5: 500).</summary>
+    public int OutControlStart { get; init; } = 500;
+    /// <summary>OutControl collects channel norms over this many steps, then fixes the channels (§5: 50).</summary>
+    public int OutControlWindow { get; init; } = 50;
     /// <summary>NVIDIA recipe: the last fraction of transformer blocks stays BF16 (applied by models).</summary>
     public double Bf16TailFraction { get; init; }
 

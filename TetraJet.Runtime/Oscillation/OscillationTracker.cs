@@ -1,0 +1,83 @@
+using TetraJet.Quantization;
+using static TorchSharp.torch;
+
+namespace TetraJet.Oscillation;
+
+/// <summary>What a tracker measured over its window (ALGORITHMS.md §5).</summary>
+/// <param name="Steps">Optimizer steps observed.</param>
+/// <param name="MeanDfp">Mean over elements of D_FP = Σ|w_t − w_{t−1}|.</param>
+/// <param name="MeanDq">Mean over elements of D_Q = Σ|Q(w_t) − Q(w_{t−1})|.</param>
+/// <param name="OscillatingFraction">Fraction of elements with R = D_Q / (D_FP + 1e-8) ≥ τ.</param>
+/// <param name="RateOfChange">r(W_Q): mean over steps of the fraction of elements whose Q(w) changed.</param>
+public readonly record struct OscillationMetrics(long Steps, double MeanDfp, double MeanDq, double OscillatingFraction, double RateOfChange);
+
+/// <summary>
+/// Accumulates D_FP, D_Q and the per-step change count of one weight under its forward quantizer (Q2, RTN),
+/// with tensor ops on the weight's device: no host copies but the final scalars.
+/// </summary>
+public sealed class OscillationTracker : IDisposable
+{
+    readonly QuantSpec _spec;
+    Tensor? _prevW, _prevQ, _dfp, _dq, _changed;
+    long _steps;
+
+    public OscillationTracker(QuantSpec forwardSpec) => _spec = forwardSpec with { Rounding = Rounding.Nearest };
+
+    public long Steps => _steps;
+    public Tensor? Dfp => _dfp;
+    public Tensor? Dq => _dq;
+
+    /// <summary>Q(w) as the forward pass sees it (RTN); BF16 weights are their own quantized value.</summary>
+    public Tensor Quantize(Tensor w) => _spec.Format == QuantFormat.None ? w.detach().clone() : Quantizer.Quantize(w.detach(), _spec);
+
+    /// <summary>Observes the weight after an optimizer step (the first call only records it).</summary>
+    public void Observe(Tensor w)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var wd = w.detach().to(ScalarType.Float32);
+        var q = Quantize(wd).to(ScalarType.Float32);
+        if (_prevW is null)
+        {
+            _prevW = wd.clone().MoveToOuterDisposeScope();
+            _prevQ = q.MoveToOuterDisposeScope();
+            _dfp = zeros_like(wd).MoveToOuterDisposeScope();
+            _dq = zeros_like(wd).MoveToOuterDisposeScope();
+            _changed = zeros(1, dtype: ScalarType.Float64, device: wd.device).MoveToOuterDisposeScope();
+            return;
+        }
+        _dfp!.add_((wd - _prevW).abs_());
+        var dq = (q - _prevQ!).abs_();
+        _dq!.add_(dq);
+        _changed!.add_(dq.gt(0).to(ScalarType.Float64).mean());
+        _prevW.copy_(wd);
+        _prevQ!.copy_(q);
+        _steps++;
+    }
+
+    /// <summary>Elements with R ≥ τ (a bool tensor of the weight's shape).</summary>
+    public Tensor OscillatingMask(double threshold) => (_dq! / (_dfp! + 1e-8)).ge(threshold);
+
+    public OscillationMetrics Metrics(double threshold = 8)
+    {
+        if (_dfp is null || _steps == 0) return default;
+        using var scope = NewDisposeScope();
+        return new OscillationMetrics(_steps,
+            _dfp.mean().item<float>(), _dq!.mean().item<float>(),
+            OscillatingMask(threshold).to(ScalarType.Float32).mean().item<float>(),
+            _changed!.item<double>() / _steps);
+    }
+
+    /// <summary>Clears the accumulators; the next <see cref="Observe"/> starts a new window.</summary>
+    public void Reset()
+    {
+        Dispose();
+        _steps = 0;
+    }
+
+    public void Dispose()
+    {
+        _prevW?.Dispose(); _prevQ?.Dispose(); _dfp?.Dispose(); _dq?.Dispose(); _changed?.Dispose();
+        _prevW = _prevQ = _dfp = _dq = _changed = null;
+    }
+}
