@@ -73,7 +73,12 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         if (input.dtype != ScalarType.Float32 && input.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"{GetName()}: input is {input.dtype}; expected float32 or bfloat16");
         CurrentStep = Step;
-        if (is_grad_enabled() && training) Step++;
+        if (is_grad_enabled() && training)
+        {
+            Step++;
+            // Statistics are gathered here: inside the autograd function gradient mode is off.
+            if (Kernels.Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));
+        }
         return Kernels.Apply(this, input);
     }
 
@@ -84,11 +89,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     internal (Tensor Xq, Tensor Wq) QuantizeForwardOperands(Tensor x2, Tensor w, Recipe r)
     {
         Tensor? mask = null;
-        if (r.OutControl)
-        {
-            if (training && is_grad_enabled()) CollectChannelNorms(x2);
-            mask = OutlierMask;
-        }
+        if (r.OutControl) mask = OutlierMask;
         var q2 = r.Q2;
         Tensor? ema = null;
         if (r.QEma && q2.IsQuantized && EmaSteps >= EmaWarmupSteps)

@@ -8,7 +8,7 @@ namespace TetraJet.Oscillation;
 /// <param name="MeanDfp">Mean over elements of D_FP = Σ|w_t − w_{t−1}|.</param>
 /// <param name="MeanDq">Mean over elements of D_Q = Σ|Q(w_t) − Q(w_{t−1})|.</param>
 /// <param name="OscillatingFraction">Fraction of elements with R = D_Q / (D_FP + 1e-8) ≥ τ.</param>
-/// <param name="RateOfChange">r(W_Q): mean over steps of the fraction of elements whose Q(w) changed.</param>
+/// <param name="RateOfChange">r(W_Q): mean over steps of the fraction of elements whose Q(w) flipped to another grid value.</param>
 public readonly record struct OscillationMetrics(long Steps, double MeanDfp, double MeanDq, double OscillatingFraction, double RateOfChange);
 
 /// <summary>
@@ -17,6 +17,9 @@ public readonly record struct OscillationMetrics(long Steps, double MeanDfp, dou
 /// </summary>
 public sealed class OscillationTracker : IDisposable
 {
+    /// <summary>Relative size below which a change of Q(w) counts as scale drift rather than a flip.</summary>
+    public const float ChangeTolerance = 0.01f;
+
     readonly QuantSpec _spec;
     Tensor? _prevW, _prevQ, _dfp, _dq, _changed;
     long _steps;
@@ -39,17 +42,20 @@ public sealed class OscillationTracker : IDisposable
         var q = Quantize(wd).to(ScalarType.Float32);
         if (_prevW is null)
         {
-            _prevW = wd.clone().MoveToOuterDisposeScope();
-            _prevQ = q.MoveToOuterDisposeScope();
-            _dfp = zeros_like(wd).MoveToOuterDisposeScope();
-            _dq = zeros_like(wd).MoveToOuterDisposeScope();
-            _changed = zeros(1, dtype: ScalarType.Float64, device: wd.device).MoveToOuterDisposeScope();
+            _prevW = wd.clone().DetachFromDisposeScope();
+            _prevQ = q.DetachFromDisposeScope();
+            _dfp = zeros_like(wd).DetachFromDisposeScope();
+            _dq = zeros_like(wd).DetachFromDisposeScope();
+            _changed = zeros(1, dtype: ScalarType.Float64, device: wd.device).DetachFromDisposeScope();
             return;
         }
         _dfp!.add_((wd - _prevW).abs_());
         var dq = (q - _prevQ!).abs_();
         _dq!.add_(dq);
-        _changed!.add_(dq.gt(0).to(ScalarType.Float64).mean());
+        // A change below 1% of the value is scale drift (NVFP4's FP32 outer scale follows amax every step),
+        // not a flip to another grid point; every MX flip changes a value by a third or more.
+        var flipped = dq.gt(maximum(q.abs(), _prevQ!.abs()).mul_(ChangeTolerance));
+        _changed!.add_(flipped.to(ScalarType.Float64).mean());
         _prevW.copy_(wd);
         _prevQ!.copy_(q);
         _steps++;

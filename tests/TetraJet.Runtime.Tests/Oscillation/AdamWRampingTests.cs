@@ -1,0 +1,94 @@
+using TetraJet.Optim;
+using static TorchSharp.torch;
+
+namespace TetraJet.Runtime.Tests.Oscillation;
+
+public class AdamWRampingTests
+{
+    static (nn.Module<Tensor, Tensor> Model, Tensor X, Tensor Y) Problem(int seed)
+    {
+        manual_seed(seed);
+        var model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 4));
+        return (model, randn(64, 16), randn(64, 4));
+    }
+
+    [Fact]
+    public void With_all_periods_one_it_is_TorchSharp_AdamW_bit_for_bit()
+    {
+        var (a, x, y) = Problem(1);
+        var (b, _, _) = Problem(1);
+        var ours = new AdamWRamping(a.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.95, weightDecay: 0.1);
+        var theirs = optim.AdamW(b.parameters(), lr: 1e-2, beta1: 0.9, beta2: 0.95, weight_decay: 0.1);
+        for (int step = 0; step < 20; step++)
+        {
+            ours.zero_grad(); theirs.zero_grad();
+            nn.functional.mse_loss(a.call(x), y).backward();
+            nn.functional.mse_loss(b.call(x), y).backward();
+            ours.step(); theirs.step();
+        }
+        foreach (var (pa, pb) in a.parameters().Zip(b.parameters()))
+            Assert.True(pa.eq(pb).all().item<bool>(), "parameters differ from TorchSharp's AdamW");
+    }
+
+    [Fact]
+    public void A_period_map_updates_exactly_the_due_elements_with_accumulated_gradients()
+    {
+        var p = new TorchSharp.Modules.Parameter(zeros(4));
+        var opt = new AdamWRamping([p], lr: 0.1, weightDecay: 0);
+        opt.SetPeriod(p, tensor(new[] { 1, 2, 3, 1 }));
+        var g = tensor(new[] { 1f, 1f, 1f, -1f });
+        var before = new List<float[]>();
+        for (int step = 1; step <= 3; step++)
+        {
+            p.grad = g.clone();
+            var prev = p.detach().clone();
+            opt.step();
+            var moved = p.detach().ne(prev).data<bool>().ToArray();
+            bool[] expected = step switch
+            {
+                1 => [true, false, false, true],
+                2 => [true, true, false, true],
+                _ => [true, false, true, true],
+            };
+            Assert.Equal(expected, moved);
+        }
+        // Element 1 updated once at step 2 with ĝ = 1 accumulated over 2 steps, scaled by step_acc = 2:
+        // m = 0.1, v = 0.001 at t = 2 → update = 0.1·2·(0.1/0.19)/(√(0.001/(1−0.999²)) + 1e-8).
+        double t = 2, m = 0.1, v = 0.001, bc1 = 1 - Math.Pow(0.9, t), bc2 = 1 - Math.Pow(0.999, t);
+        double expectedW1 = -0.1 * 2 * (m / bc1) / (Math.Sqrt(v) / Math.Sqrt(bc2) + 1e-8);
+        Assert.Equal(expectedW1, p[1].item<float>(), 5);
+    }
+
+    [Fact]
+    public void Calibration_restores_model_and_optimizer_bit_for_bit_and_sets_periods()
+    {
+        manual_seed(4);
+        var up = new QLinear(64, 64, Recipe.TetraJet, name: "up");
+        var head = nn.Linear(64, 4);
+        var model = nn.Sequential(("up", up), ("act", nn.GELU()), ("head", head));
+        var x = randn(32, 64); var y = randn(32, 4);
+        var opt = new AdamWRamping(model.parameters(), lr: 1e-2);
+        void Step()
+        {
+            opt.zero_grad();
+            nn.functional.mse_loss(model.call(x), y).backward();
+            opt.step();
+        }
+        for (int i = 0; i < 3; i++) Step();
+        var before = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        using var ms = new MemoryStream(); using (var w = new BinaryWriter(ms, System.Text.Encoding.UTF8, true)) opt.Save(w);
+        long stepCounter = up.Step;
+
+        var report = QRampingCalibration.Calibrate(model, opt, Step, stepsPerEpoch: 100);
+
+        foreach (var (k, v) in model.state_dict()) Assert.True(v.eq(before[k]).all().item<bool>(), $"{k} changed");
+        Assert.Equal(stepCounter, up.Step);
+        Assert.Equal(3, opt.StepCount);
+        using var ms2 = new MemoryStream(); using (var w = new BinaryWriter(ms2, System.Text.Encoding.UTF8, true)) opt.Save(w);
+        // The saved state differs only in the period tensor of the quantized weight.
+        Assert.True(report.ContainsKey("up"));
+        var period = opt.Period(up.weight);
+        Assert.True(period.ge(1).all().item<bool>() && period.le(100).all().item<bool>());
+        Assert.Equal(1, opt.Period(head.weight).max().item<int>());
+    }
+}
