@@ -43,7 +43,7 @@ public static class Quantizer
         {
             y = empty_like(x2);
             var xs = TensorMemory.Floats(x2);
-            if (hadamard) Hadamard.Apply(xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
+            if (hadamard) CpuHadamard.Apply(xs, xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
             CpuQuantizer.Quantize(xs, TensorMemory.Floats(y), (int)rows, (int)cols, axis, spec, seed, stream,
                 e2 is null ? default : TensorMemory.Floats(e2), padBlockAxis);
         }
@@ -72,7 +72,7 @@ public static class Quantizer
         long rows = cols == 0 ? 0 : x.numel() / cols;
         var x2 = x.cpu().reshape(rows, cols).to(ScalarType.Float32, copy: true).contiguous();
         var xs = TensorMemory.Floats(x2);
-        if (hadamard) Hadamard.Apply(xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
+        if (hadamard) CpuHadamard.Apply(xs, xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
         ReadOnlySpan<float> es = default;
         if (spec.Rounding == Rounding.EmaGuided)
         {

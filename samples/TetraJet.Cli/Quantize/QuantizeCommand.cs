@@ -76,7 +76,7 @@ public static class QuantizeCommand
             string outDir = Path.GetDirectoryName(Path.GetFullPath(args.Output))!;
             if (!Directory.Exists(outDir)) throw new UsageException($"output folder '{outDir}' does not exist");
 
-            if (args.Hadamard) Hadamard.Apply(x, rows, cols, axis, Philox.HadamardSigns(args.Seed, args.Stream));
+            if (args.Hadamard) CpuHadamard.Apply(x, x, rows, cols, axis, Philox.HadamardSigns(args.Seed, args.Stream));
             var y = new float[x.Length];
             CpuQuantizer.Quantize(x, y, rows, cols, axis, spec, args.Seed, args.Stream);
 
