@@ -31,7 +31,7 @@ public static unsafe class CpuQuantizer
         if (n == 0) return;
         fixed (float* px = x, py = y, pe = ema)
         {
-            var job = new Job(px, py, spec.Rounding == Rounding.EmaGuided ? pe : null, rows, cols, seed, stream, 0f);
+            var job = new KernelArgs(px, py, spec.Rounding == Rounding.EmaGuided ? pe : null, rows, cols, seed, stream, 0f);
             switch (spec.Rounding)
             {
                 case Rounding.Stochastic: Dispatch<StochasticOps>(job, axis, spec); break;
@@ -41,7 +41,7 @@ public static unsafe class CpuQuantizer
         }
     }
 
-    static void Dispatch<R>(Job j, BlockAxis axis, QuantSpec spec) where R : struct, IRoundingOps
+    static void Dispatch<R>(KernelArgs j, BlockAxis axis, QuantSpec spec) where R : struct, IRoundingOps
     {
         switch (spec.Format)
         {
@@ -53,8 +53,8 @@ public static unsafe class CpuQuantizer
                 {
                     int mb = TensorMaxBits(j);
                     long n = (long)j.Rows * j.Cols;
-                    if (mb >= 0x7F800000) { Job.Fill(j.Y, n, float.NaN); return; }   // the outer scale is NaN: the whole tensor is NaN
-                    var t = new Job(j.X, j.Y, j.E, j.Rows, j.Cols, j.Seed, j.Stream, ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb)));
+                    if (mb >= 0x7F800000) { KernelArgs.Fill(j.Y, n, float.NaN); return; }   // the outer scale is NaN: the whole tensor is NaN
+                    var t = new KernelArgs(j.X, j.Y, j.E, j.Rows, j.Cols, j.Seed, j.Stream, ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb)));
                     if (spec.Tile16)
                         Parallel2D(j.Rows / 16, 1, n, (r0, r1, _, _) => NvKernels<R>.Tiles16(t, r0 * 16, r1 * 16));
                     else
@@ -64,7 +64,7 @@ public static unsafe class CpuQuantizer
         }
     }
 
-    static void Mx<F, R>(Job j, BlockAxis axis) where F : struct, IMxFormatOps where R : struct, IRoundingOps
+    static void Mx<F, R>(KernelArgs j, BlockAxis axis) where F : struct, IMxFormatOps where R : struct, IRoundingOps
     {
         long n = (long)j.Rows * j.Cols;
         if (axis == BlockAxis.Last)
@@ -74,7 +74,7 @@ public static unsafe class CpuQuantizer
                 MxKernels<F, R>.First(j, r0 * 32, Math.Min(r1 * 32, j.Rows), c0 * 32, Math.Min(c1 * 32, j.Cols)));
     }
 
-    static void Nv<R>(Job j, BlockAxis axis, bool perTensor) where R : struct, IRoundingOps
+    static void Nv<R>(KernelArgs j, BlockAxis axis, bool perTensor) where R : struct, IRoundingOps
     {
         long n = (long)j.Rows * j.Cols;
         if (axis == BlockAxis.Last)
@@ -85,7 +85,7 @@ public static unsafe class CpuQuantizer
     }
 
     /// <summary>Largest |x| bit pattern over the whole tensor (per-tensor NVFP4), reduced in parallel.</summary>
-    static int TensorMaxBits(Job j)
+    static int TensorMaxBits(KernelArgs j)
     {
         long n = (long)j.Rows * j.Cols;
         int chunks = n < ParallelThreshold ? 1 : Environment.ProcessorCount * 4;

@@ -11,7 +11,7 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
     const int Block = 32;
 
     /// <summary>Blocks along rows: rows [r0, r1), four vectors per block.</summary>
-    public static void Last(Job j, int r0, int r1)
+    public static void Last(KernelArgs j, int r0, int r1)
     {
         int cols = j.Cols;
         float* u = stackalloc float[Block];
@@ -27,15 +27,15 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Block32(Job j, long i0, float* u)
+    static void Block32(KernelArgs j, long i0, float* u)
     {
         float* x = j.X + i0, y = j.Y + i0;
         var x0 = Vector256.Load(x); var x1 = Vector256.Load(x + 8); var x2 = Vector256.Load(x + 16); var x3 = Vector256.Load(x + 24);
         int mb = VectorGrid.HorizontalMax(Vector256.Max(
             Vector256.Max(VectorGrid.AbsBits(x0), VectorGrid.AbsBits(x1)),
             Vector256.Max(VectorGrid.AbsBits(x2), VectorGrid.AbsBits(x3))));
-        if (mb >= 0x7F800000) { Job.Fill(y, Block, float.NaN); return; }     // NaN/Inf in the block: all NaN
-        if (mb == 0) { Job.Fill(y, Block, 0f); return; }
+        if (mb >= 0x7F800000) { KernelArgs.Fill(y, Block, float.NaN); return; }     // NaN/Inf in the block: all NaN
+        if (mb == 0) { KernelArgs.Fill(y, Block, 0f); return; }
         int s = F.Exponent(Bits.AsFloat((uint)mb));
         var inv = Vector256.Create(Bits.Pow2(-s));
         var scale = Vector256.Create(Bits.Pow2(s));
@@ -59,7 +59,7 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
     /// Blocks down columns: rows [r0, r1) (r0 a block multiple), columns [c0, c1). Tiles of 32 columns keep every load
     /// a contiguous row segment; each lane is a different column's block.
     /// </summary>
-    public static void First(Job j, int r0, int r1, int c0, int c1)
+    public static void First(KernelArgs j, int r0, int r1, int c0, int c1)
     {
         int c = c0;
         if (CpuQuantizer.Vectorised)
@@ -71,7 +71,7 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
             for (int b = r0; b < r1; b += Block) ScalarBlock(j, (long)b * j.Cols + c, Math.Min(Block, r1 - b), j.Cols);
     }
 
-    static void Tile(Job j, int r0, int r1, int c, int groups)
+    static void Tile(KernelArgs j, int r0, int r1, int c, int groups)
     {
         int cols = j.Cols;
         float* u = stackalloc float[32];
@@ -127,7 +127,7 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
     }
 
     /// <summary>One block of <paramref name="count"/> elements at stride <paramref name="stride"/>: the reference's steps, for tails and the scalar fallback.</summary>
-    public static void ScalarBlock(Job j, long i0, int count, int stride)
+    public static void ScalarBlock(KernelArgs j, long i0, int count, int stride)
     {
         float amax = 0; bool bad = false;
         for (int k = 0; k < count; k++)

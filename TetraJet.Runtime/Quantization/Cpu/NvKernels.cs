@@ -29,7 +29,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
     }
 
     /// <summary>Blocks along rows: rows [r0, r1).</summary>
-    public static void Last(Job j, int r0, int r1, bool perTensor)
+    public static void Last(KernelArgs j, int r0, int r1, bool perTensor)
     {
         int cols = j.Cols;
         float* u = stackalloc float[Outer];
@@ -42,7 +42,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
                 if (!perTensor)
                 {
                     int mb = MaxBits(j.X + i0, count);
-                    if (mb >= 0x7F800000) { Job.Fill(j.Y + i0, count, float.NaN); continue; }
+                    if (mb >= 0x7F800000) { KernelArgs.Fill(j.Y + i0, count, float.NaN); continue; }
                     so = ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb));
                 }
                 if (R.UsesRandom && CpuQuantizer.Vectorised) PhiloxVector.Fill(j.Seed, j.Stream, i0, count, u);
@@ -51,12 +51,12 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void InnerLast(Job j, long i0, int count, float so, float* u)
+    static void InnerLast(KernelArgs j, long i0, int count, float so, float* u)
     {
         float amax = Bits.AsFloat((uint)MaxBits(j.X + i0, count));
         float si = so == 0f ? 0f : ScalarCore.NvInnerScale(amax, so);
         float scale = si * so;
-        if (scale == 0f) { Job.Fill(j.Y + i0, count, 0f); return; }       // NvGrid gives 0, and 0·0 = +0
+        if (scale == 0f) { KernelArgs.Fill(j.Y + i0, count, 0f); return; }       // NvGrid gives 0, and 0·0 = +0
         if (count < Inner || !CpuQuantizer.Vectorised) { ScalarInner(j, i0, count, 1, scale); return; }
         var sc = Vector256.Create(scale);
         for (int h = 0; h < Inner; h += 8)
@@ -67,7 +67,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
         }
     }
 
-    static void ScalarInner(Job j, long i0, int count, int stride, float scale)
+    static void ScalarInner(KernelArgs j, long i0, int count, int stride, float scale)
     {
         for (int k = 0; k < count; k++)
         {
@@ -79,7 +79,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
     }
 
     /// <summary>Blocks down columns: rows [r0, r1) (r0 a multiple of 128), columns [c0, c1), in tiles of 32 or 8 columns.</summary>
-    public static void First(Job j, int r0, int r1, int c0, int c1, bool perTensor)
+    public static void First(KernelArgs j, int r0, int r1, int c0, int c1, bool perTensor)
     {
         int c = c0;
         if (CpuQuantizer.Vectorised)
@@ -90,7 +90,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
         for (; c < c1; c++) ScalarColumn(j, r0, r1, c, perTensor);
     }
 
-    static void Tile(Job j, int r0, int r1, int c, int groups, bool perTensor)
+    static void Tile(KernelArgs j, int r0, int r1, int c, int groups, bool perTensor)
     {
         int cols = j.Cols;
         float* u = stackalloc float[32];
@@ -148,7 +148,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
     }
 
     /// <summary>One column, rows [r0, r1): the reference's steps, for the last few columns and the scalar fallback.</summary>
-    static void ScalarColumn(Job j, int r0, int r1, int c, bool perTensor)
+    static void ScalarColumn(KernelArgs j, int r0, int r1, int c, bool perTensor)
     {
         int cols = j.Cols;
         for (int ob = r0; ob < r1; ob += Outer)
@@ -181,7 +181,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
     }
 
     /// <summary>Per-tensor NVFP4 with 16×16 tiles (one E4M3 scale per tile), rows [r0, r1) in multiples of 16.</summary>
-    public static void Tiles16(Job j, int r0, int r1)
+    public static void Tiles16(KernelArgs j, int r0, int r1)
     {
         int cols = j.Cols;
         float so = j.TensorOuter;
@@ -198,7 +198,7 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
                 for (int r = 0; r < Inner; r++)
                 {
                     long i0 = (long)(tr + r) * cols + tc;
-                    if (scale == 0f) Job.Fill(j.Y + i0, Inner, 0f);
+                    if (scale == 0f) KernelArgs.Fill(j.Y + i0, Inner, 0f);
                     else if (!vec) ScalarInner(j, i0, Inner, 1, scale);
                     else
                     {

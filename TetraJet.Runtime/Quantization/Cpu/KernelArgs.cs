@@ -1,7 +1,7 @@
 namespace TetraJet.Quantization.Cpu;
 
 /// <summary>One quantizer call as raw pointers into pinned (or native tensor) memory, so that kernels run on worker threads without copies.</summary>
-internal readonly unsafe struct Job(float* x, float* y, float* ema, int rows, int cols, ulong seed, ulong stream, float tensorOuter)
+internal readonly unsafe struct KernelArgs(float* x, float* y, float* ema, int rows, int cols, ulong seed, ulong stream, float tensorOuter)
 {
     public readonly float* X = x, Y = y, E = ema;
     public readonly int Rows = rows, Cols = cols;
