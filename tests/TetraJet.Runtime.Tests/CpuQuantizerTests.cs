@@ -85,6 +85,32 @@ public class CpuQuantizerTests
         AssertBitsEqual(r, y, "large ids");
     }
 
+    [Theory]
+    [InlineData(1, 0, Rounding.Stochastic, false)]   // MXFP4 TetraJet, MXFP4 OCP
+    [InlineData(2, 2, Rounding.Stochastic, true)]    // NVFP4 both ways (Q3/Q5 of TetraJet-v2), token axis padded
+    [InlineData(3, 2, Rounding.Nearest, true)]
+    [InlineData(0, 3, Rounding.Stochastic, false)]
+    [InlineData(5, 5, Rounding.Nearest, false)]
+    public void Fused_pair_equals_two_calls(int specLast, int specFirst, Rounding rounding, bool padFirst)
+    {
+        var last = Specs[specLast] with { Rounding = rounding };
+        var first = Specs[specFirst] with { Rounding = rounding };
+        var rng = new Random(specLast * 10 + specFirst);
+        for (int t = 0; t < 6; t++)
+        {
+            int cols = last.FeatureMultiple * rng.Next(1, t == 0 ? 5 : 3) * (t == 0 ? 3 : 1);
+            int rows = padFirst ? rng.Next(1, t == 0 ? 700 : 300) : first.FeatureMultiple * rng.Next(1, t == 0 ? 6 : 3);
+            var x = Tensor(rng, rows, cols, nonFinite: t == 5);
+            var el = new float[x.Length]; var ef = new float[x.Length];
+            var al = new float[x.Length]; var af = new float[x.Length];
+            ReferenceQuantizer.Quantize(x, el, rows, cols, BlockAxis.Last, last, 3, 10);
+            ReferenceQuantizer.Quantize(x, ef, rows, cols, BlockAxis.First, first, 3, 11, default, padFirst);
+            CpuQuantizer.QuantizeBothAxes(x, al, af, rows, cols, last, first, 3, 10, 11, padFirst);
+            AssertBitsEqual(el, al, $"last [{rows}, {cols}]");
+            AssertBitsEqual(ef, af, $"first [{rows}, {cols}]");
+        }
+    }
+
     static (int rows, int cols) Shape(Random rng, QuantSpec spec, BlockAxis axis, bool pad, bool large)
     {
         int multiple = spec.FeatureMultiple;

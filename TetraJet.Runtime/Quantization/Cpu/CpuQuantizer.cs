@@ -41,47 +41,115 @@ public static unsafe class CpuQuantizer
         }
     }
 
+    /// <summary>A kernel over rows [r0, r1) × columns [c0, c1) of one call (ranges aligned to its blocks).</summary>
+    delegate void Body(KernelArgs j, int r0, int r1, int c0, int c1);
+
     static void Dispatch<R>(KernelArgs j, BlockAxis axis, QuantSpec spec) where R : struct, IRoundingOps
     {
-        switch (spec.Format)
+        long n = (long)j.Rows * j.Cols;
+        if (spec.Format == QuantFormat.NVFP4Tensor)
         {
-            case QuantFormat.MXFP4 when spec.ScaleRule == ScaleRule.Ocp: Mx<Mxfp4Ocp, R>(j, axis); break;
-            case QuantFormat.MXFP4: Mx<Mxfp4TetraJet, R>(j, axis); break;
-            case QuantFormat.MXFP8: Mx<Mxfp8, R>(j, axis); break;
-            case QuantFormat.NVFP4: Nv<R>(j, axis, perTensor: false); break;
-            case QuantFormat.NVFP4Tensor:
-                {
-                    int mb = TensorMaxBits(j);
-                    long n = (long)j.Rows * j.Cols;
-                    if (mb >= 0x7F800000) { KernelArgs.Fill(j.Y, n, float.NaN); return; }   // the outer scale is NaN: the whole tensor is NaN
-                    var t = new KernelArgs(j.X, j.Y, j.E, j.Rows, j.Cols, j.Seed, j.Stream, ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb)));
-                    if (spec.Tile16)
-                        Parallel2D(j.Rows / 16, 1, n, (r0, r1, _, _) => NvKernels<R>.Tiles16(t, r0 * 16, r1 * 16));
-                    else
-                        Nv<R>(t, axis, perTensor: true);
-                    break;
-                }
+            int mb = TensorMaxBits(j);
+            if (mb >= 0x7F800000) { KernelArgs.Fill(j.Y, n, float.NaN); return; }   // the outer scale is NaN: the whole tensor is NaN
+            j = j.WithTensorOuter(ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb)));
+            if (spec.Tile16)
+            {
+                var t = j;
+                Parallel2D(j.Rows / 16, 1, n, (r0, r1, _, _) => NvKernels<R>.Tiles16(t, r0 * 16, r1 * 16));
+                return;
+            }
+        }
+        var body = Select<R>(spec, axis);
+        var k = j;
+        if (axis == BlockAxis.Last)
+            Parallel2D(j.Rows, 1, n, (r0, r1, _, _) => body(k, r0, r1, 0, k.Cols));
+        else
+        {
+            // Row units of a whole outer block (NVFP4) or block (MX); column units of one 32-column tile.
+            int unit = spec.Format is QuantFormat.NVFP4 or QuantFormat.NVFP4Tensor ? 128 : 32;
+            Parallel2D((j.Rows + unit - 1) / unit, (j.Cols + 31) / 32, n, (r0, r1, c0, c1) =>
+                body(k, r0 * unit, Math.Min(r1 * unit, k.Rows), c0 * 32, Math.Min(c1 * 32, k.Cols)));
         }
     }
 
-    static void Mx<F, R>(KernelArgs j, BlockAxis axis) where F : struct, IMxFormatOps where R : struct, IRoundingOps
+    /// <summary>The kernel specialised for a format, rounding and axis: the one place where the format is looked at.</summary>
+    static Body Select<R>(QuantSpec spec, BlockAxis axis) where R : struct, IRoundingOps
     {
-        long n = (long)j.Rows * j.Cols;
-        if (axis == BlockAxis.Last)
-            Parallel2D(j.Rows, 1, n, (r0, r1, _, _) => MxKernels<F, R>.Last(j, r0, r1));
-        else
-            Parallel2D((j.Rows + 31) / 32, (j.Cols + 31) / 32, n, (r0, r1, c0, c1) =>
-                MxKernels<F, R>.First(j, r0 * 32, Math.Min(r1 * 32, j.Rows), c0 * 32, Math.Min(c1 * 32, j.Cols)));
+        bool last = axis == BlockAxis.Last;
+        return spec.Format switch
+        {
+            QuantFormat.MXFP4 when spec.ScaleRule == ScaleRule.Ocp => last ? MxKernels<Mxfp4Ocp, R>.Last : MxKernels<Mxfp4Ocp, R>.First,
+            QuantFormat.MXFP4 => last ? MxKernels<Mxfp4TetraJet, R>.Last : MxKernels<Mxfp4TetraJet, R>.First,
+            QuantFormat.MXFP8 => last ? MxKernels<Mxfp8, R>.Last : MxKernels<Mxfp8, R>.First,
+            QuantFormat.NVFP4 => last
+                ? (j, r0, r1, c0, c1) => NvKernels<R>.Last(j, r0, r1, c0, c1, perTensor: false)
+                : (j, r0, r1, c0, c1) => NvKernels<R>.First(j, r0, r1, c0, c1, perTensor: false),
+            QuantFormat.NVFP4Tensor => last
+                ? (j, r0, r1, c0, c1) => NvKernels<R>.Last(j, r0, r1, c0, c1, perTensor: true)
+                : (j, r0, r1, c0, c1) => NvKernels<R>.First(j, r0, r1, c0, c1, perTensor: true),
+            _ => throw new ArgumentException($"no CPU kernel for {spec}"),
+        };
     }
 
-    static void Nv<R>(KernelArgs j, BlockAxis axis, bool perTensor) where R : struct, IRoundingOps
+    static Body Select(QuantSpec spec, BlockAxis axis) => spec.Rounding switch
     {
-        long n = (long)j.Rows * j.Cols;
-        if (axis == BlockAxis.Last)
-            Parallel2D(j.Rows, 1, n, (r0, r1, _, _) => NvKernels<R>.Last(j, r0, r1, perTensor));
-        else
-            Parallel2D((j.Rows + 127) / 128, (j.Cols + 31) / 32, n, (r0, r1, c0, c1) =>
-                NvKernels<R>.First(j, r0 * 128, Math.Min(r1 * 128, j.Rows), c0 * 32, Math.Min(c1 * 32, j.Cols), perTensor));
+        Rounding.Stochastic => Select<StochasticOps>(spec, axis),
+        Rounding.EmaGuided => Select<EmaGuidedOps>(spec, axis),
+        _ => Select<NearestOps>(spec, axis),
+    };
+
+    /// <summary>
+    /// The backward pair of a linear layer in one pass over dY (Q3 and Q5 of ALGORITHMS.md §4): writes
+    /// <paramref name="yLast"/> = Q(x) with blocks along the last axis and <paramref name="yFirst"/> = Q(x) with blocks
+    /// along the first axis, bit for bit what two <see cref="Quantize"/> calls give. The tensor is walked in tiles of
+    /// 128 rows × 256 columns, each quantized both ways while it is in cache, so x is read from memory once.
+    /// </summary>
+    /// <remarks>Nearest or stochastic rounding; no 16×16 tiles (those serve weights, not dY).</remarks>
+    public static void QuantizeBothAxes(ReadOnlySpan<float> x, Span<float> yLast, Span<float> yFirst, int rows, int cols,
+        QuantSpec specLast, QuantSpec specFirst, ulong seed, ulong streamLast, ulong streamFirst, bool padFirst = false)
+    {
+        long n = (long)rows * cols;
+        if (x.Length < n || yLast.Length < n || yFirst.Length < n)
+            throw new ArgumentException($"buffers hold {x.Length}, {yLast.Length} and {yFirst.Length} elements, the shape [{rows}, {cols}] needs {n}");
+        foreach (var s in new[] { specLast, specFirst })
+            if (s.Rounding == Rounding.EmaGuided || s.Tile16 || s.Format == QuantFormat.None)
+                throw new ArgumentException($"the fused pair takes block formats with nearest or stochastic rounding and 1-D blocks, got {s}");
+        ReferenceQuantizer.CheckShape(rows, cols, BlockAxis.Last, specLast, false, "Q(x) along the last axis");
+        ReferenceQuantizer.CheckShape(rows, cols, BlockAxis.First, specFirst, padFirst, "Q(x) along the first axis");
+        if (n == 0) return;
+        fixed (float* px = x, pl = yLast, pf = yFirst)
+        {
+            var jl = new KernelArgs(px, pl, null, rows, cols, seed, streamLast, 0f);
+            var jf = new KernelArgs(px, pf, null, rows, cols, seed, streamFirst, 0f);
+            bool skipLast = false, skipFirst = false;
+            if (specLast.Format == QuantFormat.NVFP4Tensor || specFirst.Format == QuantFormat.NVFP4Tensor)
+            {
+                int mb = TensorMaxBits(jl);
+                float so = ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb));
+                if (specLast.Format == QuantFormat.NVFP4Tensor)
+                {
+                    if (mb >= 0x7F800000) { KernelArgs.Fill(pl, n, float.NaN); skipLast = true; }
+                    jl = jl.WithTensorOuter(so);
+                }
+                if (specFirst.Format == QuantFormat.NVFP4Tensor)
+                {
+                    if (mb >= 0x7F800000) { KernelArgs.Fill(pf, n, float.NaN); skipFirst = true; }
+                    jf = jf.WithTensorOuter(so);
+                }
+            }
+            Body last = Select(specLast, BlockAxis.Last), first = Select(specFirst, BlockAxis.First);
+            const int TileRows = 128, TileCols = 256;
+            Parallel2D((rows + TileRows - 1) / TileRows, (cols + TileCols - 1) / TileCols, n, (tr0, tr1, tc0, tc1) =>
+            {
+                for (int tr = tr0; tr < tr1; tr++)
+                    for (int tc = tc0; tc < tc1; tc++)
+                    {
+                        int r0 = tr * TileRows, r1 = Math.Min(r0 + TileRows, rows), c0 = tc * TileCols, c1 = Math.Min(c0 + TileCols, cols);
+                        if (!skipLast) last(jl, r0, r1, c0, c1);
+                        if (!skipFirst) first(jf, r0, r1, c0, c1);
+                    }
+            });
+        }
     }
 
     /// <summary>Largest |x| bit pattern over the whole tensor (per-tensor NVFP4), reduced in parallel.</summary>

@@ -9,5 +9,7 @@ internal readonly unsafe struct KernelArgs(float* x, float* y, float* ema, int r
     /// <summary>Per-tensor NVFP4 only: the tensor's outer scale s_o (finite; a non-finite tensor never reaches the kernels).</summary>
     public readonly float TensorOuter = tensorOuter;
 
+    public KernelArgs WithTensorOuter(float so) => new(X, Y, E, Rows, Cols, Seed, Stream, so);
+
     public static void Fill(float* y, long count, float value) => new Span<float>(y, checked((int)count)).Fill(value);
 }

@@ -10,8 +10,8 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
 {
     const int Block = 32;
 
-    /// <summary>Blocks along rows: rows [r0, r1), four vectors per block.</summary>
-    public static void Last(KernelArgs j, int r0, int r1)
+    /// <summary>Blocks along rows: rows [r0, r1), columns [c0, c1) (c0 a block multiple), four vectors per block.</summary>
+    public static void Last(KernelArgs j, int r0, int r1, int c0, int c1)
     {
         int cols = j.Cols;
         float* u = stackalloc float[Block];
@@ -19,10 +19,10 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
         for (int row = r0; row < r1; row++)
         {
             long start = (long)row * cols;
-            int b = 0;
+            int b = c0;
             if (vec)
-                for (; b + Block <= cols; b += Block) Block32(j, start + b, u);
-            for (; b < cols; b += Block) ScalarBlock(j, start + b, Math.Min(Block, cols - b), 1);
+                for (; b + Block <= c1; b += Block) Block32(j, start + b, u);
+            for (; b < c1; b += Block) ScalarBlock(j, start + b, Math.Min(Block, c1 - b), 1);
         }
     }
 

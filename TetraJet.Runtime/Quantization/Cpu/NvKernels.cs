@@ -28,15 +28,15 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
         return mb;
     }
 
-    /// <summary>Blocks along rows: rows [r0, r1).</summary>
-    public static void Last(KernelArgs j, int r0, int r1, bool perTensor)
+    /// <summary>Blocks along rows: rows [r0, r1), columns [c0, c1) (c0 a multiple of 128).</summary>
+    public static void Last(KernelArgs j, int r0, int r1, int c0, int c1, bool perTensor)
     {
         int cols = j.Cols;
         float* u = stackalloc float[Outer];
         for (int row = r0; row < r1; row++)
-            for (int ob = 0; ob < cols; ob += Outer)
+            for (int ob = c0; ob < c1; ob += Outer)
             {
-                int count = Math.Min(Outer, cols - ob);
+                int count = Math.Min(Outer, c1 - ob);
                 long i0 = (long)row * cols + ob;
                 float so = j.TensorOuter;
                 if (!perTensor)
@@ -46,8 +46,37 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
                     so = ScalarCore.NvOuterScale(Bits.AsFloat((uint)mb));
                 }
                 if (R.UsesRandom && CpuQuantizer.Vectorised) PhiloxVector.Fill(j.Seed, j.Stream, i0, count, u);
+                if (count == Outer && CpuQuantizer.Vectorised) { Outer128(j, i0, so, u); continue; }
                 for (int b = 0; b < count; b += Inner) InnerLast(j, i0 + b, Math.Min(Inner, count - b), so, u + b);
             }
+    }
+
+    /// <summary>A full outer block along a row: the 8 inner scales s_i = E4M3(amax_i / d) computed as one vector.</summary>
+    static void Outer128(KernelArgs j, long i0, float so, float* u)
+    {
+        float* amax = stackalloc float[8];
+        float* scales = stackalloc float[8];
+        float* x = j.X + i0;
+        for (int b = 0; b < 8; b++)
+            amax[b] = Bits.AsFloat((uint)VectorGrid.HorizontalMax(Vector256.Max(
+                VectorGrid.AbsBits(Vector256.Load(x + 16 * b)), VectorGrid.AbsBits(Vector256.Load(x + 16 * b + 8)))));
+        var d = Vector256.Create(so * 6f);
+        var si = VectorGrid.Fp8Nearest(Vector256.Load(amax) / d);
+        si = Vector256.ConditionalSelect(Vector256.Equals(d, Vector256<float>.Zero), Vector256<float>.Zero, si);
+        (si * Vector256.Create(so)).Store(scales);
+        for (int b = 0; b < 8; b++)
+        {
+            long i = i0 + 16 * b;
+            float scale = scales[b];
+            if (scale == 0f) { KernelArgs.Fill(j.Y + i, Inner, 0f); continue; }
+            var sc = Vector256.Create(scale);
+            for (int h = 0; h < Inner; h += 8)
+            {
+                var ev = R.UsesEma ? Vector256.Load(j.E + i + h) / sc : default;
+                var uv = R.UsesRandom ? Vector256.Load(u + 16 * b + h) : default;
+                (R.Fp4(Vector256.Load(j.X + i + h) / sc, uv, ev) * sc).Store(j.Y + i + h);
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

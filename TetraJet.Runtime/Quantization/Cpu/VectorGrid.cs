@@ -22,19 +22,19 @@ internal static class VectorGrid
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vector256<float> If(Vector256<float> mask, float value) => mask & Vector256.Create(value);
 
-    /// <summary>E2M1 round to nearest, ties to the even code (thresholds of <see cref="Formats.E2M1.NearestCode"/>).</summary>
+    /// <summary>
+    /// E2M1 round to nearest, ties to the even code (= the even mantissa bit), as <see cref="Formats.E2M1.RoundNearest"/>:
+    /// from 1 up, RNE to one fraction bit on the FP32 bits; below 1, the fixed step 0.5 (RNE of 2a, halved); then ≤ 6.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Fp4Nearest(Vector256<float> v)
     {
         var a = Abs(v);
-        var m = If(Vector256.GreaterThan(a, Vector256.Create(0.25f)), 0.5f)
-              + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(0.75f)), 0.5f)
-              + If(Vector256.GreaterThan(a, Vector256.Create(1.25f)), 0.5f)
-              + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(1.75f)), 0.5f)
-              + If(Vector256.GreaterThan(a, Vector256.Create(2.5f)), 1f)
-              + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(3.5f)), 1f)
-              + If(Vector256.GreaterThan(a, Vector256.Create(5f)), 2f);
-        return WithSignOf(m, v);
+        var mag = a.AsUInt32();
+        var normal = ((mag + Vector256.Create(0x1FFFFFu) + ((mag >> 22) & Vector256<uint>.One)) & Vector256.Create(0xFFC00000u)).AsSingle();
+        var sub = Vector256.Round(a + a) * Vector256.Create(0.5f);
+        var r = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(a, Vector256<float>.One), normal, sub);
+        return WithSignOf(Vector256.MinNative(r, Vector256.Create(6f)), v);
     }
 
     /// <summary>a = min(|v|, 6), lo = the largest grid value ≤ a, step = hi − lo (exact powers of two).</summary>
