@@ -88,13 +88,15 @@ internal static unsafe class PhiloxVector
     {
         var m0 = Vector256.Create(M0);
         var m1 = Vector256.Create(M1);
+        var key0 = Vector256.Create(k0);
+        var key1 = Vector256.Create(k1);
         for (int round = 0; round < 10; round++)
         {
-            if (round > 0) { k0 += W0; k1 += W1; }
+            if (round > 0) { key0 += Vector256.Create(W0); key1 += Vector256.Create(W1); }   // wraps mod 2^32, as the scalar key bump
             MulHiLo(c0, m0, out var hi0, out var lo0);
             MulHiLo(c2, m1, out var hi1, out var lo1);
-            var n0 = hi1 ^ c1 ^ Vector256.Create(k0);
-            var n2 = hi0 ^ c3 ^ Vector256.Create(k1);
+            var n0 = hi1 ^ c1 ^ key0;
+            var n2 = hi0 ^ c3 ^ key1;
             c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
         }
     }
@@ -106,6 +108,6 @@ internal static unsafe class PhiloxVector
         var even = Avx2.Multiply(a, m);
         var odd = Avx2.Multiply(Avx2.ShiftRightLogical(a.AsUInt64(), 32).AsUInt32(), m);
         hi = Avx2.Blend(Avx2.ShiftRightLogical(even, 32).AsUInt32(), odd.AsUInt32(), 0b10101010);
-        lo = Avx2.Blend(even.AsUInt32(), Avx2.ShiftLeftLogical(odd, 32).AsUInt32(), 0b10101010);
+        lo = Avx2.MultiplyLow(a, m);   // the low words directly (one vpmulld)
     }
 }

@@ -37,21 +37,20 @@ internal static class VectorGrid
         return WithSignOf(Vector256.MinNative(r, Vector256.Create(6f)), v);
     }
 
-    /// <summary>a = min(|v|, 6), lo = the largest grid value ≤ a, step = hi − lo (exact powers of two).</summary>
+    /// <summary>
+    /// a = min(|v|, 6), lo = the largest grid value ≤ a, step = hi − lo (a power of two; at a = 6, lo = 6 and
+    /// (a − lo)/step = 0). From 1 up, lo keeps one fraction bit of a and step is half of a's binade; below 1, step 0.5.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Fp4Bracket(Vector256<float> v, out Vector256<float> a, out Vector256<float> lo, out Vector256<float> step)
     {
         a = Vector256.MinNative(Abs(v), Vector256.Create(6f));
-        var ge2 = Vector256.GreaterThanOrEqual(a, Vector256.Create(2f));
-        var ge4 = Vector256.GreaterThanOrEqual(a, Vector256.Create(4f));
-        lo = If(Vector256.GreaterThanOrEqual(a, Vector256.Create(0.5f)), 0.5f)
-           + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(1f)), 0.5f)
-           + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(1.5f)), 0.5f)
-           + If(ge2, 0.5f)
-           + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(3f)), 1f)
-           + If(ge4, 1f)
-           + If(Vector256.GreaterThanOrEqual(a, Vector256.Create(6f)), 2f);
-        step = Vector256.Create(0.5f) + If(ge2, 0.5f) + If(ge4, 1f);
+        var normal = Vector256.GreaterThanOrEqual(a, Vector256<float>.One);
+        var bits = a.AsUInt32();
+        lo = Vector256.ConditionalSelect(normal, (bits & Vector256.Create(0xFFC00000u)).AsSingle(),
+            Vector256.Floor(a + a) * Vector256.Create(0.5f));
+        step = Vector256.ConditionalSelect(normal, (bits & Vector256.Create(0x7F800000u)).AsSingle() * Vector256.Create(0.5f),
+            Vector256.Create(0.5f));
     }
 
     /// <summary>E2M1 stochastic rounding: hi if u &lt; (a − lo)/(hi − lo). At a = 6 the probability is 0, so 6 stays 6.</summary>
