@@ -55,7 +55,7 @@ public static class Quantizer
         {
             y = empty_like(x2);
             var xs = TensorMemory.Floats(x2);
-            if (hadamard) Hadamard.Apply(xs, (int)rows, (int)cols, axis, signs!.Value);
+            if (hadamard) CpuHadamard.Apply(xs, xs, (int)rows, (int)cols, axis, signs!.Value);
             CpuQuantizer.Quantize(xs, TensorMemory.Floats(y), (int)rows, (int)cols, axis, spec, seed, stream,
                 e2 is null ? default : TensorMemory.Floats(e2), padBlockAxis);
         }
@@ -66,5 +66,37 @@ public static class Quantizer
             y = cpu.to(x.device);
         }
         return y.to(x.dtype).reshape(x.shape).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Quantizes a CPU tensor (float32 or bfloat16, viewed as 2-D with the leading dimensions flattened) into its
+    /// packed storage form. <see cref="PackedTensor.Dequantize()"/> gives back exactly <see cref="Quantize"/>'s output.
+    /// </summary>
+    public static PackedTensor QuantizePacked(Tensor x, QuantSpec spec, BlockAxis axis = BlockAxis.Last, ulong seed = 0, ulong stream = 0,
+        Tensor? ema = null, bool padBlockAxis = false, bool hadamard = false)
+    {
+        if (x.dim() < 1) throw new ArgumentException("cannot quantize a rank-0 tensor; expected [..., features]");
+        if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16)
+            throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
+        if (spec.Format == QuantFormat.None) throw new ArgumentException("an unquantized tensor has no packed form");
+        using var scope = NewDisposeScope();
+        long cols = x.shape[^1];
+        long rows = cols == 0 ? 0 : x.numel() / cols;
+        var x2 = x.cpu().reshape(rows, cols).to(ScalarType.Float32, copy: true).contiguous();
+        var xs = TensorMemory.Floats(x2);
+        if (hadamard) CpuHadamard.Apply(xs, xs, (int)rows, (int)cols, axis, Philox.HadamardSigns(seed, stream));
+        ReadOnlySpan<float> es = default;
+        if (spec.Rounding == Rounding.EmaGuided)
+        {
+            if (ema is null) throw new ArgumentException("EMA-guided rounding needs the EMA tensor");
+            es = TensorMemory.Floats(ema.cpu().reshape(rows, cols).to(ScalarType.Float32).contiguous());
+        }
+        int r = (int)rows, c = (int)cols;
+        var codes = new byte[rows * cols];
+        var scales = new byte[PackedTensor.ScaleCount(r, c, axis, spec)];
+        var outer = new float[PackedTensor.OuterCount(r, c, axis, spec)];
+        var y = new float[rows * cols];
+        Reference.ReferenceQuantizer.QuantizePacked(xs, y, r, c, axis, spec, codes, scales, outer, seed, stream, es, padBlockAxis);
+        return PackedTensor.Pack(codes, scales, outer, r, c, axis, spec, x.shape, x.dtype);
     }
 }

@@ -52,13 +52,17 @@ public static class ScalarCore
     public static float NvGrid(float x, float scale, Rounding rounding, float u, float ema) =>
         scale == 0f ? 0f : RoundFp4(x / scale, rounding, u, ema / scale);
 
+    /// <summary>MX element on its grid: q = round(x·2^-s), with an exact power-of-two scaling.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float MxGrid(float x, int s, bool fp8, Rounding rounding, float u, float ema)
+    {
+        float inv = Bits.Pow2(-s);
+        float v = x * inv, e = ema * inv;
+        return fp8 ? RoundFp8(v, rounding, u, e) : RoundFp4(v, rounding, u, e);
+    }
+
     /// <summary>MX element: Q = round(x·2^-s)·2^s, with exact power-of-two scalings.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MxElement(float x, int s, bool fp8, Rounding rounding, float u, float ema)
-    {
-        float inv = Bits.Pow2(-s), scale = Bits.Pow2(s);
-        float v = x * inv, e = ema * inv;
-        float q = fp8 ? RoundFp8(v, rounding, u, e) : RoundFp4(v, rounding, u, e);
-        return q * scale;
-    }
+    public static float MxElement(float x, int s, bool fp8, Rounding rounding, float u, float ema) =>
+        MxGrid(x, s, fp8, rounding, u, ema) * Bits.Pow2(s);
 }

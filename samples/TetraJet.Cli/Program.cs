@@ -1,1 +1,5 @@
-System.Console.WriteLine("tetrajet");
+using System.CommandLine;
+
+var root = new RootCommand("tetrajet: fully-quantized FP4 training for TorchSharp");
+root.Subcommands.Add(TetraJet.Cli.Quantize.QuantizeCommand.Create());
+return root.Parse(args).Invoke();

@@ -140,9 +140,10 @@ public static class ReferenceQuantizer
         {
             int i = c.Index(line, start + k);
             float e = c.Spec.Rounding == Rounding.EmaGuided ? ema[i] : 0f;
-            float q = ScalarCore.MxElement(x[i], s, fp8, c.Spec.Rounding, c.U(i), e);
-            y[i] = q;
-            c.Code(line, start + k, q * Bits.Pow2(-s), fp8);
+            // Code the grid value itself: Q·2^-s would not give it back where Q = q·2^s overflowed to Inf.
+            float q = ScalarCore.MxGrid(x[i], s, fp8, c.Spec.Rounding, c.U(i), e);
+            y[i] = q * Bits.Pow2(s);
+            c.Code(line, start + k, q, fp8);
         }
     }
 

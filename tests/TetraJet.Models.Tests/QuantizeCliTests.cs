@@ -1,0 +1,199 @@
+using System.Text;
+using System.Text.Json;
+using TetraJet.Cli.Quantize;
+using TetraJet.IO;
+using TetraJet.Quantization;
+using TetraJet.Quantization.Reference;
+using TetraJet.Randomness;
+
+namespace TetraJet.Models.Tests;
+
+/// <summary>The contract of <c>tetrajet quantize</c>, run in process.</summary>
+public sealed class QuantizeCliTests : IDisposable
+{
+    readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("tetrajet-quantize-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    string PathOf(string name) => Path.Combine(_dir.FullName, name);
+
+    static float[] RandomMatrix(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        return Enumerable.Range(0, rows * cols).Select(_ => (float)((rng.NextDouble() * 2 - 1) * Math.Pow(2, rng.Next(-4, 5)))).ToArray();
+    }
+
+    static (int code, string stdout, string stderr) Cli(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = QuantizeCommand.Invoke(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    static void AssertBitsEqual(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (!(float.IsNaN(expected[i]) && float.IsNaN(actual[i])))
+                Assert.True(BitConverter.SingleToUInt32Bits(expected[i]) == BitConverter.SingleToUInt32Bits(actual[i]),
+                    $"element {i}: expected {expected[i]:R}, got {actual[i]:R}");
+    }
+
+    [Theory]
+    [InlineData("mxfp4", "tetrajet", "nearest", "last", QuantFormat.MXFP4)]
+    [InlineData("mxfp4", "ocp", "stochastic", "first", QuantFormat.MXFP4)]
+    [InlineData("nvfp4", "tetrajet", "stochastic", "last", QuantFormat.NVFP4)]
+    [InlineData("nvfp4-tensor", "tetrajet", "nearest", "first", QuantFormat.NVFP4Tensor)]
+    [InlineData("mxfp8", "tetrajet", "stochastic", "last", QuantFormat.MXFP8)]
+    public void Round_trip_equals_the_reference(string format, string rule, string rounding, string axis, QuantFormat f)
+    {
+        const int rows = 128, cols = 256;
+        var x = RandomMatrix(rows, cols, 1);
+        Npy.WriteMatrix(PathOf("in.npy"), x, rows, cols);
+        var (code, stdout, stderr) = Cli("--format", format, "--scale-rule", rule, "--rounding", rounding, "--axis", axis,
+            "--seed", "42", "--stream", "7", "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Equal("", stdout);
+        var y = Npy.ReadMatrix(PathOf("out.npy"), out int r, out int c);
+        Assert.Equal((rows, cols), (r, c));
+        var spec = new QuantSpec(f, rounding == "stochastic" ? Rounding.Stochastic : Rounding.Nearest, rule == "ocp" ? ScaleRule.Ocp : ScaleRule.TetraJet);
+        var expected = new float[x.Length];
+        ReferenceQuantizer.Quantize(x, expected, rows, cols, axis == "first" ? BlockAxis.First : BlockAxis.Last, spec, 42, 7);
+        AssertBitsEqual(expected, y);
+        Assert.Equal(new[] { "in.npy", "out.npy" }, _dir.GetFiles().Select(fi => fi.Name).Order());
+    }
+
+    [Fact]
+    public void Run_with_defaults_overwrites_an_existing_output()
+    {
+        var x = RandomMatrix(4, 64, 2);
+        Npy.WriteMatrix(PathOf("in.npy"), x, 4, 64);
+        File.WriteAllText(PathOf("out.npy"), "old");
+        int code = QuantizeCommand.Run(new QuantizeArgs { Format = "mxfp4", Input = PathOf("in.npy"), Output = PathOf("out.npy") }, TextWriter.Null, TextWriter.Null);
+        Assert.Equal(0, code);
+        var expected = new float[x.Length];
+        ReferenceQuantizer.Quantize(x, expected, 4, 64, BlockAxis.Last, new QuantSpec(QuantFormat.MXFP4));
+        AssertBitsEqual(expected, Npy.ReadMatrix(PathOf("out.npy"), out _, out _));
+    }
+
+    [Fact]
+    public void Hadamard_output_equals_the_reference_on_the_transformed_input()
+    {
+        const int rows = 256, cols = 64;
+        var x = RandomMatrix(rows, cols, 3);
+        Npy.WriteMatrix(PathOf("in.npy"), x, rows, cols);
+        var (code, _, stderr) = Cli("--format", "nvfp4", "--rounding", "stochastic", "--axis", "first", "--hadamard",
+            "--seed", "5", "--stream", "9", "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        Assert.True(code == 0, stderr);
+        var t = (float[])x.Clone();
+        Hadamard.Apply(t, rows, cols, BlockAxis.First, Philox.HadamardSigns(5, 9));
+        var expected = new float[x.Length];
+        ReferenceQuantizer.Quantize(t, expected, rows, cols, BlockAxis.First, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), 5, 9);
+        AssertBitsEqual(expected, Npy.ReadMatrix(PathOf("out.npy"), out _, out _));
+    }
+
+    [Fact]
+    public void Stats_is_one_json_line_with_plausible_values()
+    {
+        const int rows = 64, cols = 128;
+        var x = RandomMatrix(rows, cols, 4);
+        Array.Clear(x, 0, 32);                    // one all-zero block
+        x[cols * 3 + 40] = float.NaN;             // one NaN block
+        x[cols * 5 + 7] = 1000f;                  // above 6·2^7 = 768, the OCP rule clips it
+        Npy.WriteMatrix(PathOf("in.npy"), x, rows, cols);
+        var (code, stdout, stderr) = Cli("--format", "mxfp4", "--scale-rule", "ocp", "--stats", "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        using var json = JsonDocument.Parse(lines[0]);
+        var root = json.RootElement;
+        Assert.Equal("mxfp4", root.GetProperty("format").GetString());
+        Assert.Equal(new[] { rows, cols }, root.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(rows * cols / 32, root.GetProperty("blocks").GetInt64());
+        double rmse = root.GetProperty("rmse").GetDouble(), maxErr = root.GetProperty("max_abs_error").GetDouble();
+        Assert.InRange(rmse, 1e-6, 10.0);
+        Assert.InRange(maxErr, rmse, 1000.0);
+        double sat = root.GetProperty("saturated_fraction").GetDouble();
+        Assert.InRange(sat, 1.0 / (rows * cols), 0.2);
+        Assert.Equal(1, root.GetProperty("zero_blocks").GetInt64());
+        Assert.Equal(1, root.GetProperty("nan_blocks").GetInt64());
+
+        // The TetraJet rule never saturates: amax ≤ 6·2^s by construction.
+        (code, stdout, _) = Cli("--format", "mxfp4", "--stats", "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        Assert.Equal(0, code);
+        using var json2 = JsonDocument.Parse(stdout);
+        Assert.Equal(0.0, json2.RootElement.GetProperty("saturated_fraction").GetDouble());
+    }
+
+    public static TheoryData<string> BadCases() => new()
+    {
+        "missing file", "garbage file", "empty file", "dtype <f8", "fortran order", "1-D", "3-D", "truncated data",
+        "cols not a block multiple", "rows not a block multiple (first axis)", "unknown format", "unknown rounding",
+        "unknown option", "bad seed", "missing format", "missing input option",
+    };
+
+    [Theory]
+    [MemberData(nameof(BadCases))]
+    public void Bad_input_gives_one_stderr_line_exit_2_and_leaves_the_output_alone(string badCase)
+    {
+        string input = PathOf("in.npy");
+        var args = new List<string> { "--format", "mxfp4", "--input", input };
+        switch (badCase)
+        {
+            case "missing file": input = PathOf("nope.npy"); args[3] = input; break;
+            case "garbage file": File.WriteAllText(input, "this is not an npy file at all, just words"); break;
+            case "empty file": File.WriteAllBytes(input, []); break;
+            case "dtype <f8": RawNpy(input, "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 32), }", 4 * 32 * 8); break;
+            case "fortran order": RawNpy(input, "{'descr': '<f4', 'fortran_order': True, 'shape': (4, 32), }", 4 * 32 * 4); break;
+            case "1-D": RawNpy(input, "{'descr': '<f4', 'fortran_order': False, 'shape': (32,), }", 32 * 4); break;
+            case "3-D": RawNpy(input, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 32), }", 128 * 4); break;
+            case "truncated data": RawNpy(input, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 32), }", 100); break;
+            case "cols not a block multiple": Npy.WriteMatrix(input, new float[4 * 40], 4, 40); break;
+            case "rows not a block multiple (first axis)": Npy.WriteMatrix(input, new float[40 * 32], 40, 32); args.AddRange(["--axis", "first"]); break;
+            case "unknown format": Npy.WriteMatrix(input, new float[128], 4, 32); args[1] = "fp3"; break;
+            case "unknown rounding": Npy.WriteMatrix(input, new float[128], 4, 32); args.AddRange(["--rounding", "up"]); break;
+            case "unknown option": Npy.WriteMatrix(input, new float[128], 4, 32); args.Add("--frobnicate"); break;
+            case "bad seed": Npy.WriteMatrix(input, new float[128], 4, 32); args.AddRange(["--seed", "-1x"]); break;
+            case "missing format": Npy.WriteMatrix(input, new float[128], 4, 32); args.RemoveRange(0, 2); break;
+            case "missing input option": Npy.WriteMatrix(input, new float[128], 4, 32); args.RemoveRange(2, 2); break;
+            default: throw new ArgumentException(badCase);
+        }
+
+        // A pre-existing output keeps its bytes and its modification time.
+        string existing = PathOf("existing.npy");
+        File.WriteAllBytes(existing, [1, 2, 3]);
+        var stamp = new DateTime(2020, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(existing, stamp);
+        var (code, stdout, stderr) = Cli([.. args, "--output", existing]);
+        AssertOneLineError(code, stdout, stderr);
+        Assert.Equal(new byte[] { 1, 2, 3 }, File.ReadAllBytes(existing));
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(existing));
+
+        // A missing output is not created, and nothing else is left behind.
+        var before = _dir.GetFiles().Select(f => f.Name).Order().ToArray();
+        (code, stdout, stderr) = Cli([.. args, "--output", PathOf("fresh.npy")]);
+        AssertOneLineError(code, stdout, stderr);
+        Assert.False(File.Exists(PathOf("fresh.npy")));
+        Assert.Equal(before, _dir.GetFiles().Select(f => f.Name).Order());
+    }
+
+    static void AssertOneLineError(int code, string stdout, string stderr)
+    {
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one stderr line, got {lines.Length}: {stderr}");
+        Assert.StartsWith("tetrajet quantize: ", lines[0]);
+    }
+
+    static void RawNpy(string path, string dict, int dataBytes)
+    {
+        string header = dict + new string(' ', 64 - (10 + dict.Length + 1) % 64) + "\n";
+        using var s = File.Create(path);
+        s.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        s.Write(BitConverter.GetBytes((ushort)header.Length));
+        s.Write(Encoding.ASCII.GetBytes(header));
+        s.Write(new byte[dataBytes]);
+    }
+}
