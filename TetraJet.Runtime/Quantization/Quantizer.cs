@@ -1,5 +1,6 @@
 using TetraJet.Interop;
 using TetraJet.Quantization.Cpu;
+using TetraJet.Quantization.Gpu;
 using TetraJet.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,6 +24,9 @@ public static class Quantizer
         if (x.dim() < 1) throw new ArgumentException($"cannot quantize a rank-0 tensor; expected [..., features]");
         if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
+        // CUDA: the ILGPU kernels, in place on torch's memory and stream, bf16 kept as it is.
+        if (x.device_type == DeviceType.CUDA)
+            return GpuQuantizer.Quantize(x, spec, axis, seed, stream, ema, padBlockAxis, hadamard);
         using var scope = NewDisposeScope();
         long cols = x.shape[^1];
         long rows = cols == 0 ? 0 : x.numel() / cols;
@@ -49,7 +53,7 @@ public static class Quantizer
         }
         else
         {
-            // Until the device path takes this (see Gpu/), round-trip through the CPU path: same bits, slower.
+            // Other devices have no kernels: round-trip through the CPU path (same bits, slower).
             var cpu = Quantize(x2.cpu(), spec, axis, seed, stream, e2?.cpu(), padBlockAxis, hadamard);
             y = cpu.to(x.device);
         }

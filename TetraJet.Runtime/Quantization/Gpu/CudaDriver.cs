@@ -9,6 +9,7 @@ internal static partial class CudaDriver
 
     [LibraryImport(Lib)] internal static partial int cuInit(uint flags);
     [LibraryImport(Lib)] internal static partial int cuDeviceGet(out int device, int ordinal);
+    [LibraryImport(Lib)] internal static unsafe partial int cuDeviceGetName(byte* name, int length, int device);
     [LibraryImport(Lib)] internal static partial int cuDeviceGetAttribute(out int value, int attribute, int device);
     [LibraryImport(Lib)] internal static partial int cuDevicePrimaryCtxRetain(out IntPtr context, int device);
     [LibraryImport(Lib, EntryPoint = "cuCtxPushCurrent_v2")] internal static partial int cuCtxPushCurrent(IntPtr context);

@@ -113,6 +113,16 @@ public sealed unsafe class CudaRunner : IKernelRunner
         if (major < 8) throw new NotSupportedException($"the GPU quantizers need compute capability 8.0 or newer, device {ordinal} has {major}.x");
     }
 
+    /// <summary>The device's name as the driver reports it (e.g. "NVIDIA H100 80GB HBM3").</summary>
+    public static string DeviceName(int ordinal)
+    {
+        CudaDriver.Check(CudaDriver.cuInit(0), "cuInit");
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+        byte* name = stackalloc byte[256];
+        CudaDriver.Check(CudaDriver.cuDeviceGetName(name, 256, device), "cuDeviceGetName");
+        return System.Runtime.InteropServices.Marshal.PtrToStringUTF8((IntPtr)name) ?? "";
+    }
+
     /// <summary>The legacy default stream (handle 0): torch's default stream.</summary>
     public static IntPtr Stream => IntPtr.Zero;
 
