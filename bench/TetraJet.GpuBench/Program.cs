@@ -79,14 +79,23 @@ void RunQuantize()
     var x32 = x.to(ScalarType.Float32);
     var copyTarget = empty_like(x);
     var rows_ = new List<object>();
-    void Report(string name, double ms, long bytes, string note = "")
+    void Report(string name, Func<double> timeMs, long bytes, string note = "")
     {
+        double ms;
+        try { ms = timeMs(); }
+        catch (Exception e)
+        {
+            Console.WriteLine($"quantize {name}: FAIL {e.GetType().Name}: {e.Message}");
+            rows_.Add(new { name, error = e.Message });
+            failures++;
+            return;
+        }
         double gbs = bytes / (ms * 1e-3) / 1e9;
         Console.WriteLine($"quantize {name,-44} {ms,8:F3} ms  {gbs,7:F0} GB/s  ({bytes / 1e6:F0} MB){(note.Length > 0 ? "  " + note : "")}");
         rows_.Add(new { name, ms, bytes, gbs, note });
     }
     long bf = n * 4;   // read 2 B + write 2 B per element
-    Report("device-to-device copy (bf16)", TimeMs(() => copyTarget.copy_(x), iterations), bf);
+    Report("device-to-device copy (bf16)", () => TimeMs(() => copyTarget.copy_(x), iterations), bf);
     var cases = new (string name, QuantSpec spec, BlockAxis axis, bool rht)[]
     {
         ("MXFP4 RTN last axis", new(QuantFormat.MXFP4), BlockAxis.Last, false),
@@ -103,13 +112,13 @@ void RunQuantize()
     foreach (var c in cases)
     {
         long extra = c.spec.Format == QuantFormat.NVFP4Tensor ? n * 2 : 0;   // the amax pass reads x once more
-        Report(c.name, TimeMs(() => GpuQuantizer.Quantize(x, c.spec, c.axis, 1, 2, null, false, c.rht), iterations), bf + extra,
+        Report(c.name, () => TimeMs(() => GpuQuantizer.Quantize(x, c.spec, c.axis, 1, 2, null, false, c.rht), iterations), bf + extra,
             extra > 0 ? "bytes include the amax pass" : "");
     }
-    Report("MXFP4 RTN last axis (float32 in/out)", TimeMs(() => GpuQuantizer.Quantize(x32, new QuantSpec(QuantFormat.MXFP4)), iterations), n * 8);
-    Report("fused dY: MXFP4 SR Q3 (N) + Q5 (T)", TimeMs(() => GpuQuantizer.QuantizeDual(x, Rounding.Stochastic, 1, 2, 3), iterations), n * 6,
+    Report("MXFP4 RTN last axis (float32 in/out)", () => TimeMs(() => GpuQuantizer.Quantize(x32, new QuantSpec(QuantFormat.MXFP4)), iterations), n * 8);
+    Report("fused dY: MXFP4 SR Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, Rounding.Stochastic, 1, 2, 3), iterations), n * 6,
         "reads dY once, writes two outputs");
-    Report("torch eager composed MXFP4 RTN (approx.)", TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
+    Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
     Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });
 }
 
@@ -133,20 +142,31 @@ void RunLinear()
     void Time(string name, nn.Module<Tensor, Tensor> layer, string note)
     {
         using var scope = NewDisposeScope();
-        layer.to(device);
-        layer.to(ScalarType.BFloat16);
-        var x = randn(new long[] { T, K }, ScalarType.BFloat16, device).requires_grad_(true);
-        var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
-        double ms = TimeMs(() => { var y = layer.call(x); y.backward(new List<Tensor> { dy }); }, iterations);
-        double tflops = 3.0 * 2 * T * (double)K * N / (ms * 1e-3) / 1e12;
-        Console.WriteLine($"linear {name,-40} {ms,8:F3} ms fwd+bwd  ({tflops:F0} TFLOP/s of bf16-equivalent GEMM work) {note}");
-        results.Add(new { name, ms, tflops, note });
+        try
+        {
+            layer.to(device);
+            layer.to(ScalarType.BFloat16);
+            var x = randn(new long[] { T, K }, ScalarType.BFloat16, device).requires_grad_(true);
+            var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
+            double ms = TimeMs(() => { var y = layer.call(x); y.backward(new List<Tensor> { dy }); }, iterations);
+            double tflops = 3.0 * 2 * T * (double)K * N / (ms * 1e-3) / 1e12;
+            Console.WriteLine($"linear {name,-40} {ms,8:F3} ms fwd+bwd  ({tflops:F0} TFLOP/s of bf16-equivalent GEMM work) {note}");
+            results.Add(new { name, ms, tflops, note });
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"linear {name}: FAIL {e.GetType().Name}: {e.Message}");
+            results.Add(new { name, error = e.Message });
+        }
     }
     Time("nn.Linear bf16", nn.Linear(K, N), "");
     foreach (var (label, recipe) in new[] { ("QLinear Recipe.TetraJet", (Recipe)Recipe.TetraJet), ("QLinear Recipe.TetraJetV2", (Recipe)Recipe.TetraJetV2) })
     {
         var layer = new QLinear(K, N, recipe);
-        Time(label, layer, IsPlainLinear(layer) ? "NOT FP4: QLinear is a plain linear in this build" : "FP4");
+        string note;
+        try { note = IsPlainLinear(layer) ? "NOT FP4: QLinear is a plain linear in this build" : "FP4"; }
+        catch (Exception e) { note = "FP4 check failed: " + e.Message; }
+        Time(label, layer, note);
     }
     Write("linear", new { device = deviceName, T, K, N, dtype = "bfloat16", results });
 }
@@ -159,5 +179,5 @@ bool IsPlainLinear(QLinear layer)
     layer.to(device);
     layer.to(ScalarType.BFloat16);
     var x = randn(new long[] { 64, layer.InFeatures }, ScalarType.BFloat16, device);
-    return layer.call(x).equal(nn.functional.linear(x, layer.weight, layer.bias)).item<bool>();
+    return layer.call(x).eq(nn.functional.linear(x, layer.weight, layer.bias)).all().item<bool>();
 }
