@@ -118,6 +118,8 @@ void RunQuantize()
     Report("MXFP4 RTN last axis (float32 in/out)", () => TimeMs(() => GpuQuantizer.Quantize(x32, new QuantSpec(QuantFormat.MXFP4)), iterations), n * 8);
     Report("fused dY: MXFP4 SR Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, Rounding.Stochastic, 1, 2, 3), iterations), n * 6,
         "reads dY once, writes two outputs");
+    Report("fused dY: NVFP4 SR+RHT Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), 1, 2, 3, true), iterations), n * 6,
+        "reads dY once, writes two outputs");
     Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
     Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });
 }

@@ -23,7 +23,7 @@ public static class GpuQuantizer
         NvLastDef = Def(nameof(QuantKernels.NvLast)), NvFirstDef = Def(nameof(QuantKernels.NvFirst)),
         NvTileDef = Def(nameof(QuantKernels.NvTile16)), AmaxDef = Def(nameof(QuantKernels.AbsMaxBits)),
         AmaxHadLastDef = Def(nameof(QuantKernels.AbsMaxBitsHadamardLast)), AmaxHadFirstDef = Def(nameof(QuantKernels.AbsMaxBitsHadamardFirst)),
-        DualDef = Def(nameof(QuantKernels.MxDualAxis));
+        DualDef = Def(nameof(QuantKernels.MxDualAxis)), NvDualDef = Def(nameof(QuantKernels.NvDualAxis));
 
     static MethodInfo Def(string name) => typeof(QuantKernels).GetMethod(name, BindingFlags.Public | BindingFlags.Static)!;
 
@@ -83,8 +83,12 @@ public static class GpuQuantizer
             yield return AmaxDef.MakeGenericMethod(io, elem);
             yield return AmaxHadLastDef.MakeGenericMethod(io, elem);
             yield return AmaxHadFirstDef.MakeGenericMethod(io, elem);
-            foreach (Rounding r in Enum.GetValues<Rounding>())
+            foreach (Rounding r in new[] { Rounding.Nearest, Rounding.Stochastic })
+            {
                 yield return DualDef.MakeGenericMethod(io, elem, typeof(Mxfp4TetraJet), RoundType(r));
+                yield return NvDualDef.MakeGenericMethod(io, elem, RoundType(r), typeof(NoHadamard));
+                yield return NvDualDef.MakeGenericMethod(io, elem, RoundType(r), typeof(WithHadamard));
+            }
         }
     }
 
@@ -140,17 +144,32 @@ public static class GpuQuantizer
         : (long)cols * ((rows + firstAxisRun - 1) / firstAxisRun);
 
     /// <summary>
-    /// The fused backward quantizer of dY [T, N]: <paramref name="y3"/> = MX(dY) along N with stream3 and <paramref name="y5"/> = MX(dY)
-    /// along T (zero-padded) with stream5, from one read of dY. MXFP4 (TetraJet rule) only; N a multiple of 32.
+    /// The fused backward quantizer of dY [T, N]: <paramref name="y3"/> = Q(dY) along N with stream3 and <paramref name="y5"/> = Q(dY)
+    /// along T (zero-padded) with stream5, from one launch that reads dY from memory once. Formats: MXFP4 (TetraJet rule;
+    /// TetraJet's Q3/Q5) and NVFP4 double block, optionally with the RHT (TetraJet-v2's Q3/Q5). N must be a multiple
+    /// of the format's features block; with the RHT, T a multiple of 16.
     /// </summary>
-    public static void LaunchDual(IKernelRunner runner, object x, object y3, object y5, object ema, int rows, int cols, Rounding rounding,
-        bool bf16, ulong seed, ulong stream3, ulong stream5)
+    public static void LaunchDual(IKernelRunner runner, object x, object y3, object y5, object ema, int rows, int cols, QuantSpec spec,
+        bool bf16, ulong seed, ulong stream3, ulong stream5, bool hadamard = false)
     {
-        if (cols % 32 != 0) throw new ArgumentException($"dY: N = {cols} is not a multiple of 32 as MXFP4 requires");
+        if (spec.Rounding == Rounding.EmaGuided) throw new ArgumentException("dY is never EMA-guided");
+        bool mx = spec.Format == QuantFormat.MXFP4 && spec.ScaleRule == ScaleRule.TetraJet;
+        if (!mx && spec.Format != QuantFormat.NVFP4) throw new ArgumentException($"the fused dY quantizer supports MXFP4 and NVFP4, not {spec}");
+        if (mx && hadamard) throw new ArgumentException("the fused MXFP4 dY quantizer has no RHT");
+        ReferenceQuantizer.CheckShape(rows, cols, BlockAxis.Last, spec, false, "dY");
+        if (hadamard && rows % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {rows}");
         if ((long)rows * cols == 0) return;
         var (io, elem) = Io(bf16);
-        runner.Launch(DualDef.MakeGenericMethod(io, elem, typeof(Mxfp4TetraJet), RoundType(rounding)), (long)cols * ((rows + 31) / 32),
-            x, y3, y5, ema, rows, cols, seed, stream3, stream5);
+        if (mx)
+            runner.Launch(DualDef.MakeGenericMethod(io, elem, typeof(Mxfp4TetraJet), RoundType(spec.Rounding)), (long)cols * ((rows + 31) / 32),
+                x, y3, y5, ema, rows, cols, seed, stream3, stream5);
+        else
+        {
+            if (runner.GroupSize % 128 != 0) throw new InvalidOperationException($"the fused NVFP4 kernel needs groups of a multiple of 128 threads, the runner has {runner.GroupSize}");
+            uint s3 = hadamard ? Philox.HadamardSigns(seed, stream3) : 0u, s5 = hadamard ? Philox.HadamardSigns(seed, stream5) : 0u;
+            runner.Launch(NvDualDef.MakeGenericMethod(io, elem, RoundType(spec.Rounding), HadType(hadamard)), (long)cols * ((rows + 127) / 128),
+                x, y3, y5, ema, rows, cols, seed, stream3, stream5, s3, s5);
+        }
     }
 
     // ------------------------------------------------------------------ span API on an ILGPU accelerator
@@ -188,8 +207,8 @@ public static class GpuQuantizer
     }
 
     /// <summary>The fused dY quantizer on an ILGPU accelerator (float32).</summary>
-    public static void QuantizeDual(Accelerator acc, ReadOnlySpan<float> x, Span<float> y3, Span<float> y5, int rows, int cols, Rounding rounding,
-        ulong seed, ulong stream3, ulong stream5)
+    public static void QuantizeDual(Accelerator acc, ReadOnlySpan<float> x, Span<float> y3, Span<float> y5, int rows, int cols, QuantSpec spec,
+        ulong seed, ulong stream3, ulong stream5, bool hadamard = false)
     {
         int n = checked(rows * cols);
         using var xb = acc.Allocate1D<float>(Math.Max(1, n));
@@ -198,7 +217,7 @@ public static class GpuQuantizer
         using var eb = acc.Allocate1D<float>(1);
         ArrayView<float> xv = xb.View, y3v = y3b.View, y5v = y5b.View, ev = eb.View;
         xv.SubView(0, n).CopyFromCPU(x[..n]);
-        LaunchDual(new IlgpuRunner(acc), xv, y3v, y5v, ev, rows, cols, rounding, false, seed, stream3, stream5);
+        LaunchDual(new IlgpuRunner(acc), xv, y3v, y5v, ev, rows, cols, spec, false, seed, stream3, stream5, hadamard);
         acc.Synchronize();
         y3v.SubView(0, n).CopyToCPU(y3[..n]);
         y5v.SubView(0, n).CopyToCPU(y5[..n]);
@@ -239,20 +258,23 @@ public static class GpuQuantizer
         return y.reshape(x.shape).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The fused dY quantizer on a CUDA tensor [..., N]: (Q3 along N, Q5 along the flattened token axis).</summary>
-    public static (Tensor Q3, Tensor Q5) QuantizeDual(Tensor dy, Rounding rounding, ulong seed, ulong stream3, ulong stream5)
+    /// <summary>The fused dY quantizer on a CUDA tensor [..., N]: (Q3 along N, Q5 along the flattened token axis). MXFP4 by default.</summary>
+    public static (Tensor Q3, Tensor Q5) QuantizeDual(Tensor dy, Rounding rounding, ulong seed, ulong stream3, ulong stream5) =>
+        QuantizeDual(dy, new QuantSpec(QuantFormat.MXFP4, rounding), seed, stream3, stream5);
+
+    /// <summary>The fused dY quantizer on a CUDA tensor [..., N] for MXFP4 or NVFP4 (optionally with the RHT).</summary>
+    public static (Tensor Q3, Tensor Q5) QuantizeDual(Tensor dy, QuantSpec spec, ulong seed, ulong stream3, ulong stream5, bool hadamard = false)
     {
         if (dy.device_type != DeviceType.CUDA) throw new ArgumentException($"expected a CUDA tensor, got one on {dy.device}");
         if (dy.dtype != ScalarType.Float32 && dy.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {dy.dtype}");
-        if (rounding == Rounding.EmaGuided) throw new ArgumentException("dY is never EMA-guided");
         using var scope = NewDisposeScope();
         long cols = dy.shape[^1], rows = cols == 0 ? 0 : dy.numel() / cols;
         var x2 = dy.reshape(rows, cols).contiguous();
         var y3 = empty_like(x2);
         var y5 = empty_like(x2);
         LaunchDual(CudaRunner.ForDevice(dy.device.index < 0 ? 0 : dy.device.index), View(x2), View(y3), View(y5),
-            new DeviceView(TensorMemory.DataPointer(y3), 0), (int)rows, (int)cols, rounding, dy.dtype == ScalarType.BFloat16, seed, stream3, stream5);
+            new DeviceView(TensorMemory.DataPointer(y3), 0), (int)rows, (int)cols, spec, dy.dtype == ScalarType.BFloat16, seed, stream3, stream5, hadamard);
         return (y3.reshape(dy.shape).MoveToOuterDisposeScope(), y5.reshape(dy.shape).MoveToOuterDisposeScope());
     }
 }

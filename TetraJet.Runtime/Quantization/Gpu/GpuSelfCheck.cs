@@ -19,8 +19,10 @@ public static class GpuSelfCheck
     public static IEnumerable<GpuCheck> RunAll(Device device, int stressIterations = 200)
     {
         foreach (var c in Correctness(device)) yield return c;
-        yield return Dual(device, ScalarType.Float32);
-        yield return Dual(device, ScalarType.BFloat16);
+        yield return Dual(device, ScalarType.Float32, new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic), false);
+        yield return Dual(device, ScalarType.BFloat16, new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic), false);
+        yield return Dual(device, ScalarType.Float32, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), true);
+        yield return Dual(device, ScalarType.BFloat16, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), true);
         yield return Ordering(device, new QuantSpec(QuantFormat.MXFP4), ScalarType.BFloat16, stressIterations);
         yield return Ordering(device, new QuantSpec(QuantFormat.NVFP4Tensor, Rounding.Stochastic), ScalarType.Float32, stressIterations);
         yield return Ordering(device, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), ScalarType.BFloat16, stressIterations, hadamard: true);
@@ -139,19 +141,23 @@ public static class GpuSelfCheck
     }
 
     /// <summary>The fused dY kernel against two reference calls (Q3 along N, Q5 along T padded).</summary>
-    static GpuCheck Dual(Device device, ScalarType dtype)
+    static GpuCheck Dual(Device device, ScalarType dtype, QuantSpec spec, bool hadamard)
     {
-        const int rows = 1000, cols = 512;
-        string name = $"fused dY MXFP4 SR Q3+Q5 {dtype} [{rows},{cols}]";
+        const int rows = 1008, cols = 640;
+        string name = $"fused dY {spec}{(hadamard ? " RHT" : "")} Q3+Q5 {dtype} [{rows},{cols}]";
         try
         {
             var x = Data(rows, cols, 5);
             if (dtype == ScalarType.BFloat16) x = x.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
-            var spec = new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic);
-            var e3 = Expected(x, rows, cols, BlockAxis.Last, spec, 42, 3, null, false, false);
-            var e5 = Expected(x, rows, cols, BlockAxis.First, spec, 42, 5, null, true, false);
+            var e3 = Expected(x, rows, cols, BlockAxis.Last, spec, 42, 3, null, false, hadamard);
+            var e5 = Expected(x, rows, cols, BlockAxis.First, spec, 42, 5, null, true, hadamard);
+            if (dtype == ScalarType.BFloat16)
+            {
+                e3 = e3.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
+                e5 = e5.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
+            }
             using var scope = NewDisposeScope();
-            var (q3, q5) = GpuQuantizer.QuantizeDual(tensor(x, new long[] { rows, cols }).to(dtype).to(device), Rounding.Stochastic, 42, 3, 5);
+            var (q3, q5) = GpuQuantizer.QuantizeDual(tensor(x, new long[] { rows, cols }).to(dtype).to(device), spec, 42, 3, 5, hadamard);
             var a3 = q3.to(ScalarType.Float32).cpu().data<float>().ToArray();
             var a5 = q5.to(ScalarType.Float32).cpu().data<float>().ToArray();
             var c3 = Compare(name + " Q3", e3, a3);

@@ -72,6 +72,23 @@ public static class KernelMath
         v3 = lower ? v3 + o3 : o3 - v3;
     }
 
+    /// <summary>
+    /// The 16-point RHT when 16 consecutive elements sit one per lane in aligned groups of 16 lanes
+    /// (<paramref name="j"/> = lane mod 16): each stride h is a shuffle, the lower lane of a pair keeping a + b and
+    /// the upper a − b, as in Hadamard.Transform16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Hadamard16Lanes(float v, int j, uint signs)
+    {
+        if (((signs >> j) & 1) != 0) v = -v;
+        for (int h = 1; h < 16; h <<= 1)
+        {
+            float o = Warp.ShuffleXor(v, h);
+            v = (j & h) == 0 ? v + o : o - v;
+        }
+        return v * 0.25f;
+    }
+
     /// <summary>Hadamard.Transform16 over a 16-element view (local memory in kernels); Span is not available to ILGPU.</summary>
     public static void Hadamard16(ArrayView<float> x, uint signs)
     {

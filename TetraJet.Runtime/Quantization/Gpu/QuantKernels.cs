@@ -319,4 +319,55 @@ public static class QuantKernels
             MxStore<TIo, T, TRule, TRound>(y5, ema, i, default(TIo).Load(x, i), m5, seed, stream5);
         }
     }
+
+    /// <summary>
+    /// TetraJet-v2's dY quantizers in one launch: Q3 = NVFP4(RHT(dY)) along N (stream3) and Q5 = NVFP4(RHT(dY)) along T
+    /// (zero-padded, stream5), both with the 16-in-128 double block. One thread per (column, 128-row band); per row, a
+    /// warp's 32 lanes hold 32 neighbouring columns, so the Q3 RHT and inner amax are 16-lane shuffles and the outer
+    /// 128-column amax is 4 warps' maxima through group-shared memory. Q5 is then NvFirst's loop on the thread's own
+    /// column (re-read from cache). Every thread runs every barrier (rows past the end are masked, not skipped), so
+    /// any group size that is a multiple of 128 works. Needs N a multiple of 128. Reference: two ReferenceQuantizer
+    /// calls after Hadamard.Apply.
+    /// </summary>
+    public static void NvDualAxis<TIo, T, TRound, THad>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, ArrayView<float> ema,
+        int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
+    {
+        var partial = SharedMemory.Allocate<uint>(32);
+        long t = ThreadIndex();
+        long band = t / cols;
+        int c = (int)(t - band * cols);
+        int lane = Group.IdxX & 31, warp = Group.IdxX >> 5, first = warp & ~3;
+        bool active = band < (rows + 127) / 128;
+        int r0 = (int)band * 128, count = active ? Math.Min(128, rows - r0) : 0;
+        for (int k = 0; k < 128; k++)
+        {
+            bool valid = k < count;
+            long i = (long)(r0 + k) * cols + c;
+            float v = valid ? default(TIo).Load(x, i) : 0f;
+            if (default(THad).Enabled) v = Hadamard16Lanes(v, lane & 15, signs3);
+            uint inner = WarpMax(AbsBits(v), 16);
+            uint wmax = WarpMaxFrom(inner, 16);
+            if (lane == 0) partial[warp] = wmax;
+            Group.Barrier();
+            uint outer = Max(Max(partial[first], partial[first + 1]), Max(partial[first + 2], partial[first + 3]));
+            Group.Barrier();
+            if (!valid) continue;
+            float scale = NvScale(outer, inner, out bool bad);
+            NvStore<TIo, T, TRound>(y3, ema, i, v, scale, bad, seed, stream3);
+        }
+        if (!active) return;
+        var buf = LocalMemory.Allocate<float>(16);
+        uint outer5 = 0;
+        for (int k = 0; k < count; k++) outer5 = Max(outer5, AbsBits(ColumnValue<TIo, T, THad>(x, buf, rows, cols, c, r0, k, signs5)));
+        for (int b = 0; b < count; b += 16)
+        {
+            int n = Math.Min(16, count - b);
+            uint inner = 0;
+            for (int k = b; k < b + n; k++) inner = Max(inner, AbsBits(ColumnValue<TIo, T, THad>(x, buf, rows, cols, c, r0, k, signs5)));
+            float scale = NvScale(outer5, inner, out bool bad);
+            for (int k = b; k < b + n; k++)
+                NvStore<TIo, T, TRound>(y5, ema, (long)(r0 + k) * cols + c, ColumnValue<TIo, T, THad>(x, buf, rows, cols, c, r0, k, signs5), scale, bad, seed, stream5);
+        }
+    }
 }

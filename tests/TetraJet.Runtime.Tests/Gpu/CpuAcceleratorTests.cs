@@ -67,18 +67,20 @@ public class CpuAcceleratorTests(CpuAcceleratorFixture fixture)
     }
 
     [Theory]
-    [InlineData(Rounding.Nearest, 64, 96)]
-    [InlineData(Rounding.Stochastic, 64, 96)]
-    [InlineData(Rounding.Stochastic, 40, 64)]      // T padded to 64 for Q5
-    public void Fused_dY_kernel_matches_two_reference_quantizers(Rounding rounding, int rows, int cols)
+    [InlineData(QuantFormat.MXFP4, Rounding.Nearest, 64, 96, false)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 64, 96, false)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 40, 64, false)]      // T padded to 64 for Q5
+    [InlineData(QuantFormat.NVFP4, Rounding.Stochastic, 144, 128, true)]     // T padded to 256 for Q5, RHT on both
+    [InlineData(QuantFormat.NVFP4, Rounding.Nearest, 48, 256, false)]
+    public void Fused_dY_kernel_matches_two_reference_quantizers(QuantFormat format, Rounding rounding, int rows, int cols, bool hadamard)
     {
         var x = GpuTestData.Adversarial(rows, cols, 3);
-        var spec = new QuantSpec(QuantFormat.MXFP4, rounding);
+        var spec = new QuantSpec(format, rounding);
         var q3 = new float[x.Length];
         var q5 = new float[x.Length];
-        GpuQuantizer.QuantizeDual(fixture.Accelerator, x, q3, q5, rows, cols, rounding, 42, 11, 12);
-        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 42, 11, null, false, false), q3, "Q3");
-        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 12, null, true, false), q5, "Q5");
+        GpuQuantizer.QuantizeDual(fixture.Accelerator, x, q3, q5, rows, cols, spec, 42, 11, 12, hadamard);
+        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 42, 11, null, false, hadamard), q3, "Q3");
+        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 12, null, true, hadamard), q5, "Q5");
     }
 
     [Fact]

@@ -25,10 +25,10 @@ public sealed class CudaFactAttribute : FactAttribute
     });
 }
 
-/// <summary>One ILGPU CPU accelerator for all tests: 32-lane warps like a GPU, 2 warps per group to keep it light.</summary>
+/// <summary>One ILGPU CPU accelerator for all tests: 32-lane warps like a GPU, 4 warps per group (the fused NVFP4 kernel needs 128 threads).</summary>
 public sealed class CpuAcceleratorFixture : IDisposable
 {
-    public Context Context { get; } = Context.Create(b => b.CPU(new CPUDevice(32, 2, 1)));
+    public Context Context { get; } = Context.Create(b => b.CPU(new CPUDevice(32, 4, 1)));
     public Accelerator Accelerator { get; }
 
     public CpuAcceleratorFixture() => Accelerator = Context.CreateCPUAccelerator(0);
