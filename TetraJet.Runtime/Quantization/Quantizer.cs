@@ -1,5 +1,6 @@
 using TetraJet.Interop;
 using TetraJet.Quantization.Cpu;
+using TetraJet.Quantization.Gpu;
 using TetraJet.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -35,6 +36,9 @@ public static class Quantizer
         if (x.dim() < 1) throw new ArgumentException($"cannot quantize a rank-0 tensor; expected [..., features]");
         if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
+        // CUDA: the ILGPU kernels, in place on torch's memory and stream, bf16 kept as it is.
+        if (x.device_type == DeviceType.CUDA)
+            return GpuQuantizer.Quantize(x, spec, axis, seed, stream, ema, padBlockAxis, hadamard, signs);
         using var scope = NewDisposeScope();
         long cols = x.shape[^1];
         long rows = cols == 0 ? 0 : x.numel() / cols;
@@ -61,7 +65,7 @@ public static class Quantizer
         }
         else
         {
-            // Until the device path takes this (see Gpu/), round-trip through the CPU path: same bits, slower.
+            // Other devices have no kernels: round-trip through the CPU path (same bits, slower).
             var cpu = Run(x2.cpu(), spec, axis, seed, stream, e2?.cpu(), padBlockAxis, signs);
             y = cpu.to(x.device);
         }

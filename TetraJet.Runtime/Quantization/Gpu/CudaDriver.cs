@@ -1,0 +1,35 @@
+using System.Runtime.InteropServices;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>The few CUDA driver API entry points the launcher needs (libcuda.so.1, present wherever a CUDA torch runs).</summary>
+internal static partial class CudaDriver
+{
+    const string Lib = "libcuda.so.1";
+
+    [LibraryImport(Lib)] internal static partial int cuInit(uint flags);
+    [LibraryImport(Lib)] internal static partial int cuDeviceGet(out int device, int ordinal);
+    [LibraryImport(Lib)] internal static unsafe partial int cuDeviceGetName(byte* name, int length, int device);
+    [LibraryImport(Lib)] internal static partial int cuDeviceGetAttribute(out int value, int attribute, int device);
+    [LibraryImport(Lib)] internal static partial int cuDevicePrimaryCtxRetain(out IntPtr context, int device);
+    [LibraryImport(Lib, EntryPoint = "cuCtxPushCurrent_v2")] internal static partial int cuCtxPushCurrent(IntPtr context);
+    [LibraryImport(Lib, EntryPoint = "cuCtxPopCurrent_v2")] internal static partial int cuCtxPopCurrent(out IntPtr context);
+    [LibraryImport(Lib)] internal static partial int cuModuleLoadData(out IntPtr module, IntPtr image);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int cuModuleGetFunction(out IntPtr function, IntPtr module, string name);
+    [LibraryImport(Lib)]
+    internal static partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, IntPtr stream, IntPtr kernelParams, IntPtr extra);
+    [LibraryImport(Lib, EntryPoint = "cuMemsetD32Async")] internal static partial int cuMemsetD32Async(IntPtr pointer, uint value, nuint count, IntPtr stream);
+    [LibraryImport(Lib)] internal static partial int cuStreamSynchronize(IntPtr stream);
+    [LibraryImport(Lib)] internal static partial int cuGetErrorString(int error, out IntPtr message);
+
+    internal const int AttrComputeCapabilityMajor = 75, AttrComputeCapabilityMinor = 76;
+
+    /// <summary>Throws with the driver's own message on a non-zero result.</summary>
+    internal static void Check(int result, string what)
+    {
+        if (result == 0) return;
+        string message = cuGetErrorString(result, out IntPtr p) == 0 && p != IntPtr.Zero ? Marshal.PtrToStringUTF8(p) ?? "" : "";
+        throw new InvalidOperationException($"CUDA driver: {what} failed with {result} {message}");
+    }
+}

@@ -1,0 +1,88 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace TetraJet.Quantization.Gpu;
+
+// Compile-time configuration of the kernels. Every trait is an empty struct whose members return constants, so
+// ILGPU specialises each generic kernel instantiation and folds the branches away: no format is chosen at run time.
+
+/// <summary>Reads and writes tensor elements of storage type <typeparamref name="T"/> as FP32.</summary>
+public interface IElementIo<T> where T : unmanaged
+{
+    float Load(ArrayView<T> v, long i);
+    void Store(ArrayView<T> v, long i, float x);
+}
+
+/// <summary>float32 storage: loads and stores are exact.</summary>
+public readonly struct F32Io : IElementIo<float>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Load(ArrayView<float> v, long i) => v[i];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store(ArrayView<float> v, long i, float x) => v[i] = x;
+}
+
+/// <summary>bfloat16 storage as raw bits: widened exactly, narrowed with RNE (NaN → 0x7FC0) exactly as torch does.</summary>
+public readonly struct Bf16Io : IElementIo<ushort>
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Load(ArrayView<ushort> v, long i) => Bf16.Widen(v[i]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store(ArrayView<ushort> v, long i, float x) => v[i] = Bf16.Narrow(x);
+}
+
+/// <summary>bfloat16 conversions (torch's c10::BFloat16 round_to_nearest_even).</summary>
+public static class Bf16
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Widen(ushort bits) => Formats.Bits.AsFloat((uint)bits << 16);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort Narrow(float x)
+    {
+        uint b = Formats.Bits.AsUInt(x);
+        if ((b & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
+        return (ushort)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+    }
+}
+
+/// <summary>The rounding mode as a compile-time constant.</summary>
+public interface IRoundingMode
+{
+    Rounding Mode { get; }
+}
+
+public readonly struct RoundNearest : IRoundingMode { public Rounding Mode => Rounding.Nearest; }
+public readonly struct RoundStochastic : IRoundingMode { public Rounding Mode => Rounding.Stochastic; }
+public readonly struct RoundEmaGuided : IRoundingMode { public Rounding Mode => Rounding.EmaGuided; }
+
+/// <summary>MX element format and scale rule as compile-time constants.</summary>
+public interface IMxRule
+{
+    bool Fp8 { get; }
+    ScaleRule Rule { get; }
+}
+
+public readonly struct Mxfp4TetraJet : IMxRule { public bool Fp8 => false; public ScaleRule Rule => ScaleRule.TetraJet; }
+public readonly struct Mxfp4Ocp : IMxRule { public bool Fp8 => false; public ScaleRule Rule => ScaleRule.Ocp; }
+public readonly struct Mxfp8 : IMxRule { public bool Fp8 => true; public ScaleRule Rule => ScaleRule.TetraJet; }
+
+/// <summary>Where the NVFP4 outer (FP32) scale comes from: the 128-block's own amax, or the per-tensor amax buffer.</summary>
+public interface INvOuter
+{
+    bool PerTensor { get; }
+}
+
+public readonly struct NvOuter128 : INvOuter { public bool PerTensor => false; }
+public readonly struct NvOuterTensor : INvOuter { public bool PerTensor => true; }
+
+/// <summary>Whether the 16-point random Hadamard transform is applied along the block axis before quantizing.</summary>
+public interface IHadamardMode
+{
+    bool Enabled { get; }
+}
+
+public readonly struct NoHadamard : IHadamardMode { public bool Enabled => false; }
+public readonly struct WithHadamard : IHadamardMode { public bool Enabled => true; }

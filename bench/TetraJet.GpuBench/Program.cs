@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TetraJet;
+using TetraJet.Quantization;
+using TetraJet.Quantization.Gpu;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// The GPU benchmark and check command: `test` (CUDA kernels against the CPU reference, ordering stress test),
+// `quantize` (GB/s of each quantizer on 64M bf16 elements, beside a copy and torch eager ops), `linear`
+// (QLinear forward+backward against nn.Linear), `all`. Results as JSON under --out (a directory, or a .json file).
+
+string command = args.Length > 0 ? args[0] : "all";
+string? outArg = null;
+for (int i = 1; i < args.Length - 1; i++) if (args[i] == "--out") outArg = args[i + 1];
+
+if (!cuda.is_available())
+{
+    Console.WriteLine("FAIL no CUDA device visible to torch");
+    return 2;
+}
+var device = CUDA;
+string deviceName = CudaRunner.DeviceName(0);
+Console.WriteLine($"device: {deviceName}");
+int failures = 0;
+
+void Write(string name, object result)
+{
+    if (outArg is null) return;
+    string path = outArg.EndsWith(".json", StringComparison.Ordinal) ? outArg : Path.Combine(outArg, name + ".json");
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+    File.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+}
+
+if (command is "test" or "all") failures += RunTests();
+if (command is "quantize" or "all") RunQuantize();
+if (command is "linear" or "all") RunLinear();
+if (command is not ("test" or "quantize" or "linear" or "all"))
+{
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|all [--out DIR|FILE.json]");
+    return 2;
+}
+return failures == 0 ? 0 : 1;
+
+int RunTests()
+{
+    var results = new List<GpuCheck>();
+    var sw = Stopwatch.StartNew();
+    foreach (var c in GpuSelfCheck.RunAll(device))
+    {
+        results.Add(c);
+        Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");
+    }
+    int pass = results.Count(r => r.Pass), fail = results.Count - pass;
+    Console.WriteLine($"test: {pass} PASS, {fail} FAIL in {sw.Elapsed.TotalSeconds:F1} s");
+    Write("test", new { device = deviceName, pass, fail, checks = results });
+    return fail;
+}
+
+void Sync() => CudaRunner.ForDevice(0).Synchronize();
+
+double TimeMs(Action step, int iterations)
+{
+    for (int i = 0; i < 3; i++) { using var s = NewDisposeScope(); step(); }
+    Sync();
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < iterations; i++) { using var s = NewDisposeScope(); step(); }
+    Sync();
+    return sw.Elapsed.TotalMilliseconds / iterations;
+}
+
+void RunQuantize()
+{
+    const long rows = 8192, cols = 8192;          // 64M elements
+    long n = rows * cols;
+    const int iterations = 50;
+    using var scope = NewDisposeScope();
+    var x = randn(new long[] { rows, cols }, ScalarType.BFloat16, device);
+    var x32 = x.to(ScalarType.Float32);
+    var copyTarget = empty_like(x);
+    var rows_ = new List<object>();
+    void Report(string name, Func<double> timeMs, long bytes, string note = "")
+    {
+        double ms;
+        try { ms = timeMs(); }
+        catch (Exception e)
+        {
+            Console.WriteLine($"quantize {name}: FAIL {e.GetType().Name}: {e.Message}");
+            rows_.Add(new { name, error = e.Message });
+            failures++;
+            return;
+        }
+        double gbs = bytes / (ms * 1e-3) / 1e9;
+        Console.WriteLine($"quantize {name,-44} {ms,8:F3} ms  {gbs,7:F0} GB/s  ({bytes / 1e6:F0} MB){(note.Length > 0 ? "  " + note : "")}");
+        rows_.Add(new { name, ms, bytes, gbs, note });
+    }
+    long bf = n * 4;   // read 2 B + write 2 B per element
+    Report("device-to-device copy (bf16)", () => TimeMs(() => copyTarget.copy_(x), iterations), bf);
+    var cases = new (string name, QuantSpec spec, BlockAxis axis, bool rht)[]
+    {
+        ("MXFP4 RTN last axis", new(QuantFormat.MXFP4), BlockAxis.Last, false),
+        ("MXFP4/ocp RTN last axis", new(QuantFormat.MXFP4, Rounding.Nearest, ScaleRule.Ocp), BlockAxis.Last, false),
+        ("MXFP4 SR last axis", new(QuantFormat.MXFP4, Rounding.Stochastic), BlockAxis.Last, false),
+        ("MXFP4 SR first axis", new(QuantFormat.MXFP4, Rounding.Stochastic), BlockAxis.First, false),
+        ("MXFP8 RTN last axis", new(QuantFormat.MXFP8), BlockAxis.Last, false),
+        ("NVFP4 (1x16 in 128) RTN last axis", new(QuantFormat.NVFP4), BlockAxis.Last, false),
+        ("NVFP4 SR+RHT last axis", new(QuantFormat.NVFP4, Rounding.Stochastic), BlockAxis.Last, true),
+        ("NVFP4 SR+RHT first axis", new(QuantFormat.NVFP4, Rounding.Stochastic), BlockAxis.First, true),
+        ("NVFP4 per-tensor 1x16 RTN last axis", new(QuantFormat.NVFP4Tensor), BlockAxis.Last, false),
+        ("NVFP4 per-tensor 16x16 RTN", new(QuantFormat.NVFP4Tensor, Rounding.Nearest, ScaleRule.TetraJet, true), BlockAxis.Last, false),
+    };
+    foreach (var c in cases)
+    {
+        long extra = c.spec.Format == QuantFormat.NVFP4Tensor ? n * 2 : 0;   // the amax pass reads x once more
+        Report(c.name, () => TimeMs(() => GpuQuantizer.Quantize(x, c.spec, c.axis, 1, 2, null, false, c.rht), iterations), bf + extra,
+            extra > 0 ? "bytes include the amax pass" : "");
+    }
+    Report("MXFP4 RTN last axis (float32 in/out)", () => TimeMs(() => GpuQuantizer.Quantize(x32, new QuantSpec(QuantFormat.MXFP4)), iterations), n * 8);
+    Report("fused dY: MXFP4 SR Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, Rounding.Stochastic, 1, 2, 3), iterations), n * 6,
+        "reads dY once, writes two outputs");
+    Report("fused dY: NVFP4 SR+RHT Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), 1, 2, 3, true), iterations), n * 6,
+        "reads dY once, writes two outputs");
+    Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
+    Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });
+}
+
+// MXFP4 RTN from torch eager ops: a timing baseline only (log2-based scale, torch.round ties), not the spec's bits.
+static Tensor EagerMxfp4(Tensor x)
+{
+    var xf = x.to(ScalarType.Float32).view(-1, 32);
+    var amax = xf.abs().amax(new long[] { 1 }, keepdim: true);
+    var scale = (amax / 6).log2().ceil().clamp(-127, 127).exp2();
+    var v = xf / scale;
+    var a = v.abs().clamp_max(6);
+    var step = a.clamp_min(1).log2().floor().clamp(0, 2).exp2() * 0.5;
+    var q = (a / step).round() * step;
+    return (q * v.sign() * scale).view(x.shape).to(ScalarType.BFloat16);
+}
+
+void RunLinear()
+{
+    const int T = 8192, K = 4096, N = 4096, iterations = 20;
+    var results = new List<object>();
+    void Time(string name, nn.Module<Tensor, Tensor> layer, string note)
+    {
+        using var scope = NewDisposeScope();
+        try
+        {
+            layer.to(device);
+            layer.to(ScalarType.BFloat16);
+            var x = randn(new long[] { T, K }, ScalarType.BFloat16, device).requires_grad_(true);
+            var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
+            double ms = TimeMs(() => { var y = layer.call(x); y.backward(new List<Tensor> { dy }); }, iterations);
+            double tflops = 3.0 * 2 * T * (double)K * N / (ms * 1e-3) / 1e12;
+            Console.WriteLine($"linear {name,-40} {ms,8:F3} ms fwd+bwd  ({tflops:F0} TFLOP/s of bf16-equivalent GEMM work) {note}");
+            results.Add(new { name, ms, tflops, note });
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"linear {name}: FAIL {e.GetType().Name}: {e.Message}");
+            results.Add(new { name, error = e.Message });
+        }
+    }
+    Time("nn.Linear bf16", nn.Linear(K, N), "");
+    foreach (var (label, recipe) in new[] { ("QLinear Recipe.TetraJet", (Recipe)Recipe.TetraJet), ("QLinear Recipe.TetraJetV2", (Recipe)Recipe.TetraJetV2) })
+    {
+        var layer = new QLinear(K, N, recipe);
+        string note;
+        try { note = IsPlainLinear(layer) ? "NOT FP4: QLinear is a plain linear in this build" : "FP4"; }
+        catch (Exception e) { note = "FP4 check failed: " + e.Message; }
+        Time(label, layer, note);
+    }
+    Write("linear", new { device = deviceName, T, K, N, dtype = "bfloat16", results });
+}
+
+// QLinear's numerics come from another part of the project: tell FP4 from a plain linear by comparing outputs.
+bool IsPlainLinear(QLinear layer)
+{
+    using var scope = NewDisposeScope();
+    using var _ = no_grad();
+    layer.to(device);
+    layer.to(ScalarType.BFloat16);
+    var x = randn(new long[] { 64, layer.InFeatures }, ScalarType.BFloat16, device);
+    return layer.call(x).eq(nn.functional.linear(x, layer.weight, layer.bias)).all().item<bool>();
+}

@@ -1,0 +1,96 @@
+using TetraJet.Quantization;
+using TetraJet.Quantization.Gpu;
+
+namespace TetraJet.Runtime.Tests.Gpu;
+
+/// <summary>Every kernel, run by ILGPU's CPU accelerator, against the reference, bit for bit (small shapes: it is slow).</summary>
+[Collection("cpu accelerator")]
+public class CpuAcceleratorTests(CpuAcceleratorFixture fixture)
+{
+    public static TheoryData<string, string, bool, bool, bool> Cases()
+    {
+        var data = new TheoryData<string, string, bool, bool, bool>();
+        foreach (var spec in GpuTestData.AllSpecs())
+            foreach (var axis in new[] { BlockAxis.Last, BlockAxis.First })
+            {
+                if (spec.Tile16 && axis == BlockAxis.First) continue;
+                foreach (bool pad in spec.Tile16 ? new[] { false } : new[] { false, true })
+                    foreach (bool had in spec.Tile16 || spec.Rounding == Rounding.EmaGuided ? new[] { false } : new[] { false, true })
+                        data.Add(Name(spec), axis.ToString(), pad, had, false);
+            }
+        // Non-finite inputs: every format once, both axes.
+        foreach (var spec in GpuTestData.AllSpecs().Where(s => s.Rounding == Rounding.Nearest))
+            foreach (var axis in spec.Tile16 ? new[] { BlockAxis.Last } : new[] { BlockAxis.Last, BlockAxis.First })
+                data.Add(Name(spec), axis.ToString(), false, false, true);
+        return data;
+    }
+
+    static string Name(QuantSpec s) => $"{s.Format}|{s.Rounding}|{s.ScaleRule}|{s.Tile16}";
+
+    static QuantSpec Parse(string name)
+    {
+        var p = name.Split('|');
+        return new(Enum.Parse<QuantFormat>(p[0]), Enum.Parse<Rounding>(p[1]), Enum.Parse<ScaleRule>(p[2]), bool.Parse(p[3]));
+    }
+
+    /// <summary>Shape: the block axis is a features multiple, or (pad) a length that needs token-axis padding.</summary>
+    static (int rows, int cols) Shape(QuantSpec spec, BlockAxis axis, bool pad)
+    {
+        if (spec.Tile16) return (32, 48);
+        int len = spec.Format == QuantFormat.NVFP4 ? 256 : 64;
+        if (pad) len = spec.Format == QuantFormat.NVFP4 ? 208 : 48;       // multiples of 16 (RHT), not of the block
+        return axis == BlockAxis.Last ? (3, len) : (len, 40);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Kernel_matches_reference_float32_and_bfloat16(string specName, string axisName, bool pad, bool hadamard, bool nonFinite)
+    {
+        var spec = Parse(specName);
+        var axis = Enum.Parse<BlockAxis>(axisName);
+        var (rows, cols) = Shape(spec, axis, pad);
+        const ulong seed = 42, stream = 7;
+        var x = GpuTestData.Adversarial(rows, cols, rows * 31 + cols, nonFinite);
+        var ema = spec.Rounding == Rounding.EmaGuided ? GpuTestData.Ema(x, 5) : null;
+
+        var expected = GpuTestData.Reference(x, rows, cols, axis, spec, seed, stream, ema, pad, hadamard);
+        var actual = new float[x.Length];
+        GpuQuantizer.Quantize(fixture.Accelerator, x, actual, rows, cols, axis, spec, seed, stream, ema, pad, hadamard);
+        GpuTestData.AssertBitsEqual(expected, actual, $"{spec} {axis} f32");
+
+        // bfloat16: the reference runs on the widened input and its output is rounded to bf16 as torch rounds it.
+        var xb = GpuTestData.ToBf16(x);
+        var expectedB = GpuTestData.ToBf16(GpuTestData.Reference(GpuTestData.FromBf16(xb), rows, cols, axis, spec, seed, stream, ema, pad, hadamard));
+        var actualB = new ushort[x.Length];
+        GpuQuantizer.QuantizeBf16(fixture.Accelerator, xb, actualB, rows, cols, axis, spec, seed, stream, ema, pad, hadamard);
+        GpuTestData.AssertBitsEqual(expectedB, actualB, $"{spec} {axis} bf16");
+    }
+
+    [Theory]
+    [InlineData(QuantFormat.MXFP4, Rounding.Nearest, 64, 96, false)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 64, 96, false)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 40, 64, false)]      // T padded to 64 for Q5
+    [InlineData(QuantFormat.NVFP4, Rounding.Stochastic, 144, 128, true)]     // T padded to 256 for Q5, RHT on both
+    [InlineData(QuantFormat.NVFP4, Rounding.Nearest, 48, 256, false)]
+    public void Fused_dY_kernel_matches_two_reference_quantizers(QuantFormat format, Rounding rounding, int rows, int cols, bool hadamard)
+    {
+        var x = GpuTestData.Adversarial(rows, cols, 3);
+        var spec = new QuantSpec(format, rounding);
+        var q3 = new float[x.Length];
+        var q5 = new float[x.Length];
+        GpuQuantizer.QuantizeDual(fixture.Accelerator, x, q3, q5, rows, cols, spec, 42, 11, 12, hadamard);
+        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 42, 11, null, false, hadamard), q3, "Q3");
+        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 12, null, true, hadamard), q5, "Q5");
+    }
+
+    [Fact]
+    public void Worked_example_MXFP4_block_quantizes_as_the_spec_says()
+    {
+        var x = new float[32];
+        float[] head = [3, -1.25f, 0.75f, 0.2f, 2.5f, -5, 0, 1.75f];
+        head.CopyTo(x, 0);
+        var y = new float[32];
+        GpuQuantizer.Quantize(fixture.Accelerator, x, y, 1, 32, BlockAxis.Last, new QuantSpec(QuantFormat.MXFP4));
+        Assert.Equal(new float[] { 3, -1, 1, 0, 2, -4, 0, 2 }, y[..8]);
+    }
+}
