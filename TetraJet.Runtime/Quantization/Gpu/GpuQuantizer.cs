@@ -223,6 +223,24 @@ public static class GpuQuantizer
         y5v.SubView(0, n).CopyToCPU(y5[..n]);
     }
 
+    // ------------------------------------------------------------------ pointer API (CUDA device memory)
+
+    /// <summary>
+    /// <see cref="ReferenceQuantizer.Quantize"/> on CUDA device memory of device <paramref name="device"/>, queued on the
+    /// default stream of its primary context (torch's): <paramref name="x"/> and <paramref name="y"/> hold rows×cols
+    /// float32 or (<paramref name="bf16"/>) bfloat16 elements; <paramref name="ema"/> rows×cols float32 (EMA-guided only);
+    /// <paramref name="scratch"/> 4 bytes (per-tensor NVFP4 only). Returns without waiting.
+    /// </summary>
+    public static void Quantize(int device, IntPtr x, IntPtr y, int rows, int cols, BlockAxis axis, QuantSpec spec, bool bf16,
+        ulong seed = 0, ulong stream = 0, IntPtr ema = default, IntPtr scratch = default, bool padBlockAxis = false, bool hadamard = false)
+    {
+        long n = (long)rows * cols;
+        if (spec.Rounding == Rounding.EmaGuided && ema == IntPtr.Zero) throw new ArgumentException("EMA-guided rounding needs the EMA buffer");
+        if (spec.Format == QuantFormat.NVFP4Tensor && scratch == IntPtr.Zero) throw new ArgumentException("per-tensor NVFP4 needs a 4-byte scratch buffer");
+        Launch(CudaRunner.ForDevice(device), new DeviceView(x, n), new DeviceView(y, n), new DeviceView(ema, ema == IntPtr.Zero ? 0 : n),
+            new DeviceView(scratch, scratch == IntPtr.Zero ? 0 : 1), rows, cols, axis, spec, bf16, seed, stream, padBlockAxis, hadamard);
+    }
+
     // ------------------------------------------------------------------ tensor API (torch CUDA tensors, in place)
 
     /// <summary>A CUDA tensor's memory as a kernel view (contiguous float32, bfloat16 or int32 expected).</summary>
