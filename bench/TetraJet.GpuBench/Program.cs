@@ -46,7 +46,7 @@ int RunTests()
 {
     var results = new List<GpuCheck>();
     var sw = Stopwatch.StartNew();
-    foreach (var c in GpuSelfCheck.RunAll(device))
+    foreach (var c in GpuSelfCheck.RunAll(device).Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");
