@@ -61,14 +61,19 @@ internal static unsafe class MxKernels<F, R> where F : struct, IMxFormatOps wher
     /// </summary>
     public static void First(KernelArgs j, int r0, int r1, int c0, int c1)
     {
-        int c = c0;
-        if (CpuQuantizer.Vectorised)
+        bool vec = CpuQuantizer.Vectorised;
+        // One block of rows at a time across all tiles, so the walk stays within a few pages instead of striding down whole columns.
+        for (int b = r0; b < r1; b += Block)
         {
-            for (; c + 32 <= c1; c += 32) Tile(j, r0, r1, c, 4);
-            for (; c + 8 <= c1; c += 8) Tile(j, r0, r1, c, 1);
+            int be = Math.Min(b + Block, r1);
+            int c = c0;
+            if (vec)
+            {
+                for (; c + 32 <= c1; c += 32) Tile(j, b, be, c, 4);
+                for (; c + 8 <= c1; c += 8) Tile(j, b, be, c, 1);
+            }
+            for (; c < c1; c++) ScalarBlock(j, (long)b * j.Cols + c, be - b, j.Cols);
         }
-        for (; c < c1; c++)
-            for (int b = r0; b < r1; b += Block) ScalarBlock(j, (long)b * j.Cols + c, Math.Min(Block, r1 - b), j.Cols);
     }
 
     static void Tile(KernelArgs j, int r0, int r1, int c, int groups)

@@ -110,13 +110,19 @@ internal static unsafe class NvKernels<R> where R : struct, IRoundingOps
     /// <summary>Blocks down columns: rows [r0, r1) (r0 a multiple of 128), columns [c0, c1), in tiles of 32 or 8 columns.</summary>
     public static void First(KernelArgs j, int r0, int r1, int c0, int c1, bool perTensor)
     {
-        int c = c0;
-        if (CpuQuantizer.Vectorised)
+        bool vec = CpuQuantizer.Vectorised;
+        // One outer block of rows at a time across all tiles, so the walk stays within a few pages.
+        for (int ob = r0; ob < r1; ob += Outer)
         {
-            for (; c + 32 <= c1; c += 32) Tile(j, r0, r1, c, 4, perTensor);
-            for (; c + 8 <= c1; c += 8) Tile(j, r0, r1, c, 1, perTensor);
+            int oe = Math.Min(ob + Outer, r1);
+            int c = c0;
+            if (vec)
+            {
+                for (; c + 32 <= c1; c += 32) Tile(j, ob, oe, c, 4, perTensor);
+                for (; c + 8 <= c1; c += 8) Tile(j, ob, oe, c, 1, perTensor);
+            }
+            for (; c < c1; c++) ScalarColumn(j, ob, oe, c, perTensor);
         }
-        for (; c < c1; c++) ScalarColumn(j, r0, r1, c, perTensor);
     }
 
     static void Tile(KernelArgs j, int r0, int r1, int c, int groups, bool perTensor)
