@@ -121,11 +121,21 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         return result;
     }
 
+    /// <summary>
+    /// Q3(dY) and Q5(dY) from one pass over dY when the recipe allows (same spec, no RHT: the MX recipes);
+    /// null otherwise, and the slots quantize dY separately.
+    /// </summary>
+    internal (Tensor Q3, Tensor Q5)? QuantizeGradientPair(Tensor dy, Recipe r, long step)
+    {
+        if (!r.Q3.IsQuantized || r.Q3.Hadamard || r.Q5.Hadamard || r.Q3.Spec != r.Q5.Spec || r.Q3.Spec.Tile16) return null;
+        return Quantizer.QuantizeBothAxes(dy, r.Q3.Spec, Seed, LayerStreams.For(step, LayerId, 3), LayerStreams.For(step, LayerId, 5));
+    }
+
     /// <summary>Q3(dY) along N and Q4(Ŵ) along N, sharing RHT signs.</summary>
-    internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, Tensor wq, Recipe r, long step)
+    internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, Tensor wq, Recipe r, long step, Tensor? dyQuantized = null)
     {
         ulong signs = LayerStreams.For(step, LayerId, LayerStreams.DgradHadamard);
-        var dyq = QuantizeSlot(dy, r.Q3, BlockAxis.Last, 3, pad: false, step, signs);
+        var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q3, BlockAxis.Last, 3, pad: false, step, signs);
         var wq4 = r.Q4.Source == SlotSource.ForwardCodesTransposed
             ? wq
             : QuantizeSlot(wq, r.Q4, BlockAxis.First, 4, pad: false, step, signs);
@@ -133,7 +143,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Q5(dY) along T and Q6(X̂) along T, sharing RHT signs; T is zero-padded to the block.</summary>
-    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, Tensor x, Recipe r, long step)
+    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, Tensor x, Recipe r, long step, Tensor? dyQuantized = null)
     {
         ulong signs = LayerStreams.For(step, LayerId, LayerStreams.WgradHadamard);
         if (r.Q5.Hadamard || r.Q6.Hadamard)
@@ -146,7 +156,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
                 x = nn.functional.pad(x, [0, 0, 0, padded - t]);
             }
         }
-        var dyq = QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
+        var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
         var xq = QuantizeSlot(x, r.Q6, BlockAxis.First, 6, pad: true, step, signs);
         if (r.OutControl && r.Q6.IsQuantized && OutlierMask is { } mask)
         {

@@ -64,10 +64,11 @@ static class QLinearMath
         var dy = grads[0].reshape(-1, layer.OutFeatures);
         var ct = ComputeType(dy);
 
-        var (dgradDy, dgradW) = layer.QuantizeDgradOperands(dy, wq, recipe, saved.Step);
+        var pair = layer.QuantizeGradientPair(dy, recipe, saved.Step);   // one pass over dY where the recipe allows
+        var (dgradDy, dgradW) = layer.QuantizeDgradOperands(dy, wq, recipe, saved.Step, pair?.Q3);
         var dx = dgradDy.to(ct).matmul(dgradW.to(ct)).to(saved.InputType).reshape(saved.InputShape);
 
-        var (wgradDy, wgradX) = layer.QuantizeWgradOperands(dy, xKept, recipe, saved.Step);
+        var (wgradDy, wgradX) = layer.QuantizeWgradOperands(dy, xKept, recipe, saved.Step, pair?.Q5);
         var dw = wgradDy.to(ct).t().matmul(wgradX.to(ct)).to(layer.weight.dtype);
 
         var result = new List<Tensor> { dx, dw };

@@ -73,6 +73,27 @@ public static class Quantizer
     }
 
     /// <summary>
+    /// The backward pair of a linear layer from one read of dY [T, N]: Q(dY) with blocks along N (Q3) and along T
+    /// (Q5, T zero-padded to the block), bit for bit what two <see cref="Quantize"/> calls give. No RHT.
+    /// </summary>
+    public static (Tensor Last, Tensor First) QuantizeBothAxes(Tensor dy, QuantSpec spec, ulong seed, ulong streamLast, ulong streamFirst)
+    {
+        if (dy.dim() != 2) throw new ArgumentException($"expected a 2-D [T, N] tensor, got rank {dy.dim()}");
+        if (dy.device_type == DeviceType.CUDA)
+        {
+            var (q3, q5) = GpuQuantizer.QuantizeDual(dy, spec, seed, streamLast, streamFirst);
+            return (q3, q5);
+        }
+        using var scope = NewDisposeScope();
+        var x = dy.to(ScalarType.Float32).contiguous();
+        var last = empty_like(x);
+        var first = empty_like(x);
+        CpuQuantizer.QuantizeBothAxes(TensorMemory.Floats(x), TensorMemory.Floats(last), TensorMemory.Floats(first),
+            (int)x.shape[0], (int)x.shape[1], spec, spec, seed, streamLast, streamFirst, padFirst: true);
+        return (last.to(dy.dtype).MoveToOuterDisposeScope(), first.to(dy.dtype).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
     /// Quantizes a CPU tensor (float32 or bfloat16, viewed as 2-D with the leading dimensions flattened) into its
     /// packed storage form. <see cref="PackedTensor.Dequantize()"/> gives back exactly <see cref="Quantize"/>'s output.
     /// </summary>
