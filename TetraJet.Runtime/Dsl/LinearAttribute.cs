@@ -32,6 +32,22 @@ public sealed class LinearAttribute : Attribute
         Bias = bias;
     }
 
+    /// <summary>A layer whose input size is a member of the model and whose output size is a constant (e.g. a classifier head).</summary>
+    public LinearAttribute(string inFeatures, int outFeatures, bool bias = true)
+    {
+        InFeaturesMember = inFeatures;
+        OutFeatures = outFeatures;
+        Bias = bias;
+    }
+
+    /// <summary>A layer whose input size is a constant and whose output size is a member of the model.</summary>
+    public LinearAttribute(int inFeatures, string outFeatures, bool bias = true)
+    {
+        InFeatures = inFeatures;
+        OutFeaturesMember = outFeatures;
+        Bias = bias;
+    }
+
     /// <summary>The constant input size; 0 when <see cref="InFeaturesMember"/> names it.</summary>
     public int InFeatures { get; }
     /// <summary>The constant output size; 0 when <see cref="OutFeaturesMember"/> names it.</summary>
