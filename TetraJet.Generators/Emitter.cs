@@ -129,10 +129,22 @@ internal static class Emitter
     private static void EmitConstruction(SourceWriter w, LinearPropertySpec layer, string className, string recipe, string kernels, string multiple, string configs)
     {
         var target = Holder + "." + layer.Name;
-        w.Line(target + " = new " + QLinear + "(" + SizeArgument(layer.In, "inFeatures", className, layer.Name, multiple, configs) + ", "
-            + SizeArgument(layer.Out, "outFeatures", className, layer.Name, multiple, configs) + ", " + recipe + ",");
+        var inArgument = SizeArgument(layer.In, "inFeatures", className, layer.Name, multiple, configs);
+        var outArgument = SizeArgument(layer.Out, "outFeatures", className, layer.Name, multiple, configs);
+        w.Line(target + " = new " + QLinear + "(");
         w.Indent();
-        w.Line("bias: " + (layer.Bias ? "true" : "false") + ", name: \"" + layer.Name + "\", kernels: " + kernels + ");");
+        if (layer.In.Member is null && layer.Out.Member is null)
+        {
+            w.Line(inArgument + ", " + outArgument + ", " + recipe + ", bias: " + (layer.Bias ? "true" : "false") + ", name: \"" + layer.Name + "\",");
+        }
+        else
+        {
+            // Sizes read from members get a line each: they carry a run-time check.
+            w.Line(inArgument + ",");
+            w.Line(outArgument + ",");
+            w.Line(recipe + ", bias: " + (layer.Bias ? "true" : "false") + ", name: \"" + layer.Name + "\",");
+        }
+        w.Line("kernels: " + kernels + ");");
         w.Outdent();
         w.Line("register_module(\"" + layer.Name + "\", " + target + ");");
     }
