@@ -72,4 +72,38 @@ public class RobustnessTests
         Assert.Contains("register_module(\"Good\"", source);
         Assert.DoesNotContain("register_module(\"Bad\"", source);
     }
+
+    [Fact]
+    public void Classes_with_the_same_name_in_different_namespaces_get_their_own_files()
+    {
+        const string model = """
+            public sealed partial class M : nn.Module<Tensor, Tensor>
+            {
+                [Linear(32, 32)] public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+                public override Tensor forward(Tensor x) => L.call(x);
+            }
+            """;
+        var result = GeneratorHarness.Run(Sources.Usings + "namespace A;\n" + model, Sources.Usings + "namespace B;\n" + model);
+        Assert.Empty(result.CompilerDiagnostics);
+        Assert.Equal(
+            new[] { "A.M.TetraJet.g.cs", "B.M.TetraJet.g.cs", "TetraJet.LinearConfigs.g.cs" },
+            result.Run.GeneratedSources.Select(s => s.HintName).OrderBy(n => n, StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void A_class_with_Quantize_but_no_Linear_properties_gets_nothing()
+    {
+        var result = GeneratorHarness.Run(Sources.Usings + """
+            [Quantize(Format.NVFP4, OsciReset = true)]
+            public sealed class Plain : nn.Module<Tensor, Tensor>
+            {
+                public Plain() : base("Plain") { }
+                public override Tensor forward(Tensor x) => x;
+            }
+            """);
+        Assert.Empty(result.Run.GeneratedSources);
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.CompilerDiagnostics);
+    }
 }
