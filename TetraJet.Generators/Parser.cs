@@ -204,10 +204,10 @@ internal static class Parser
                 var multiple = config?.FeatureMultiple ?? 1;
                 if (value % multiple != 0)
                 {
-                    var suggestion = (value / multiple + 1) * multiple;
+                    var suggestion = ((long)value / multiple + 1) * multiple;   // long: no overflow near int.MaxValue
                     diagnostics.Add(DiagnosticInfo.Create(
                         DiagnosticDescriptors.FeaturesNotMultipleOfBlock, location, parameter, Text(value), layer, Text(multiple),
-                        RecipeTable.BlockDescription(config!.Recipe), config.Recipe.ToString(), Text(suggestion)));
+                        RecipeTable.BlockDescription(config!.Recipe), config.Recipe.ToString(), suggestion.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                 }
                 return new SizeSpec(value, null, Text(value));
 
