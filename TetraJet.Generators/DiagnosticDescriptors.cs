@@ -1,0 +1,73 @@
+using Microsoft.CodeAnalysis;
+
+namespace TetraJet.Generators;
+
+/// <summary>Every diagnostic of the TetraJet generator and analyzers; docs/DSL.md has the table.</summary>
+internal static class DiagnosticDescriptors
+{
+    private const string Category = "TetraJet.Quantization";
+
+    // Anchors of the diagnostics table in docs/DSL.md, relative to the repository root.
+    private static string Help(string id) => "docs/DSL.md#" + id.ToLowerInvariant();
+
+    private static DiagnosticDescriptor Error(string id, string title, string message)
+        => new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: Help(id));
+
+    private static DiagnosticDescriptor Warning(string id, string title, string message)
+        => new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: Help(id));
+
+    public static readonly DiagnosticDescriptor ClassNotPartial = Error(
+        DiagnosticIds.ClassNotPartial,
+        "Quantized model type must be partial",
+        "Type '{0}' declares [Linear] properties but is not partial; add the 'partial' modifier to '{0}' so that the generator can add the layers");
+
+    public static readonly DiagnosticDescriptor NotAModule = Error(
+        DiagnosticIds.NotAModule,
+        "Quantized model type must be a TorchSharp module",
+        "Type '{0}' declares [Linear] properties but does not derive from TorchSharp.torch.nn.Module; derive it from nn.Module<Tensor, Tensor> (or another Module) so that its layers can be registered");
+
+    public static readonly DiagnosticDescriptor FeaturesNotMultipleOfBlock = Error(
+        DiagnosticIds.FeaturesNotMultipleOfBlock,
+        "Features must be a multiple of the format's block",
+        "{0} = {1} of layer '{2}' is not a multiple of {3} ({4}, recipe {5}); use a multiple of {3} (e.g. {6}) or choose another [Quantize] recipe for this layer");
+
+    public static readonly DiagnosticDescriptor FeaturesNotPositive = Error(
+        DiagnosticIds.FeaturesNotPositive,
+        "Features must be positive",
+        "{0} = {1} of layer '{2}' must be greater than 0; give the layer's real input/output size");
+
+    public static readonly DiagnosticDescriptor EmaDecayOutOfRange = Error(
+        DiagnosticIds.EmaDecayOutOfRange,
+        "EmaDecay out of range",
+        "EmaDecay = {0} is outside (0, 1); use a decay such as 0.998 (the default)");
+
+    public static readonly DiagnosticDescriptor OsciResetThresholdOutOfRange = Error(
+        DiagnosticIds.OsciResetThresholdOutOfRange,
+        "OsciResetThreshold out of range",
+        "OsciResetThreshold = {0} must be greater than 1 (a ratio of quantized to full-precision movement); use e.g. 8 (the default)");
+
+    public static readonly DiagnosticDescriptor OutlierFractionOutOfRange = Error(
+        DiagnosticIds.OutlierFractionOutOfRange,
+        "OutlierFraction out of range",
+        "OutlierFraction = {0} is outside (0, 0.5]; use a fraction of input channels such as 0.1 (the default)");
+
+    public static readonly DiagnosticDescriptor OptionHasNoEffect = Warning(
+        DiagnosticIds.OptionHasNoEffect,
+        "Quantization option has no effect",
+        "{0} has no effect with recipe {1}: {2}; remove the option or choose a recipe that uses it");
+
+    public static readonly DiagnosticDescriptor InvalidLinearProperty = Error(
+        DiagnosticIds.InvalidLinearProperty,
+        "[Linear] property has the wrong shape",
+        "[Linear] property '{0}' {1}; declare it as 'public partial QLinear {0} {{ get; }}'");
+
+    public static readonly DiagnosticDescriptor SizeMemberNotFound = Error(
+        DiagnosticIds.SizeMemberNotFound,
+        "Features member not found",
+        "{0} of layer '{1}' names '{2}', which is not an int field or property of '{3}'; pass nameof(...) of an int field or property, or a constant");
+
+    public static readonly DiagnosticDescriptor ConstructorSkipsInitialization = Warning(
+        DiagnosticIds.ConstructorSkipsInitialization,
+        "Constructor never calls InitializeQuantization",
+        "This constructor of '{0}' never calls InitializeQuantization(), so its [Linear] layers stay null; call InitializeQuantization() (or InitializeQuantization(recipe)) before RegisterComponents()");
+}

@@ -1,0 +1,17 @@
+namespace TetraJet.Generators;
+
+/// <summary>The diagnostic IDs, as constants that the code-fix assembly shares (it links this file).</summary>
+internal static class DiagnosticIds
+{
+    public const string ClassNotPartial = "TJ1001";
+    public const string NotAModule = "TJ1002";
+    public const string FeaturesNotMultipleOfBlock = "TJ1003";
+    public const string FeaturesNotPositive = "TJ1004";
+    public const string EmaDecayOutOfRange = "TJ1005";
+    public const string OsciResetThresholdOutOfRange = "TJ1006";
+    public const string OutlierFractionOutOfRange = "TJ1007";
+    public const string OptionHasNoEffect = "TJ1008";
+    public const string InvalidLinearProperty = "TJ1009";
+    public const string SizeMemberNotFound = "TJ1010";
+    public const string ConstructorSkipsInitialization = "TJ1011";
+}

@@ -1,0 +1,66 @@
+namespace TetraJet.Generators;
+
+/// <summary>One type declaration around (and including) an annotated class, outermost first.</summary>
+/// <param name="Keyword">The declaration keyword(s): <c>class</c>, <c>struct</c>, <c>record</c>, <c>record struct</c>, <c>interface</c>.</param>
+/// <param name="NameWithTypeParameters">E.g. <c>Mixer</c> or <c>Block&lt;T&gt;</c>.</param>
+internal sealed record TypeDeclarationSpec(string Keyword, string NameWithTypeParameters, string Name, bool IsPartial, LocationInfo? IdentifierLocation);
+
+/// <summary>The model class that declares <c>[Linear]</c> properties.</summary>
+/// <param name="Namespace">Null in the global namespace.</param>
+/// <param name="Declarations">Containing types, outermost first, then the class itself.</param>
+/// <param name="FullName">Unique within the compilation; used to group properties and to name the generated file.</param>
+/// <param name="IsModule">Derives from <c>TorchSharp.torch.nn.Module</c>.</param>
+internal sealed record ClassSpec(
+    string? Namespace,
+    EquatableArray<TypeDeclarationSpec> Declarations,
+    string FullName,
+    bool IsClass,
+    bool IsModule)
+{
+    public TypeDeclarationSpec Self => Declarations[Declarations.Count - 1];
+}
+
+/// <summary>An in/out features argument: a constant, or the name of an int member read at run time.</summary>
+/// <param name="Expression">The C# expression to emit (<c>512</c>, <c>this.DModel</c>); null when the argument is invalid.</param>
+internal sealed record SizeSpec(int? Constant, string? Member, string? Expression)
+{
+    public bool IsValid => Expression is not null;
+}
+
+/// <summary>One <c>[Linear]</c> property, parsed.</summary>
+/// <param name="Modifiers">The declaration's modifiers, repeated on the implementation (they must match).</param>
+/// <param name="TypeNullable">Declared as <c>QLinear?</c>.</param>
+/// <param name="HasValidShape">Partial, get-only, instance, of type QLinear: the generator can implement it.</param>
+/// <param name="Config">The effective configuration; null when its <c>[Quantize]</c> has errors.</param>
+/// <param name="HasOwnQuantize">A property-level <c>[Quantize]</c>: the run-time recipe overload leaves the layer alone.</param>
+/// <param name="Order">Position in the source, so that layers are created in declaration order.</param>
+internal sealed record LinearPropertySpec(
+    ClassSpec Class,
+    string Name,
+    string Modifiers,
+    bool TypeNullable,
+    bool HasValidShape,
+    SizeSpec In,
+    SizeSpec Out,
+    bool Bias,
+    ConfigSpec? Config,
+    bool HasOwnQuantize,
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    string FilePath,
+    int Order)
+{
+    /// <summary>Everything needed to construct the layer is valid.</summary>
+    public bool CanConstruct => HasValidShape && In.IsValid && Out.IsValid && Config is not null
+        && !System.Linq.Enumerable.Any(Diagnostics, d => d.Descriptor.DefaultSeverity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error);
+}
+
+/// <summary>A model class with its layers and the diagnostics that concern it.</summary>
+/// <param name="CanEmit">The class is partial (with its containing types) and a module: a generated part compiles.</param>
+internal sealed record ModelSpec(
+    ClassSpec Class,
+    EquatableArray<LinearPropertySpec> Layers,
+    EquatableArray<DiagnosticInfo> Diagnostics,
+    bool CanEmit);
+
+/// <summary>Diagnostics of one <c>[Quantize]</c> attribute (options out of range or without effect).</summary>
+internal sealed record QuantizeTargetSpec(EquatableArray<DiagnosticInfo> Diagnostics);

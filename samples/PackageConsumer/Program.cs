@@ -1,0 +1,29 @@
+using TetraJet;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// A model built from the TetraJet.Runtime package alone: the generator comes with it.
+manual_seed(0);
+using var model = new Classifier();
+using var x = randn(4, 64);
+using var y = model.call(x);
+
+Console.WriteLine("layers: " + string.Join(", ", model.named_children().Select(c => $"{c.name} ({((QLinear)c.module).Recipe})")));
+Console.WriteLine("state dict: " + string.Join(", ", model.state_dict().Keys));
+Console.WriteLine($"output shape: [{string.Join(", ", y.shape)}]");
+
+/// <summary>MXFP4 hidden layer, BF16 head.</summary>
+[Quantize(Format.MXFP4)]
+sealed partial class Classifier : nn.Module<Tensor, Tensor>
+{
+    [Linear(64, 128)] public partial QLinear Hidden { get; }
+    [Linear(128, 10), Quantize(Format.BF16)] public partial QLinear Head { get; }
+
+    public Classifier() : base(nameof(Classifier))
+    {
+        InitializeQuantization();
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => Head.call(nn.functional.relu(Hidden.call(x)));
+}

@@ -1,0 +1,263 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+
+namespace TetraJet.Generators.Tests;
+
+/// <summary>Each diagnostic: its ID, severity, message and exact location (marked <c>[|...|]</c> in the source).</summary>
+public class DiagnosticTests
+{
+    private const string Usings = Sources.Usings;
+
+    private static Diagnostic Single(string marked, string id, DiagnosticSeverity severity)
+    {
+        var markup = Markup.Parse(Usings + marked);
+        var result = GeneratorHarness.Run(false, markup.Source);   // severities as declared, not promoted
+        var diagnostics = result.GeneratorDiagnostics.Where(d => d.Id.StartsWith("TJ", StringComparison.Ordinal)).ToList();
+        var diagnostic = Assert.Single(diagnostics);
+        Assert.Equal(id, diagnostic.Id);
+        Assert.Equal(severity, diagnostic.Severity);
+        AssertLocation(markup, diagnostic);
+        Assert.Equal("docs/DSL.md#" + id.ToLowerInvariant(), diagnostic.Descriptor.HelpLinkUri);
+        return diagnostic;
+    }
+
+    private static void AssertLocation(Markup markup, Diagnostic diagnostic)
+    {
+        Assert.Equal("Model.cs", diagnostic.Location.GetLineSpan().Path);
+        Assert.Equal(markup.Span, diagnostic.Location.SourceSpan);
+        Assert.Equal(markup.LineSpan, diagnostic.Location.GetLineSpan().Span);
+    }
+
+    private const string Module = " : nn.Module<Tensor, Tensor>";
+    private const string Body = """
+            public override Tensor forward(Tensor x) => x;
+        """;
+
+    [Fact]
+    public void TJ1001_class_not_partial()
+    {
+        var d = Single($$"""
+            public sealed class [|Mlp|]{{Module}}
+            {
+                [Linear(32, 32)] public partial QLinear Up { get; }
+                public Mlp() : base("Mlp") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1001", DiagnosticSeverity.Error);
+        Assert.Equal("Type 'Mlp' declares [Linear] properties but is not partial; add the 'partial' modifier to 'Mlp' so that the generator can add the layers", d.GetMessage());
+        // The location is exact: line 4 (0-based 3, after the three usings), columns 20–23.
+        Assert.Equal(new LinePosition(3, 20), d.Location.GetLineSpan().StartLinePosition);
+        Assert.Equal(new LinePosition(3, 23), d.Location.GetLineSpan().EndLinePosition);
+    }
+
+    [Fact]
+    public void TJ1001_containing_type_not_partial()
+    {
+        var d = Single($$"""
+            public static class [|Zoo|]
+            {
+                public sealed partial class Mlp{{Module}}
+                {
+                    [Linear(32, 32)] public partial QLinear Up { get; }
+                    public Mlp() : base("Mlp") { InitializeQuantization(); }
+                {{Body}}
+                }
+            }
+            """, "TJ1001", DiagnosticSeverity.Error);
+        Assert.Contains("Type 'Zoo'", d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1002_class_not_a_module()
+    {
+        var d = Single("""
+            public sealed partial class [|Plain|]
+            {
+                [Linear(32, 32)] public partial QLinear Up { get; }
+            }
+            """, "TJ1002", DiagnosticSeverity.Error);
+        Assert.Equal("Type 'Plain' declares [Linear] properties but does not derive from TorchSharp.torch.nn.Module; derive it from nn.Module<Tensor, Tensor> (or another Module) so that its layers can be registered", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Quantize(Format.NVFP4)]", "[Linear([|100|], 128)]", "inFeatures = 100 of layer 'L' is not a multiple of 128 (TetraJet-v2 NVFP4 outer blocks of 128, recipe TetraJetV2); use a multiple of 128 (e.g. 128) or choose another [Quantize] recipe for this layer")]
+    [InlineData("[Quantize(Format.MXFP4)]", "[Linear(64, [|outFeatures: 48|])]", "outFeatures = 48 of layer 'L' is not a multiple of 32 (MXFP4 blocks of 32, recipe TetraJet); use a multiple of 32 (e.g. 64) or choose another [Quantize] recipe for this layer")]
+    [InlineData("[Quantize(Recipe.NvidiaNvfp4)]", "[Linear([|40|], 32)]", "inFeatures = 40 of layer 'L' is not a multiple of 16 (NVIDIA NVFP4 blocks of 16, recipe NvidiaNvfp4); use a multiple of 16 (e.g. 48) or choose another [Quantize] recipe for this layer")]
+    [InlineData("[Quantize(Format.NVFP4)]", "[Linear(256, [|64|]), Quantize(Recipe.Microscaling)]", null)]
+    public void TJ1003_features_not_a_multiple_of_the_block(string classAttribute, string linear, string? message)
+    {
+        var source = $$"""
+            {{classAttribute}}
+            public sealed partial class M{{Module}}
+            {
+                {{linear}} public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """;
+        if (message is null)
+        {
+            // The property's recipe (Microscaling, 32) overrides the class's (128): 64 is fine.
+            Assert.Empty(GeneratorHarness.Run(Markup.Parse(Usings + source).Source).GeneratorDiagnostics);
+            return;
+        }
+        var d = Single(source, "TJ1003", DiagnosticSeverity.Error);
+        Assert.Equal(message, d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Linear(32, [|0|])]", "outFeatures = 0 of layer 'L' must be greater than 0; give the layer's real input/output size")]
+    [InlineData("[Linear([|-32|], 32)]", "inFeatures = -32 of layer 'L' must be greater than 0; give the layer's real input/output size")]
+    public void TJ1004_features_not_positive(string linear, string message)
+    {
+        var d = Single($$"""
+            public sealed partial class M{{Module}}
+            {
+                {{linear}} public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1004", DiagnosticSeverity.Error);
+        Assert.Equal(message, d.GetMessage());
+    }
+
+    private static Diagnostic OnClassAttribute(string attribute, string id, DiagnosticSeverity severity) => Single($$"""
+        {{attribute}}
+        public sealed partial class M{{Module}}
+        {
+            [Linear(128, 128)] public partial QLinear L { get; }
+            public M() : base("M") { InitializeQuantization(); }
+        {{Body}}
+        }
+        """, id, severity);
+
+    [Theory]
+    [InlineData("1.5")]
+    [InlineData("0")]
+    [InlineData("1")]
+    public void TJ1005_ema_decay_out_of_range(string value)
+    {
+        var d = OnClassAttribute($"[Quantize(Format.MXFP4, QEma = true, [|EmaDecay = {value}|])]", "TJ1005", DiagnosticSeverity.Error);
+        Assert.Equal($"EmaDecay = {value} is outside (0, 1); use a decay such as 0.998 (the default)", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("1")]
+    [InlineData("0.5")]
+    public void TJ1006_osci_reset_threshold_out_of_range(string value)
+    {
+        var d = OnClassAttribute($"[Quantize(Format.NVFP4, OsciReset = true, [|OsciResetThreshold = {value}|])]", "TJ1006", DiagnosticSeverity.Error);
+        Assert.Equal($"OsciResetThreshold = {value} must be greater than 1 (a ratio of quantized to full-precision movement); use e.g. 8 (the default)", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("0.6")]
+    [InlineData("0")]
+    public void TJ1007_outlier_fraction_out_of_range(string value)
+    {
+        var d = OnClassAttribute($"[Quantize(Format.NVFP4, OutControl = true, [|OutlierFraction = {value}|])]", "TJ1007", DiagnosticSeverity.Error);
+        Assert.Equal($"OutlierFraction = {value} is outside (0, 0.5]; use a fraction of input channels such as 0.1 (the default)", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Quantize(Format.NVFP4, [|QEma = true|])]", "QEma has no effect with recipe TetraJetV2: Q-EMA guides the rounding of MXFP4 weights only; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Format.BF16, [|QRamping = true|])]", "QRamping has no effect with recipe BF16: Q-Ramping damps MXFP4 weight oscillation only; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Format.BF16, [|OsciReset = true|])]", "OsciReset has no effect with recipe BF16: BF16 weights are not quantized, so they do not oscillate; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Format.BF16, [|OutControl = true|])]", "OutControl has no effect with recipe BF16: BF16 inputs are not quantized, so there are no outliers to keep; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Recipe.TetraJetV2, [|ScaleRule = ScaleRule.Ocp|])]", "ScaleRule has no effect with recipe TetraJetV2: the OCP scale rule applies to MXFP4 blocks only; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Format.MXFP4, [|EmaDecay = 0.99|])]", "EmaDecay has no effect with recipe TetraJet: it is read only when QEma = true; remove the option or choose a recipe that uses it")]
+    public void TJ1008_option_without_effect(string attribute, string message)
+    {
+        var d = OnClassAttribute(attribute, "TJ1008", DiagnosticSeverity.Warning);
+        Assert.Equal(message, d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1008_on_a_property_level_attribute()
+    {
+        var d = Single($$"""
+            public sealed partial class M{{Module}}
+            {
+                [Linear(128, 128), Quantize(Recipe.NvidiaNvfp4, [|QRamping = true|])] public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1008", DiagnosticSeverity.Warning);
+        Assert.StartsWith("QRamping has no effect with recipe NvidiaNvfp4", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("public QLinear [|L|] { get; }", "is not partial; add the 'partial' modifier")]
+    [InlineData("public partial QLinear [|L|] { get; set; }", "must be a get-only declaration without a body ('{ get; }')")]
+    [InlineData("public partial nn.Module<Tensor, Tensor> [|L|] { get; }", "is of type 'TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor>'; it must be of type TetraJet.QLinear")]
+    [InlineData("public static partial QLinear [|L|] { get; }", "is static; it must be an instance property")]
+    public void TJ1009_linear_property_of_the_wrong_shape(string property, string problem)
+    {
+        var d = Single($$"""
+            public sealed partial class M{{Module}}
+            {
+                [Linear(32, 32)] {{property}}
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1009", DiagnosticSeverity.Error);
+        Assert.Equal($"[Linear] property 'L' {problem}; declare it as 'public partial QLinear L {{ get; }}'", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Linear([|\"Missing\"|], 32)]", "inFeatures", "Missing")]
+    [InlineData("[Linear(nameof(Size), [|nameof(Label)|])]", "outFeatures", "Label")]
+    [InlineData("[Linear([|nameof(Ratio)|], nameof(Size))]", "inFeatures", "Ratio")]
+    [InlineData("[Linear(32, [|nameof(Hidden)|])]", "outFeatures", "Hidden")]
+    public void TJ1010_size_member_not_found(string linear, string parameter, string member)
+    {
+        var d = Single($$"""
+            public sealed partial class M{{Module}}
+            {
+                public string Label { get; } = "x";
+                public double Ratio = 0.5;
+                public int Size = 32;
+                private long Hidden => Size;
+                {{linear}} public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1010", DiagnosticSeverity.Error);
+        Assert.Equal($"{parameter} of layer 'L' names '{member}', which is not an int field or property of 'M'; pass nameof(...) of an int field or property, or a constant", d.GetMessage());
+    }
+
+    [Fact]
+    public async Task TJ1011_constructor_that_never_initializes()
+    {
+        var markup = Markup.Parse(Usings + $$"""
+            public sealed partial class M{{Module}}
+            {
+                [Linear(32, 32)] public partial QLinear L { get; }
+                public [|M|]() : base("M") { RegisterComponents(); }
+                public M(int unused) : this() { }
+                public M(Recipe recipe) : base("M") { InitializeQuantization(recipe); RegisterComponents(); }
+                public M(string name) : base(name) { this.InitializeQuantization(); }
+            {{Body}}
+            }
+            """);
+        var diagnostics = await GeneratorHarness.AnalyzeAsync(markup.Source);
+        var d = Assert.Single(diagnostics);
+        Assert.Equal("TJ1011", d.Id);
+        Assert.Equal(DiagnosticSeverity.Warning, d.Severity);
+        AssertLocation(markup, d);
+        Assert.Equal("This constructor of 'M' never calls InitializeQuantization(), so its [Linear] layers stay null; call InitializeQuantization() (or InitializeQuantization(recipe)) before RegisterComponents()", d.GetMessage());
+    }
+
+    [Fact]
+    public async Task TJ1011_is_not_reported_for_classes_without_linear_properties()
+    {
+        var diagnostics = await GeneratorHarness.AnalyzeAsync(Usings + """
+            public sealed class Plain : nn.Module<Tensor, Tensor>
+            {
+                public Plain() : base("Plain") { RegisterComponents(); }
+                public override Tensor forward(Tensor x) => x;
+            }
+            """);
+        Assert.Empty(diagnostics);
+    }
+}

@@ -1,0 +1,182 @@
+using TetraJet.Generators.Tests.Models;
+using TetraJet.Quantization;
+using static TorchSharp.torch;
+
+namespace TetraJet.Generators.Tests;
+
+/// <summary>The generated code of this project's DSL models, exercised at run time.</summary>
+public class DslModelTests
+{
+    private static readonly Recipe TetraJetV2OsciReset = Recipe.Get(RecipeId.TetraJetV2) with { OsciReset = true };
+
+    [Fact]
+    public void Layers_are_registered_under_the_property_names()
+    {
+        using var model = new DesignMlp();
+        Assert.Equal(new[] { "Up", "Down", "Mid", "Head" }, model.named_children().Select(c => c.name));
+        Assert.Equal(
+            new[] { "Up.weight", "Up.bias", "Down.weight", "Down.bias", "Mid.weight", "Mid.bias", "Head.weight" },
+            model.state_dict().Keys.OrderBy(KeyOrder));
+        Assert.Same(model.Up, model.named_children().First().module);
+
+        static int KeyOrder(string key) => Array.IndexOf(new[] { "Up.weight", "Up.bias", "Down.weight", "Down.bias", "Mid.weight", "Mid.bias", "Head.weight" }, key);
+    }
+
+    [Fact]
+    public void Layers_have_the_declared_sizes_bias_and_names()
+    {
+        using var model = new DesignMlp();
+        Assert.Equal((128, 256), (model.Up.InFeatures, model.Up.OutFeatures));
+        Assert.Equal((256, 128), (model.Down.InFeatures, model.Down.OutFeatures));
+        Assert.Equal((128, 64), (model.Mid.InFeatures, model.Mid.OutFeatures));
+        Assert.Equal((64, 10), (model.Head.InFeatures, model.Head.OutFeatures));
+        Assert.Equal(new long[] { 256, 128 }, model.Up.weight.shape);
+        Assert.NotNull(model.Up.bias);
+        Assert.Null(model.Head.bias);
+        Assert.Equal("Up", model.Up.GetName());
+    }
+
+    [Fact]
+    public void Class_recipe_applies_and_property_recipes_override_it()
+    {
+        using var model = new DesignMlp();
+        Assert.Equal(TetraJetV2OsciReset, model.Up.Recipe);
+        Assert.Equal(TetraJetV2OsciReset, model.Down.Recipe);
+        Assert.Equal(Recipe.Get(RecipeId.TetraJet) with { QEma = true }, model.Mid.Recipe);
+        Assert.Equal(Recipe.Get(RecipeId.BF16), model.Head.Recipe);
+        Assert.True(model.Up.Recipe.OsciReset);
+        Assert.False(model.Mid.Recipe.OsciReset);
+    }
+
+    [Fact]
+    public void Layers_get_kernels_specialised_on_their_generated_configuration()
+    {
+        using var model = new DesignMlp();
+        var kernels = model.Up.Kernels.GetType();
+        Assert.True(kernels.IsGenericType);
+        Assert.Equal(typeof(LinearKernels<,>), kernels.GetGenericTypeDefinition());
+        Assert.Equal("Nvfp4_TetraJetV2_OsciResetConfig", kernels.GetGenericArguments()[0].Name);
+        Assert.Equal("Nvfp4_TetraJetV2_OsciResetFunction", kernels.GetGenericArguments()[1].Name);
+        Assert.Same(model.Up.Kernels, model.Down.Kernels);   // one kernel set per configuration
+        Assert.Equal("Mxfp4_TetraJet_QEmaConfig", model.Mid.Kernels.GetType().GetGenericArguments()[0].Name);
+        Assert.Equal("Bf16Config", model.Head.Kernels.GetType().GetGenericArguments()[0].Name);
+        Assert.Equal(TetraJetV2OsciReset, model.Up.Kernels.Recipe);
+    }
+
+    [Fact]
+    public void Run_time_recipe_replaces_the_class_recipe_but_not_property_recipes()
+    {
+        var microscaling = Recipe.Get(RecipeId.Microscaling);
+        using var model = new DesignMlp(microscaling);
+        Assert.Equal(microscaling, model.Up.Recipe);
+        Assert.Equal(microscaling, model.Down.Recipe);
+        Assert.False(model.Up.Kernels.GetType().IsGenericType);
+        Assert.Equal(microscaling, model.Up.Kernels.Recipe);
+        Assert.Equal(Recipe.Get(RecipeId.TetraJet) with { QEma = true }, model.Mid.Recipe);
+        Assert.Equal(Recipe.Get(RecipeId.BF16), model.Head.Recipe);
+        Assert.Equal(new[] { "Up", "Down", "Mid", "Head" }, model.named_children().Select(c => c.name));
+    }
+
+    [Fact]
+    public void Forward_equals_a_hand_built_QLinear_stack_with_the_same_weights()
+    {
+        manual_seed(1234);
+        using var model = new DesignMlp();
+        var up = new QLinear(128, 256, TetraJetV2OsciReset, name: "Up");
+        var down = new QLinear(256, 128, TetraJetV2OsciReset, name: "Down");
+        var mid = new QLinear(128, 64, Recipe.Get(RecipeId.TetraJet) with { QEma = true }, name: "Mid");
+        var head = new QLinear(64, 10, Recipe.BF16, bias: false, name: "Head");
+        using (no_grad())
+        {
+            foreach (var (mine, theirs) in new[] { (up, model.Up), (down, model.Down), (mid, model.Mid), (head, model.Head) })
+            {
+                mine.weight.copy_(theirs.weight);
+                if (theirs.bias is not null) mine.bias!.copy_(theirs.bias);
+            }
+        }
+
+        using var x = randn(8, 128);
+        using var expected = head.call(nn.functional.relu(mid.call(down.call(nn.functional.gelu(up.call(x))))));
+        using var actual = model.call(x);
+        Assert.Equal(new long[] { 8, 10 }, actual.shape);
+        Assert.Equal(expected.shape, actual.shape);
+        using var same = equal(expected, actual).all();   // element-wise torch.equal: the same bits everywhere
+        Assert.True(same.item<bool>(), "generated model and hand-built stack differ");
+        using var zero = zeros_like(actual);
+        using var allZero = equal(actual, zero).all();
+        Assert.False(allZero.item<bool>());
+    }
+
+    [Fact]
+    public void Member_sizes_are_read_when_the_layers_are_created()
+    {
+        using var block = new SizedBlock(width: 24, hidden: 40);
+        Assert.Equal((24, 40), (block.In.InFeatures, block.In.OutFeatures));
+        Assert.Equal((40, 24), (block.Out.InFeatures, block.Out.OutFeatures));
+        Assert.Null(block.Out.bias);
+        Assert.Equal(Recipe.Get(RecipeId.BF16), block.In.Recipe);   // no [Quantize] anywhere: BF16
+        using var y = block.call(ones(3, 24));
+        Assert.Equal(new long[] { 3, 24 }, y.shape);
+    }
+
+    [Fact]
+    public void Member_sizes_are_checked_against_the_block_at_run_time()
+    {
+        using var ok = new SizedNvfp4(256);
+        Assert.Equal((256, 256), (ok.Proj.InFeatures, ok.Proj.OutFeatures));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => new SizedNvfp4(100));
+        Assert.Equal("inFeatures (Width)", error.ParamName);
+        Assert.Equal(100, error.ActualValue);
+        Assert.Contains("SizedNvfp4.Proj: inFeatures (Width) must be a positive multiple of 128", error.Message);
+    }
+
+    [Fact]
+    public void A_layer_read_before_InitializeQuantization_names_the_fix()
+    {
+        using var model = new Uninitialized();
+        var error = Assert.Throws<InvalidOperationException>(() => model.Layer);
+        Assert.Equal("Uninitialized.Layer is null: call InitializeQuantization() in every constructor of Uninitialized.", error.Message);
+        Assert.Empty(model.named_children().Select(c => c.name));
+    }
+
+    /// <summary>The generator's own table of recipes (block multiples, rounding, RHT) agrees with the runtime's recipes.</summary>
+    [Fact]
+    public void Generated_configuration_constants_match_the_runtime_recipes()
+    {
+        var configs = typeof(DslModelTests).Assembly.GetTypes()
+            .Where(t => t.IsValueType && typeof(ILinearConfig).IsAssignableFrom(t))
+            .OrderBy(t => t.Name, StringComparer.Ordinal)
+            .ToList();
+        Assert.Equal(
+            new[]
+            {
+                "Bf16Config", "Mxfp4_Microscaling_QEmaConfig", "Mxfp4_MicroscalingConfig", "Mxfp4_TetraJet_QEmaConfig",
+                "Nvfp4_NvidiaNvfp4Config", "Nvfp4_TetraJetV2_OsciResetConfig", "Nvfp4_TetraJetV2_OutControl_OutlierFraction0p25Config",
+                "Nvfp4_TetraJetV2Config",
+            }.OrderBy(n => n, StringComparer.Ordinal),
+            configs.Select(t => t.Name));
+
+        foreach (var config in configs)
+        {
+            var recipe = (Recipe)config.GetProperty("Recipe")!.GetValue(null)!;
+            object? Const(string name) => config.GetField(name)?.GetRawConstantValue();
+            Assert.Equal((int)(RecipeId)Const("RecipeId")!, (int)IdOf(recipe));
+            Assert.Equal(recipe.FeatureMultiple, (int)Const("FeatureMultiple")!);
+            Assert.Equal((int)Recipes.RecipeIds.FormatOf(IdOf(recipe)), (int)Const("Format")!);
+            if (!recipe.IsQuantized)
+            {
+                Assert.Null(Const("Q1Rounding"));
+                continue;
+            }
+            var slots = new[] { recipe.Q1, recipe.Q2, recipe.Q3, recipe.Q4, recipe.Q5, recipe.Q6 };
+            for (var i = 0; i < 6; i++)
+            {
+                var rounding = i == 1 && recipe.QEma ? Rounding.EmaGuided : slots[i].Spec.Rounding;
+                Assert.Equal((int)rounding, (int)Const($"Q{i + 1}Rounding")!);
+                Assert.Equal(slots[i].Hadamard, (bool)Const($"Q{i + 1}Hadamard")!);
+            }
+        }
+    }
+
+    private static RecipeId IdOf(Recipe recipe) => Enum.GetValues<RecipeId>().Single(id => Recipe.Get(id).Name == recipe.Name);
+}

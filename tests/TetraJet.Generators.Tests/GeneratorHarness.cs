@@ -1,0 +1,69 @@
+using System.Collections.Immutable;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
+using TetraJet.Generators;
+
+namespace TetraJet.Generators.Tests;
+
+/// <summary>Runs the generator (and the analyzer) over in-memory sources compiled against the real runtime.</summary>
+internal static class GeneratorHarness
+{
+    public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Preview);
+
+    /// <summary>The .NET runtime, TorchSharp and TetraJet.Runtime, as the DSL's users compile against them.</summary>
+    public static readonly ImmutableArray<MetadataReference> References = BuildReferences();
+
+    private static ImmutableArray<MetadataReference> BuildReferences()
+    {
+        var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal)
+                || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
+            .ToList();
+        paths.Add(typeof(QLinear).Assembly.Location);
+        paths.Add(typeof(TorchSharp.torch).Assembly.Location);
+        return paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
+    }
+
+    public static CSharpCompilation Compilation(params string[] sources) => Compilation(true, sources);
+
+    public static CSharpCompilation Compilation(bool warningsAsErrors, params string[] sources) => CSharpCompilation.Create(
+        "Tests",
+        sources.Select((s, i) => CSharpSyntaxTree.ParseText(s, ParseOptions, path: i == 0 ? "Model.cs" : $"Model{i}.cs")),
+        References,
+        new CSharpCompilationOptions(
+            OutputKind.DynamicallyLinkedLibrary,
+            nullableContextOptions: NullableContextOptions.Enable,
+            generalDiagnosticOption: warningsAsErrors ? ReportDiagnostic.Error : ReportDiagnostic.Default));   // as in the repository
+
+    public static GeneratorDriver Driver(bool track = false) => CSharpGeneratorDriver.Create(
+        new[] { new Generator().AsSourceGenerator() },
+        parseOptions: ParseOptions,
+        driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: track));
+
+    public sealed record Result(Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics, GeneratorRunResult Run)
+    {
+        public string Source(string hintName) => Run.GeneratedSources.Single(s => s.HintName == hintName).SourceText.ToString();
+
+        /// <summary>Compiler diagnostics of the output compilation (sources plus generated code), warnings included.</summary>
+        public ImmutableArray<Diagnostic> CompilerDiagnostics
+            => Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToImmutableArray();
+    }
+
+    public static Result Run(params string[] sources) => Run(true, sources);
+
+    public static Result Run(bool warningsAsErrors, params string[] sources)
+    {
+        var compilation = Compilation(warningsAsErrors, sources);
+        var driver = Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics);
+        return new Result(output, diagnostics, driver.GetRunResult().Results.Single());
+    }
+
+    /// <summary>Diagnostics of the analyzer over the sources plus the generated code.</summary>
+    public static async Task<ImmutableArray<Diagnostic>> AnalyzeAsync(params string[] sources)
+    {
+        var result = Run(false, sources);
+        var analyzers = ImmutableArray.Create<DiagnosticAnalyzer>(new InitializationAnalyzer());
+        return await result.Output.WithAnalyzers(analyzers).GetAnalyzerDiagnosticsAsync();
+    }
+}

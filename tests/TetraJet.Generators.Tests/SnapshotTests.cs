@@ -1,0 +1,49 @@
+namespace TetraJet.Generators.Tests;
+
+/// <summary>The emitted source for representative configurations, compared with approved files.</summary>
+public class SnapshotTests
+{
+    private static void VerifyAll(string name, params string[] sources)
+    {
+        var result = GeneratorHarness.Run(sources);
+        Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.CompilerDiagnostics);
+        var failures = new List<string>();
+        foreach (var source in result.Run.GeneratedSources.OrderBy(s => s.HintName, StringComparer.Ordinal))
+        {
+            try { Approvals.Verify(source.SourceText.ToString(), name + "." + source.HintName.Replace(".g.cs", "")); }
+            catch (Xunit.Sdk.XunitException e) { failures.Add(e.Message); }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [Fact]
+    public void Design_model_with_class_recipe_and_bf16_head() => VerifyAll("DesignMlp", Sources.DesignMlp);
+
+    [Fact]
+    public void Mxfp4_options_microscaling_and_nvidia_recipes() => VerifyAll("MxOptions", Sources.MxOptions);
+
+    [Fact]
+    public void Member_sizes_in_a_nested_generic_class() => VerifyAll("MemberSizes", Sources.MemberSizes);
+
+    [Fact]
+    public void Two_models_with_one_configuration_share_its_types()
+    {
+        var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.SharedConfig);
+        Assert.Empty(result.CompilerDiagnostics);
+        Assert.Equal(
+            new[] { "Demo.Mlp.TetraJet.g.cs", "Demo.Tiny.TetraJet.g.cs", "TetraJet.LinearConfigs.g.cs" },
+            result.Run.GeneratedSources.Select(s => s.HintName).OrderBy(n => n, StringComparer.Ordinal));
+        var configs = result.Source("TetraJet.LinearConfigs.g.cs");
+        Assert.Equal(1, Count(configs, "internal readonly struct Nvfp4_TetraJetV2_OsciResetConfig "));
+        Assert.Equal(1, Count(configs, "internal readonly struct Bf16Config "));
+        Assert.Equal(2, Count(configs, "internal readonly struct "));
+    }
+
+    private static int Count(string text, string what)
+    {
+        var count = 0;
+        for (var i = text.IndexOf(what, StringComparison.Ordinal); i >= 0; i = text.IndexOf(what, i + what.Length, StringComparison.Ordinal)) count++;
+        return count;
+    }
+}
