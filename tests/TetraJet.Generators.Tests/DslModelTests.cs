@@ -16,7 +16,9 @@ public class DslModelTests
         Assert.Equal(new[] { "Up", "Down", "Mid", "Head" }, model.named_children().Select(c => c.name));
         Assert.Equal(
             new[] { "Up.weight", "Up.bias", "Down.weight", "Down.bias", "Mid.weight", "Mid.bias", "Head.weight" },
-            model.state_dict().Keys.OrderBy(KeyOrder));
+            model.named_parameters().Select(p => p.name).OrderBy(KeyOrder));
+        // OsciReset = true on the class: its accumulators travel with the state dict, under the layer's name.
+        Assert.Contains("Up.oscireset_dfp", model.state_dict().Keys);
         Assert.Same(model.Up, model.named_children().First().module);
 
         static int KeyOrder(string key) => Array.IndexOf(new[] { "Up.weight", "Up.bias", "Down.weight", "Down.bias", "Mid.weight", "Mid.bias", "Head.weight" }, key);
