@@ -1,0 +1,32 @@
+using System.CommandLine;
+using TetraJet.Models.Experiments;
+
+namespace TetraJet.Cli;
+
+/// <summary><c>tetrajet experiment oscillation</c>: the remedies of ALGORITHMS.md §5 side by side, as a markdown table.</summary>
+public static class ExperimentCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var steps = new Option<int>("--steps") { Description = "training steps per variant", DefaultValueFactory = _ => 400 };
+        var seed = new Option<int>("--seed") { Description = "seed of the teacher, the data and the student", DefaultValueFactory = _ => 0 };
+        var output = new Option<string?>("--out") { Description = "also write the markdown table to this file" };
+        var oscillation = new Command("oscillation", "r(W_Q) and loss of TetraJet ± Q-EMA/Q-Ramping and TetraJet-v2 ± OsciReset/OutControl on a model made to oscillate")
+        {
+            steps, seed, output,
+        };
+        oscillation.SetAction(p =>
+        {
+            int n = p.GetValue(steps);
+            if (n < 20) { Console.Error.WriteLine("error: --steps must be at least 20"); return 2; }
+            stdout.WriteLine($"oscillation experiment: {n} steps per variant, seed {p.GetValue(seed)}");
+            var results = OscillationExperiment.Run(n, p.GetValue(seed), stdout.WriteLine);
+            var table = OscillationExperiment.Markdown(results);
+            stdout.WriteLine();
+            stdout.Write(table);
+            if (p.GetValue(output) is { } path) File.WriteAllText(path, table);
+            return 0;
+        });
+        return new Command("experiment", "experiments that reproduce the papers' findings") { oscillation };
+    }
+}
