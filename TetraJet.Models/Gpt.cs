@@ -146,13 +146,13 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
 
     public IEnumerable<QLinear> QuantizedLinears => blocks.SelectMany(b => b.Linears);
 
-    /// <summary>OLMo2 initialisation: normal σ 0.02 for embeddings and linears.</summary>
+    /// <summary>OLMo2 initialisation: truncated normal σ 0.02 for embeddings and linears.</summary>
     void Initialize()
     {
         using var _ = no_grad();
-        nn.init.normal_(wte.weight!, 0, 0.02);
-        foreach (var l in QuantizedLinears) nn.init.trunc_normal_(l.weight, std: 0.02);
-        if (lm_head is not null) nn.init.normal_(lm_head.weight!, 0, 0.02);
+        Init.TruncNormal(wte.weight!, 0.02);
+        foreach (var l in QuantizedLinears) Init.TruncNormal(l.weight, 0.02);
+        if (lm_head is not null) Init.TruncNormal(lm_head.weight!, 0.02);
     }
 
     /// <summary>Token ids [B, T] (int64) → logits [B, T, vocab].</summary>

@@ -96,14 +96,14 @@ public sealed class Vit : nn.Module<Tensor, Tensor>
     void Initialize()
     {
         using var _ = no_grad();
-        nn.init.trunc_normal_(cls_token, std: 0.02);
-        nn.init.trunc_normal_(pos_embed, std: 0.02);
+        Init.TruncNormal(cls_token, 0.02);
+        Init.TruncNormal(pos_embed, 0.02);
         foreach (var l in QuantizedLinears)
         {
-            nn.init.trunc_normal_(l.weight, std: 0.02);
+            Init.TruncNormal(l.weight, 0.02);
             l.bias?.zero_();
         }
-        nn.init.trunc_normal_(head.weight, std: 0.02);
+        Init.TruncNormal(head.weight, 0.02);
         head.bias!.zero_();
     }
 

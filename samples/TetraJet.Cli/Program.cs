@@ -6,7 +6,11 @@ namespace TetraJet.Cli;
 /// <summary><c>tetrajet train | compare</c>. <see cref="Run"/> is the testable entry point.</summary>
 public static class Program
 {
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        NativeEnvironment.PreferPassiveOpenMpWait();
+        return Run(args, Console.Out, Console.Error);
+    }
 
     /// <summary>Runs the CLI with the given writers; returns the exit code (0 ok, 1 failed run, 2 bad input).</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
