@@ -71,9 +71,7 @@ public static class Trainer
 
         // 2. Data and model (data errors are bad input too).
         manual_seed(o.Seed);
-        using ITrainTask task = o.Model == "vit"
-            ? new VitTask(o.Size, recipe, Images(o), batch, o.Seed, smoothing)
-            : new GptTask(o.Size, recipe, Text(o), batch, o.Seed, o.TrainSubset, o.EvalSubset);
+        using ITrainTask task = BuildTask(o, recipe, batch, smoothing);
         long total = o.Steps ?? d.Steps ?? (long)Math.Max(1, Math.Round((o.Epochs ?? d.Epochs ?? 1) * task.StepsPerEpoch));
         if (o.Epochs is double e2) total = Math.Max(1, (long)Math.Round(e2 * task.StepsPerEpoch));
         int evalEvery = o.EvalEvery ?? d.EvalEvery ?? task.StepsPerEpoch;
@@ -255,6 +253,19 @@ public static class Trainer
             $" → {dir}");
         if (task is GptTask gpt) stdout.WriteLine("sample: " + gpt.Sample("And God said", 40, o.Seed, device).ReplaceLineEndings(" "));
         return 0;
+    }
+
+    static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing)
+    {
+        var images = o.Model == "vit" ? Images(o) : null;
+        var text = o.Model == "gpt" ? Text(o) : null;
+        try
+        {
+            return images is not null
+                ? new VitTask(o.Size, recipe, images, batch, o.Seed, smoothing)
+                : new GptTask(o.Size, recipe, text!, batch, o.Seed, o.TrainSubset, o.EvalSubset);
+        }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }   // e.g. features the recipe's format cannot block
     }
 
     /// <summary>Linear warmup to the peak, then cosine decay to zero.</summary>

@@ -75,7 +75,7 @@ public class BadInputTests
         Assert.Equal(0, CliHarness.Run(CliHarness.QuickVit(dir, "tetrajet", 2)).Code);
         var before = CliHarness.Snapshot(dir);
         AssertUsageError(CliHarness.Run(CliHarness.QuickVit(dir, "tetrajet", 2)), "--resume");
-        AssertUsageError(CliHarness.Run(CliHarness.QuickVit(dir, "bf16", "tetrajet", 4, "--resume")), "recipe");
+        AssertUsageError(CliHarness.Run(CliHarness.QuickVit(dir, "bf16", 4, "--resume")), "recipe");
         AssertUsageError(CliHarness.Run(["train", "gpt", "--steps", "4", "--out", dir, "--resume"]), "vit");
         CliHarness.AssertUnchanged(before, dir);
     }

@@ -1,5 +1,8 @@
 using System.Runtime.CompilerServices;
 
+// Runs share libtorch's global generator and two cores: run tests one at a time so seeded runs are reproducible.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
 namespace TetraJet.Models.Tests;
 
 static class TestSetup

@@ -15,7 +15,7 @@ public class TrainingTests
     public void A_few_vit_steps_lower_the_loss(string recipe)
     {
         var dir = CliHarness.TempDir($"vit-{recipe}");
-        var (code, _, err) = CliHarness.Run(CliHarness.QuickVit(Path.Combine(dir, "run"), recipe, "tetrajet", 16, "--lr", "3e-3", "--eval-every", "100"));
+        var (code, _, err) = CliHarness.Run(CliHarness.QuickVit(Path.Combine(dir, "run"), recipe, 16, "--lr", "3e-3", "--eval-every", "100"));
         Assert.True(code == 0, err);
         var rows = Metrics(Path.Combine(dir, "run"));
         Assert.Equal(16, rows.Count);
