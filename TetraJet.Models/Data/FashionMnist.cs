@@ -67,6 +67,17 @@ public static class Idx
     }
 }
 
+/// <summary>Training-time augmentation of images.</summary>
+[Flags]
+public enum Augment
+{
+    None = 0,
+    /// <summary>Random crop of the image zero-padded by 2 pixels (a shift of up to ±2 pixels).</summary>
+    Crop = 1,
+    /// <summary>Horizontal flip with probability ½.</summary>
+    Flip = 2,
+}
+
 /// <summary>Fashion-MNIST: train (shipped subset) and test sets, normalisation and augmentation.</summary>
 public sealed class FashionMnist
 {
@@ -96,11 +107,10 @@ public sealed class FashionMnist
     public FashionMnist Subset(int trainCount, int testCount) => new(Folder, Train.Take(trainCount), Test.Take(testCount));
 
     /// <summary>
-    /// A normalised batch [B, 1, H, W] and labels [B]. With augmentation each image gets a random shift of up to
-    /// ±2 pixels (random crop of the zero-padded image) and a horizontal flip with probability ½, drawn from
-    /// <paramref name="rng"/> so that a batch is a pure function of the seed and step.
+    /// A normalised batch [B, 1, H, W] and labels [B]. Augmentation draws from <paramref name="rng"/>, so that a
+    /// batch is a pure function of the seed and step.
     /// </summary>
-    public static (Tensor Images, Tensor Labels) Batch(ImageSet set, ReadOnlySpan<int> indices, bool augment, SplitMix64 rng)
+    public static (Tensor Images, Tensor Labels) Batch(ImageSet set, ReadOnlySpan<int> indices, Augment augment, SplitMix64 rng)
     {
         int h = set.Rows, w = set.Cols, hw = h * w, b = indices.Length;
         var x = new float[b * hw];
@@ -111,12 +121,12 @@ public sealed class FashionMnist
             int idx = indices[n];
             y[n] = set.Labels[idx];
             int dy = 0, dx = 0; bool flip = false;
-            if (augment)
+            if (augment.HasFlag(Augment.Crop))
             {
                 dy = rng.NextInt(2 * Pad + 1) - Pad;
                 dx = rng.NextInt(2 * Pad + 1) - Pad;
-                flip = (rng.Next() & 1) == 1;
             }
+            if (augment.HasFlag(Augment.Flip)) flip = (rng.Next() & 1) == 1;
             var src = set.Pixels.AsSpan(idx * hw, hw);
             var dst = x.AsSpan(n * hw, hw);
             for (int r = 0; r < h; r++)

@@ -47,7 +47,7 @@ public static class Program
         var steps = new Option<int?>("--steps") { Description = "optimizer steps (default: from --epochs)" };
         var epochs = new Option<double?>("--epochs") { Description = "passes over the training data (default: tuned per model and size)" };
         var batch = new Option<int?>("--batch") { Description = "sequences or images per step" };
-        var lr = new Option<double?>("--lr") { Description = "peak learning rate (linear warmup, cosine decay to 10%)" };
+        var lr = new Option<double?>("--lr") { Description = "peak learning rate (linear warmup over 5% of the steps, then cosine decay to zero)" };
         var wd = new Option<double?>("--weight-decay") { Description = "decoupled AdamW weight decay on matrices (vit 0.05, gpt 0.1)" };
         var smoothing = new Option<double?>("--label-smoothing") { Description = "label smoothing (vit default 0.1, gpt 0)" };
         var clip = new Option<double>("--clip") { Description = "gradient-norm clipping threshold (0: off)", DefaultValueFactory = _ => 1.0 };
@@ -56,17 +56,18 @@ public static class Program
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<model>-<recipe>)" };
         var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint" };
         var data = new Option<string?>("--data") { Description = "vit: folder with Fashion-MNIST-format idx files; gpt: a UTF-8 text file (plain or .gz)" };
-        var evalEvery = new Option<int?>("--eval-every") { Description = "evaluate every N steps (default: once per epoch, gpt every 250)" };
+        var evalEvery = new Option<int?>("--eval-every") { Description = "evaluate every N steps (default: vit once per epoch, gpt every 200)" };
         var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "write a checkpoint every N steps (default: with each evaluation)" };
         var stopAfter = new Option<int?>("--stop-after") { Description = "stop this invocation after step N (continue later with --resume)" };
         var trainSubset = new Option<int?>("--train-subset") { Description = "use only the first N training images (vit) or tokens (gpt)" };
         var evalSubset = new Option<int?>("--eval-subset") { Description = "evaluate on only the first N test images (vit) or tokens (gpt)" };
+        var augment = new Option<string>("--augment") { Description = "vit training augmentation: none, flip, crop (±2 px) or crop+flip", DefaultValueFactory = _ => "flip" };
         var logEvery = new Option<int>("--log-every") { Description = "without a terminal, print a progress line every N steps", DefaultValueFactory = _ => 50 };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
-            device, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, logEvery, quiet,
+            device, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
         };
         cmd.SetAction(p => Guard(stderr, () =>
         {
@@ -78,7 +79,7 @@ public static class Program
                 WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
                 Device = p.GetValue(device)!, Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
-                TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
+                TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
             };
             return Trainer.Run(options, stdout, stderr);
         }));

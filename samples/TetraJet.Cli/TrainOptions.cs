@@ -28,6 +28,7 @@ public sealed record TrainOptions
     public int? StopAfter { get; init; }
     public int? TrainSubset { get; init; }
     public int? EvalSubset { get; init; }
+    public string Augment { get; init; } = "flip";
     public int LogEvery { get; init; } = 50;
     public bool Quiet { get; init; }
 

@@ -37,10 +37,12 @@ public sealed class VitTask : ITrainTask
     readonly int batch;
     readonly long seed;
     readonly double smoothing;
+    readonly Augment augment;
     int[]? order; long orderEpoch = -1;
 
-    public VitTask(string size, Recipe recipe, FashionMnist data, int batch, long seed, double smoothing)
+    public VitTask(string size, Recipe recipe, FashionMnist data, int batch, long seed, double smoothing, Augment augment)
     {
+        this.augment = augment;
         this.data = data; this.batch = batch; this.seed = seed; this.smoothing = smoothing;
         var config = VitConfig.Get(size) with { ImageSize = data.Train.Rows };
         if (data.Train.Rows != data.Train.Cols || data.Train.Rows % config.PatchSize != 0)
@@ -64,7 +66,7 @@ public sealed class VitTask : ITrainTask
         long epoch = step / StepsPerEpoch;
         int i = (int)(step % StepsPerEpoch);
         if (epoch != orderEpoch) { order = SplitMix64.Permutation(data.Train.Count, seed, epoch); orderEpoch = epoch; }
-        return FashionMnist.Batch(data.Train, order.AsSpan(i * batch, batch), augment: true, SplitMix64.For(seed, step, 1));
+        return FashionMnist.Batch(data.Train, order.AsSpan(i * batch, batch), augment, SplitMix64.For(seed, step, 1));
     }
 
     public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target)
@@ -86,7 +88,7 @@ public sealed class VitTask : ITrainTask
         for (int s = 0; s < set.Count; s += chunk)
         {
             using var scope = NewDisposeScope();
-            var (x, y) = FashionMnist.Batch(set, idx.AsSpan(s, Math.Min(chunk, set.Count - s)), augment: false, default);
+            var (x, y) = FashionMnist.Batch(set, idx.AsSpan(s, Math.Min(chunk, set.Count - s)), Augment.None, default);
             x = x.to(device); y = y.to(device);
             var logits = model.call(x);
             lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();

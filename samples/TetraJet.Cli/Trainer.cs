@@ -21,7 +21,7 @@ public static class Trainer
 
     static Defaults DefaultsFor(string model, string size) => (model, size) switch
     {
-        ("vit", "tiny-cpu") => new(128, 2e-3, 0.05, 0.1, Epochs: 4, Steps: null, EvalEvery: null),
+        ("vit", "tiny-cpu") => new(64, 1e-3, 0.05, 0.1, Epochs: 3, Steps: null, EvalEvery: null),
         ("vit", _) => new(128, 5e-4, 0.05, 0.1, Epochs: 10, Steps: null, EvalEvery: null),
         ("gpt", "tiny-cpu") => new(32, 3e-3, 0.1, 0, Epochs: null, Steps: 600, EvalEvery: 200),
         ("gpt", "70m") => new(32, 6e-4, 0.1, 0, Epochs: null, Steps: 2000, EvalEvery: 250),
@@ -255,6 +255,15 @@ public static class Trainer
         return 0;
     }
 
+    static Augment ParseAugment(string text) => text switch
+    {
+        "none" => Augment.None,
+        "flip" => Augment.Flip,
+        "crop" => Augment.Crop,
+        "crop+flip" or "flip+crop" => Augment.Crop | Augment.Flip,
+        _ => throw new UsageException($"unknown augmentation '{text}'; use none, flip, crop or crop+flip"),
+    };
+
     static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing)
     {
         var images = o.Model == "vit" ? Images(o) : null;
@@ -262,7 +271,7 @@ public static class Trainer
         try
         {
             return images is not null
-                ? new VitTask(o.Size, recipe, images, batch, o.Seed, smoothing)
+                ? new VitTask(o.Size, recipe, images, batch, o.Seed, smoothing, ParseAugment(o.Augment))
                 : new GptTask(o.Size, recipe, text!, batch, o.Seed, o.TrainSubset, o.EvalSubset);
         }
         catch (ArgumentException e) { throw new UsageException(e.Message); }   // e.g. features the recipe's format cannot block

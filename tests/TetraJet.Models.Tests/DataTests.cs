@@ -20,10 +20,10 @@ public class DataTests
     {
         var set = FashionMnist.Load().Train.Take(64);
         int[] idx = [.. Enumerable.Range(0, 16)];
-        var (a, _) = FashionMnist.Batch(set, idx, true, SplitMix64.For(1, 5, 1));
-        var (b, _) = FashionMnist.Batch(set, idx, true, SplitMix64.For(1, 5, 1));
-        var (c, _) = FashionMnist.Batch(set, idx, true, SplitMix64.For(1, 6, 1));
-        var (plain, _) = FashionMnist.Batch(set, idx, false, default);
+        var (a, _) = FashionMnist.Batch(set, idx, Augment.Crop | Augment.Flip, SplitMix64.For(1, 5, 1));
+        var (b, _) = FashionMnist.Batch(set, idx, Augment.Crop | Augment.Flip, SplitMix64.For(1, 5, 1));
+        var (c, _) = FashionMnist.Batch(set, idx, Augment.Crop | Augment.Flip, SplitMix64.For(1, 6, 1));
+        var (plain, _) = FashionMnist.Batch(set, idx, Augment.None, default);
         Assert.True(a.allclose(b, 0, 0));
         Assert.False(a.allclose(c, 0, 0));
         Assert.False(a.allclose(plain, 0, 0));

@@ -58,6 +58,18 @@ public class ModelTests
     }
 
     [Fact]
+    public void Initial_weights_are_truncated_normal_not_constant()
+    {
+        using var m = new Vit(VitConfig.Get("tiny-cpu"), Recipe.Get(RecipeId.TetraJet));
+        foreach (var l in m.QuantizedLinears)
+        {
+            double std = l.weight.std().item<float>(), max = l.weight.abs().max().item<float>();
+            Assert.InRange(std, 0.015, 0.02);   // σ 0.02 truncated at 2σ has standard deviation 0.0176
+            Assert.True(max <= 0.04 + 1e-6);
+        }
+    }
+
+    [Fact]
     public void Vit_maps_images_to_class_logits()
     {
         using var m = new Vit(VitConfig.Get("tiny-cpu"), Recipe.Get(RecipeId.TetraJet));
