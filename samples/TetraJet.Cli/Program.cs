@@ -56,7 +56,7 @@ public static class Program
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<model>-<recipe>)" };
         var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint" };
         var data = new Option<string?>("--data") { Description = "vit: folder with Fashion-MNIST-format idx files; gpt: a UTF-8 text file (plain or .gz)" };
-        var evalEvery = new Option<int?>("--eval-every") { Description = "evaluate every N steps (default: vit once per epoch, gpt every 200)" };
+        var evalEvery = new Option<int?>("--eval-every") { Description = "evaluate every N steps (default: vit once per epoch, gpt every 100 for tiny-cpu)" };
         var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "write a checkpoint every N steps (default: with each evaluation)" };
         var stopAfter = new Option<int?>("--stop-after") { Description = "stop this invocation after step N (continue later with --resume)" };
         var trainSubset = new Option<int?>("--train-subset") { Description = "use only the first N training images (vit) or tokens (gpt)" };

@@ -23,7 +23,7 @@ public static class Trainer
     {
         ("vit", "tiny-cpu") => new(64, 1e-3, 0.05, 0.1, Epochs: 3, Steps: null, EvalEvery: null),
         ("vit", _) => new(128, 5e-4, 0.05, 0.1, Epochs: 10, Steps: null, EvalEvery: null),
-        ("gpt", "tiny-cpu") => new(32, 3e-3, 0.1, 0, Epochs: null, Steps: 600, EvalEvery: 200),
+        ("gpt", "tiny-cpu") => new(16, 3e-3, 0.1, 0, Epochs: null, Steps: 400, EvalEvery: 100),
         ("gpt", "70m") => new(32, 6e-4, 0.1, 0, Epochs: null, Steps: 2000, EvalEvery: 250),
         _ => new(32, 3e-4, 0.1, 0, Epochs: null, Steps: 2000, EvalEvery: 250),
     };
