@@ -14,7 +14,10 @@ public sealed class TfEventsWriter : IDisposable
 
     public TfEventsWriter(string folder)
     {
-        Path = System.IO.Path.Combine(folder, $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}");
+        // A resumed run adds a file; TensorBoard reads all files of a folder. Same-second resumes get a suffix.
+        var stem = System.IO.Path.Combine(folder, $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}");
+        Path = stem;
+        for (int n = 1; File.Exists(Path); n++) Path = $"{stem}.{n}";
         file = new FileStream(Path, FileMode.CreateNew, FileAccess.Write);
         var ev = new List<byte>();
         Double(ev, 1, Now());
