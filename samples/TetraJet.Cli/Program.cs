@@ -1,6 +1,99 @@
 using System.CommandLine;
+using TetraJet.Models.Data;
 
-var root = new RootCommand("tetrajet: fully-quantized FP4 training for TorchSharp");
-root.Subcommands.Add(TetraJet.Cli.Quantize.QuantizeCommand.Create());
-root.Subcommands.Add(TetraJet.Cli.ExperimentCommand.Create(Console.Out));
-return root.Parse(args).Invoke();
+namespace TetraJet.Cli;
+
+/// <summary><c>tetrajet train | compare</c>. <see cref="Run"/> is the testable entry point.</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        NativeEnvironment.PreferPassiveOpenMpWait();
+        return Run(args, Console.Out, Console.Error);
+    }
+
+    /// <summary>Runs the CLI with the given writers; returns the exit code (0 ok, 1 failed run, 2 bad input).</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand("TetraJet.NET: fully-quantized FP4 training of transformers");
+        root.Subcommands.Add(TrainCommand(stdout, stderr));
+        root.Subcommands.Add(CompareCommand(stdout, stderr));
+        root.Subcommands.Add(Quantize.QuantizeCommand.Create());
+        root.Subcommands.Add(ExperimentCommand.Create(stdout));
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            var cmd = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
+            stderr.WriteLine($"error: {parsed.Errors[0].Message} (see 'tetrajet{cmd} --help')");
+            return 2;
+        }
+        return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+    }
+
+    static int Guard(TextWriter stderr, Func<int> action)
+    {
+        try { return action(); }
+        catch (UsageException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+        catch (DataException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+    }
+
+    static Command TrainCommand(TextWriter stdout, TextWriter stderr)
+    {
+        var model = new Argument<string>("model") { Description = "vit (Fashion-MNIST classifier) or gpt (King James Bible language model)", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "vit" };
+        var recipe = new Option<string>("--recipe") { Description = "bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2", DefaultValueFactory = _ => "tetrajet" };
+        var qEma = new Option<bool>("--q-ema") { Description = "Q-EMA: EMA-guided rounding of forward weights" };
+        var qRamping = new Option<bool>("--q-ramping") { Description = "Q-Ramping: AdamW-Ramping for oscillating weights" };
+        var osciReset = new Option<bool>("--osci-reset") { Description = "OsciReset: reset oscillating weights to their quantized value" };
+        var outControl = new Option<bool>("--out-control") { Description = "OutControl: outlier channels in MXFP8" };
+        var size = new Option<string>("--size") { Description = "vit: tiny-cpu, tiny, small; gpt: tiny-cpu, 70m, 150m, 370m", DefaultValueFactory = _ => "tiny-cpu" };
+        var steps = new Option<int?>("--steps") { Description = "optimizer steps (default: from --epochs)" };
+        var epochs = new Option<double?>("--epochs") { Description = "passes over the training data (default: tuned per model and size)" };
+        var batch = new Option<int?>("--batch") { Description = "sequences or images per step" };
+        var lr = new Option<double?>("--lr") { Description = "peak learning rate (linear warmup over 5% of the steps, then cosine decay to zero)" };
+        var wd = new Option<double?>("--weight-decay") { Description = "decoupled AdamW weight decay on matrices (vit 0.05, gpt 0.1)" };
+        var smoothing = new Option<double?>("--label-smoothing") { Description = "label smoothing (vit default 0.1, gpt 0)" };
+        var clip = new Option<double>("--clip") { Description = "gradient-norm clipping threshold (0: off)", DefaultValueFactory = _ => 1.0 };
+        var seed = new Option<long>("--seed") { Description = "seed for initialisation, data order and augmentation", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        var output = new Option<string?>("--out") { Description = "run folder (default runs/<model>-<recipe>)" };
+        var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint" };
+        var data = new Option<string?>("--data") { Description = "vit: folder with Fashion-MNIST-format idx files; gpt: a UTF-8 text file (plain or .gz)" };
+        var evalEvery = new Option<int?>("--eval-every") { Description = "evaluate every N steps (default: vit once per epoch, gpt every 100 for tiny-cpu)" };
+        var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "write a checkpoint every N steps (default: with each evaluation)" };
+        var stopAfter = new Option<int?>("--stop-after") { Description = "stop this invocation after step N (continue later with --resume)" };
+        var trainSubset = new Option<int?>("--train-subset") { Description = "use only the first N training images (vit) or tokens (gpt)" };
+        var evalSubset = new Option<int?>("--eval-subset") { Description = "evaluate on only the first N test images (vit) or tokens (gpt)" };
+        var augment = new Option<string>("--augment") { Description = "vit training augmentation: none, flip, crop (±2 px) or crop+flip", DefaultValueFactory = _ => "flip" };
+        var logEvery = new Option<int>("--log-every") { Description = "without a terminal, print a progress line every N steps", DefaultValueFactory = _ => 50 };
+        var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
+        var cmd = new Command("train", "train a model with an FP4 recipe")
+        {
+            model, recipe, qEma, qRamping, osciReset, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
+            device, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
+        };
+        cmd.SetAction(p => Guard(stderr, () =>
+        {
+            var options = new TrainOptions
+            {
+                Model = p.GetValue(model) ?? "vit", Recipe = p.GetValue(recipe)!, QEma = p.GetValue(qEma), QRamping = p.GetValue(qRamping),
+                OsciReset = p.GetValue(osciReset), OutControl = p.GetValue(outControl), Size = p.GetValue(size)!,
+                Steps = p.GetValue(steps), Epochs = p.GetValue(epochs), Batch = p.GetValue(batch), Lr = p.GetValue(lr),
+                WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
+                Device = p.GetValue(device)!, Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
+                EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
+                TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
+            };
+            return Trainer.Run(options, stdout, stderr);
+        }));
+        return cmd;
+    }
+
+    static Command CompareCommand(TextWriter stdout, TextWriter stderr)
+    {
+        var runs = new Argument<string[]>("runs") { Description = "run folders written by 'tetrajet train'", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out") { Description = "PNG to write", DefaultValueFactory = _ => Path.Combine("runs", "compare.png") };
+        var cmd = new Command("compare", "plot several runs' curves in one PNG and print a table of final metrics") { runs, output };
+        cmd.SetAction(p => Guard(stderr, () => Compare.Run(p.GetValue(runs)!, p.GetValue(output)!, stdout)));
+        return cmd;
+    }
+}

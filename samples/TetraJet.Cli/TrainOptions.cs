@@ -1,0 +1,45 @@
+namespace TetraJet.Cli;
+
+/// <summary>Everything <c>tetrajet train</c> takes; null means "the default for this model and size".</summary>
+public sealed record TrainOptions
+{
+    public string Model { get; init; } = "vit";
+    public string Recipe { get; init; } = "tetrajet";
+    public bool QEma { get; init; }
+    public bool QRamping { get; init; }
+    public bool OsciReset { get; init; }
+    public bool OutControl { get; init; }
+    public string Size { get; init; } = "tiny-cpu";
+    public int? Steps { get; init; }
+    public double? Epochs { get; init; }
+    public int? Batch { get; init; }
+    public double? Lr { get; init; }
+    public double? WeightDecay { get; init; }
+    public double? LabelSmoothing { get; init; }
+    public double ClipNorm { get; init; } = 1.0;
+    public double WarmupFraction { get; init; } = 0.05;
+    public long Seed { get; init; }
+    public string Device { get; init; } = "cpu";
+    public string? Out { get; init; }
+    public bool Resume { get; init; }
+    public string? Data { get; init; }
+    public int? EvalEvery { get; init; }
+    public int? CheckpointEvery { get; init; }
+    public int? StopAfter { get; init; }
+    public int? TrainSubset { get; init; }
+    public int? EvalSubset { get; init; }
+    public string Augment { get; init; } = "flip";
+    public int LogEvery { get; init; } = 50;
+    public bool Quiet { get; init; }
+
+    public string OutDir => Out ?? Path.Combine("runs", $"{Model}-{Recipe}");
+
+    /// <summary>The recipe with the option flags applied.</summary>
+    public Recipe BuildRecipe()
+    {
+        TetraJet.Recipe r;
+        try { r = TetraJet.Recipe.Parse(Recipe); }
+        catch (ArgumentException) { throw new UsageException($"unknown recipe '{Recipe}'; use bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2"); }
+        return r with { QEma = r.QEma || QEma, QRamping = r.QRamping || QRamping, OsciReset = r.OsciReset || OsciReset, OutControl = r.OutControl || OutControl };
+    }
+}

@@ -1,0 +1,202 @@
+using TetraJet.Models;
+using TetraJet.Models.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TetraJet.Cli;
+
+/// <summary>Validation numbers of one evaluation.</summary>
+public sealed record EvalResult(double Loss, double? Accuracy, double? Perplexity);
+
+/// <summary>A model plus its data: what the trainer needs to know about ViT or GPT.</summary>
+public interface ITrainTask : IDisposable
+{
+    nn.Module<Tensor, Tensor> Net { get; }
+    /// <summary>Model config, serialised into checkpoints and summaries.</summary>
+    object Config { get; }
+    string SizeName { get; }
+    string Unit { get; }
+    int StepsPerEpoch { get; }
+    /// <summary>Images or tokens per step (throughput).</summary>
+    long ItemsPerStep { get; }
+    double Beta2 { get; }
+    /// <summary>Parameters that get weight decay: matrices of linears and convolutions.</summary>
+    bool Decays(string name, Tensor p);
+    /// <summary>The batch of <paramref name="step"/>: a pure function of the seed and step.</summary>
+    (Tensor Input, Tensor Target) Batch(long step);
+    /// <summary>Loss and, for classifiers, the number of correct predictions.</summary>
+    (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target);
+    EvalResult Evaluate(Device device);
+}
+
+/// <summary>DeiT-style ViT on Fashion-MNIST.</summary>
+public sealed class VitTask : ITrainTask
+{
+    readonly FashionMnist data;
+    readonly Vit model;
+    readonly int batch;
+    readonly long seed;
+    readonly double smoothing;
+    readonly Augment augment;
+    int[]? order; long orderEpoch = -1;
+
+    public VitTask(string size, Recipe recipe, FashionMnist data, int batch, long seed, double smoothing, Augment augment)
+    {
+        this.augment = augment;
+        this.data = data; this.batch = batch; this.seed = seed; this.smoothing = smoothing;
+        var config = VitConfig.Get(size) with { ImageSize = data.Train.Rows };
+        if (data.Train.Rows != data.Train.Cols || data.Train.Rows % config.PatchSize != 0)
+            throw new UsageException($"images of {data.Train.Rows}×{data.Train.Cols} do not tile into {config.PatchSize}×{config.PatchSize} patches; use square images whose side is a multiple of {config.PatchSize}");
+        if (data.Train.Count < batch) throw new UsageException($"--batch {batch} is larger than the {data.Train.Count} training images");
+        model = new Vit(config, recipe);
+    }
+
+    public nn.Module<Tensor, Tensor> Net => model;
+    public object Config => model.Config;
+    public string SizeName => model.Config.Size;
+    public string Unit => "img/s";
+    public int StepsPerEpoch => data.Train.Count / batch;
+    public long ItemsPerStep => batch;
+    public double Beta2 => 0.999;
+
+    public bool Decays(string name, Tensor p) => p.dim() >= 2 && !name.Contains("pos_embed") && !name.Contains("cls_token");
+
+    public (Tensor Input, Tensor Target) Batch(long step)
+    {
+        long epoch = step / StepsPerEpoch;
+        int i = (int)(step % StepsPerEpoch);
+        if (epoch != orderEpoch) { order = SplitMix64.Permutation(data.Train.Count, seed, epoch); orderEpoch = epoch; }
+        return FashionMnist.Batch(data.Train, order.AsSpan(i * batch, batch), augment, SplitMix64.For(seed, step, 1));
+    }
+
+    public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target)
+    {
+        var loss = nn.functional.cross_entropy(output, target, label_smoothing: smoothing);
+        using var correct = output.argmax(1).eq(target).sum();
+        return (loss, correct.item<long>());
+    }
+
+    public EvalResult Evaluate(Device device)
+    {
+        using var _ = no_grad();
+        bool wasTraining = model.training;
+        model.eval();
+        double lossSum = 0; long correct = 0;
+        var set = data.Test;
+        const int chunk = 500;
+        var idx = Enumerable.Range(0, set.Count).ToArray();
+        for (int s = 0; s < set.Count; s += chunk)
+        {
+            using var scope = NewDisposeScope();
+            var (x, y) = FashionMnist.Batch(set, idx.AsSpan(s, Math.Min(chunk, set.Count - s)), Augment.None, default);
+            x = x.to(device); y = y.to(device);
+            var logits = model.call(x);
+            lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+            correct += logits.argmax(1).eq(y).sum().item<long>();
+        }
+        model.train(wasTraining);
+        return new EvalResult(lossSum / set.Count, (double)correct / set.Count, null);
+    }
+
+    public void Dispose() => model.Dispose();
+}
+
+/// <summary>OLMo2-style GPT on a text corpus (byte-level BPE).</summary>
+public sealed class GptTask : ITrainTask
+{
+    readonly TextCorpus corpus;
+    readonly Gpt model;
+    readonly int batch;
+    readonly long seed;
+    readonly int[] train, validation;
+    const int MaxEvalWindows = 256;
+
+    public GptTask(string size, Recipe recipe, TextCorpus corpus, int batch, long seed, int? trainTokens, int? evalTokens)
+    {
+        this.corpus = corpus; this.batch = batch; this.seed = seed;
+        var config = GptConfig.Get(size) with { VocabSize = corpus.Tokenizer.VocabSize };
+        train = trainTokens is int t ? corpus.Train[..Math.Min(t, corpus.Train.Length)] : corpus.Train;
+        validation = evalTokens is int e ? corpus.Validation[..Math.Min(e, corpus.Validation.Length)] : corpus.Validation;
+        if (train.Length < config.Context + 2 || validation.Length < config.Context + 1)
+            throw new UsageException($"the text is too short for a context of {config.Context} tokens; use a longer --data file or larger subsets");
+        model = new Gpt(config, recipe);
+    }
+
+    public nn.Module<Tensor, Tensor> Net => model;
+    public object Config => model.Config;
+    public string SizeName => model.Config.Size;
+    public string Unit => "tok/s";
+    int Context => model.Config.Context;
+    public int StepsPerEpoch => Math.Max(1, train.Length / (batch * Context));
+    public long ItemsPerStep => (long)batch * Context;
+    public double Beta2 => 0.95;
+
+    public bool Decays(string name, Tensor p) => p.dim() >= 2 && !name.Contains("wte");
+
+    public (Tensor Input, Tensor Target) Batch(long step)
+    {
+        var rng = SplitMix64.For(seed, step, 2);
+        int ctx = Context;
+        var x = new long[batch * ctx];
+        var y = new long[batch * ctx];
+        for (int b = 0; b < batch; b++)
+        {
+            int o = rng.NextInt(train.Length - ctx - 1);
+            for (int i = 0; i < ctx; i++) { x[b * ctx + i] = train[o + i]; y[b * ctx + i] = train[o + i + 1]; }
+        }
+        return (tensor(x, [batch, ctx]), tensor(y, [batch, ctx]));
+    }
+
+    public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target) =>
+        (nn.functional.cross_entropy(output.view(-1, output.shape[^1]), target.view(-1)), null);
+
+    /// <summary>Mean token loss over non-overlapping windows of the validation split (at most 256 windows).</summary>
+    public EvalResult Evaluate(Device device)
+    {
+        using var _ = no_grad();
+        bool wasTraining = model.training;
+        model.eval();
+        int ctx = Context;
+        int windows = Math.Min(MaxEvalWindows, (validation.Length - 1) / ctx);
+        double lossSum = 0; long count = 0;
+        for (int w0 = 0; w0 < windows; w0 += batch)
+        {
+            using var scope = NewDisposeScope();
+            int n = Math.Min(batch, windows - w0);
+            var x = new long[n * ctx]; var y = new long[n * ctx];
+            for (int b = 0; b < n; b++)
+                for (int i = 0; i < ctx; i++) { int o = (w0 + b) * ctx + i; x[b * ctx + i] = validation[o]; y[b * ctx + i] = validation[o + 1]; }
+            var logits = model.call(tensor(x, [n, ctx]).to(device));
+            lossSum += nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), tensor(y).to(device), reduction: nn.Reduction.Sum).item<float>();
+            count += n * ctx;
+        }
+        model.train(wasTraining);
+        double loss = lossSum / count;
+        return new EvalResult(loss, null, Math.Exp(loss));
+    }
+
+    /// <summary>Greedy-free sample: a few tokens from the model, sampled with the given generator seed.</summary>
+    public string Sample(string prompt, int tokens, long sampleSeed, Device device)
+    {
+        using var _ = no_grad();
+        bool wasTraining = model.training;
+        model.eval();
+        var ids = corpus.Tokenizer.Encode(prompt).Select(i => (long)i).ToList();
+        var rng = new SplitMix64((ulong)sampleSeed);
+        for (int t = 0; t < tokens; t++)
+        {
+            using var scope = NewDisposeScope();
+            var window = ids.Skip(Math.Max(0, ids.Count - Context)).ToArray();
+            var logits = model.call(tensor(window, [1, window.Length]).to(device))[0, -1];
+            var probs = nn.functional.softmax(logits / 0.8, 0).to(float64).cpu().data<double>().ToArray();
+            double u = (rng.Next() >> 11) * (1.0 / (1UL << 53)), acc = 0;
+            int pick = probs.Length - 1;
+            for (int i = 0; i < probs.Length; i++) { acc += probs[i]; if (u < acc) { pick = i; break; } }
+            ids.Add(pick);
+        }
+        model.train(wasTraining);
+        return corpus.Tokenizer.Decode(ids.Select(i => (int)i));
+    }
+
+    public void Dispose() => model.Dispose();
+}

@@ -1,0 +1,342 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using TetraJet.Models;
+using TetraJet.Models.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TetraJet.Cli;
+
+/// <summary>The plain training loop behind <c>tetrajet train</c>.</summary>
+public static class Trainer
+{
+    static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    // Loaded data sets, reused by later runs in the same process (tests run many short trainings).
+    static readonly Dictionary<string, FashionMnist> ImageCache = [];
+    static readonly Dictionary<string, TextCorpus> TextCache = [];
+
+    /// <summary>Defaults per model and size (tuned for tiny-cpu on two CPU cores; docs/TRAINING.md).</summary>
+    sealed record Defaults(int Batch, double Lr, double WeightDecay, double LabelSmoothing, double? Epochs, int? Steps, int? EvalEvery);
+
+    static Defaults DefaultsFor(string model, string size) => (model, size) switch
+    {
+        ("vit", "tiny-cpu") => new(64, 1e-3, 0.05, 0.1, Epochs: 3, Steps: null, EvalEvery: null),
+        ("vit", _) => new(128, 5e-4, 0.05, 0.1, Epochs: 10, Steps: null, EvalEvery: null),
+        ("gpt", "tiny-cpu") => new(16, 3e-3, 0.1, 0, Epochs: null, Steps: 400, EvalEvery: 100),
+        ("gpt", "70m") => new(32, 6e-4, 0.1, 0, Epochs: null, Steps: 2000, EvalEvery: 250),
+        _ => new(32, 3e-4, 0.1, 0, Epochs: null, Steps: 2000, EvalEvery: 250),
+    };
+
+    public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        // 1. Everything that can be checked without touching the disk or loading data.
+        if (o.Model is not ("vit" or "gpt")) throw new UsageException($"unknown model '{o.Model}'; use vit or gpt");
+        var sizes = o.Model == "vit" ? VitConfig.Sizes : GptConfig.Sizes;
+        if (!sizes.Contains(o.Size)) throw new UsageException($"unknown {o.Model} size '{o.Size}'; use {string.Join(", ", sizes)}");
+        var recipe = o.BuildRecipe();
+        var device = o.Device switch
+        {
+            "cpu" => CPU,
+            "cuda" => cuda.is_available() ? CUDA : throw new UsageException("--device cuda: TorchSharp sees no CUDA GPU (torch.cuda.is_available() is false); use --device cpu or install a CUDA libtorch"),
+            _ => throw new UsageException($"unknown device '{o.Device}'; use cpu or cuda"),
+        };
+        var d = DefaultsFor(o.Model, o.Size);
+        int batch = o.Batch ?? d.Batch;
+        double lr = o.Lr ?? d.Lr, wd = o.WeightDecay ?? d.WeightDecay, smoothing = o.LabelSmoothing ?? d.LabelSmoothing;
+        if (batch <= 0) throw new UsageException("--batch must be positive");
+        if (!(lr > 0) || double.IsInfinity(lr)) throw new UsageException("--lr must be a positive number");
+        if (o.Steps is <= 0) throw new UsageException("--steps must be positive");
+        if (o.Epochs is double ep && !(ep > 0)) throw new UsageException("--epochs must be positive");
+        if (o.Steps is not null && o.Epochs is not null) throw new UsageException("give --steps or --epochs, not both");
+        if (o.EvalEvery is <= 0 || o.CheckpointEvery is <= 0 || o.StopAfter is <= 0) throw new UsageException("--eval-every, --checkpoint-every and --stop-after must be positive");
+        if (wd < 0 || smoothing is < 0 or >= 1) throw new UsageException("--weight-decay must be ≥ 0 and --label-smoothing in [0, 1)");
+
+        var dir = o.OutDir;
+        var ckptPath = Path.Combine(dir, Checkpoint.FileName);
+        if (File.Exists(dir)) throw new UsageException($"--out {dir} is a file; choose a folder");
+        if (!o.Resume && HoldsRun(dir))
+            throw new UsageException($"{dir} already holds a run; pass --resume to continue it, or choose another --out");
+        Checkpoint? ckpt = null;
+        if (o.Resume)
+        {
+            if (!File.Exists(ckptPath)) throw new UsageException($"--resume: {dir} has no {Checkpoint.FileName}; drop --resume to start a new run there");
+            ckpt = Checkpoint.Read(ckptPath);
+            var h = ckpt.Header;
+            if (h.Model != o.Model || h.Size != o.Size || h.RecipeDescription != recipe.Describe())
+                throw new UsageException($"checkpoint in {dir} is {h.Model} {h.Size} with recipe {Describe(h.RecipeDescription)}, not {o.Model} {o.Size} with {Describe(recipe.Describe())}; repeat the original flags or choose another --out");
+            if (h.Seed != o.Seed || h.Batch != batch)
+                throw new UsageException($"checkpoint in {dir} was trained with --seed {h.Seed} --batch {h.Batch}; pass the same values to resume");
+        }
+
+        // 2. Data and model (data errors are bad input too).
+        manual_seed(o.Seed);
+        using ITrainTask task = BuildTask(o, recipe, batch, smoothing);
+        long total = o.Steps ?? d.Steps ?? (long)Math.Max(1, Math.Round((o.Epochs ?? d.Epochs ?? 1) * task.StepsPerEpoch));
+        if (o.Epochs is double e2) total = Math.Max(1, (long)Math.Round(e2 * task.StepsPerEpoch));
+        int evalEvery = o.EvalEvery ?? d.EvalEvery ?? task.StepsPerEpoch;
+        int ckptEvery = o.CheckpointEvery ?? evalEvery;
+        var configJson = JsonSerializer.Serialize(task.Config);
+        var net = task.Net;
+        net.to(device);
+        var named = net.named_parameters().ToList();
+        var decayed = named.Where(p => task.Decays(p.name, p.parameter)).Select(p => p.parameter).ToList();
+        var optimizer = optim.AdamW(named.Select(p => p.parameter), lr, beta1: 0.9, beta2: task.Beta2, eps: 1e-8, weight_decay: 0);
+        long start = 0;
+        double elapsedBefore = 0, trainSecondsBefore = 0;
+        if (ckpt is not null)
+        {
+            var h = ckpt.Header;
+            if (h.ModelConfig != configJson)
+                throw new UsageException($"checkpoint in {dir} has model config {h.ModelConfig} but this run builds {configJson} (different --data?); resume with the original data or choose another --out");
+            try
+            {
+                net.load(new BinaryReader(new MemoryStream(ckpt.ModelState)), strict: true);
+                optimizer.load_state_dict(new BinaryReader(new MemoryStream(ckpt.OptimizerState)));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                throw new UsageException($"checkpoint in {dir} does not fit this model ({ex.Message}); choose another --out");
+            }
+            set_rng_state(tensor(Convert.FromBase64String(h.TorchRngState), ScalarType.Byte));
+            start = h.Step;
+            elapsedBefore = h.ElapsedSeconds;
+            trainSecondsBefore = h.TrainSeconds;
+            if (start >= total) throw new UsageException($"the checkpoint in {dir} is at step {start}, and this run has {total} steps; raise --steps to train further");
+        }
+
+        // 3. From here on the run folder is written.
+        Directory.CreateDirectory(dir);
+        var metricsPath = Path.Combine(dir, MetricsCsv.FileName);
+        if (ckpt is not null) MetricsCsv.Truncate(metricsPath, start);
+        bool newMetrics = !File.Exists(metricsPath);
+        using var metrics = new StreamWriter(metricsPath, append: true);
+        if (newMetrics) metrics.WriteLine(MetricsCsv.Header);
+        using var tb = new TfEventsWriter(dir);
+        long paramCount = named.Sum(p => p.parameter.numel());
+
+        var wall = Stopwatch.StartNew();
+        double trainSeconds = trainSecondsBefore;
+        string title = $"{o.Model} {o.Size} {recipe.Name}";
+        long lastGood = start;
+        EvalResult? lastEval = null;
+
+        void Save(long step)
+        {
+            var modelStream = new MemoryStream();
+            net.save(new BinaryWriter(modelStream));
+            var optStream = new MemoryStream();
+            optimizer.save_state_dict(new BinaryWriter(optStream));
+            metrics.Flush(); tb.Flush();
+            new Checkpoint
+            {
+                Header = new CheckpointHeader
+                {
+                    Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = configJson,
+                    Step = step, TotalSteps = total, Seed = o.Seed, Batch = batch,
+                    ElapsedSeconds = elapsedBefore + wall.Elapsed.TotalSeconds, TrainSeconds = trainSeconds,
+                    TorchRngState = Convert.ToBase64String(get_rng_state().data<byte>().ToArray()),
+                },
+                ModelState = modelStream.ToArray(),
+                OptimizerState = optStream.ToArray(),
+            }.Write(ckptPath);
+            lastGood = step;
+        }
+
+        if (ckpt is null) stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device} → {dir}");
+        else stdout.WriteLine($"{title}: resuming at step {start} of {total} from {ckptPath}");
+
+        net.train();
+        int warmup = (int)Math.Max(1, Math.Round(o.WarmupFraction * total));
+        long stopAt = Math.Min(total, o.StopAfter ?? long.MaxValue);
+        double windowItems = 0, windowSeconds = 0;
+        int exit = ProgressView.Run(stdout, o.Quiet, o.LogEvery, start, total, title, view =>
+        {
+            for (long step = start; step < stopAt; step++)
+            {
+                var stepTimer = Stopwatch.StartNew();
+                double stepLr = Schedule(step, total, warmup, lr);
+                foreach (var g in optimizer.ParamGroups) g.LearningRate = stepLr;
+                float lossValue; long? correct;
+                using (var scope = NewDisposeScope())
+                {
+                    var (x, y) = task.Batch(step);
+                    x = x.to(device); y = y.to(device);
+                    var (loss, c) = task.Loss(net.call(x), y);
+                    lossValue = loss.item<float>();
+                    correct = c;
+                    if (float.IsFinite(lossValue))
+                    {
+                        optimizer.zero_grad();
+                        loss.backward();
+                        double norm = o.ClipNorm > 0 ? nn.utils.clip_grad_norm_(named.Select(p => p.parameter), o.ClipNorm) : 0;
+                        if (!double.IsFinite(norm)) lossValue = float.NaN;   // a non-finite gradient would poison the weights
+                        else
+                        {
+                            using (no_grad())
+                                foreach (var p in decayed) p.mul_(1 - stepLr * wd);   // decoupled (AdamW) weight decay
+                            optimizer.step();
+                        }
+                    }
+                }
+                if (!float.IsFinite(lossValue))
+                {
+                    metrics.Flush(); tb.Flush();
+                    view.Line("");
+                    stderr.WriteLine($"error: loss is not finite ({lossValue.ToString(Inv)}) at step {step + 1}; training stopped. " +
+                        (File.Exists(ckptPath) ? $"The last good checkpoint (step {lastGood}) is kept in {ckptPath}; " : "No checkpoint was written yet; ") +
+                        "lower --lr or raise --clip and start again or --resume.");
+                    return 1;
+                }
+                stepTimer.Stop();
+                trainSeconds += stepTimer.Elapsed.TotalSeconds;
+                windowItems += task.ItemsPerStep; windowSeconds += stepTimer.Elapsed.TotalSeconds;
+                long done = step + 1;
+                double throughput = windowItems / Math.Max(windowSeconds, 1e-9);
+                if (windowSeconds > 5) { windowItems = 0; windowSeconds = 0; }
+                double? trainAcc = correct is long k ? (double)k / batch : null;
+                EvalResult? ev = null;
+                if (done % evalEvery == 0 || done == total)
+                {
+                    ev = lastEval = task.Evaluate(device);
+                    view.Line($"step {done}/{total}  eval loss {ev.Loss.ToString("0.0000", Inv)}" +
+                        (ev.Accuracy is double a ? $"  test accuracy {(100 * a).ToString("0.00", Inv)}%" : "") +
+                        (ev.Perplexity is double pp ? $"  perplexity {pp.ToString("0.00", Inv)}" : ""));
+                    tb.Scalar("eval/loss", ev.Loss, done);
+                    if (ev.Accuracy is double acc) tb.Scalar("eval/accuracy", acc, done);
+                    if (ev.Perplexity is double ppl) tb.Scalar("eval/perplexity", ppl, done);
+                }
+                var row = new MetricsRow(done, (double)done / task.StepsPerEpoch, lossValue, stepLr, trainAcc, ev?.Loss, ev?.Accuracy, ev?.Perplexity,
+                    throughput, elapsedBefore + wall.Elapsed.TotalSeconds);
+                metrics.WriteLine(MetricsCsv.Format(row));
+                tb.Scalar("train/loss", lossValue, done);
+                tb.Scalar("train/lr", stepLr, done);
+                tb.Scalar($"train/{task.Unit.Replace("/", "_per_")}", throughput, done);
+                if (trainAcc is double ta) tb.Scalar("train/accuracy", ta, done);
+                if (done % ckptEvery == 0 || done == stopAt) Save(done);
+                var eta = TimeSpan.FromSeconds(wall.Elapsed.TotalSeconds / (done - start) * (total - done));
+                var status = $"loss {lossValue.ToString("0.0000", Inv)}" +
+                    (lastEval?.Accuracy is double la ? $"  acc {(100 * la).ToString("0.0", Inv)}%" : "") +
+                    (lastEval?.Perplexity is double lp ? $"  ppl {lp.ToString("0.0", Inv)}" : "") +
+                    $"  {throughput.ToString("0", Inv)} {task.Unit}";
+                view.Update(done, total, status, eta);
+            }
+            return 0;
+        });
+        metrics.Flush(); tb.Flush();
+        if (exit != 0) return exit;
+        if (stopAt < total)
+        {
+            stdout.WriteLine($"stopped after step {stopAt} of {total}; continue with the same command and --resume");
+            return 0;
+        }
+
+        // 4. Summary and plot.
+        double wallSeconds = elapsedBefore + wall.Elapsed.TotalSeconds;
+        var final = lastEval ?? task.Evaluate(device);
+        var rows = MetricsCsv.Read(metricsPath);
+        File.WriteAllBytes(Path.Combine(dir, "curves.png"), Plot.Render(RunPlots.For(o.Model, rows)));
+        var summary = new RunSummary
+        {
+            Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = JsonDocument.Parse(configJson).RootElement,
+            Parameters = paramCount, Steps = total, Epochs = (double)total / task.StepsPerEpoch, Batch = batch, Lr = lr, WeightDecay = wd, Seed = o.Seed,
+            Device = o.Device, Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
+            Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
+            EvalLoss = final.Loss, EvalAccuracy = final.Accuracy, EvalPerplexity = final.Perplexity,
+        };
+        var summaryTmp = Path.Combine(dir, "summary.json.tmp");
+        File.WriteAllText(summaryTmp, JsonSerializer.Serialize(summary, RunSummary.Json));
+        File.Move(summaryTmp, Path.Combine(dir, "summary.json"), overwrite: true);
+        stdout.WriteLine($"done: {title}, {total} steps in {ProgressView.Eta(TimeSpan.FromSeconds(wallSeconds))}, " +
+            $"{summary.Throughput.ToString("0", Inv)} {task.Unit}; " +
+            (final.Accuracy is double fa ? $"test accuracy {(100 * fa).ToString("0.00", Inv)}%" : $"validation perplexity {final.Perplexity!.Value.ToString("0.00", Inv)}") +
+            $" → {dir}");
+        if (task is GptTask gpt) stdout.WriteLine("sample: " + gpt.Sample("And God said", 40, o.Seed, device).ReplaceLineEndings(" "));
+        return 0;
+    }
+
+    static Augment ParseAugment(string text) => text switch
+    {
+        "none" => Augment.None,
+        "flip" => Augment.Flip,
+        "crop" => Augment.Crop,
+        "crop+flip" or "flip+crop" => Augment.Crop | Augment.Flip,
+        _ => throw new UsageException($"unknown augmentation '{text}'; use none, flip, crop or crop+flip"),
+    };
+
+    static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing)
+    {
+        var images = o.Model == "vit" ? Images(o) : null;
+        var text = o.Model == "gpt" ? Text(o) : null;
+        try
+        {
+            return images is not null
+                ? new VitTask(o.Size, recipe, images, batch, o.Seed, smoothing, ParseAugment(o.Augment))
+                : new GptTask(o.Size, recipe, text!, batch, o.Seed, o.TrainSubset, o.EvalSubset);
+        }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }   // e.g. features the recipe's format cannot block
+    }
+
+    /// <summary>Linear warmup to the peak, then cosine decay to zero.</summary>
+    public static double Schedule(long step, long total, int warmup, double peak)
+    {
+        if (step < warmup) return peak * (step + 1) / warmup;
+        double progress = (double)(step - warmup) / Math.Max(1, total - warmup);
+        return peak * 0.5 * (1 + Math.Cos(Math.PI * progress));
+    }
+
+    /// <summary>A folder holds a run when it has any of the files a run writes.</summary>
+    public static bool HoldsRun(string dir) =>
+        Directory.Exists(dir) && (File.Exists(Path.Combine(dir, Checkpoint.FileName)) || File.Exists(Path.Combine(dir, MetricsCsv.FileName))
+            || File.Exists(Path.Combine(dir, "summary.json")) || Directory.EnumerateFiles(dir, "events.out.tfevents.*").Any());
+
+    static string Describe(string description)
+    {
+        var lines = description.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var name = lines[0].Replace("Recipe ", "");
+        var opts = lines.FirstOrDefault(l => l.StartsWith("options:"));
+        return opts is null or "options: none" ? name : $"{name} ({opts[9..]})";
+    }
+
+    static FashionMnist Images(TrainOptions o)
+    {
+        var key = Path.GetFullPath(o.Data ?? DataFiles.Shipped("fashion-mnist"));
+        if (o.Data is not null && File.Exists(o.Data)) throw new DataException($"{o.Data} is a file; for vit, --data must be a folder with Fashion-MNIST idx files");
+        if (!ImageCache.TryGetValue(key, out var data)) ImageCache[key] = data = FashionMnist.Load(key);
+        return data.Subset(o.TrainSubset ?? data.Train.Count, o.EvalSubset ?? data.Test.Count);
+    }
+
+    static TextCorpus Text(TrainOptions o)
+    {
+        var key = Path.GetFullPath(o.Data ?? Path.Combine(DataFiles.Shipped("kjv"), "kjv.txt.gz"));
+        if (!TextCache.TryGetValue(key, out var corpus)) TextCache[key] = corpus = TextCorpus.Load(key);
+        return corpus;
+    }
+}
+
+/// <summary>summary.json: the final numbers of a run.</summary>
+public sealed record RunSummary
+{
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public required string Model { get; init; }
+    public required string Size { get; init; }
+    public required string Recipe { get; init; }
+    public required string RecipeDescription { get; init; }
+    public JsonElement ModelConfig { get; init; }
+    public long Parameters { get; init; }
+    public long Steps { get; init; }
+    public double Epochs { get; init; }
+    public int Batch { get; init; }
+    public double Lr { get; init; }
+    public double WeightDecay { get; init; }
+    public long Seed { get; init; }
+    public required string Device { get; init; }
+    public long Threads { get; init; }
+    public double WallSeconds { get; init; }
+    public double TrainSeconds { get; init; }
+    public double Throughput { get; init; }
+    public required string ThroughputUnit { get; init; }
+    public double EvalLoss { get; init; }
+    public double? EvalAccuracy { get; init; }
+    public double? EvalPerplexity { get; init; }
+}
