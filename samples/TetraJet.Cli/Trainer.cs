@@ -81,7 +81,11 @@ public static class Trainer
         net.to(device);
         var named = net.named_parameters().ToList();
         var decayed = named.Where(p => task.Decays(p.name, p.parameter)).Select(p => p.parameter).ToList();
-        var optimizer = optim.AdamW(named.Select(p => p.parameter), lr, beta1: 0.9, beta2: task.Beta2, eps: 1e-8, weight_decay: 0);
+        var optimizer = StepOptimizer.Create(named.Select(p => p.parameter), lr, task.Beta2, recipe.QRamping);
+        // Every QLinear draws its stochastic rounding and RHT signs from (seed, layer path, step, slot).
+        net.AssignLayerIds((ulong)o.Seed);
+        bool quantized = recipe.IsQuantized;
+        if (quantized) net.TrackOscillation();
         long start = 0;
         double elapsedBefore = 0, trainSecondsBefore = 0;
         if (ckpt is not null)
@@ -92,7 +96,7 @@ public static class Trainer
             try
             {
                 net.load(new BinaryReader(new MemoryStream(ckpt.ModelState)), strict: true);
-                optimizer.load_state_dict(new BinaryReader(new MemoryStream(ckpt.OptimizerState)));
+                optimizer.Load(new BinaryReader(new MemoryStream(ckpt.OptimizerState)));
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -126,7 +130,7 @@ public static class Trainer
             var modelStream = new MemoryStream();
             net.save(new BinaryWriter(modelStream));
             var optStream = new MemoryStream();
-            optimizer.save_state_dict(new BinaryWriter(optStream));
+            optimizer.Save(new BinaryWriter(optStream));
             metrics.Flush(); tb.Flush();
             new Checkpoint
             {
@@ -156,7 +160,10 @@ public static class Trainer
             {
                 var stepTimer = Stopwatch.StartNew();
                 double stepLr = Schedule(step, total, warmup, lr);
-                foreach (var g in optimizer.ParamGroups) g.LearningRate = stepLr;
+                optimizer.LearningRate = stepLr;
+                if (optimizer is StepOptimizer.Ramping ramping && step % task.StepsPerEpoch == 0)
+                    CalibrateRamping(net, ramping, task, device, step, view);
+                net.SetQuantizationStep(step);
                 float lossValue; long? correct;
                 using (var scope = NewDisposeScope())
                 {
@@ -167,7 +174,7 @@ public static class Trainer
                     correct = c;
                     if (float.IsFinite(lossValue))
                     {
-                        optimizer.zero_grad();
+                        optimizer.ZeroGrad();
                         loss.backward();
                         double norm = o.ClipNorm > 0 ? nn.utils.clip_grad_norm_(named.Select(p => p.parameter), o.ClipNorm) : 0;
                         if (!double.IsFinite(norm)) lossValue = float.NaN;   // a non-finite gradient would poison the weights
@@ -175,7 +182,8 @@ public static class Trainer
                         {
                             using (no_grad())
                                 foreach (var p in decayed) p.mul_(1 - stepLr * wd);   // decoupled (AdamW) weight decay
-                            optimizer.step();
+                            optimizer.Step();
+                            net.UpdateQuantizationState(step + 1, total);   // Q-EMA, OsciReset, OutControl
                         }
                     }
                 }
@@ -213,6 +221,7 @@ public static class Trainer
                 tb.Scalar("train/lr", stepLr, done);
                 tb.Scalar($"train/{task.Unit.Replace("/", "_per_")}", throughput, done);
                 if (trainAcc is double ta) tb.Scalar("train/accuracy", ta, done);
+                if (quantized && (done % evalEvery == 0 || done == total)) ReportOscillation(net, dir, tb, done, view);
                 if (done % ckptEvery == 0 || done == stopAt) Save(done);
                 var eta = TimeSpan.FromSeconds(wall.Elapsed.TotalSeconds / (done - start) * (total - done));
                 var status = $"loss {lossValue.ToString("0.0000", Inv)}" +
@@ -263,6 +272,48 @@ public static class Trainer
         "crop+flip" or "flip+crop" => Augment.Crop | Augment.Flip,
         _ => throw new UsageException($"unknown augmentation '{text}'; use none, flip, crop or crop+flip"),
     };
+
+    /// <summary>
+    /// Q-Ramping's per-epoch calibration: 30 ordinary steps on the epoch's first batches, measured and then undone,
+    /// set each quantized weight's update periods. The RNG state is restored too, so the run itself is unchanged.
+    /// </summary>
+    static void CalibrateRamping(nn.Module<Tensor, Tensor> net, StepOptimizer.Ramping ramping, ITrainTask task, Device device, long step, ProgressView view)
+    {
+        var rng = get_rng_state();
+        long k = 0;
+        var periods = Optim.QRampingCalibration.Calibrate(net, ramping.Optimizer, () =>
+        {
+            using var scope = NewDisposeScope();
+            var (x, y) = task.Batch(step + k++);
+            var (loss, _) = task.Loss(net.call(x.to(device)), y.to(device));
+            ramping.ZeroGrad();
+            loss.backward();
+            ramping.Step();
+        }, task.StepsPerEpoch);
+        set_rng_state(rng);
+        net.SetQuantizationStep(step);
+        view.Line($"step {step}: Q-Ramping calibrated, mean period {periods.Values.DefaultIfEmpty(1).Average().ToString("0.00", Inv)}");
+    }
+
+    /// <summary>Oscillation of the quantized weights since the last report: console, TensorBoard and oscillation.csv.</summary>
+    static void ReportOscillation(nn.Module<Tensor, Tensor> net, string dir, TfEventsWriter tb, long step, ProgressView view)
+    {
+        var m = net.OscillationSummary(reset: true);
+        if (m.Steps == 0) return;
+        tb.Scalar("oscillation/rate_of_change", m.RateOfChange, step);
+        tb.Scalar("oscillation/oscillating_fraction", m.OscillatingFraction, step);
+        tb.Scalar("oscillation/d_fp", m.MeanDfp, step);
+        tb.Scalar("oscillation/d_q", m.MeanDq, step);
+        var path = Path.Combine(dir, "oscillation.csv");
+        bool fresh = !File.Exists(path);
+        using (var w = new StreamWriter(path, append: true))
+        {
+            if (fresh) w.WriteLine("step,window_steps,rate_of_change,oscillating_fraction,mean_d_fp,mean_d_q");
+            w.WriteLine(string.Join(",", step, m.Steps, m.RateOfChange.ToString("G6", Inv), m.OscillatingFraction.ToString("G6", Inv),
+                m.MeanDfp.ToString("G6", Inv), m.MeanDq.ToString("G6", Inv)));
+        }
+        view.Line($"step {step}: r(W_Q) {m.RateOfChange.ToString("0.00000", Inv)}, oscillating {(100 * m.OscillatingFraction).ToString("0.00", Inv)}% of weights");
+    }
 
     static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing)
     {
