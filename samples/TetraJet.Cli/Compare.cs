@@ -40,7 +40,7 @@ public static class Compare
         Directory.CreateDirectory(folder);
         File.WriteAllBytes(output, png);
 
-        stdout.WriteLine("| run | model | recipe | steps | final train loss | eval loss | " + (gpt ? "perplexity" : "test accuracy") + " | wall time | throughput |");
+        stdout.WriteLine("| run | model | recipe | steps | train loss (last 20 steps) | eval loss | " + (gpt ? "perplexity" : "test accuracy") + " | wall time | throughput |");
         stdout.WriteLine("|---|---|---|---:|---:|---:|---:|---:|---:|");
         foreach (var (name, s, rows) in loaded)
         {

@@ -28,7 +28,7 @@ public static class Plot
 
     static void Draw(Canvas c, Panel p, int ox, int w, int h)
     {
-        const int left = 80, right = 20, top = 40, bottom = 50;
+        const int left = 80, right = 36, top = 40, bottom = 50;
         int x0 = ox + left, x1 = ox + w - right, y0 = top, y1 = h - bottom;
         c.Text(ox + (w - Canvas.TextWidth(p.Title)) / 2, 12, p.Title, Black);
         c.Text(ox + (w - Canvas.TextWidth(p.XLabel)) / 2, h - 20, p.XLabel, Gray);
@@ -64,6 +64,12 @@ public static class Plot
             if (q.Count == 1) c.Fill((int)X(q[0].X) - 3, (int)Y(q[0].Y) - 3, 7, 7, s.Color);
         }
         int ly = y0 + 8;
+        if (p.Series.Count > 0)
+        {
+            // An opaque box so that the legend stays readable where it covers a curve.
+            int widest = p.Series.Max(s => Canvas.TextWidth(s.Name)) + 44;
+            c.Fill(x1 - widest, y0 + 2, widest - 2, 20 * p.Series.Count + 8, (255, 255, 255));
+        }
         foreach (var s in p.Series)
         {
             int tw = Canvas.TextWidth(s.Name);

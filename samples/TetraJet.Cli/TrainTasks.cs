@@ -175,7 +175,7 @@ public sealed class GptTask : ITrainTask
         return new EvalResult(loss, null, Math.Exp(loss));
     }
 
-    /// <summary>Greedy-free sample: a few tokens from the model, sampled with the given generator seed.</summary>
+    /// <summary>Continues <paramref name="prompt"/> by <paramref name="tokens"/> tokens sampled at temperature 0.8 (seeded).</summary>
     public string Sample(string prompt, int tokens, long sampleSeed, Device device)
     {
         using var _ = no_grad();

@@ -368,7 +368,7 @@ public static class Trainer
 /// <summary>summary.json: the final numbers of a run.</summary>
 public sealed record RunSummary
 {
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     public required string Model { get; init; }
     public required string Size { get; init; }
     public required string Recipe { get; init; }

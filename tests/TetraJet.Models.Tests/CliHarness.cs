@@ -13,9 +13,17 @@ static class CliHarness
         return (code, o.ToString(), e.ToString());
     }
 
+    /// <summary>This test process's scratch root, removed when the process exits.</summary>
+    public static readonly string Root = Path.Combine(Path.GetTempPath(), $"tetrajet-tests-{Environment.ProcessId}");
+
+    static CliHarness() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    };
+
     public static string TempDir(string name)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "tetrajet-tests", $"{name}-{Guid.NewGuid():N}");
+        var dir = Path.Combine(Root, $"{name}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
         return dir;
     }
