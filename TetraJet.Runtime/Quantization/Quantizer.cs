@@ -81,8 +81,11 @@ public static class Quantizer
         if (dy.dim() != 2) throw new ArgumentException($"expected a 2-D [T, N] tensor, got rank {dy.dim()}");
         if (dy.device_type == DeviceType.CUDA)
         {
-            var (q3, q5) = GpuQuantizer.QuantizeDual(dy, spec, seed, streamLast, streamFirst);
-            return (q3, q5);
+            // The fused CUDA kernel covers the TetraJet scale rule and NVFP4; anything else takes two passes.
+            if (spec.Format == QuantFormat.NVFP4 || (spec.Format == QuantFormat.MXFP4 && spec.ScaleRule == ScaleRule.TetraJet))
+                return GpuQuantizer.QuantizeDual(dy, spec, seed, streamLast, streamFirst);
+            return (Quantize(dy, spec, BlockAxis.Last, seed, streamLast),
+                    Quantize(dy, spec, BlockAxis.First, seed, streamFirst, padBlockAxis: true));
         }
         using var scope = NewDisposeScope();
         var x = dy.to(ScalarType.Float32).contiguous();
