@@ -13,6 +13,9 @@ sealed class LinearSaved
     public required long[] InputShape { get; init; }
     public required bool HasBias { get; init; }
     public required ScalarType InputType { get; init; }
+    /// <summary>X̂ (or X) and Ŵ (or W): owned here and disposed by backward, so they never outlive the step.</summary>
+    public Tensor? X { get; set; }
+    public Tensor? W { get; set; }
 }
 
 /// <summary>
@@ -44,11 +47,14 @@ static class QLinearMath
         // double quantization) start from X and W.
         var keepX = recipe.Q6.Source is SlotSource.Original or SlotSource.Direct ? x2 : xq;
         var keepW = recipe.Q4.Source == SlotSource.Direct ? w.detach() : wq;
-        ctx.save_for_backward([keepX, keepW]);
+        // Held by this object rather than ctx.save_for_backward: on CUDA, where backward runs on autograd's device
+        // thread, TorchSharp did not release a custom function's saved tensors, and every step's activations stayed
+        // alive. Backward disposes them itself. Neither needs autograd history.
         ctx.save_data(SavedKey, new LinearSaved
         {
             Layer = layer, Recipe = recipe, Step = layer.CurrentStep, InputShape = x.shape,
             HasBias = hasBias, InputType = x.dtype,
+            X = keepX.detach().DetachFromDisposeScope(), W = keepW.detach().DetachFromDisposeScope(),
         });
         return [y.to(x.dtype).reshape(outShape)];
     }
@@ -56,9 +62,9 @@ static class QLinearMath
     internal static List<Tensor> Backward(autograd.AutogradContext ctx, List<Tensor> grads)
     {
         var saved = (LinearSaved)ctx.get_data(SavedKey);
-        var tensors = ctx.get_saved_variables();
-        var xKept = tensors[0];
-        var wq = tensors[1];
+        using var xKept = saved.X ?? throw new InvalidOperationException($"{saved.Layer.GetName()}: backward ran twice through one forward; retain_graph is not supported by QLinear");
+        using var wq = saved.W!;
+        saved.X = saved.W = null;
         var layer = saved.Layer;
         var recipe = saved.Recipe;
         var dy = grads[0].reshape(-1, layer.OutFeatures);
