@@ -27,36 +27,43 @@ public sealed record VitConfig(string Size, int Dim, int Depth, int Heads, int M
 }
 
 /// <summary>Pre-norm block: x + proj(attn(qkv(LN x))), then x + fc2(GELU(fc1(LN x))).</summary>
-public sealed class VitBlock : nn.Module<Tensor, Tensor>
+[Quantize(Recipe.TetraJet)]   // the default; the trainer passes the run's recipe to InitializeQuantization
+public sealed partial class VitBlock : nn.Module<Tensor, Tensor>
 {
     readonly LayerNorm norm1, norm2;
-    readonly QLinear qkv, proj, fc1, fc2;
     readonly int heads;
+    // Layer sizes come from the config, so the [Linear] attributes name these members.
+    readonly int Dim, QkvDim, MlpDim;
+
+    // The block's four quantized linears (TetraJet: attention qkv + output projection, both MLP linears).
+    [Linear(nameof(Dim), nameof(QkvDim))] public partial QLinear Qkv { get; }
+    [Linear(nameof(Dim), nameof(Dim))] public partial QLinear Proj { get; }
+    [Linear(nameof(Dim), nameof(MlpDim))] public partial QLinear Fc1 { get; }
+    [Linear(nameof(MlpDim), nameof(Dim))] public partial QLinear Fc2 { get; }
 
     public VitBlock(VitConfig c, Recipe recipe, int index) : base($"block{index}")
     {
         heads = c.Heads;
+        Dim = c.Dim; QkvDim = 3 * c.Dim; MlpDim = c.MlpDim;
+        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.qkv", Dim, QkvDim);
+        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.fc1", Dim, MlpDim);
         norm1 = nn.LayerNorm(c.Dim, 1e-6);
         norm2 = nn.LayerNorm(c.Dim, 1e-6);
-        // The block's four quantized linears (TetraJet: attention qkv + output projection, both MLP linears).
-        qkv = QuantPlan.Linear(recipe, $"blocks.{index}.qkv", c.Dim, 3 * c.Dim, bias: true);
-        proj = QuantPlan.Linear(recipe, $"blocks.{index}.proj", c.Dim, c.Dim, bias: true);
-        fc1 = QuantPlan.Linear(recipe, $"blocks.{index}.fc1", c.Dim, c.MlpDim, bias: true);
-        fc2 = QuantPlan.Linear(recipe, $"blocks.{index}.fc2", c.MlpDim, c.Dim, bias: true);
+        InitializeQuantization(recipe);
         RegisterComponents();
     }
 
-    public IEnumerable<QLinear> Linears => [qkv, proj, fc1, fc2];
+    public IEnumerable<QLinear> Linears => [Qkv, Proj, Fc1, Fc2];
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], d = x.shape[2];
-        var q = qkv.call(norm1.call(x)).view(b, t, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
+        var q = Qkv.call(norm1.call(x)).view(b, t, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
         // Score and value products stay unquantized (ALGORITHMS.md §4).
         var a = nn.functional.scaled_dot_product_attention(q[0], q[1], q[2]);
-        x = x + proj.call(a.transpose(1, 2).reshape(b, t, d));
-        x = x + fc2.call(nn.functional.gelu(fc1.call(norm2.call(x))));
+        x = x + Proj.call(a.transpose(1, 2).reshape(b, t, d));
+        x = x + Fc2.call(nn.functional.gelu(Fc1.call(norm2.call(x))));
         return x.MoveToOuterDisposeScope();
     }
 }

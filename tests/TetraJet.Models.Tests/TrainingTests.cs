@@ -15,10 +15,10 @@ public class TrainingTests
     public void A_few_vit_steps_lower_the_loss(string recipe)
     {
         var dir = CliHarness.TempDir($"vit-{recipe}");
-        var (code, _, err) = CliHarness.Run(CliHarness.QuickVit(Path.Combine(dir, "run"), recipe, 16, "--lr", "3e-3", "--eval-every", "100"));
+        var (code, _, err) = CliHarness.Run(CliHarness.QuickVit(Path.Combine(dir, "run"), recipe, 24, "--lr", "3e-3", "--eval-every", "100"));
         Assert.True(code == 0, err);
         var rows = Metrics(Path.Combine(dir, "run"));
-        Assert.Equal(16, rows.Count);
+        Assert.Equal(24, rows.Count);
         Assert.True(rows.TakeLast(4).Average(r => r.Loss) < rows.Take(4).Average(r => r.Loss) - 0.1,
             $"loss {string.Join(", ", rows.Select(r => r.Loss.ToString("0.000")))}");
     }
