@@ -49,12 +49,12 @@ static class QLinearMath
         var keepW = recipe.Q4.Source == SlotSource.Direct ? w.detach() : wq;
         // Held by this object rather than ctx.save_for_backward: on CUDA, where backward runs on autograd's device
         // thread, TorchSharp did not release a custom function's saved tensors, and every step's activations stayed
-        // alive. Backward disposes them itself. Neither needs autograd history.
+        // alive. Backward disposes them itself.
         ctx.save_data(SavedKey, new LinearSaved
         {
             Layer = layer, Recipe = recipe, Step = layer.CurrentStep, InputShape = x.shape,
             HasBias = hasBias, InputType = x.dtype,
-            X = keepX.detach().DetachFromDisposeScope(), W = keepW.detach().DetachFromDisposeScope(),
+            X = keepX.DetachFromDisposeScope(), W = keepW.DetachFromDisposeScope(),
         });
         return [y.to(x.dtype).reshape(outShape)];
     }
