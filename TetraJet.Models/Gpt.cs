@@ -50,23 +50,30 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 /// OLMo2 block (norms after each sublayer): h = x + norm(attn(x)); out = h + norm(mlp(h)). QK-norm on the full q
 /// and k, RoPE, SwiGLU, no biases.
 /// </summary>
-public sealed class GptBlock : nn.Module<Tensor, Tensor>
+[Quantize(Recipe.TetraJetV2)]   // the default; the trainer passes the run's recipe to InitializeQuantization
+public sealed partial class GptBlock : nn.Module<Tensor, Tensor>
 {
-    readonly QLinear qkv, o, gate_up, down;
     readonly RmsNorm q_norm, k_norm, attn_norm, mlp_norm;
     readonly int heads, hidden;
     readonly Rope rope;
+    // Layer sizes come from the config, so the [Linear] attributes name these members.
+    readonly int Dim, QkvDim, GateUpDim, Hidden;
+
+    // The block's four quantized linears (TetraJet-v2): fused q/k/v, attention output, fused SwiGLU gate+up, down.
+    [Linear(nameof(Dim), nameof(QkvDim), bias: false)] public partial QLinear Qkv { get; }
+    [Linear(nameof(Dim), nameof(Dim), bias: false)] public partial QLinear O { get; }
+    [Linear(nameof(Dim), nameof(GateUpDim), bias: false)] public partial QLinear GateUp { get; }
+    [Linear(nameof(Hidden), nameof(Dim), bias: false)] public partial QLinear Down { get; }
 
     internal GptBlock(GptConfig c, Recipe recipe, int index, Rope rope) : base($"block{index}")
     {
         heads = c.Heads;
         hidden = c.Hidden;
         this.rope = rope;
-        // The block's four quantized linears (TetraJet-v2): fused q/k/v, attention output, fused SwiGLU gate+up, down.
-        qkv = QuantPlan.Linear(recipe, $"blocks.{index}.qkv", c.Dim, 3 * c.Dim, bias: false);
-        o = QuantPlan.Linear(recipe, $"blocks.{index}.o", c.Dim, c.Dim, bias: false);
-        gate_up = QuantPlan.Linear(recipe, $"blocks.{index}.gate_up", c.Dim, 2 * c.Hidden, bias: false);
-        down = QuantPlan.Linear(recipe, $"blocks.{index}.down", c.Hidden, c.Dim, bias: false);
+        Dim = c.Dim; QkvDim = 3 * c.Dim; GateUpDim = 2 * c.Hidden; Hidden = c.Hidden;
+        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.qkv", Dim, QkvDim);
+        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.gate_up", Dim, GateUpDim);
+        InitializeQuantization(recipe);
         q_norm = new RmsNorm(c.Dim);
         k_norm = new RmsNorm(c.Dim);
         attn_norm = new RmsNorm(c.Dim);
@@ -74,20 +81,20 @@ public sealed class GptBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public IEnumerable<QLinear> Linears => [qkv, o, gate_up, down];
+    public IEnumerable<QLinear> Linears => [Qkv, O, GateUp, Down];
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], d = x.shape[2], hd = d / heads;
-        var parts = qkv.call(x).chunk(3, -1);
+        var parts = Qkv.call(x).chunk(3, -1);
         var q = rope.Apply(q_norm.call(parts[0]).view(b, t, heads, hd).transpose(1, 2));
         var k = rope.Apply(k_norm.call(parts[1]).view(b, t, heads, hd).transpose(1, 2));
         var v = parts[2].view(b, t, heads, hd).transpose(1, 2);
         var a = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
-        x = x + attn_norm.call(o.call(a.transpose(1, 2).reshape(b, t, d)));
-        var gu = gate_up.call(x).chunk(2, -1);
-        x = x + mlp_norm.call(down.call(nn.functional.silu(gu[0]) * gu[1]));
+        x = x + attn_norm.call(O.call(a.transpose(1, 2).reshape(b, t, d)));
+        var gu = GateUp.call(x).chunk(2, -1);
+        x = x + mlp_norm.call(Down.call(nn.functional.silu(gu[0]) * gu[1]));
         return x.MoveToOuterDisposeScope();
     }
 }
