@@ -107,7 +107,8 @@ sealed class Rope(int headDim, double theta)
     public Tensor Apply(Tensor x)   // [B, H, T, hd]
     {
         long t = x.shape[2];
-        if (cos is null || cos.shape[0] < t || cos.device != x.device)
+        // Device is a class without value equality: compare its parts, or the tables are rebuilt on every call.
+        if (cos is null || cos.shape[0] < t || cos.device_type != x.device_type || cos.device_index != x.device_index)
         {
             cos?.Dispose(); sin?.Dispose();
             using var inv = pow(theta, -arange(0, headDim, 2, float64) / headDim);

@@ -38,12 +38,12 @@ public sealed class LinearKernels<TConfig, TFunction> : LinearKernels
 
     public override Recipe Recipe => Config;
 
-    public override Tensor Apply(QLinear layer, Tensor x) => QLinearFunction<TFunction, TConfig>.apply(Args(layer, x, Config))[0];
+    public override Tensor Apply(QLinear layer, Tensor x) => ForwardOutput.Release(QLinearFunction<TFunction, TConfig>.apply(Args(layer, x, Config))[0]);
 }
 
 sealed class DynamicLinearKernels(Recipe recipe) : LinearKernels
 {
     public override Recipe Recipe { get; } = recipe;
 
-    public override Tensor Apply(QLinear layer, Tensor x) => DynamicQLinearFunction.apply(Args(layer, x, Recipe))[0];
+    public override Tensor Apply(QLinear layer, Tensor x) => ForwardOutput.Release(DynamicQLinearFunction.apply(Args(layer, x, Recipe))[0]);
 }

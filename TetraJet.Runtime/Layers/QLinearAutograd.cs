@@ -36,6 +36,8 @@ static class QLinearMath
         var layer = (QLinear)vars[^2];
         var recipe = (Recipe)vars[^1];
 
+        // Intermediates die here rather than in the caller's scope (or, with none, at the garbage collector's leisure).
+        using var scope = NewDisposeScope();
         var x2 = x.reshape(-1, layer.InFeatures);
         var (xq, wq) = layer.QuantizeForwardOperands(x2, w, recipe);
         var y = nn.functional.linear(xq.to(ComputeType(x)), wq.to(ComputeType(x)), b?.to(ComputeType(x)));
@@ -56,10 +58,31 @@ static class QLinearMath
             HasBias = hasBias, InputType = x.dtype,
             X = keepX.DetachFromDisposeScope(), W = keepW.DetachFromDisposeScope(),
         });
-        return [y.to(x.dtype).reshape(outShape)];
+        var output = y.to(x.dtype).reshape(outShape).MoveToOuterDisposeScope();
+        ForwardOutput.Hold(output);
+        return [output];
     }
 
     internal static List<Tensor> Backward(autograd.AutogradContext ctx, List<Tensor> grads)
+    {
+        // On CUDA, autograd calls backward on its device thread, where no dispose scope of the caller exists: every
+        // tensor made here would wait for the garbage collector, which does not see device memory. So backward owns
+        // a scope, frees its gradient inputs, and hands its results to a per-thread list released on the next call
+        // (TorchSharp copies them into the graph only after this method returns).
+        BackwardResults.ReleasePrevious();
+        List<Tensor> result;
+        using (var scope = NewDisposeScope())
+        {
+            result = BackwardCore(ctx, grads);
+            foreach (var t in result)
+                if (t is not null) scope.MoveToOuter(t);
+        }
+        foreach (var g in grads) g?.Dispose();
+        BackwardResults.Hold(result);
+        return result;
+    }
+
+    static List<Tensor> BackwardCore(autograd.AutogradContext ctx, List<Tensor> grads)
     {
         var saved = (LinearSaved)ctx.get_data(SavedKey);
         using var xKept = saved.X ?? throw new InvalidOperationException($"{saved.Layer.GetName()}: backward ran twice through one forward; retain_graph is not supported by QLinear");

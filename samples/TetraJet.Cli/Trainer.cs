@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using TetraJet.Models;
 using TetraJet.Models.Data;
+using TetraJet.Quantization.Gpu;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -154,6 +155,9 @@ public static class Trainer
         int warmup = (int)Math.Max(1, Math.Round(o.WarmupFraction * total));
         long stopAt = Math.Min(total, o.StopAfter ?? long.MaxValue);
         double windowItems = 0, windowSeconds = 0;
+        // Device memory in use after each step, so a run shows its footprint and any growth from step to step.
+        var gpu = device.type == DeviceType.CUDA ? CudaRunner.ForDevice(Math.Max(0, (int)device.index)) : null;
+        long peakMemory = 0;
         int exit = ProgressView.Run(stdout, o.Quiet, o.LogEvery, start, total, title, view =>
         {
             for (long step = start; step < stopAt; step++)
@@ -197,6 +201,8 @@ public static class Trainer
                     return 1;
                 }
                 stepTimer.Stop();
+                long? memory = gpu?.MemoryInUse();
+                if (memory is long m) { peakMemory = Math.Max(peakMemory, m); tb.Scalar("train/device_memory_gib", m / Gib, step + 1); }
                 trainSeconds += stepTimer.Elapsed.TotalSeconds;
                 windowItems += task.ItemsPerStep; windowSeconds += stepTimer.Elapsed.TotalSeconds;
                 long done = step + 1;
@@ -227,7 +233,8 @@ public static class Trainer
                 var status = $"loss {lossValue.ToString("0.0000", Inv)}" +
                     (lastEval?.Accuracy is double la ? $"  acc {(100 * la).ToString("0.0", Inv)}%" : "") +
                     (lastEval?.Perplexity is double lp ? $"  ppl {lp.ToString("0.0", Inv)}" : "") +
-                    $"  {throughput.ToString("0", Inv)} {task.Unit}";
+                    $"  {throughput.ToString("0", Inv)} {task.Unit}" +
+                    (memory is long mem ? $"  mem {(mem / Gib).ToString("0.0", Inv)} GiB" : "");
                 view.Update(done, total, status, eta);
             }
             return 0;
@@ -251,6 +258,7 @@ public static class Trainer
             Parameters = paramCount, Steps = total, Epochs = (double)total / task.StepsPerEpoch, Batch = batch, Lr = lr, WeightDecay = wd, Seed = o.Seed,
             Device = o.Device, Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
             Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
+            PeakDeviceMemoryGiB = gpu is null ? null : Math.Round(peakMemory / Gib, 2),
             EvalLoss = final.Loss, EvalAccuracy = final.Accuracy, EvalPerplexity = final.Perplexity,
         };
         var summaryTmp = Path.Combine(dir, "summary.json.tmp");
@@ -258,11 +266,14 @@ public static class Trainer
         File.Move(summaryTmp, Path.Combine(dir, "summary.json"), overwrite: true);
         stdout.WriteLine($"done: {title}, {total} steps in {ProgressView.Eta(TimeSpan.FromSeconds(wallSeconds))}, " +
             $"{summary.Throughput.ToString("0", Inv)} {task.Unit}; " +
+            (summary.PeakDeviceMemoryGiB is double pm ? $"peak device memory {pm.ToString("0.0", Inv)} GiB; " : "") +
             (final.Accuracy is double fa ? $"test accuracy {(100 * fa).ToString("0.00", Inv)}%" : $"validation perplexity {final.Perplexity!.Value.ToString("0.00", Inv)}") +
             $" → {dir}");
         if (task is GptTask gpt) stdout.WriteLine("sample: " + gpt.Sample("And God said", 40, o.Seed, device).ReplaceLineEndings(" "));
         return 0;
     }
+
+    const double Gib = 1024.0 * 1024 * 1024;
 
     static Augment ParseAugment(string text) => text switch
     {
@@ -387,6 +398,8 @@ public sealed record RunSummary
     public double TrainSeconds { get; init; }
     public double Throughput { get; init; }
     public required string ThroughputUnit { get; init; }
+    /// <summary>CUDA runs: the most device memory in use after any step (torch's cache included).</summary>
+    public double? PeakDeviceMemoryGiB { get; init; }
     public double EvalLoss { get; init; }
     public double? EvalAccuracy { get; init; }
     public double? EvalPerplexity { get; init; }

@@ -21,6 +21,7 @@ internal static partial class CudaDriver
         uint sharedBytes, IntPtr stream, IntPtr kernelParams, IntPtr extra);
     [LibraryImport(Lib, EntryPoint = "cuMemsetD32Async")] internal static partial int cuMemsetD32Async(IntPtr pointer, uint value, nuint count, IntPtr stream);
     [LibraryImport(Lib)] internal static partial int cuStreamSynchronize(IntPtr stream);
+    [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] internal static partial int cuMemGetInfo(out nuint free, out nuint total);
     [LibraryImport(Lib)] internal static partial int cuGetErrorString(int error, out IntPtr message);
 
     internal const int AttrComputeCapabilityMajor = 75, AttrComputeCapabilityMinor = 76;

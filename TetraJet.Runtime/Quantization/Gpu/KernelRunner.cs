@@ -164,6 +164,17 @@ public sealed unsafe class CudaRunner : IKernelRunner
         CudaDriver.Check(CudaDriver.cuMemsetD32Async(((DeviceView)view).Pointer, 0, 1, Stream), "cuMemsetD32Async");
     }
 
+    /// <summary>
+    /// Device memory in use (total minus free, as the driver sees it: torch's cached blocks and other processes
+    /// included), in bytes. What a trainer watches to see a run's footprint and catch growth from step to step.
+    /// </summary>
+    public long MemoryInUse()
+    {
+        using var _ = new CurrentContext(context);
+        CudaDriver.Check(CudaDriver.cuMemGetInfo(out nuint free, out nuint total), "cuMemGetInfo");
+        return (long)(total - free);
+    }
+
     /// <summary>Waits for the default stream (benchmarks and tests only; the quantizer itself never waits).</summary>
     public void Synchronize()
     {
