@@ -1,3 +1,5 @@
+using System.Reflection;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TetraJet;
@@ -29,13 +31,29 @@ static class BackwardResults
 static class ForwardOutput
 {
     [ThreadStatic] static Tensor? held;
+    [ThreadStatic] static autograd.AutogradContext? heldContext;
 
-    internal static void Hold(Tensor output) => held = output;
+    // TorchSharp 0.107 keeps, per function call, an uninitialised tensor shaped like each output, only to stand in
+    // for a gradient that never arrives (one output, always used): an output-sized block per layer, held until the
+    // graph dies. Dropping it halves a quantized layer's activation memory. Found by name; if absent, nothing changes.
+    static readonly FieldInfo? NodeField = typeof(autograd.AutogradContext).GetField("_node", BindingFlags.NonPublic | BindingFlags.Instance);
+
+    internal static void Hold(Tensor output, autograd.AutogradContext ctx) => (held, heldContext) = (output, ctx);
 
     internal static Tensor Release(Tensor wrapped)
     {
         held?.Dispose();
         held = null;
+        if (heldContext is { } ctx && NodeField?.GetValue(ctx) is { } node
+            && node.GetType().GetField("_outputCache", BindingFlags.NonPublic | BindingFlags.Instance)?.GetValue(node) is List<Tensor> cache)
+        {
+            for (int i = 0; i < cache.Count; i++)
+            {
+                cache[i]?.Dispose();
+                cache[i] = null!;
+            }
+        }
+        heldContext = null;
         return wrapped;
     }
 }

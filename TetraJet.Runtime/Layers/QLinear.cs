@@ -33,6 +33,18 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
 
     internal long CurrentStep { get; private set; }
 
+    /// <summary>
+    /// Keep X̂ and Ŵ for backward in FP4 storage form (codes and scales, about a quarter of BF16) rather than
+    /// dequantized. On by default; off trades that memory for two fewer passes per step.
+    /// </summary>
+    public bool PackSavedOperands { get; set; } = true;
+
+    /// <summary>Whether the current forward builds a graph (gradient mode on, something requires a gradient): else nothing is saved.</summary>
+    internal bool NeedsBackward { get; private set; }
+
+    /// <summary>Bytes the last training forward kept for backward (X̂ and Ŵ, packed or not): this layer's activation memory.</summary>
+    public long LastSavedBytes { get; internal set; }
+
     public QLinear(int inFeatures, int outFeatures, Recipe recipe, bool bias = true, string name = "QLinear", LinearKernels? kernels = null)
         : base(name)
     {
@@ -73,6 +85,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         if (input.dtype != ScalarType.Float32 && input.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"{GetName()}: input is {input.dtype}; expected float32 or bfloat16");
         CurrentStep = Step;
+        NeedsBackward = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
         if (is_grad_enabled() && training)
         {
             Step++;

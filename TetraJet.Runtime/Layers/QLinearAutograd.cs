@@ -13,9 +13,10 @@ sealed class LinearSaved
     public required long[] InputShape { get; init; }
     public required bool HasBias { get; init; }
     public required ScalarType InputType { get; init; }
+    public int Backwards { get; set; }
     /// <summary>X̂ (or X) and Ŵ (or W): owned here and disposed by backward, so they never outlive the step.</summary>
-    public Tensor? X { get; set; }
-    public Tensor? W { get; set; }
+    public required SavedOperand X { get; init; }
+    public required SavedOperand W { get; init; }
 }
 
 /// <summary>
@@ -49,17 +50,21 @@ static class QLinearMath
         // double quantization) start from X and W.
         var keepX = recipe.Q6.Source is SlotSource.Original or SlotSource.Direct ? x2 : xq;
         var keepW = recipe.Q4.Source == SlotSource.Direct ? w.detach() : wq;
+        var output = y.to(x.dtype).reshape(outShape).MoveToOuterDisposeScope();
+        ForwardOutput.Hold(output, ctx);
+        if (!layer.NeedsBackward) return [output];   // evaluation: nothing to keep
         // Held by this object rather than ctx.save_for_backward: on CUDA, where backward runs on autograd's device
-        // thread, TorchSharp did not release a custom function's saved tensors, and every step's activations stayed
-        // alive. Backward disposes them itself.
-        ctx.save_data(SavedKey, new LinearSaved
+        // thread, TorchSharp did not release a custom function's saved tensors. Backward disposes them itself.
+        bool pack = layer.PackSavedOperands && !recipe.OutControl;   // OutControl's X̂ and Ŵ mix FP4 and MXFP8 columns
+        var saved = new LinearSaved
         {
             Layer = layer, Recipe = recipe, Step = layer.CurrentStep, InputShape = x.shape,
             HasBias = hasBias, InputType = x.dtype,
-            X = keepX.DetachFromDisposeScope(), W = keepW.DetachFromDisposeScope(),
-        });
-        var output = y.to(x.dtype).reshape(outShape).MoveToOuterDisposeScope();
-        ForwardOutput.Hold(output);
+            X = SavedOperand.Keep(x2, keepX, recipe.Q1.Spec, pack && ReferenceEquals(keepX, xq) && recipe.Q1.IsQuantized),
+            W = SavedOperand.Keep(w, keepW, recipe.Q2.Spec, pack && ReferenceEquals(keepW, wq) && recipe.Q2.IsQuantized),
+        };
+        layer.LastSavedBytes = saved.X.Bytes + saved.W.Bytes;
+        ctx.save_data(SavedKey, saved);
         return [output];
     }
 
@@ -85,9 +90,14 @@ static class QLinearMath
     static List<Tensor> BackwardCore(autograd.AutogradContext ctx, List<Tensor> grads)
     {
         var saved = (LinearSaved)ctx.get_data(SavedKey);
-        using var xKept = saved.X ?? throw new InvalidOperationException($"{saved.Layer.GetName()}: backward ran twice through one forward; retain_graph is not supported by QLinear");
-        using var wq = saved.W!;
-        saved.X = saved.W = null;
+        if (grads[0] is null || grads[0].IsInvalid)   // no gradient reached the output: none flows on
+        {
+            saved.X.Dispose(); saved.W.Dispose();
+            return saved.HasBias ? [null!, null!, null!, null!, null!] : [null!, null!, null!, null!];
+        }
+        if (saved.Backwards++ > 0) throw new InvalidOperationException($"{saved.Layer.GetName()}: backward ran twice through one forward; retain_graph is not supported by QLinear");
+        using var xKept = saved.X.Take();
+        using var wq = saved.W.Take();
         var layer = saved.Layer;
         var recipe = saved.Recipe;
         var dy = grads[0].reshape(-1, layer.OutFeatures);

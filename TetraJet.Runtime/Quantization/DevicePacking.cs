@@ -1,0 +1,196 @@
+using TetraJet.Formats;
+using static TorchSharp.torch;
+
+namespace TetraJet.Quantization;
+
+/// <summary>
+/// FP4 storage form (ALGORITHMS.md §1: two E2M1 codes per byte, one scale byte per block, FP32 outer scales) of a
+/// quantizer's output along the last axis, built and read back with plain tensor operations, so the same code runs on
+/// CPU and CUDA tensors without a copy. <see cref="Unpack"/> returns exactly the quantizer's dequantized bits.
+/// </summary>
+/// <remarks>
+/// Every step is exact: the block and outer maxima, the IEEE divisions and products the quantizer itself does, and
+/// table look-ups (bucketize against exact thresholds and midpoints, index into exact value tables) where the quantizer
+/// works on bits. Scales are recomputed from the original input as the quantizer computed them (a rounded or
+/// overflowed dequantized value does not give them back); codes are the nearest grid points of the dequantized values
+/// over their scale, which is what any rounding mode (RTN, SR, EMA-guided) left there.
+/// </remarks>
+public static class DevicePacking
+{
+    /// <summary>Formats this class packs: MXFP4 (either scale rule, any rounding) and TetraJet-v2 NVFP4 (per-128 outer scale).</summary>
+    public static bool CanPack(QuantSpec spec, long cols) => !spec.Tile16 && spec.Format switch
+    {
+        QuantFormat.MXFP4 => cols % 32 == 0,
+        QuantFormat.NVFP4 => cols % 128 == 0,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Packs <paramref name="dequantized"/> = Q(<paramref name="original"/>) of a [rows, cols] tensor quantized along its
+    /// last axis with <paramref name="spec"/>: the scales come from the original, the codes from the dequantized values.
+    /// </summary>
+    public static PackedOperand Pack(Tensor original, Tensor dequantized, QuantSpec spec)
+    {
+        if (dequantized.dim() != 2) throw new ArgumentException($"packing needs a 2-D tensor, got rank {dequantized.dim()}");
+        long rows = dequantized.shape[0], cols = dequantized.shape[1];
+        if (!CanPack(spec, cols)) throw new ArgumentException($"{spec} along a last axis of {cols} has no device packing");
+        using var scope = NewDisposeScope();
+        var device = dequantized.device;
+        var q = dequantized.to(ScalarType.Float32);
+        Tensor scales, outer;
+        Tensor grid;   // the dequantized values divided by their block scale: on (or, for NVFP4, next to) the E2M1 grid
+        if (spec.Format == QuantFormat.MXFP4)
+        {
+            // The block's own scale, from the original block as the quantizer chose it.
+            var amax = original.to(ScalarType.Float32).view(rows, cols / 32, 32).abs().amax([-1]);
+            var tables = Tables.For(device);
+            var exp = spec.ScaleRule == ScaleRule.Ocp
+                // bucketize counts the powers of two ≤ amax: floor(log2 amax) = count − 150; the exponent is that − 2
+                ? amax.bucketize(tables.Pow2Bounds, outInt32: true, right: true).sub(Tables.Pow2Offset + 3).clamp(E8M0.MinExponent, E8M0.MaxExponent)
+                // the first 6·2^s ≥ amax
+                : amax.bucketize(tables.SixPow2Bounds, outInt32: true).add(E8M0.MinExponent);
+            scales = exp.add(127).where(amax.isfinite(), E8M0.NaN).to(ScalarType.Byte);   // a block with NaN or Inf is all NaN
+            var inverse = tables.Pow2.index_select(0, exp.neg().add(Tables.Pow2Offset).flatten().to(ScalarType.Int64)).view(rows, cols / 32, 1);
+            grid = q.view(rows, cols / 32, 32).mul(inverse).view(rows, cols);   // exact: a power-of-two scaling
+            outer = empty(0, ScalarType.Float32, device);
+        }
+        else
+        {
+            var x = original.to(ScalarType.Float32);
+            var amaxOuter = x.view(rows, cols / 128, 128).abs().amax([-1]);
+            var so = amaxOuter.div(full_like(amaxOuter, ScalarCore.NvOuterDivisor));   // tensor divisor: an IEEE division on every device
+            so = so.where(amaxOuter.isfinite(), float.NaN);                               // a non-finite outer block is all NaN
+            var d = so.mul(6f).repeat_interleave(8, 1);
+            var amaxInner = x.view(rows, cols / 16, 16).abs().amax([-1]);
+            var ratio = amaxInner.div(d.where(d.ne(0), 1f));
+            scales = E4M3Codes(ratio, device).where(d.ne(0), (byte)0);
+            var scale = Tables.For(device).E4M3.index_select(0, scales.flatten().to(ScalarType.Int64)).view(rows, cols / 16)
+                .mul(so.repeat_interleave(8, 1));                                          // FP32(s_i·s_o), as the quantizer rounds it
+            grid = q.view(rows, cols / 16, 16).div(scale.where(scale.ne(0), 1f).unsqueeze(-1)).view(rows, cols);
+            outer = so;
+        }
+        var magnitude = grid.abs().bucketize(Tables.For(device).E2M1Midpoints, outInt32: true);
+        var codes = magnitude.add(q.signbit().to(ScalarType.Int32).mul(8)).to(ScalarType.Byte).view(rows, cols / 2, 2);
+        var packed = codes.select(2, 1).mul(16).add(codes.select(2, 0));
+        return new PackedOperand(spec, dequantized.dtype, rows, cols,
+            packed.contiguous().MoveToOuterDisposeScope(), scales.contiguous().MoveToOuterDisposeScope(), outer.contiguous().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The dequantized [rows, cols] tensor in the original dtype, bit for bit the quantizer's output.</summary>
+    public static Tensor Unpack(PackedOperand p)
+    {
+        using var scope = NewDisposeScope();
+        var device = p.Codes.device;
+        var tables = Tables.For(device);
+        var low = p.Codes.bitwise_and(tensor((byte)15, device: device));
+        var high = p.Codes.bitwise_right_shift(tensor((byte)4, device: device));
+        var codes = stack([low, high], 2).view(p.Rows * p.Cols).to(ScalarType.Int64);
+        var values = tables.E2M1.index_select(0, codes);
+        Tensor scale;
+        if (p.Spec.Format == QuantFormat.MXFP4)
+            scale = tables.E8M0.index_select(0, p.Scales.flatten().to(ScalarType.Int64)).view(p.Rows, p.Cols / 32, 1);
+        else
+            scale = tables.E4M3.index_select(0, p.Scales.flatten().to(ScalarType.Int64)).view(p.Rows, p.Cols / 16)
+                .mul(p.Outer.repeat_interleave(8, 1)).unsqueeze(-1);
+        int block = p.Spec.Format == QuantFormat.MXFP4 ? 32 : 16;
+        var y = values.view(p.Rows, p.Cols / block, block).mul(scale).view(p.Rows, p.Cols);
+        return y.to(p.DType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>E4M3 byte codes of non-negative values by RNE with satfinite (§2): ties go to the even code.</summary>
+    static Tensor E4M3Codes(Tensor ratio, Device device)
+    {
+        var bounds = Tables.For(device).E4M3Midpoints;
+        var down = ratio.bucketize(bounds, outInt32: true);
+        var up = ratio.bucketize(bounds, outInt32: true, right: true);
+        // Where the two differ the value is exactly a midpoint: take the even code of the pair.
+        var tie = down.ne(up);
+        var even = down.where(down.remainder(2).eq(0), up);
+        return down.where(tie.logical_not(), even).where(ratio.isnan().logical_not(), 0x7F).to(ScalarType.Byte);
+    }
+
+    /// <summary>Exact value and boundary tables, one set per device.</summary>
+    sealed class Tables
+    {
+        /// <summary>Pow2[k] = 2^(k − Pow2Offset), 2^-149 … 2^127: every power of two a float holds, subnormals included.</summary>
+        public const int Pow2Offset = 149;
+        public required Tensor Pow2 { get; init; }
+        public required Tensor Pow2Bounds { get; init; }
+        /// <summary>6·2^s for s = −127 … 127: the TetraJet rule's thresholds.</summary>
+        public required Tensor SixPow2Bounds { get; init; }
+        public required Tensor E2M1 { get; init; }
+        public required Tensor E2M1Midpoints { get; init; }
+        public required Tensor E4M3 { get; init; }
+        public required Tensor E4M3Midpoints { get; init; }
+        public required Tensor E8M0 { get; init; }
+
+        static readonly Dictionary<string, Tables> PerDevice = [];
+
+        public static Tables For(Device device)
+        {
+            string key = $"{device.type}:{device.index}";
+            lock (PerDevice)
+            {
+                if (PerDevice.TryGetValue(key, out var t)) return t;
+                return PerDevice[key] = Build(device);
+            }
+        }
+
+        static Tables Build(Device device)
+        {
+            Tensor Make(float[] values) => tensor(values, device: device).DetachFromDisposeScope();
+            var pow2 = new float[Pow2Offset + 128];
+            for (int k = 0; k < pow2.Length; k++) pow2[k] = (float)Math.ScaleB(1.0, k - Pow2Offset);
+            var six = new float[255];
+            for (int k = 0; k < six.Length; k++) six[k] = (float)(6 * Math.ScaleB(1.0, k + Formats.E8M0.MinExponent));   // the last is +Inf
+            var e2m1 = new float[16];
+            for (int c = 0; c < 16; c++) e2m1[c] = Formats.E2M1.Decode(c);
+            var e2m1Mid = new float[7];
+            for (int c = 0; c < 7; c++) e2m1Mid[c] = (e2m1[c] + e2m1[c + 1]) / 2;
+            var e4m3 = new float[256];
+            for (int c = 0; c < 256; c++) e4m3[c] = Formats.E4M3.Decode((byte)c);
+            var e4m3Mid = new float[126];                                  // between the positive finite codes 0x00 … 0x7E
+            for (int c = 0; c < 126; c++) e4m3Mid[c] = (e4m3[c] + e4m3[c + 1]) / 2;
+            var e8m0 = new float[256];
+            for (int c = 0; c < 256; c++) e8m0[c] = Formats.E8M0.Decode((byte)c);
+            return new Tables
+            {
+                Pow2 = Make(pow2), Pow2Bounds = Make(pow2), SixPow2Bounds = Make(six), E2M1 = Make(e2m1), E2M1Midpoints = Make(e2m1Mid),
+                E4M3 = Make(e4m3), E4M3Midpoints = Make(e4m3Mid), E8M0 = Make(e8m0),
+            };
+        }
+    }
+}
+
+/// <summary>An operand in FP4 storage form on its device: codes [rows, cols/2], one scale byte per block, FP32 outer scales (NVFP4).</summary>
+public sealed class PackedOperand(QuantSpec spec, ScalarType dtype, long rows, long cols, Tensor codes, Tensor scales, Tensor outer) : IDisposable
+{
+    public QuantSpec Spec { get; } = spec;
+    public ScalarType DType { get; } = dtype;
+    public long Rows { get; } = rows;
+    public long Cols { get; } = cols;
+    public Tensor Codes { get; } = codes;
+    public Tensor Scales { get; } = scales;
+    public Tensor Outer { get; } = outer;
+
+    /// <summary>Bytes held: codes, scales and outer scales.</summary>
+    public long Bytes => Codes.numel() + Scales.numel() + 4 * Outer.numel();
+
+    public Tensor Unpack() => DevicePacking.Unpack(this);
+
+    /// <summary>Takes the tensors out of any dispose scope: the owner disposes them.</summary>
+    public PackedOperand DetachFromDisposeScope()
+    {
+        Codes.DetachFromDisposeScope();
+        Scales.DetachFromDisposeScope();
+        Outer.DetachFromDisposeScope();
+        return this;
+    }
+
+    public void Dispose()
+    {
+        Codes.Dispose();
+        Scales.Dispose();
+        Outer.Dispose();
+    }
+}

@@ -1,0 +1,92 @@
+using TetraJet.Quantization;
+using static TorchSharp.torch;
+
+namespace TetraJet.Runtime.Tests;
+
+/// <summary>
+/// The device packing that QLinear keeps X̂ and Ŵ in: unpack(pack(Q(x))) must give back Q(x) bit for bit, on the
+/// quantizer test data (ties, amax beside 6·2^k, subnormals, huge values, NaN/Inf), in float32 and bfloat16.
+/// </summary>
+public class DevicePackingTests
+{
+    public static TheoryData<string, bool> Cases()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var name in Specs.Keys)
+            foreach (bool bf16 in new[] { false, true })
+                data.Add(name, bf16);
+        return data;
+    }
+
+    static readonly Dictionary<string, QuantSpec> Specs = new()
+    {
+        ["mxfp4"] = new(QuantFormat.MXFP4),
+        ["mxfp4-ocp"] = new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp),
+        ["mxfp4-sr"] = new(QuantFormat.MXFP4, Rounding.Stochastic),
+        ["mxfp4-ema"] = new(QuantFormat.MXFP4, Rounding.EmaGuided),
+        ["nvfp4"] = new(QuantFormat.NVFP4),
+        ["nvfp4-sr"] = new(QuantFormat.NVFP4, Rounding.Stochastic),
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Unpack_gives_back_the_quantizers_bits(string name, bool bf16)
+    {
+        var spec = Specs[name];
+        var rng = new Random(name.GetHashCode(StringComparison.Ordinal) & 0xFFFF);
+        for (int trial = 0; trial < 24; trial++)
+        {
+            int rows = rng.Next(1, 10), cols = 128 * rng.Next(1, 4);
+            using var scope = NewDisposeScope();
+            var x = tensor(QuantizerTestData.Tensor(rng, rows, cols, nonFinite: trial % 3 == 0), rows, cols);
+            if (bf16) x = x.to(ScalarType.BFloat16);
+            var ema = spec.Rounding == Rounding.EmaGuided ? x.to(ScalarType.Float32).add(randn(rows, cols).mul(0.1)) : null;
+            var q = Quantizer.Quantize(x, spec, BlockAxis.Last, seed: 99, stream: (ulong)trial, ema: ema);
+            using var packed = DevicePacking.Pack(x, q, spec);
+            var back = packed.Unpack();
+            Assert.Equal(q.dtype, back.dtype);
+            QuantizerTestData.AssertBitsEqual(q.to(ScalarType.Float32).data<float>().ToArray(), back.to(ScalarType.Float32).data<float>().ToArray(),
+                $"{name} {(bf16 ? "bf16" : "fp32")} trial {trial} [{rows}, {cols}]");
+        }
+    }
+
+    [Fact]
+    public void NVFP4_storage_is_the_reference_quantizers_codes_and_scales()
+    {
+        var spec = new QuantSpec(QuantFormat.NVFP4);
+        manual_seed(3);
+        var x = randn(6, 256).mul(tensor(new float[] { 1, 1e-3f, 40, 1, 7, 1e4f }).unsqueeze(1));
+        var reference = Quantizer.QuantizePacked(x, spec);
+        using var packed = DevicePacking.Pack(x, Quantizer.Quantize(x, spec), spec);
+        Assert.Equal(reference.Codes, packed.Codes.data<byte>().ToArray());
+        Assert.Equal(reference.Scales, packed.Scales.data<byte>().ToArray());
+        Assert.Equal(reference.OuterScales, packed.Outer.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void MXFP4_of_a_worked_block_stores_codes_and_a_power_of_two_scale()
+    {
+        // One block of 32 holding 3, -1.5, 0.25 and zeros: stored under the scale 2^(floor(log2 3) - 2) = 2^-1 as the
+        // grid values 6, -3, 0.5, i.e. codes 7, 8|5 and 1; scale byte 127 - 1.
+        var values = new float[32];
+        values[0] = 3f; values[1] = -1.5f; values[2] = 0.25f;
+        var q = tensor(values, 1, 32);
+        using var packed = DevicePacking.Pack(q, q, new QuantSpec(QuantFormat.MXFP4));
+        var codes = packed.Codes.data<byte>().ToArray();
+        Assert.Equal(16, codes.Length);
+        Assert.Equal(0xD7, codes[0]);         // element 0 = code 7 (low nibble), element 1 = code 13 = -3 (high)
+        Assert.Equal(0x01, codes[1]);         // element 2 = code 1 (0.5), element 3 = 0
+        Assert.Equal(new byte[] { 126 }, packed.Scales.data<byte>().ToArray());
+    }
+
+    [Theory]
+    [InlineData(QuantFormat.MXFP4, 0.5 + 1.0 / 32)]
+    [InlineData(QuantFormat.NVFP4, 0.5 + 1.0 / 16 + 4.0 / 128)]
+    public void Bytes_per_element_are_the_storage_formats(QuantFormat format, double perElement)
+    {
+        var spec = new QuantSpec(format);
+        var x = randn(64, 512);
+        using var packed = DevicePacking.Pack(x, Quantizer.Quantize(x, spec), spec);
+        Assert.Equal((long)(64 * 512 * perElement), packed.Bytes);
+    }
+}
