@@ -8,7 +8,8 @@ using static TorchSharp.torch;
 
 // The GPU benchmark and check command: `test` (CUDA kernels against the CPU reference, ordering stress test),
 // `quantize` (GB/s of each quantizer on 64M bf16 elements, beside a copy and torch eager ops), `linear`
-// (QLinear forward+backward against nn.Linear), `all`. Results as JSON under --out (a directory, or a .json file).
+// (QLinear forward+backward against nn.Linear), `memory` (activation memory per layer; not in `all`: run it with
+// PYTORCH_NO_CUDA_MEMORY_CACHING=1), `all`. Results as JSON under --out (a directory, or a .json file).
 
 string command = args.Length > 0 ? args[0] : "all";
 string? outArg = null;
@@ -35,9 +36,10 @@ void Write(string name, object result)
 if (command is "test" or "all") failures += RunTests();
 if (command is "quantize" or "all") RunQuantize();
 if (command is "linear" or "all") RunLinear();
-if (command is not ("test" or "quantize" or "linear" or "all"))
+if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
+if (command is not ("test" or "quantize" or "linear" or "memory" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|all [--out DIR|FILE.json]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|all [--out DIR|FILE.json]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
@@ -46,7 +48,9 @@ int RunTests()
 {
     var results = new List<GpuCheck>();
     var sw = Stopwatch.StartNew();
-    foreach (var c in GpuSelfCheck.RunAll(device).Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+    foreach (var c in GpuSelfCheck.RunAll(device)
+        .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");
@@ -163,13 +167,14 @@ void RunLinear()
     }
     Time("nn.Linear bf16", nn.Linear(K, N), "");
     foreach (var (label, recipe) in new[] { ("QLinear Recipe.TetraJet", (Recipe)Recipe.TetraJet), ("QLinear Recipe.TetraJetV2", (Recipe)Recipe.TetraJetV2) })
-    {
-        var layer = new QLinear(K, N, recipe);
-        string note;
-        try { note = IsPlainLinear(layer) ? "NOT FP4: QLinear is a plain linear in this build" : "FP4"; }
-        catch (Exception e) { note = "FP4 check failed: " + e.Message; }
-        Time(label, layer, note);
-    }
+        foreach (bool pack in new[] { true, false })
+        {
+            var layer = new QLinear(K, N, recipe) { PackSavedOperands = pack };
+            string note;
+            try { note = IsPlainLinear(layer) ? "NOT FP4: QLinear is a plain linear in this build" : "FP4"; }
+            catch (Exception e) { note = "FP4 check failed: " + e.Message; }
+            Time(label + (pack ? " (X̂/Ŵ packed)" : " (X̂/Ŵ bf16)"), layer, note);
+        }
     Write("linear", new { device = deviceName, T, K, N, dtype = "bfloat16", results });
 }
 

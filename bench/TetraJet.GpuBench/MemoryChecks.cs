@@ -1,0 +1,102 @@
+using TetraJet;
+using TetraJet.Quantization;
+using TetraJet.Quantization.Gpu;
+using TorchSharp;
+using static TorchSharp.torch;
+
+/// <summary>
+/// Saved-operand packing and memory lifetime on CUDA: packing CUDA tensors gives the CPU's bytes and unpacks to the
+/// GPU quantizer's bits; packed and plain QLinear give the same gradients; training steps do not grow device memory.
+/// </summary>
+static class MemoryChecks
+{
+    public static IEnumerable<(string Name, bool Pass, string Detail)> Run(Device device)
+    {
+        foreach (var c in Packing(device)) yield return c;
+        foreach (var id in new[] { RecipeId.TetraJet, RecipeId.TetraJetV2 }) yield return PackedGradients(id, device);
+        foreach (var id in new[] { RecipeId.BF16, RecipeId.TetraJetV2 }) yield return NoGrowth(id, device);
+    }
+
+    static long Mismatches(Tensor a, Tensor b)
+    {
+        var x = a.cpu().to(ScalarType.Float32); var y = b.cpu().to(ScalarType.Float32);
+        var equal = x.eq(y).logical_and(x.signbit().eq(y.signbit())).logical_or(x.isnan().logical_and(y.isnan()));
+        return equal.logical_not().sum().item<long>();
+    }
+
+    static IEnumerable<(string, bool, string)> Packing(Device device)
+    {
+        var specs = new (string Name, QuantSpec Spec)[]
+        {
+            ("MXFP4 RTN", new(QuantFormat.MXFP4)), ("MXFP4/ocp RTN", new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp)),
+            ("MXFP4 SR", new(QuantFormat.MXFP4, Rounding.Stochastic)), ("NVFP4 RTN", new(QuantFormat.NVFP4)),
+        };
+        foreach (var (name, spec) in specs)
+            foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            {
+                using var scope = NewDisposeScope();
+                manual_seed(21);
+                // Rows at very different magnitudes, a zero row, a NaN and an Inf: every scale path.
+                var x = randn(64, 1024).mul(pow(10, arange(-20, 44).unsqueeze(1).to(ScalarType.Float32).div(2)));
+                x[3] = zeros(1024);
+                x[5, 7] = tensor(float.NaN);
+                x[9, 300] = tensor(float.PositiveInfinity);
+                x = x.to(dtype);
+                var xg = x.to(device);
+                var qCpu = Quantizer.Quantize(x, spec, BlockAxis.Last, 4, 5);
+                var qGpu = Quantizer.Quantize(xg, spec, BlockAxis.Last, 4, 5);
+                using var pCpu = DevicePacking.Pack(x, qCpu, spec);
+                using var pGpu = DevicePacking.Pack(xg, qGpu, spec);
+                long codeDiff = pCpu.Codes.ne(pGpu.Codes.cpu()).sum().item<long>() + pCpu.Scales.ne(pGpu.Scales.cpu()).sum().item<long>();
+                long valueDiff = Mismatches(qGpu, pGpu.Unpack());
+                bool ok = codeDiff == 0 && valueDiff == 0;
+                yield return ($"pack {name} {dtype} on CUDA", ok,
+                    $"codes+scales differing from CPU: {codeDiff}; unpacked values differing from the GPU quantizer: {valueDiff} of {x.numel()}");
+            }
+    }
+
+    static (string, bool, string) PackedGradients(RecipeId id, Device device)
+    {
+        Recipe recipe = id;
+        Tensor[] Run(bool pack)
+        {
+            manual_seed(8);
+            var layer = new QLinear(1024, 512, recipe, name: "packcheck") { Seed = 3, PackSavedOperands = pack };
+            layer.to(device, ScalarType.BFloat16);
+            var x = randn(4, 300, 1024).to(ScalarType.BFloat16, device).requires_grad_();
+            var y = layer.call(x);
+            y.backward([randn(4, 300, 512).to(ScalarType.BFloat16, device)]);
+            return [y.detach(), x.grad!, layer.weight.grad!, layer.bias!.grad!];
+        }
+        var plain = Run(false);
+        var packed = Run(true);
+        long bad = plain.Zip(packed).Sum(p => Mismatches(p.First, p.Second));
+        return ($"QLinear {recipe.Name} packed X̂/Ŵ == plain on CUDA (bf16 y, dX, dW, db)", bad == 0, $"{bad} elements differ");
+    }
+
+    /// <summary>Steps of a small stack, each in its own dispose scope as the trainer runs them: device memory must stand still.</summary>
+    static (string, bool, string) NoGrowth(RecipeId id, Device device)
+    {
+        Recipe recipe = id;
+        var gpu = CudaRunner.ForDevice(0);
+        var layers = Enumerable.Range(0, 4).Select(i => new QLinear(1024, 1024, recipe, name: $"grow{i}")).ToList();
+        foreach (var l in layers) l.to(device, ScalarType.BFloat16);
+        var used = new List<long>();
+        for (int step = 0; step < 40; step++)
+        {
+            using (var scope = NewDisposeScope())
+            {
+                var h = randn(8, 512, 1024).to(ScalarType.BFloat16, device);
+                foreach (var l in layers) h = l.call(h);
+                h.square().mean().backward();
+                foreach (var l in layers) l.weight.grad?.zero_();
+            }
+            gpu.Synchronize();
+            used.Add(gpu.MemoryInUse());
+        }
+        double growthMiB = (used[^1] - used[4]) / 1048576.0;
+        bool ok = growthMiB <= 2;
+        return ($"QLinear {recipe.Name} 40 training steps on CUDA: device memory flat", ok,
+            $"in use after step 5 {used[4] / 1048576.0:F0} MiB, after step 40 {used[^1] / 1048576.0:F0} MiB (growth {growthMiB:F1} MiB)");
+    }
+}
