@@ -19,6 +19,9 @@ public static class RoundingMidpoints
     /// <summary>RTN's decision points on E2M1 magnitudes: halfway between neighbouring grid values.</summary>
     static readonly float[] Midpoints = [0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5f];
 
+    /// <summary>Halfway between neighbouring midpoints (exact in float32): the edges of each midpoint's nearest range.</summary>
+    static readonly float[] Cuts = Midpoints.Zip(Midpoints.Skip(1), (a, b) => (a + b) / 2).ToArray();
+
     /// <summary>2^k for k = −127 … 127, exact (2^-127 is subnormal), looked up rather than computed by pow.</summary>
     static readonly float[] Pow2Table = Enumerable.Range(-127, 255).Select(Bits.Pow2).ToArray();
 
@@ -49,23 +52,31 @@ public static class RoundingMidpoints
     {
         using var scope = NewDisposeScope();
         var a = Scale(w, spec).Scaled.abs_();
-        var d = (a - Midpoints[0]).abs_();
-        foreach (var m in Midpoints.Skip(1)) d = d.minimum((a - m).abs_());
-        return where(d.isnan(), float.PositiveInfinity, d).MoveToOuterDisposeScope();
+        // One lookup instead of seven comparisons: the cuts halfway between midpoints bound each one's nearest range.
+        var region = a.bucketize(tensor(Cuts, device: a.device), outInt32: true);
+        var nearest = tensor(Midpoints, device: a.device).index_select(0, region.flatten()).view_as(a);
+        var d = a.sub_(nearest).abs_();
+        return d.masked_fill_(d.isnan(), float.PositiveInfinity).MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// Flat (row-major) indices of the <paramref name="count"/> elements nearest a midpoint, ascending (int64).
-    /// Equal distances go to the lower index (a stable sort), so every device picks the same elements.
+    /// Equal distances go to the lower index, so every device picks the same elements.
     /// </summary>
     public static Tensor Nearest(Tensor w, QuantSpec spec, long count)
     {
         using var scope = NewDisposeScope();
         var d = Distance(w, spec).flatten();
         count = Math.Clamp(count, 0, d.numel());
-        var (_, order) = d.sort(stable: true);
-        var (chosen, _) = order.narrow(0, 0, count).sort();
-        return chosen.MoveToOuterDisposeScope();
+        if (count == 0) return zeros(0, dtype: ScalarType.Int64, device: w.device).MoveToOuterDisposeScope();
+        // Selection rather than a sort: everything below the count-th smallest distance, then as many of the elements
+        // at exactly that distance as fit, lowest indices first. nonzero() lists them in ascending order.
+        var (kth, _) = d.kthvalue(count, 0);
+        var below = d.lt(kth);
+        var at = d.eq(kth);
+        var room = count - below.sum();
+        var chosen = below.logical_or_(at.logical_and(at.to(ScalarType.Int64).cumsum(0).le(room)));
+        return chosen.nonzero().squeeze(1).MoveToOuterDisposeScope();
     }
 
     static Tensor Pow2(Tensor exponent)

@@ -64,6 +64,8 @@ public class LeanOsciResetTests(ITestOutputHelper output)
         var spec = Q2Of("TetraJet");
         Assert.Equal(NearestFive, RoundingMidpoints.Nearest(w, spec, 5).data<long>().ToArray());
         Assert.Equal(0.01f, RoundingMidpoints.Distance(w, spec)[3, 5].item<float>(), 5);
+        // Ties (every 1.0 lies 0.25 from 0.75 and 1.25) go to the lowest indices; column 0 (4: 0.5 from 3.5) comes last.
+        Assert.Equal(new long[] { 1, 2, 3 }, RoundingMidpoints.Nearest(ones(32, 32).index_fill_(1, tensor(new long[] { 0 }), 4f), spec, 3).data<long>().ToArray());
 
         // Through the layer: the step before the window chooses ⌈(5/1024)·1024⌉ = 5 elements.
         var layer = new QLinear(32, 32, Lean(Recipe.TetraJet, 5.0 / 1024), bias: false);
