@@ -51,6 +51,11 @@ internal static class DiagnosticDescriptors
         "OutlierFraction out of range",
         "OutlierFraction = {0} is outside (0, 0.5]; use a fraction of input channels such as 0.1 (the default)");
 
+    public static readonly DiagnosticDescriptor OsciResetLeanFractionOutOfRange = Error(
+        DiagnosticIds.OsciResetLeanFractionOutOfRange,
+        "OsciResetLeanFraction out of range",
+        "OsciResetLeanFraction = {0} is outside (0, 1]; use a fraction of the weight such as 0.1 (the default)");
+
     public static readonly DiagnosticDescriptor OptionHasNoEffect = Warning(
         DiagnosticIds.OptionHasNoEffect,
         "Quantization option has no effect",

@@ -14,4 +14,5 @@ internal static class DiagnosticIds
     public const string InvalidLinearProperty = "TJ1009";
     public const string SizeMemberNotFound = "TJ1010";
     public const string ConstructorSkipsInitialization = "TJ1011";
+    public const string OsciResetLeanFractionOutOfRange = "TJ1012";
 }

@@ -68,9 +68,11 @@ internal static class Parser
         var qEma = Flag("QEma");
         var qRamping = Flag("QRamping");
         var osciReset = Flag("OsciReset");
+        var osciResetLean = Flag("OsciResetLean");
         var outControl = Flag("OutControl");
         var emaDecay = Number("EmaDecay", ConfigSpec.DefaultEmaDecay);
         var threshold = Number("OsciResetThreshold", ConfigSpec.DefaultOsciResetThreshold);
+        var leanFraction = Number("OsciResetLeanFraction", ConfigSpec.DefaultOsciResetLeanFraction);
         var outliers = Number("OutlierFraction", ConfigSpec.DefaultOutlierFraction);
         var ocp = named.TryGetValue("ScaleRule", out var rule) && rule.Value is int r && r == 1;
 
@@ -87,6 +89,11 @@ internal static class Parser
         if (named.ContainsKey("OsciResetThreshold") && !(threshold > 1))
         {
             diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OsciResetThresholdOutOfRange, Where("OsciResetThreshold"), ConfigSpec.Literal(threshold)));
+            valid = false;
+        }
+        if (named.ContainsKey("OsciResetLeanFraction") && !(leanFraction > 0 && leanFraction <= 1))
+        {
+            diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OsciResetLeanFractionOutOfRange, Where("OsciResetLeanFraction"), ConfigSpec.Literal(leanFraction)));
             valid = false;
         }
         if (named.ContainsKey("OutlierFraction") && !(outliers > 0 && outliers <= 0.5))
@@ -112,6 +119,8 @@ internal static class Parser
         }
         if (named.ContainsKey("EmaDecay") && !qEma) NoEffect("EmaDecay", "it is read only when QEma = true");
         if (named.ContainsKey("OsciResetThreshold") && !osciReset) NoEffect("OsciResetThreshold", "it is read only when OsciReset = true");
+        if (osciResetLean && !osciReset) NoEffect("OsciResetLean", "it is read only when OsciReset = true");
+        if (named.ContainsKey("OsciResetLeanFraction") && !osciResetLean) NoEffect("OsciResetLeanFraction", "it is read only when OsciResetLean = true");
         if (named.ContainsKey("OutlierFraction") && !outControl) NoEffect("OutlierFraction", "it is read only when OutControl = true");
 
         if (!valid) return null;
@@ -119,7 +128,7 @@ internal static class Parser
         // The Microscaling recipe is TetraJet's MXFP4 with the OCP scale rule.
         if (ocp && recipe == RecipeKind.TetraJet) recipe = RecipeKind.Microscaling;
 
-        return new ConfigSpec(recipe, qEma, emaDecay, qRamping, osciReset, threshold, outControl, outliers);
+        return new ConfigSpec(recipe, qEma, emaDecay, qRamping, osciReset, threshold, osciResetLean, leanFraction, outControl, outliers);
     }
 
     // ---- [Linear] properties ----

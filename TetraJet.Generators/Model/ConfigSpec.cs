@@ -14,17 +14,20 @@ internal sealed record ConfigSpec(
     bool QRamping,
     bool OsciReset,
     double OsciResetThreshold,
+    bool OsciResetLean,
+    double OsciResetLeanFraction,
     bool OutControl,
     double OutlierFraction)
 {
     public const double DefaultEmaDecay = 0.998;
     public const double DefaultOsciResetThreshold = 8;
+    public const double DefaultOsciResetLeanFraction = 0.1;
     public const double DefaultOutlierFraction = 0.1;
 
     public static ConfigSpec Bf16 { get; } = Plain(RecipeKind.BF16);
 
     public static ConfigSpec Plain(RecipeKind recipe)
-        => new(recipe, false, DefaultEmaDecay, false, false, DefaultOsciResetThreshold, false, DefaultOutlierFraction);
+        => new(recipe, false, DefaultEmaDecay, false, false, DefaultOsciResetThreshold, false, DefaultOsciResetLeanFraction, false, DefaultOutlierFraction);
 
     public FormatKind Format => RecipeTable.FormatOf(Recipe);
 
@@ -44,6 +47,8 @@ internal sealed record ConfigSpec(
             if (QRamping) parts.Add("QRamping");
             if (OsciReset) parts.Add("OsciReset");
             if (OsciResetThreshold != DefaultOsciResetThreshold) parts.Add("OsciResetThreshold" + NumberName(OsciResetThreshold));
+            if (OsciResetLean) parts.Add("OsciResetLean");
+            if (OsciResetLeanFraction != DefaultOsciResetLeanFraction) parts.Add("OsciResetLeanFraction" + NumberName(OsciResetLeanFraction));
             if (OutControl) parts.Add("OutControl");
             if (OutlierFraction != DefaultOutlierFraction) parts.Add("OutlierFraction" + NumberName(OutlierFraction));
             return string.Join("_", parts);
@@ -61,6 +66,8 @@ internal sealed record ConfigSpec(
             if (QRamping) options.Add("QRamping = true");
             if (OsciReset) options.Add("OsciReset = true");
             if (OsciResetThreshold != DefaultOsciResetThreshold) options.Add("OsciResetThreshold = " + Literal(OsciResetThreshold));
+            if (OsciResetLean) options.Add("OsciResetLean = true");
+            if (OsciResetLeanFraction != DefaultOsciResetLeanFraction) options.Add("OsciResetLeanFraction = " + Literal(OsciResetLeanFraction));
             if (OutControl) options.Add("OutControl = true");
             if (OutlierFraction != DefaultOutlierFraction) options.Add("OutlierFraction = " + Literal(OutlierFraction));
             return options;
@@ -75,7 +82,7 @@ internal sealed record ConfigSpec(
             var text = RecipeTable.DisplayName(Recipe);
             if (QEma) text += ", Q-EMA (β = " + Literal(EmaDecay) + ")";
             if (QRamping) text += ", Q-Ramping";
-            if (OsciReset) text += ", OsciReset (τ = " + Literal(OsciResetThreshold) + ")";
+            if (OsciReset) text += ", OsciReset (τ = " + Literal(OsciResetThreshold) + (OsciResetLean ? ", lean: " + Literal(OsciResetLeanFraction) + " of W" : "") + ")";
             if (OutControl) text += ", OutControl (" + Literal(OutlierFraction) + " of K in MXFP8)";
             return text;
         }

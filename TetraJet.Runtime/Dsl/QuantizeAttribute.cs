@@ -26,6 +26,10 @@ public sealed class QuantizeAttribute : Attribute
     public bool OsciReset { get; set; }
     /// <summary>Ratio τ = D_Q / D_FP above which an element counts as oscillating; greater than 1. Default 8.</summary>
     public double OsciResetThreshold { get; set; } = 8;
+    /// <summary>Memory-lean OsciReset: track only the elements nearest a rounding midpoint (needs <see cref="OsciReset"/>).</summary>
+    public bool OsciResetLean { get; set; }
+    /// <summary>Fraction of the weight that lean OsciReset tracks, in (0, 1]. Default 0.1.</summary>
+    public double OsciResetLeanFraction { get; set; } = 0.1;
     /// <summary>Keep the largest input channels in MXFP8 (TetraJet-v2 OutControl).</summary>
     public bool OutControl { get; set; }
     /// <summary>Fraction of input channels treated as outliers, in (0, 0.5]. Default 0.1.</summary>

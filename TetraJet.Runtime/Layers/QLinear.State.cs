@@ -14,6 +14,7 @@ public sealed partial class QLinear
     const string EmaName = "ema_weight", EmaStepsName = "ema_steps";
     const string OutMaskName = "outlier_mask", OutNormsName = "outcontrol_norms", OutStateName = "outcontrol_state";
     const string OscDfpName = "oscireset_dfp", OscDqName = "oscireset_dq", OscPrevWName = "oscireset_prev_w", OscPrevQName = "oscireset_prev_q";
+    const string OscIndexName = "oscireset_index";
 
     /// <summary>Q-EMA rounds EMA-guided once this many EMA steps have been taken (§5).</summary>
     public const int EmaWarmupSteps = 10;
@@ -38,12 +39,32 @@ public sealed partial class QLinear
         }
         if (r.OsciReset)
         {
-            register_buffer(OscDfpName, zeros(OutFeatures, InFeatures));
-            register_buffer(OscDqName, zeros(OutFeatures, InFeatures));
-            register_buffer(OscPrevWName, zeros(OutFeatures, InFeatures));
-            register_buffer(OscPrevQName, zeros(OutFeatures, InFeatures));
+            // Full: the accumulators cover all of W. Lean: the same four over the tracked elements only, plus their
+            // flat indices (int32 while W has fewer than 2^31 elements: half the bytes of int64).
+            long numel = (long)OutFeatures * InFeatures;
+            long[] shape = [OutFeatures, InFeatures];
+            if (r.OsciResetLean)
+            {
+                if (!(r.OsciResetLeanFraction > 0 && r.OsciResetLeanFraction <= 1))
+                    throw new ArgumentException($"{GetName()}: OsciResetLeanFraction = {r.OsciResetLeanFraction} is outside (0, 1]; use e.g. 0.1");
+                long tracked = OsciResetLeanCount(numel, r.OsciResetLeanFraction);
+                shape = [tracked];
+                register_buffer(OscIndexName, zeros(tracked, dtype: numel <= int.MaxValue ? ScalarType.Int32 : ScalarType.Int64));
+            }
+            register_buffer(OscDfpName, zeros(shape));
+            register_buffer(OscDqName, zeros(shape));
+            register_buffer(OscPrevWName, zeros(shape));
+            register_buffer(OscPrevQName, zeros(shape));
         }
     }
+
+    /// <summary>Elements that lean OsciReset tracks in a weight of <paramref name="numel"/> elements: ⌈fraction·numel⌉, at least 1.</summary>
+    public static long OsciResetLeanCount(long numel, double fraction)
+        // In decimal, so that e.g. 0.1·1000 is 100 and not the 100.00000000000001 that a double product may give.
+        => Math.Clamp((long)Math.Ceiling((decimal)fraction * numel), 1, Math.Max(numel, 1));
+
+    /// <summary>Flat indices (row-major in W) of the elements lean OsciReset tracks in the current window; null without it.</summary>
+    public Tensor? OsciResetIndex => Kernels.Recipe is { OsciReset: true, OsciResetLean: true } ? Buffer(OscIndexName) : null;
 
     /// <summary>The EMA weights of Q-EMA (null unless the recipe enables it).</summary>
     public Tensor? EmaWeight => Kernels.Recipe.QEma ? Buffer(EmaName) : null;
@@ -92,7 +113,8 @@ public sealed partial class QLinear
 
     /// <summary>
     /// From step S = start·total, every P steps: measure over the last W steps of the period, then set
-    /// w ← Q(w) where D_Q / (D_FP + 1e-8) ≥ τ and clear. Optimizer moments are untouched.
+    /// w ← Q(w) where D_Q / (D_FP + 1e-8) ≥ τ and clear. Optimizer moments are untouched. The lean variant
+    /// measures and resets only the elements it chose at the start of the window.
     /// </summary>
     void OsciResetStep(long step, long totalSteps)
     {
@@ -106,6 +128,18 @@ public sealed partial class QLinear
         var prevW = Buffer(OscPrevWName); var prevQ = Buffer(OscPrevQName);
         var w = weight.detach().to(ScalarType.Float32);
         var q = QuantizeForOscillation(w);
+        Tensor? index = null;
+        if (r.OsciResetLean)
+        {
+            // Lean: the start of each window picks the elements nearest a rounding midpoint under the current scales;
+            // Q(W) still needs all of W (the scales are per block), but only the tracked elements are kept.
+            var idx = Buffer(OscIndexName);
+            if (pos == windowStart - 1)
+                idx.copy_(RoundingMidpoints.Nearest(w, r.Q2.Spec with { Rounding = Rounding.Nearest }, idx.numel()));
+            index = idx.to(ScalarType.Int64);
+            w = w.take(index);
+            q = q.take(index);
+        }
         if (pos == windowStart - 1)
         {
             // The step before the window: record the starting point.
@@ -118,7 +152,8 @@ public sealed partial class QLinear
         if (pos == r.OsciResetPeriod - 1)
         {
             var mask = (dq / (dfp + 1e-8)).ge(r.OsciResetThreshold);
-            weight.copy_(where(mask, q.to(weight.dtype), weight));
+            if (index is null) weight.copy_(where(mask, q.to(weight.dtype), weight));
+            else weight.view(-1).index_copy_(0, index, where(mask, q, w).to(weight.dtype));   // untracked elements keep their value
             dfp.zero_(); dq.zero_();
         }
     }

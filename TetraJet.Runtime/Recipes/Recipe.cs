@@ -48,6 +48,13 @@ public sealed record Recipe
     /// <summary>OsciReset (§5).</summary>
     public bool OsciReset { get; init; }
     public double OsciResetThreshold { get; init; } = 8;
+    /// <summary>
+    /// Memory-lean OsciReset (§5): each measurement window tracks only the <see cref="OsciResetLeanFraction"/> of W
+    /// whose scaled values lie nearest a rounding midpoint, the elements that can flip. Read only with <see cref="OsciReset"/>.
+    /// </summary>
+    public bool OsciResetLean { get; init; }
+    /// <summary>Fraction of W that lean OsciReset tracks, in (0, 1] (§5: 10%).</summary>
+    public double OsciResetLeanFraction { get; init; } = 0.1;
     /// <summary>OutControl (§5).</summary>
     public bool OutControl { get; init; }
     public double OutlierFraction { get; init; } = 0.1;
@@ -152,7 +159,7 @@ public sealed record Recipe
         var opts = new List<string>();
         if (QEma) opts.Add($"Q-EMA (β = {EmaDecay})");
         if (QRamping) opts.Add("Q-Ramping");
-        if (OsciReset) opts.Add($"OsciReset (τ = {OsciResetThreshold})");
+        if (OsciReset) opts.Add(OsciResetLean ? $"OsciReset (τ = {OsciResetThreshold}, lean: {OsciResetLeanFraction:0.##%} of W nearest a midpoint)" : $"OsciReset (τ = {OsciResetThreshold})");
         if (OutControl) opts.Add($"OutControl ({OutlierFraction:P0} of K in MXFP8)");
         if (Bf16TailFraction > 0) opts.Add($"last {Bf16TailFraction:P0} of blocks in BF16");
         sb.AppendLine("options: " + (opts.Count == 0 ? "none" : string.Join(", ", opts)));

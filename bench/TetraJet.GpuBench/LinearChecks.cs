@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 
 /// <summary>
 /// QLinear on CUDA against QLinear on the CPU: the six quantized operands of every recipe must be the same bits
-/// (float32 inputs, same seed/step/layer id), and a bf16 forward+backward must be finite and close.
+/// (float32 inputs, same seed/step/layer id), and a bf16 forward+backward must be finite and close. TetraJet-v2 with
+/// OutControl must fix the same outlier channels on both devices and then give the same operands too.
 /// </summary>
 static class LinearChecks
 {
@@ -16,6 +17,8 @@ static class LinearChecks
             foreach (var check in Operands(id, device)) yield return check;
             yield return EndToEnd(id, device);
         }
+        foreach (var check in OutControl(device)) yield return check;
+        yield return LeanOsciReset(device);
     }
 
     static bool Same(Tensor a, Tensor b, out long mismatches)
@@ -66,5 +69,115 @@ static class LinearChecks
         // bf16 inputs move some elements across FP4 rounding boundaries, so the forward differs by a few percent.
         bool ok = finite && rel < 0.1;
         return ($"QLinear {recipe.Name} bf16 forward+backward on CUDA", ok, $"finite {finite}, relative difference to the FP32 CPU forward {rel:E2}");
+    }
+
+    /// <summary>
+    /// TetraJet-v2 + OutControl with its schedule forced (start 0, window 1): the first training step fixes the outlier
+    /// channels. X has 32 channels (10% of K = 256, one MXFP8 block) scaled far above the rest, so the choice does not
+    /// hinge on the last bits of the channel norms, which the two devices sum in different orders.
+    /// </summary>
+    static IEnumerable<(string, bool, string)> OutControl(Device device)
+    {
+        var recipe = Recipe.Get(RecipeId.TetraJetV2) with { OutControl = true, OutControlStart = 0, OutControlWindow = 1 };
+        string name = $"QLinear {recipe.Name} + OutControl";
+        const int T = 200, K = 256, N = 384, Steps = 3;
+        manual_seed(7);
+        var cpuLayer = new QLinear(K, N, recipe, name: "outcontrol") { Seed = 77, LayerId = 4 };
+        var gpuLayer = new QLinear(K, N, recipe, name: "outcontrol") { Seed = 77, LayerId = 4 };
+        gpuLayer.load_state_dict(cpuLayer.state_dict());
+        gpuLayer.to(device);
+        var outliers = Enumerable.Range(0, 32).Select(i => (long)(7 * i + 3) % K).ToArray();   // distinct: 7 is odd
+        var x = randn(T, K);
+        for (int i = 0; i < outliers.Length; i++) x[.., outliers[i]] *= 40f + i;
+        var dy = randn(T, N);
+
+        Tensor? yC = null, yG = null, dxC = null, dxG = null, dwC = null, dwG = null;
+        for (int step = 1; step <= Steps; step++)
+        {
+            cpuLayer.train(); gpuLayer.train();
+            cpuLayer.zero_grad(); gpuLayer.zero_grad();
+            var xC = x.clone().requires_grad_(); var xG = x.clone().to(device).requires_grad_();   // leaves of their own
+            yC = cpuLayer.call(xC); yG = gpuLayer.call(xG);
+            yC.backward([dy]); yG.backward([dy.to(device)]);
+            (dxC, dxG, dwC, dwG) = (xC.grad!, xG.grad!, cpuLayer.weight.grad!, gpuLayer.weight.grad!);
+            // One SGD step from the CPU gradient on both, so that the weights move but stay the same bits
+            // (the devices' GEMMs round differently, so their own gradients would drift apart).
+            using (no_grad())
+            {
+                cpuLayer.weight.add_(dwC, alpha: -1e-3);
+                gpuLayer.weight.copy_(cpuLayer.weight);
+            }
+            cpuLayer.UpdateQuantizationState(step, 100);
+            gpuLayer.UpdateQuantizationState(step, 100);
+        }
+
+        var maskC = cpuLayer.OutlierMask; var maskG = gpuLayer.OutlierMask;
+        bool fixedBoth = maskC is not null && maskG is not null;
+        bool sameMask = fixedBoth && Same(maskC!, maskG!, out _);
+        var expected = zeros(K, dtype: ScalarType.Bool); expected.index_fill_(0, tensor(outliers), true);
+        bool injected = fixedBoth && Same(maskC!, expected, out _);
+        yield return ($"{name} outlier mask CUDA == CPU", sameMask && injected,
+            !fixedBoth ? $"mask fixed on CPU {maskC is not null}, on CUDA {maskG is not null}"
+                : $"{maskC!.sum().item<long>()} channels on the CPU, {maskG!.sum().item<long>()} on CUDA, identical {sameMask}, the 32 injected ones {injected}");
+        bool sameState = Same(cpuLayer.state_dict()["outcontrol_state"], gpuLayer.state_dict()["outcontrol_state"], out _);
+        yield return ($"{name} schedule state CUDA == CPU", sameState, $"[collected, fixed, last step] = [{string.Join(", ", cpuLayer.state_dict()["outcontrol_state"].data<long>().ToArray())}]");
+        if (!sameMask) yield break;
+
+        // The six operands at the next step, outlier channels in MXFP8 (Q1, Q2, Q6), on the same weights.
+        long at = cpuLayer.Step;
+        var (xqC, wqC) = cpuLayer.QuantizeForwardOperands(x, cpuLayer.weight.detach(), recipe);
+        var (xqG, wqG) = gpuLayer.QuantizeForwardOperands(x.to(device), gpuLayer.weight.detach(), recipe);
+        var (d3C, w4C) = cpuLayer.QuantizeDgradOperands(dy, wqC, recipe, at);
+        var (d3G, w4G) = gpuLayer.QuantizeDgradOperands(dy.to(device), wqG, recipe, at);
+        var (d5C, x6C) = cpuLayer.QuantizeWgradOperands(dy, xqC, recipe, at);
+        var (d5G, x6G) = gpuLayer.QuantizeWgradOperands(dy.to(device), xqG, recipe, at);
+        foreach (var (slot, c, g) in new[] { ("Q1", xqC, xqG), ("Q2", wqC, wqG), ("Q3", d3C, d3G), ("Q4", w4C, w4G), ("Q5", d5C, d5G), ("Q6", x6C, x6G) })
+        {
+            bool ok = Same(c, g, out long bad);
+            yield return ($"{name} {slot} CUDA == CPU", ok, ok ? $"{c.numel()} elements identical" : $"{bad} of {c.numel()} differ");
+        }
+
+        // The last training step's output and gradients through the autograd path with the mask set: the operands
+        // are the same bits (checked above), so only the float32 GEMMs' summation order differs (~1e-6).
+        double Rel(Tensor c, Tensor g) => ((g.cpu() - c).norm() / c.norm()).item<float>();
+        double ry = Rel(yC!.detach(), yG!.detach()), rdx = Rel(dxC!, dxG!), rdw = Rel(dwC!, dwG!);
+        bool close = Math.Max(ry, Math.Max(rdx, rdw)) < 1e-4;
+        yield return ($"{name} forward+backward CUDA ≈ CPU", close, $"relative difference Y {ry:E2}, dX {rdx:E2}, dW {rdw:E2}");
+    }
+
+    /// <summary>
+    /// Lean OsciReset through one period on the same weight trajectory: CUDA must track the same elements (chosen by
+    /// distance to a rounding midpoint, ties to the lower index) and reset them to the same bits as the CPU.
+    /// </summary>
+    static (string, bool, string) LeanOsciReset(Device device)
+    {
+        var recipe = Recipe.Get(RecipeId.TetraJetV2) with
+        {
+            OsciReset = true, OsciResetLean = true, OsciResetStart = 0, OsciResetPeriod = 10, OsciResetWindow = 4, OsciResetThreshold = 2,
+        };
+        manual_seed(8);
+        var cpuLayer = new QLinear(512, 256, recipe, name: "lean");
+        var gpuLayer = new QLinear(512, 256, recipe, name: "lean");
+        gpuLayer.load_state_dict(cpuLayer.state_dict());
+        gpuLayer.to(device);
+        var noise = randn(9, 256, 512) * 2e-3f;                  // a random walk standing in for optimizer steps
+        Tensor before = cpuLayer.weight.detach().clone();
+        for (int step = 1; step <= 9; step++)                    // step 5 chooses the elements, 6–9 measure, 9 resets
+        {
+            using (no_grad())
+            {
+                cpuLayer.weight.add_(noise[step - 1]);
+                gpuLayer.weight.copy_(cpuLayer.weight);
+                before = cpuLayer.weight.detach().clone();
+            }
+            cpuLayer.UpdateQuantizationState(step, 100);
+            gpuLayer.UpdateQuantizationState(step, 100);
+        }
+        bool sameIndex = Same(cpuLayer.OsciResetIndex!.to(ScalarType.Int64), gpuLayer.OsciResetIndex!.to(ScalarType.Int64), out long badIndex);
+        bool sameWeights = Same(cpuLayer.weight.detach(), gpuLayer.weight.detach(), out long badWeights);
+        long reset = cpuLayer.weight.detach().ne(before).sum().item<long>();
+        return ($"QLinear {recipe.Name} + lean OsciReset CUDA == CPU", sameIndex && sameWeights && reset > 0,
+            $"{cpuLayer.OsciResetIndex!.numel()} tracked elements {(sameIndex ? "identical" : $"({badIndex} differ)")}, " +
+            $"{reset} reset on the CPU, weights after the reset {(sameWeights ? "identical" : $"differ in {badWeights} elements")}");
     }
 }

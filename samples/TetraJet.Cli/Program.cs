@@ -44,6 +44,7 @@ public static class Program
         var qEma = new Option<bool>("--q-ema") { Description = "Q-EMA: EMA-guided rounding of forward weights" };
         var qRamping = new Option<bool>("--q-ramping") { Description = "Q-Ramping: AdamW-Ramping for oscillating weights" };
         var osciReset = new Option<bool>("--osci-reset") { Description = "OsciReset: reset oscillating weights to their quantized value" };
+        var osciResetLean = new Option<bool>("--osci-reset-lean") { Description = "memory-lean OsciReset: track only the 10% of weights nearest a rounding midpoint (implies --osci-reset)" };
         var outControl = new Option<bool>("--out-control") { Description = "OutControl: outlier channels in MXFP8" };
         var size = new Option<string>("--size") { Description = "vit: tiny-cpu, tiny, small; gpt: tiny-cpu, 70m, 150m, 370m", DefaultValueFactory = _ => "tiny-cpu" };
         var steps = new Option<int?>("--steps") { Description = "optimizer steps (default: from --epochs)" };
@@ -68,7 +69,7 @@ public static class Program
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
-            model, recipe, qEma, qRamping, osciReset, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
+            model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
             device, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
         };
         cmd.SetAction(p => Guard(stderr, () =>
@@ -76,7 +77,7 @@ public static class Program
             var options = new TrainOptions
             {
                 Model = p.GetValue(model) ?? "vit", Recipe = p.GetValue(recipe)!, QEma = p.GetValue(qEma), QRamping = p.GetValue(qRamping),
-                OsciReset = p.GetValue(osciReset), OutControl = p.GetValue(outControl), Size = p.GetValue(size)!,
+                OsciReset = p.GetValue(osciReset), OsciResetLean = p.GetValue(osciResetLean), OutControl = p.GetValue(outControl), Size = p.GetValue(size)!,
                 Steps = p.GetValue(steps), Epochs = p.GetValue(epochs), Batch = p.GetValue(batch), Lr = p.GetValue(lr),
                 WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
                 Device = p.GetValue(device)!, Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),

@@ -8,6 +8,8 @@ public sealed record TrainOptions
     public bool QEma { get; init; }
     public bool QRamping { get; init; }
     public bool OsciReset { get; init; }
+    /// <summary>Lean OsciReset; switches OsciReset on as well.</summary>
+    public bool OsciResetLean { get; init; }
     public bool OutControl { get; init; }
     public string Size { get; init; } = "tiny-cpu";
     public int? Steps { get; init; }
@@ -40,6 +42,10 @@ public sealed record TrainOptions
         TetraJet.Recipe r;
         try { r = TetraJet.Recipe.Parse(Recipe); }
         catch (ArgumentException) { throw new UsageException($"unknown recipe '{Recipe}'; use bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2"); }
-        return r with { QEma = r.QEma || QEma, QRamping = r.QRamping || QRamping, OsciReset = r.OsciReset || OsciReset, OutControl = r.OutControl || OutControl };
+        return r with
+        {
+            QEma = r.QEma || QEma, QRamping = r.QRamping || QRamping, OutControl = r.OutControl || OutControl,
+            OsciReset = r.OsciReset || OsciReset || OsciResetLean, OsciResetLean = r.OsciResetLean || OsciResetLean,
+        };
     }
 }

@@ -10,9 +10,9 @@ public class CompilationTests
     [Fact]
     public void Generated_code_compiles_without_any_diagnostic()
     {
-        var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.MxOptions, Sources.MemberSizes, Sources.SharedConfig);
+        var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.MxOptions, Sources.MemberSizes, Sources.SharedConfig, Sources.LeanOsciReset);
         Assert.Empty(result.GeneratorDiagnostics);
-        Assert.Equal(5, result.Run.GeneratedSources.Length);
+        Assert.Equal(6, result.Run.GeneratedSources.Length);
         Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity > DiagnosticSeverity.Hidden));   // not even an info
 
         using var stream = new MemoryStream();

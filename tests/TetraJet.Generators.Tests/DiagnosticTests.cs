@@ -160,12 +160,23 @@ public class DiagnosticTests
     }
 
     [Theory]
+    [InlineData("0")]
+    [InlineData("1.5")]
+    public void TJ1012_osci_reset_lean_fraction_out_of_range(string value)
+    {
+        var d = OnClassAttribute($"[Quantize(Format.NVFP4, OsciReset = true, OsciResetLean = true, [|OsciResetLeanFraction = {value}|])]", "TJ1012", DiagnosticSeverity.Error);
+        Assert.Equal($"OsciResetLeanFraction = {value} is outside (0, 1]; use a fraction of the weight such as 0.1 (the default)", d.GetMessage());
+    }
+
+    [Theory]
     [InlineData("[Quantize(Format.NVFP4, [|QEma = true|])]", "QEma has no effect with recipe TetraJetV2: Q-EMA guides the rounding of MXFP4 weights only; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Format.BF16, [|QRamping = true|])]", "QRamping has no effect with recipe BF16: Q-Ramping damps MXFP4 weight oscillation only; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Format.BF16, [|OsciReset = true|])]", "OsciReset has no effect with recipe BF16: BF16 weights are not quantized, so they do not oscillate; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Format.BF16, [|OutControl = true|])]", "OutControl has no effect with recipe BF16: BF16 inputs are not quantized, so there are no outliers to keep; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Recipe.TetraJetV2, [|ScaleRule = ScaleRule.Ocp|])]", "ScaleRule has no effect with recipe TetraJetV2: the OCP scale rule applies to MXFP4 blocks only; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Format.MXFP4, [|EmaDecay = 0.99|])]", "EmaDecay has no effect with recipe TetraJet: it is read only when QEma = true; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Format.NVFP4, [|OsciResetLean = true|])]", "OsciResetLean has no effect with recipe TetraJetV2: it is read only when OsciReset = true; remove the option or choose a recipe that uses it")]
+    [InlineData("[Quantize(Format.NVFP4, OsciReset = true, [|OsciResetLeanFraction = 0.05|])]", "OsciResetLeanFraction has no effect with recipe TetraJetV2: it is read only when OsciResetLean = true; remove the option or choose a recipe that uses it")]
     public void TJ1008_option_without_effect(string attribute, string message)
     {
         var d = OnClassAttribute(attribute, "TJ1008", DiagnosticSeverity.Warning);

@@ -65,6 +65,33 @@ public class DslModelTests
         Assert.Equal(TetraJetV2OsciReset, model.Up.Kernels.Recipe);
     }
 
+    /// <summary>Every named option of [Quantize] is a recipe option of the same name and default (ScaleRule picks a recipe).</summary>
+    [Fact]
+    public void Quantize_options_are_recipe_options_with_the_same_defaults()
+    {
+        var attribute = new QuantizeAttribute(RecipeId.TetraJetV2);
+        var recipe = Recipe.Get(RecipeId.TetraJetV2);
+        var options = typeof(QuantizeAttribute).GetProperties().Where(p => p.CanWrite && p.Name != nameof(QuantizeAttribute.ScaleRule)).ToList();
+        Assert.Contains(options, p => p.Name == nameof(Recipe.OsciResetLeanFraction));
+        foreach (var option in options)
+        {
+            var property = typeof(Recipe).GetProperty(option.Name);
+            Assert.True(property is not null, $"[Quantize] option {option.Name} is not a Recipe property");
+            Assert.Equal(property.GetValue(recipe), option.GetValue(attribute));
+        }
+    }
+
+    [Fact]
+    public void Lean_osci_reset_options_reach_the_layer_and_its_state()
+    {
+        using var model = new RecipeZoo();
+        Assert.Equal(Recipe.Get(RecipeId.TetraJetV2) with { OsciReset = true, OsciResetLean = true, OsciResetLeanFraction = 0.05 }, model.Lean.Recipe);
+        var state = model.state_dict();
+        Assert.Equal(820, state["Lean.oscireset_index"].numel());     // ⌈0.05·128·128⌉ tracked elements
+        Assert.Equal(new long[] { 820 }, state["Lean.oscireset_dfp"].shape);
+        Assert.DoesNotContain("Outliers.oscireset_index", state.Keys);
+    }
+
     [Fact]
     public void Run_time_recipe_replaces_the_class_recipe_but_not_property_recipes()
     {
@@ -153,7 +180,8 @@ public class DslModelTests
             new[]
             {
                 "Bf16Config", "Mxfp4_Microscaling_QEmaConfig", "Mxfp4_MicroscalingConfig", "Mxfp4_TetraJet_QEmaConfig",
-                "Nvfp4_NvidiaNvfp4Config", "Nvfp4_TetraJetV2_OsciResetConfig", "Nvfp4_TetraJetV2_OutControl_OutlierFraction0p25Config",
+                "Nvfp4_NvidiaNvfp4Config", "Nvfp4_TetraJetV2_OsciResetConfig", "Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config",
+                "Nvfp4_TetraJetV2_OutControl_OutlierFraction0p25Config",
                 "Nvfp4_TetraJetV2Config",
             }.OrderBy(n => n, StringComparer.Ordinal),
             configs.Select(t => t.Name));

@@ -77,6 +77,7 @@ public sealed partial class RecipeZoo : nn.Module<Tensor, Tensor>
     [Linear(128, 128), Quantize(Recipe.NvidiaNvfp4)] public partial QLinear Nvidia { get; }
     [Linear(128, 128), Quantize(Format.MXFP4, ScaleRule = ScaleRule.Ocp, QEma = true)] public partial QLinear MicroEma { get; }
     [Linear(128, 128), Quantize(Format.NVFP4, OutControl = true, OutlierFraction = 0.25)] public partial QLinear Outliers { get; }
+    [Linear(128, 128), Quantize(Recipe.TetraJetV2, OsciReset = true, OsciResetLean = true, OsciResetLeanFraction = 0.05)] public partial QLinear Lean { get; }
 
     public RecipeZoo() : base(nameof(RecipeZoo))
     {
@@ -84,7 +85,7 @@ public sealed partial class RecipeZoo : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => Outliers.call(MicroEma.call(Nvidia.call(Micro.call(x))));
+    public override Tensor forward(Tensor x) => Lean.call(Outliers.call(MicroEma.call(Nvidia.call(Micro.call(x)))));
 }
 
 #pragma warning disable TJ1011 // on purpose: shows what happens when the layers are never created

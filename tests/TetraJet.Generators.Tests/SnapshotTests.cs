@@ -24,6 +24,9 @@ public class SnapshotTests
     public void Mxfp4_options_microscaling_and_nvidia_recipes() => VerifyAll("MxOptions", Sources.MxOptions);
 
     [Fact]
+    public void Lean_osci_reset_options() => VerifyAll("LeanOsciReset", Sources.LeanOsciReset);
+
+    [Fact]
     public void Member_sizes_in_a_nested_generic_class() => VerifyAll("MemberSizes", Sources.MemberSizes);
 
     [Fact]

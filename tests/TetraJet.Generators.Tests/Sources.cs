@@ -70,6 +70,21 @@ internal static class Sources
         }
         """;
 
+    /// <summary>Lean OsciReset, class-wide with its default fraction and on one layer with its own.</summary>
+    public const string LeanOsciReset = Usings + """
+        namespace Demo.Lean;
+
+        [Quantize(Recipe.TetraJetV2, OsciReset = true, OsciResetLean = true)]
+        public sealed partial class Block : nn.Module<Tensor, Tensor>
+        {
+            [Linear(256, 512)] public partial QLinear Up { get; }
+            [Linear(512, 256), Quantize(Recipe.TetraJetV2, OsciReset = true, OsciResetLean = true, OsciResetLeanFraction = 0.05)] public partial QLinear Down { get; }
+
+            public Block() : base(nameof(Block)) { InitializeQuantization(); RegisterComponents(); }
+            public override Tensor forward(Tensor x) => Down.call(nn.functional.gelu(Up.call(x)));
+        }
+        """;
+
     /// <summary>A second model in another file that shares the DESIGN model's configuration: one config struct for both.</summary>
     public const string SharedConfig = Usings + """
         namespace Demo;
