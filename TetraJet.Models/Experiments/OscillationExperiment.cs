@@ -11,7 +11,7 @@ public sealed record OscillationResult(string Variant, double RateOfChange, doub
 /// <summary>
 /// A small model where FP4 weight oscillation appears: a two-layer student learns a teacher whose first-layer
 /// weights sit on MXFP4 rounding midpoints, from inputs with a few large channels. Compares TetraJet with
-/// +Q-EMA and +Q-Ramping, and TetraJet-v2 with +OsciReset and +OutControl (ALGORITHMS.md §5), reporting
+/// +Q-EMA and +Q-Ramping, and TetraJet-v2 with +OsciReset (full and lean) and +OutControl (ALGORITHMS.md §5), reporting
 /// r(W_Q), the fraction of oscillating elements (R ≥ 8) and the final held-out loss.
 /// </summary>
 public static class OscillationExperiment
@@ -31,6 +31,7 @@ public static class OscillationExperiment
             ("TetraJet + Q-Ramping", tj with { QRamping = true }),
             ("TetraJet-v2", v2),
             ("TetraJet-v2 + OsciReset", v2 with { OsciReset = true, OsciResetPeriod = period, OsciResetWindow = period / 4 }),
+            ("TetraJet-v2 + OsciReset (lean)", v2 with { OsciReset = true, OsciResetLean = true, OsciResetPeriod = period, OsciResetWindow = period / 4 }),
             ("TetraJet-v2 + OutControl", v2 with { OutControl = true, OutControlStart = steps / 8, OutControlWindow = 10 }),
             ("BF16", Recipe.Get(RecipeId.BF16)),
         };
@@ -40,7 +41,7 @@ public static class OscillationExperiment
             var sw = Stopwatch.StartNew();
             var (rate, osc, loss) = Train(recipe, steps, seed);
             results.Add(new OscillationResult(name, rate, osc, loss, sw.Elapsed.TotalSeconds));
-            log?.Invoke($"{name,-26} r(W_Q) {rate:F5}  oscillating {osc:P2}  loss {loss:E3}  ({sw.Elapsed.TotalSeconds:F1} s)");
+            log?.Invoke($"{name,-31} r(W_Q) {rate:F5}  oscillating {osc:P2}  loss {loss:E3}  ({sw.Elapsed.TotalSeconds:F1} s)");
         }
         return results;
     }

@@ -159,7 +159,7 @@ public sealed record Recipe
         var opts = new List<string>();
         if (QEma) opts.Add($"Q-EMA (β = {EmaDecay})");
         if (QRamping) opts.Add("Q-Ramping");
-        if (OsciReset) opts.Add(OsciResetLean ? $"OsciReset (τ = {OsciResetThreshold}, lean: {OsciResetLeanFraction:0.##%} of W nearest a midpoint)" : $"OsciReset (τ = {OsciResetThreshold})");
+        if (OsciReset) opts.Add(OsciResetLean ? $"OsciReset (τ = {OsciResetThreshold}, lean: {OsciResetLeanFraction:0.####%} of W nearest a midpoint)" : $"OsciReset (τ = {OsciResetThreshold})");
         if (OutControl) opts.Add($"OutControl ({OutlierFraction:P0} of K in MXFP8)");
         if (Bf16TailFraction > 0) opts.Add($"last {Bf16TailFraction:P0} of blocks in BF16");
         sb.AppendLine("options: " + (opts.Count == 0 ? "none" : string.Join(", ", opts)));

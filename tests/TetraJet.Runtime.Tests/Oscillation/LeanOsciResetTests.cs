@@ -122,15 +122,18 @@ public class LeanOsciResetTests(ITestOutputHelper output)
         .Where(p => p.Key.StartsWith("oscireset_", StringComparison.Ordinal))
         .Sum(p => p.Value.numel() * p.Value.element_size());
 
-    [Fact]
-    public void Lean_state_is_at_most_a_fifth_of_the_full_state()
+    [Theory]
+    [InlineData(256, 1024)]
+    [InlineData(4096, 4096)]
+    public void Lean_state_is_at_most_a_fifth_of_the_full_state(int n, int k)
     {
         Recipe v2 = Recipe.TetraJetV2;
-        long full = OsciResetStateBytes(new QLinear(1024, 256, Schedule(v2)));
-        long lean = OsciResetStateBytes(new QLinear(1024, 256, Lean(v2, 0.1)));
-        output.WriteLine($"OsciReset state of a 256×1024 layer: full {full} bytes, lean {lean} bytes ({100.0 * lean / full:F2}%)");
-        Assert.Equal(4L * 4 * 256 * 1024, full);                        // four float32 accumulators over W
-        Assert.Equal(26215L * (4 * 4 + 4), lean);                       // ⌈0.1·262144⌉ elements: four floats and an int32 index
+        long numel = (long)n * k, full, lean;
+        using (var layer = new QLinear(k, n, Schedule(v2), bias: false)) full = OsciResetStateBytes(layer);
+        using (var layer = new QLinear(k, n, Lean(v2, 0.1), bias: false)) lean = OsciResetStateBytes(layer);
+        output.WriteLine($"OsciReset state of a {n}×{k} layer: full {full} bytes, lean {lean} bytes ({100.0 * lean / full:F2}%)");
+        Assert.Equal(4 * 4 * numel, full);                                                  // four float32 accumulators over W
+        Assert.Equal(QLinear.OsciResetLeanCount(numel, 0.1) * (4 * 4 + 4), lean);            // four floats and an int32 index each
         Assert.True(lean <= 0.2 * full, $"lean {lean} bytes, full {full} bytes");
     }
 
@@ -170,5 +173,6 @@ public class LeanOsciResetTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => new QLinear(128, 128, Lean(v2, 1.5)));
         Assert.Equal(100, QLinear.OsciResetLeanCount(1000, 0.1));   // not 101 from 0.1·1000 in double
         Assert.Equal(1, QLinear.OsciResetLeanCount(4, 0.1));
+        Assert.Equal(26215, QLinear.OsciResetLeanCount(256 * 1024, 0.1));   // ⌈26214.4⌉
     }
 }
