@@ -1,4 +1,7 @@
 using TetraJet.Formats;
+using TetraJet.Interop;
+using TetraJet.Quantization.Gpu;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TetraJet.Quantization;
@@ -6,7 +9,8 @@ namespace TetraJet.Quantization;
 /// <summary>
 /// FP4 storage form (ALGORITHMS.md §1: two E2M1 codes per byte, one scale byte per block, FP32 outer scales) of a
 /// quantizer's output along the last axis, built and read back with plain tensor operations, so the same code runs on
-/// CPU and CUDA tensors without a copy. <see cref="Unpack"/> returns exactly the quantizer's dequantized bits.
+/// CPU and CUDA tensors without a copy; on CUDA, <see cref="PackKernels"/> do the same in one pass each way and write the
+/// same bytes. <see cref="Unpack"/> returns exactly the quantizer's dequantized bits.
 /// </summary>
 /// <remarks>
 /// Every step is exact: the block and outer maxima, the IEEE divisions and products the quantizer itself does, and
@@ -36,6 +40,8 @@ public static class DevicePacking
         if (!CanPack(spec, cols)) throw new ArgumentException($"{spec} along a last axis of {cols} has no device packing");
         using var scope = NewDisposeScope();
         var device = dequantized.device;
+        if (device.type == DeviceType.CUDA && original.dtype == dequantized.dtype && original.shape.SequenceEqual(dequantized.shape))
+            return PackOnGpu(original, dequantized, spec, rows, cols).MoveToOuterDisposeScope();
         var q = dequantized.to(ScalarType.Float32);
         Tensor scales, outer;
         Tensor grid;   // the dequantized values divided by their block scale: on (or, for NVFP4, next to) the E2M1 grid
@@ -70,17 +76,43 @@ public static class DevicePacking
             outer = so;
         }
         var magnitude = grid.abs().bucketize(Tables.For(device).E2M1Midpoints, outInt32: true);
-        var codes = magnitude.add(q.signbit().to(ScalarType.Int32).mul(8)).to(ScalarType.Byte).view(rows, cols / 2, 2);
+        var codes = magnitude.add(q.signbit().to(ScalarType.Int32).mul(8));
+        // A non-finite block is NaN whatever its codes: store zeros, so that every device writes the same bytes.
+        var nanBlock = spec.Format == QuantFormat.MXFP4 ? scales.eq(E8M0.NaN).repeat_interleave(32, 1) : outer.isnan().repeat_interleave(128, 1);
+        codes = codes.where(nanBlock.logical_not(), 0).to(ScalarType.Byte).view(rows, cols / 2, 2);
         var packed = codes.select(2, 1).mul(16).add(codes.select(2, 0));
-        return new PackedOperand(spec, dequantized.dtype, rows, cols,
-            packed.contiguous().MoveToOuterDisposeScope(), scales.contiguous().MoveToOuterDisposeScope(), outer.contiguous().MoveToOuterDisposeScope());
+        return new PackedOperand(spec, dequantized.dtype, rows, cols, packed.contiguous(), scales.contiguous(), outer.contiguous()).MoveToOuterDisposeScope();
     }
+
+    static PackedOperand PackOnGpu(Tensor original, Tensor dequantized, QuantSpec spec, long rows, long cols)
+    {
+        var x = original.contiguous();
+        var q = dequantized.contiguous();
+        var device = q.device;
+        var codes = empty(new[] { rows, cols / 2 }, ScalarType.Byte, device);
+        var scales = empty(new[] { rows, cols / spec.Block }, ScalarType.Byte, device);
+        var outer = spec.Format == QuantFormat.NVFP4 ? empty(new[] { rows, cols / 128 }, ScalarType.Float32, device) : empty(0, ScalarType.Float32, device);
+        GpuPacking.LaunchPack(Runner(device), GpuQuantizer.View(x), GpuQuantizer.View(q), new DeviceView(TensorMemory.DataPointer(codes), codes.numel() / 2),
+            GpuQuantizer.View(scales), outer.numel() == 0 ? new DeviceView(TensorMemory.DataPointer(codes), 0) : GpuQuantizer.View(outer),
+            (int)rows, (int)cols, spec, q.dtype == ScalarType.BFloat16);
+        return new PackedOperand(spec, q.dtype, rows, cols, codes, scales, outer);
+    }
+
+    static CudaRunner Runner(Device device) => CudaRunner.ForDevice(device.index < 0 ? 0 : device.index);
 
     /// <summary>The dequantized [rows, cols] tensor in the original dtype, bit for bit the quantizer's output.</summary>
     public static Tensor Unpack(PackedOperand p)
     {
         using var scope = NewDisposeScope();
         var device = p.Codes.device;
+        if (device.type == DeviceType.CUDA)
+        {
+            var result = empty(new[] { p.Rows, p.Cols }, p.DType, device);
+            GpuPacking.LaunchUnpack(Runner(device), new DeviceView(TensorMemory.DataPointer(p.Codes), p.Codes.numel() / 2), GpuQuantizer.View(p.Scales),
+                p.Outer.numel() == 0 ? new DeviceView(TensorMemory.DataPointer(p.Codes), 0) : GpuQuantizer.View(p.Outer), GpuQuantizer.View(result),
+                p.Rows * p.Cols, p.Spec, p.DType == ScalarType.BFloat16);
+            return result.MoveToOuterDisposeScope();
+        }
         var tables = Tables.For(device);
         var low = p.Codes.bitwise_and(tensor((byte)15, device: device));
         var high = p.Codes.bitwise_right_shift(tensor((byte)4, device: device));
@@ -177,6 +209,15 @@ public sealed class PackedOperand(QuantSpec spec, ScalarType dtype, long rows, l
     public long Bytes => Codes.numel() + Scales.numel() + 4 * Outer.numel();
 
     public Tensor Unpack() => DevicePacking.Unpack(this);
+
+    /// <summary>Moves the tensors to the enclosing dispose scope.</summary>
+    public PackedOperand MoveToOuterDisposeScope()
+    {
+        Codes.MoveToOuterDisposeScope();
+        Scales.MoveToOuterDisposeScope();
+        Outer.MoveToOuterDisposeScope();
+        return this;
+    }
 
     /// <summary>Takes the tensors out of any dispose scope: the owner disposes them.</summary>
     public PackedOperand DetachFromDisposeScope()
