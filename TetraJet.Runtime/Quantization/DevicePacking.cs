@@ -38,10 +38,28 @@ public static class DevicePacking
         if (dequantized.dim() != 2) throw new ArgumentException($"packing needs a 2-D tensor, got rank {dequantized.dim()}");
         long rows = dequantized.shape[0], cols = dequantized.shape[1];
         if (!CanPack(spec, cols)) throw new ArgumentException($"{spec} along a last axis of {cols} has no device packing");
+        if (!original.shape.SequenceEqual(dequantized.shape)) throw new ArgumentException($"original [{string.Join(", ", original.shape)}] and quantized [{rows}, {cols}] differ in shape");
+        using var scope = NewDisposeScope();
+        var packed = dequantized.device.type switch
+        {
+            DeviceType.CUDA when original.dtype == dequantized.dtype => PackOnGpu(original, dequantized, spec, rows, cols),
+            DeviceType.CPU => PackOnCpu(original, dequantized, spec, rows, cols),
+            _ => PackWithTensorOps(original, dequantized, spec),
+        };
+        return packed.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The reference: <see cref="Pack"/> with tensor operations only, on any device. The CPU loop and the GPU kernels
+    /// write the same bytes.
+    /// </summary>
+    public static PackedOperand PackWithTensorOps(Tensor original, Tensor dequantized, QuantSpec spec)
+    {
+        if (dequantized.dim() != 2) throw new ArgumentException($"packing needs a 2-D tensor, got rank {dequantized.dim()}");
+        long rows = dequantized.shape[0], cols = dequantized.shape[1];
+        if (!CanPack(spec, cols)) throw new ArgumentException($"{spec} along a last axis of {cols} has no device packing");
         using var scope = NewDisposeScope();
         var device = dequantized.device;
-        if (device.type == DeviceType.CUDA && original.dtype == dequantized.dtype && original.shape.SequenceEqual(dequantized.shape))
-            return PackOnGpu(original, dequantized, spec, rows, cols).MoveToOuterDisposeScope();
         var q = dequantized.to(ScalarType.Float32);
         Tensor scales, outer;
         Tensor grid;   // the dequantized values divided by their block scale: on (or, for NVFP4, next to) the E2M1 grid
@@ -98,6 +116,20 @@ public static class DevicePacking
         return new PackedOperand(spec, q.dtype, rows, cols, codes, scales, outer);
     }
 
+    static unsafe PackedOperand PackOnCpu(Tensor original, Tensor dequantized, QuantSpec spec, long rows, long cols)
+    {
+        var x = original.to(ScalarType.Float32).cpu().contiguous();
+        var q = dequantized.to(ScalarType.Float32).cpu().contiguous();
+        var codes = empty(new[] { rows, cols / 2 }, ScalarType.Byte);
+        var scales = empty(new[] { rows, cols / spec.Block }, ScalarType.Byte);
+        var outer = empty(spec.Format == QuantFormat.NVFP4 ? rows * cols / 128 : 0, ScalarType.Float32);
+        if (spec.Format == QuantFormat.NVFP4) outer = outer.view(rows, cols / 128);
+        fixed (float* px = TensorMemory.Floats(x), pq = TensorMemory.Floats(q), po = TensorMemory.Floats(outer))
+        fixed (byte* pc = TensorMemory.Bytes(codes), ps = TensorMemory.Bytes(scales))
+            Cpu.CpuPacking.Pack(px, pq, pc, ps, po, (int)rows, (int)cols, spec);
+        return new PackedOperand(spec, dequantized.dtype, rows, cols, codes, scales, outer);
+    }
+
     static CudaRunner Runner(Device device) => CudaRunner.ForDevice(device.index < 0 ? 0 : device.index);
 
     /// <summary>The dequantized [rows, cols] tensor in the original dtype, bit for bit the quantizer's output.</summary>
@@ -113,6 +145,25 @@ public static class DevicePacking
                 p.Rows * p.Cols, p.Spec, p.DType == ScalarType.BFloat16);
             return result.MoveToOuterDisposeScope();
         }
+        if (device.type == DeviceType.CPU)
+        {
+            var result = empty(new[] { p.Rows, p.Cols }, ScalarType.Float32);
+            unsafe
+            {
+                fixed (byte* pc = TensorMemory.Bytes(p.Codes), ps = TensorMemory.Bytes(p.Scales))
+                fixed (float* po = TensorMemory.Floats(p.Outer), py = TensorMemory.Floats(result))
+                    Cpu.CpuPacking.Unpack(pc, ps, po, py, (int)p.Rows, (int)p.Cols, p.Spec);
+            }
+            return result.to(p.DType).MoveToOuterDisposeScope();
+        }
+        return UnpackWithTensorOps(p).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The reference of <see cref="Unpack"/>: tensor operations only, on any device.</summary>
+    public static Tensor UnpackWithTensorOps(PackedOperand p)
+    {
+        using var scope = NewDisposeScope();
+        var device = p.Codes.device;
         var tables = Tables.For(device);
         var low = p.Codes.bitwise_and(tensor((byte)15, device: device));
         var high = p.Codes.bitwise_right_shift(tensor((byte)4, device: device));

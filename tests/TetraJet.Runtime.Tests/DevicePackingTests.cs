@@ -5,7 +5,8 @@ namespace TetraJet.Runtime.Tests;
 
 /// <summary>
 /// The device packing that QLinear keeps X̂ and Ŵ in: unpack(pack(Q(x))) must give back Q(x) bit for bit, on the
-/// quantizer test data (ties, amax beside 6·2^k, subnormals, huge values, NaN/Inf), in float32 and bfloat16.
+/// quantizer test data (ties, amax beside 6·2^k, subnormals, huge values, NaN/Inf), in float32 and bfloat16; the CPU
+/// loop writes the same bytes as the tensor-operation reference.
 /// </summary>
 public class DevicePackingTests
 {
@@ -43,10 +44,16 @@ public class DevicePackingTests
             var ema = spec.Rounding == Rounding.EmaGuided ? x.to(ScalarType.Float32).add(randn(rows, cols).mul(0.1)) : null;
             var q = Quantizer.Quantize(x, spec, BlockAxis.Last, seed: 99, stream: (ulong)trial, ema: ema);
             using var packed = DevicePacking.Pack(x, q, spec);
+            using var reference = DevicePacking.PackWithTensorOps(x, q, spec);
+            string what = $"{name} {(bf16 ? "bf16" : "fp32")} trial {trial} [{rows}, {cols}]";
+            Assert.True(reference.Codes.eq(packed.Codes).all().item<bool>(), what + ": codes differ from the tensor path");
+            Assert.True(reference.Scales.eq(packed.Scales).all().item<bool>(), what + ": scales differ from the tensor path");
+            QuantizerTestData.AssertBitsEqual(reference.Outer.data<float>().ToArray(), packed.Outer.data<float>().ToArray(), what + ": outer scales");
+            var expected = q.to(ScalarType.Float32).data<float>().ToArray();
             var back = packed.Unpack();
             Assert.Equal(q.dtype, back.dtype);
-            QuantizerTestData.AssertBitsEqual(q.to(ScalarType.Float32).data<float>().ToArray(), back.to(ScalarType.Float32).data<float>().ToArray(),
-                $"{name} {(bf16 ? "bf16" : "fp32")} trial {trial} [{rows}, {cols}]");
+            QuantizerTestData.AssertBitsEqual(expected, back.to(ScalarType.Float32).data<float>().ToArray(), what);
+            QuantizerTestData.AssertBitsEqual(expected, DevicePacking.UnpackWithTensorOps(packed).to(ScalarType.Float32).data<float>().ToArray(), what + " (tensor path)");
         }
     }
 

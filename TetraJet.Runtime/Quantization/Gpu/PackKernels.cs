@@ -17,16 +17,6 @@ public static class PackKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
 
-    /// <summary>The 4-bit code of q/scale: nearest grid magnitude, q's sign.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static int Code(float q, float inverse) =>
-        E2M1.NearestCode(Bits.Abs(q * inverse)) | ((Bits.AsUInt(q) & 0x80000000u) != 0 ? 8 : 0);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static int CodeDivided(float q, float scale) =>
-        scale == 0f ? ((Bits.AsUInt(q) & 0x80000000u) != 0 ? 8 : 0)
-                    : E2M1.NearestCode(Bits.Abs(q / scale)) | ((Bits.AsUInt(q) & 0x80000000u) != 0 ? 8 : 0);
-
     /// <summary>MXFP4 blocks of 32 (8 lanes): E8M0 scale byte per block (0xFF and zero codes for a non-finite block).</summary>
     public static void PackMxLast<TIo, T, TRule>(ArrayView<T> x, ArrayView<T> q, ArrayView<ushort> codes, ArrayView<byte> scales, int rows, int cols)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
@@ -42,17 +32,10 @@ public static class PackKernels
         uint m = active ? Max(Max(AbsBits(io.Load(x, i)), AbsBits(io.Load(x, i + 1))), Max(AbsBits(io.Load(x, i + 2)), AbsBits(io.Load(x, i + 3)))) : 0u;
         m = WarpMax(m, 8);
         if (!active) return;
-        int word = 0;
-        byte scale;
-        if (m >= NonFiniteBits) scale = E8M0.NaN;
-        else
-        {
-            int s = m == 0 ? E8M0.MinExponent : ScalarCore.MxExponent(Bits.AsFloat(m), false, default(TRule).Rule);
-            scale = E8M0.Encode(s);
-            float inverse = Bits.Pow2(-s);
-            word = Code(io.Load(q, i), inverse) | Code(io.Load(q, i + 1), inverse) << 4
-                 | Code(io.Load(q, i + 2), inverse) << 8 | Code(io.Load(q, i + 3), inverse) << 12;
-        }
+        byte scale = PackCore.MxScale(m, default(TRule).Rule, out float inverse);
+        int word = scale == E8M0.NaN ? 0
+            : PackCore.MxCode(io.Load(q, i), inverse) | PackCore.MxCode(io.Load(q, i + 1), inverse) << 4
+            | PackCore.MxCode(io.Load(q, i + 2), inverse) << 8 | PackCore.MxCode(io.Load(q, i + 3), inverse) << 12;
         codes[i >> 2] = (ushort)word;
         if ((lane & 7) == 0) scales[i >> 5] = scale;
     }
@@ -74,19 +57,10 @@ public static class PackKernels
         inner = WarpMax(inner, 4);
         uint outerBits = WarpMaxFrom(inner, 4);
         if (!active) return;
-        int word = 0;
-        byte scaleCode;
-        float so;
-        if (outerBits >= NonFiniteBits) { so = float.NaN; scaleCode = 0x7F; }
-        else
-        {
-            so = ScalarCore.NvOuterScale(Bits.AsFloat(outerBits));
-            float si = so == 0f ? 0f : ScalarCore.NvInnerScale(Bits.AsFloat(inner), so);
-            scaleCode = E4M3.Encode(si);
-            float scale = si * so;
-            word = CodeDivided(io.Load(q, i), scale) | CodeDivided(io.Load(q, i + 1), scale) << 4
-                 | CodeDivided(io.Load(q, i + 2), scale) << 8 | CodeDivided(io.Load(q, i + 3), scale) << 12;
-        }
+        byte scaleCode = PackCore.NvScale(outerBits, inner, out float so, out float scale);
+        int word = outerBits >= NonFiniteBits ? 0
+            : PackCore.NvCode(io.Load(q, i), scale) | PackCore.NvCode(io.Load(q, i + 1), scale) << 4
+            | PackCore.NvCode(io.Load(q, i + 2), scale) << 8 | PackCore.NvCode(io.Load(q, i + 3), scale) << 12;
         codes[i >> 2] = (ushort)word;
         if ((lane & 3) == 0) scales[i >> 4] = scaleCode;
         if (lane == 0) outer[i >> 7] = so;

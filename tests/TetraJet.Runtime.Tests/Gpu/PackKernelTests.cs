@@ -22,7 +22,7 @@ public class PackKernelTests(CpuAcceleratorFixture fixture)
         var q = GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 0, 0, null, false, false);
         var (codes, scales, outer, values) = GpuPacking.RoundTrip(fixture.Accelerator, x, q, rows, cols, spec);
 
-        using var packed = DevicePacking.Pack(tensor(x, rows, cols), tensor(q, rows, cols), spec);
+        using var packed = DevicePacking.PackWithTensorOps(tensor(x, rows, cols), tensor(q, rows, cols), spec);
         Assert.Equal(packed.Codes.data<byte>().ToArray(), codes);
         Assert.Equal(packed.Scales.data<byte>().ToArray(), scales);
         Assert.Equal(packed.Outer.data<float>().ToArray(), outer);

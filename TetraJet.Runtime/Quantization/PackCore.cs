@@ -1,0 +1,47 @@
+using System.Runtime.CompilerServices;
+using TetraJet.Formats;
+
+namespace TetraJet.Quantization;
+
+/// <summary>
+/// The block-level steps of the FP4 storage form, shared by the CPU loop and the GPU kernels (the tensor-operation
+/// path of <see cref="DevicePacking"/> is their reference): scale bytes from a block's amax bits, exactly as the
+/// quantizer chose the scale, and 4-bit codes from dequantized values.
+/// </summary>
+public static class PackCore
+{
+    const uint NonFiniteBits = 0x7F800000u;
+
+    /// <summary>MXFP4: the E8M0 byte of a block with these amax bits (0xFF if non-finite; exponent −127 for a zero block) and 2^-s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static byte MxScale(uint amaxBits, ScaleRule rule, out float inverse)
+    {
+        inverse = 0f;
+        if (amaxBits >= NonFiniteBits) return E8M0.NaN;
+        int s = amaxBits == 0 ? E8M0.MinExponent : ScalarCore.MxExponent(Bits.AsFloat(amaxBits), false, rule);
+        inverse = Bits.Pow2(-s);
+        return E8M0.Encode(s);
+    }
+
+    /// <summary>NVFP4 (TetraJet-v2): the E4M3 byte of an inner block, the outer scale s_o and the product scale s_i·s_o.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static byte NvScale(uint outerBits, uint innerBits, out float outer, out float scale)
+    {
+        if (outerBits >= NonFiniteBits) { outer = float.NaN; scale = float.NaN; return 0x7F; }
+        outer = ScalarCore.NvOuterScale(Bits.AsFloat(outerBits));
+        float si = outer == 0f ? 0f : ScalarCore.NvInnerScale(Bits.AsFloat(innerBits), outer);
+        scale = si * outer;
+        return E4M3.Encode(si);
+    }
+
+    /// <summary>Code of an MX value: nearest grid magnitude of q·2^-s (exact), q's sign.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MxCode(float q, float inverse) => E2M1.NearestCode(Bits.Abs(q * inverse)) | Sign(q);
+
+    /// <summary>Code of an NVFP4 value: nearest grid magnitude of q / scale, q's sign (a zero scale holds zeros).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int NvCode(float q, float scale) => (scale == 0f ? 0 : E2M1.NearestCode(Bits.Abs(q / scale))) | Sign(q);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int Sign(float q) => (Bits.AsUInt(q) & 0x80000000u) != 0 ? 8 : 0;
+}
