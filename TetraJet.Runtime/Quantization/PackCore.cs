@@ -36,11 +36,20 @@ public static class PackCore
 
     /// <summary>Code of an MX value: nearest grid magnitude of q·2^-s (exact), q's sign.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int MxCode(float q, float inverse) => E2M1.NearestCode(Bits.Abs(q * inverse)) | Sign(q);
+    public static int MxCode(float q, float inverse) => NearestCode(Bits.Abs(q * inverse)) | Sign(q);
 
     /// <summary>Code of an NVFP4 value: nearest grid magnitude of q / scale, q's sign (a zero scale holds zeros).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int NvCode(float q, float scale) => (scale == 0f ? 0 : E2M1.NearestCode(Bits.Abs(q / scale))) | Sign(q);
+    public static int NvCode(float q, float scale) => (scale == 0f ? 0 : NearestCode(Bits.Abs(q / scale))) | Sign(q);
+
+    /// <summary>
+    /// <see cref="E2M1.NearestCode"/> without branches: the number of midpoints below a, ties to the even code.
+    /// Codes of random data defeat branch prediction, and the nested comparisons cost more than the memory traffic.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int NearestCode(float a) =>
+        (a > 0.25f ? 1 : 0) + (a >= 0.75f ? 1 : 0) + (a > 1.25f ? 1 : 0) + (a >= 1.75f ? 1 : 0)
+        + (a > 2.5f ? 1 : 0) + (a >= 3.5f ? 1 : 0) + (a > 5f ? 1 : 0);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int Sign(float q) => (Bits.AsUInt(q) & 0x80000000u) != 0 ? 8 : 0;

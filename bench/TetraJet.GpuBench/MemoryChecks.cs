@@ -47,11 +47,14 @@ static class MemoryChecks
                 var qGpu = Quantizer.Quantize(xg, spec, BlockAxis.Last, 4, 5);
                 using var pCpu = DevicePacking.Pack(x, qCpu, spec);
                 using var pGpu = DevicePacking.Pack(xg, qGpu, spec);
-                long codeDiff = pCpu.Codes.ne(pGpu.Codes.cpu()).sum().item<long>() + pCpu.Scales.ne(pGpu.Scales.cpu()).sum().item<long>();
-                long valueDiff = Mismatches(qGpu, pGpu.Unpack());
-                bool ok = codeDiff == 0 && valueDiff == 0;
+                using var pOps = DevicePacking.PackWithTensorOps(xg, qGpu, spec);
+                long codeDiff = pCpu.Codes.ne(pGpu.Codes.cpu()).sum().item<long>() + pCpu.Scales.ne(pGpu.Scales.cpu()).sum().item<long>()
+                    + Mismatches(pCpu.Outer, pGpu.Outer);
+                long opsDiff = pOps.Codes.ne(pGpu.Codes).sum().item<long>() + pOps.Scales.ne(pGpu.Scales).sum().item<long>();
+                long valueDiff = Mismatches(qGpu, pGpu.Unpack()) + Mismatches(qGpu, DevicePacking.UnpackWithTensorOps(pGpu));
+                bool ok = codeDiff == 0 && opsDiff == 0 && valueDiff == 0;
                 yield return ($"pack {name} {dtype} on CUDA", ok,
-                    $"codes+scales differing from CPU: {codeDiff}; unpacked values differing from the GPU quantizer: {valueDiff} of {x.numel()}");
+                    $"bytes differing from the CPU loop: {codeDiff}, from the tensor path on CUDA: {opsDiff}; unpacked values (kernel and tensor path) differing from the GPU quantizer: {valueDiff} of {2 * x.numel()}");
             }
     }
 

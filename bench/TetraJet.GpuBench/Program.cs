@@ -128,17 +128,30 @@ void RunQuantize()
     Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });
 }
 
-// MXFP4 RTN from torch eager ops: a timing baseline only (log2-based scale, torch.round ties), not the spec's bits.
-static Tensor EagerMxfp4(Tensor x)
+// MXFP4 from torch eager ops, blocks along the last axis: a timing baseline only (log2-based scale, torch.round
+// ties, SR as floor(a/step + u)), not the spec's bits.
+static Tensor EagerMxfp4(Tensor x, bool stochastic = false)
 {
-    var xf = x.to(ScalarType.Float32).view(-1, 32);
+    var xf = x.to(ScalarType.Float32).reshape(-1, 32);
     var amax = xf.abs().amax(new long[] { 1 }, keepdim: true);
     var scale = (amax / 6).log2().ceil().clamp(-127, 127).exp2();
     var v = xf / scale;
     var a = v.abs().clamp_max(6);
     var step = a.clamp_min(1).log2().floor().clamp(0, 2).exp2() * 0.5;
-    var q = (a / step).round() * step;
+    var q = (stochastic ? (a / step + rand_like(a)).floor() : (a / step).round()) * step;
     return (q * v.sign() * scale).view(x.shape).to(ScalarType.BFloat16);
+}
+
+// The six-quantizer TetraJet linear (forward and both gradients) composed from eager ops: what a user without the
+// kernels would write. Timed like the layers: Q1, Q2, the forward GEMM, Q3/Q4 and the dgrad GEMM, Q5/Q6 (along T,
+// through transposes) and the wgrad GEMM.
+static void ComposedTetraJet(Tensor x, Tensor w, Tensor dy)
+{
+    var xq = EagerMxfp4(x);
+    var wq = EagerMxfp4(w);
+    _ = xq.matmul(wq.t());
+    _ = EagerMxfp4(dy, true).matmul(EagerMxfp4(wq.t().contiguous(), true).t());
+    _ = EagerMxfp4(dy.t().contiguous(), true).matmul(EagerMxfp4(xq.t().contiguous(), true).t());
 }
 
 void RunLinear()
@@ -175,6 +188,15 @@ void RunLinear()
             catch (Exception e) { note = "FP4 check failed: " + e.Message; }
             Time(label + (pack ? " (X̂/Ŵ packed)" : " (X̂/Ŵ bf16)"), layer, note);
         }
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(new long[] { T, K }, ScalarType.BFloat16, device);
+        var w = randn(new long[] { N, K }, ScalarType.BFloat16, device);
+        var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
+        double ms = TimeMs(() => ComposedTetraJet(x, w, dy), iterations);
+        Console.WriteLine($"linear {"TetraJet composed from eager TorchSharp ops",-40} {ms,8:F3} ms fwd+bwd  (approximate numerics: a timing baseline)");
+        results.Add(new { name = "TetraJet composed from eager TorchSharp ops", ms, note = "approximate numerics" });
+    }
     Write("linear", new { device = deviceName, T, K, N, dtype = "bfloat16", results });
 }
 

@@ -58,6 +58,36 @@ public class DevicePackingTests
     }
 
     [Fact]
+    public void Branch_free_nearest_code_is_E2M1s()
+    {
+        // Every grid point, midpoint and their float neighbours, and a sweep.
+        var probes = new List<float> { 0f, float.Epsilon, 6f, 7f, 1e30f, float.PositiveInfinity };
+        foreach (float p in new[] { 0.25f, 0.5f, 0.75f, 1f, 1.25f, 1.5f, 1.75f, 2f, 2.5f, 3f, 3.5f, 4f, 5f, 6f })
+            probes.AddRange([p, MathF.BitDecrement(p), MathF.BitIncrement(p)]);
+        for (int i = 0; i <= 7000; i++) probes.Add(i / 1000f);
+        foreach (float a in probes) Assert.Equal(TetraJet.Formats.E2M1.NearestCode(a), PackCore.NearestCode(a));
+    }
+
+    [Fact]
+    public void Scalar_fallback_writes_the_same_bytes()
+    {
+        var rng = new Random(4);
+        foreach (var spec in new[] { Specs["mxfp4"], Specs["nvfp4"] })
+        {
+            var x = tensor(QuantizerTestData.Tensor(rng, 8, 256, nonFinite: true), 8, 256);
+            var q = Quantizer.Quantize(x, spec);
+            using var vectorised = DevicePacking.Pack(x, q, spec);
+            TetraJet.Quantization.Cpu.CpuQuantizer.ForceScalar = true;
+            try
+            {
+                using var scalar = DevicePacking.Pack(x, q, spec);
+                Assert.True(scalar.Codes.eq(vectorised.Codes).all().item<bool>());
+            }
+            finally { TetraJet.Quantization.Cpu.CpuQuantizer.ForceScalar = false; }
+        }
+    }
+
+    [Fact]
     public void NVFP4_storage_is_the_reference_quantizers_codes_and_scales()
     {
         var spec = new QuantSpec(QuantFormat.NVFP4);

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using TetraJet.Formats;
 
 namespace TetraJet.Quantization.Cpu;
@@ -23,9 +24,8 @@ public static unsafe class CpuPacking
                 {
                     byte scale = PackCore.MxScale(AmaxBits(xr + b, 32), rule, out float inverse);
                     scales[((long)r * cols + b) / 32] = scale;
-                    for (int k = 0; k < 32; k += 2)
-                        cr[(b + k) / 2] = scale == E8M0.NaN ? (byte)0
-                            : (byte)(PackCore.MxCode(qr[b + k], inverse) | PackCore.MxCode(qr[b + k + 1], inverse) << 4);
+                    if (scale == E8M0.NaN) new Span<byte>(cr + b / 2, 16).Clear();
+                    else Codes(qr + b, 32, inverse, divide: false, cr + b / 2);
                 }
             else
                 for (int o = 0; o < cols; o += 128)
@@ -35,9 +35,8 @@ public static unsafe class CpuPacking
                     {
                         byte code = PackCore.NvScale(outerBits, AmaxBits(xr + b, 16), out float so, out float scale);
                         scales[((long)r * cols + b) / 16] = code;
-                        for (int k = 0; k < 16; k += 2)
-                            cr[(b + k) / 2] = outerBits >= 0x7F800000u ? (byte)0
-                                : (byte)(PackCore.NvCode(qr[b + k], scale) | PackCore.NvCode(qr[b + k + 1], scale) << 4);
+                        if (outerBits >= 0x7F800000u) new Span<byte>(cr + b / 2, 8).Clear();
+                        else Codes(qr + b, 16, scale, divide: true, cr + b / 2);
                         if (b == o) outer[((long)r * cols + o) / 128] = so;
                     }
                 }
@@ -52,17 +51,56 @@ public static unsafe class CpuPacking
         Rows(rows, cols, r =>
         {
             long row = (long)r * cols;
+            // Per block, the 16 values its codes can take (the same FP32 products), then look-ups without branches.
+            float* values = stackalloc float[16];
             for (int b = 0; b < cols; b += block)
             {
                 float scale = mx ? E8M0.Decode(scales[(row + b) / 32]) : E4M3.Decode(scales[(row + b) / 16]) * outer[(row + b) / 128];
+                for (int c = 0; c < 16; c++) values[c] = E2M1.Decode(c) * scale;
+                byte* cb = codes + (row + b) / 2;
+                float* yb = y + row + b;
                 for (int k = 0; k < block; k += 2)
                 {
-                    int pair = codes[(row + b + k) / 2];
-                    y[row + b + k] = E2M1.Decode(pair & 15) * scale;
-                    y[row + b + k + 1] = E2M1.Decode(pair >> 4) * scale;
+                    int pair = cb[k >> 1];
+                    yb[k] = values[pair & 15];
+                    yb[k + 1] = values[pair >> 4];
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Codes of n values (a multiple of 8), two per byte: <see cref="PackCore.MxCode"/> (q·factor) or
+    /// <see cref="PackCore.NvCode"/> (q / factor). Eight at a time, the nearest code as the count of midpoints below
+    /// (compare masks are −1): random codes defeat a branch predictor.
+    /// </summary>
+    static void Codes(float* q, int n, float factor, bool divide, byte* dst)
+    {
+        if (!Vector256.IsHardwareAccelerated || CpuQuantizer.ForceScalar)
+        {
+            for (int k = 0; k < n; k += 2)
+                dst[k >> 1] = divide
+                    ? (byte)(PackCore.NvCode(q[k], factor) | PackCore.NvCode(q[k + 1], factor) << 4)
+                    : (byte)(PackCore.MxCode(q[k], factor) | PackCore.MxCode(q[k + 1], factor) << 4);
+            return;
+        }
+        var f = Vector256.Create(factor);
+        int* c = stackalloc int[8];
+        for (int k = 0; k < n; k += 8)
+        {
+            var v = Vector256.Load(q + k);
+            var a = Vector256.Abs(divide ? v / f : v * f);
+            var sum = Vector256.GreaterThan(a, Vector256.Create(0.25f)).AsInt32()
+                + Vector256.GreaterThanOrEqual(a, Vector256.Create(0.75f)).AsInt32()
+                + Vector256.GreaterThan(a, Vector256.Create(1.25f)).AsInt32()
+                + Vector256.GreaterThanOrEqual(a, Vector256.Create(1.75f)).AsInt32()
+                + Vector256.GreaterThan(a, Vector256.Create(2.5f)).AsInt32()
+                + Vector256.GreaterThanOrEqual(a, Vector256.Create(3.5f)).AsInt32()
+                + Vector256.GreaterThan(a, Vector256.Create(5f)).AsInt32();
+            var sign = Vector256.ShiftRightArithmetic(v.AsInt32(), 31) & Vector256.Create(8);
+            (sign - sum).Store(c);
+            for (int j = 0; j < 8; j += 2) dst[(k + j) >> 1] = (byte)(c[j] | c[j + 1] << 4);
+        }
     }
 
     static uint AmaxBits(float* v, int n)
