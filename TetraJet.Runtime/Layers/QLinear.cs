@@ -146,39 +146,60 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
 
     /// <summary>Q3(dY) along N and Q4(Ŵ) along N, sharing RHT signs.</summary>
     internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, Tensor wq, Recipe r, long step, Tensor? dyQuantized = null)
+        => QuantizeDgradOperands(dy, SavedOperand.View(wq), r, step, dyQuantized);
+
+    internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, SavedOperand wq, Recipe r, long step, Tensor? dyQuantized = null)
     {
         ulong signs = LayerStreams.For(step, LayerId, LayerStreams.DgradHadamard);
         var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q3, BlockAxis.Last, 3, pad: false, step, signs);
         var wq4 = r.Q4.Source == SlotSource.ForwardCodesTransposed
-            ? wq
-            : QuantizeSlot(wq, r.Q4, BlockAxis.First, 4, pad: false, step, signs);
+            ? wq.Value()
+            : QuantizeFromPacked(wq, r.Q4, wq.Packed?.Rows ?? 0, 4, step, signs)
+              ?? QuantizeSlot(wq.Value(), r.Q4, BlockAxis.First, 4, pad: false, step, signs);
         return (dyq, wq4);
     }
 
     /// <summary>Q5(dY) along T and Q6(X̂) along T, sharing RHT signs; T is zero-padded to the block.</summary>
     internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, Tensor x, Recipe r, long step, Tensor? dyQuantized = null)
+        => QuantizeWgradOperands(dy, SavedOperand.View(x), r, step, dyQuantized);
+
+    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, SavedOperand saved, Recipe r, long step, Tensor? dyQuantized = null)
     {
         ulong signs = LayerStreams.For(step, LayerId, LayerStreams.WgradHadamard);
+        long t = dy.shape[0], rows = t;
         if (r.Q5.Hadamard || r.Q6.Hadamard)
         {
             // The RHT mixes padded rows with real ones, so the padding must exist before it (and in the GEMM).
-            long t = dy.shape[0], padded = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
-            if (padded != t)
-            {
-                dy = nn.functional.pad(dy, [0, 0, 0, padded - t]);
-                x = nn.functional.pad(x, [0, 0, 0, padded - t]);
-            }
+            rows = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
+            if (rows != t) dy = nn.functional.pad(dy, [0, 0, 0, rows - t]);
         }
         var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
-        var xq = QuantizeSlot(x, r.Q6, BlockAxis.First, 6, pad: true, step, signs);
+        // From packed X̂ on CUDA: one pass unpacks, transforms and quantizes (the padding rows are the kernel's zeros).
+        var xq = QuantizeFromPacked(saved, r.Q6, rows, 6, step, signs);
+        if (xq is null)
+        {
+            var x = saved.Value();
+            if (rows != t) x = nn.functional.pad(x, [0, 0, 0, rows - t]);
+            xq = QuantizeSlot(x, r.Q6, BlockAxis.First, 6, pad: true, step, signs);
+        }
         if (r.OutControl && r.Q6.IsQuantized && OutlierMask is { } mask)
         {
             // Blocks along T are per channel, so only the outlier channels change: MXFP8 SR (after the same RHT).
+            var x = saved.Value();
+            if (rows != t) x = nn.functional.pad(x, [0, 0, 0, rows - t]);
             var outIdx = mask.nonzero().squeeze(1).to(x.device);
             var slot = r.Q6 with { Spec = OutlierWgrad };
             xq = xq.index_copy(1, outIdx, QuantizeSlot(x.index_select(1, outIdx), slot, BlockAxis.First, 6, pad: true, step, signs));
         }
         return (dyq, xq);
+    }
+
+    /// <summary>A first-axis slot straight from a packed operand (CUDA, supported formats), or null.</summary>
+    Tensor? QuantizeFromPacked(SavedOperand saved, QuantizerSlot slot, long rows, int index, long step, ulong hadamardStream)
+    {
+        if (saved.Packed is not { } p || !slot.IsQuantized) return null;
+        uint? signs = slot.Hadamard ? Randomness.Philox.HadamardSigns(Seed, hadamardStream) : null;
+        return DevicePacking.QuantizeFromPacked(p, slot.Spec, rows, Seed, LayerStreams.For(step, LayerId, index), signs);
     }
 
     Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, BlockAxis axis, int index, bool pad, long step = 0, ulong hadamardStream = 0, Tensor? ema = null)

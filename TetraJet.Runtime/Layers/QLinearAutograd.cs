@@ -96,8 +96,8 @@ static class QLinearMath
             return saved.HasBias ? [null!, null!, null!, null!, null!] : [null!, null!, null!, null!];
         }
         if (saved.Backwards++ > 0) throw new InvalidOperationException($"{saved.Layer.GetName()}: backward ran twice through one forward; retain_graph is not supported by QLinear");
-        using var xKept = saved.X.Take();
-        using var wq = saved.W.Take();
+        using var xKept = saved.X;
+        using var wq = saved.W;
         var layer = saved.Layer;
         var recipe = saved.Recipe;
         var dy = grads[0].reshape(-1, layer.OutFeatures);

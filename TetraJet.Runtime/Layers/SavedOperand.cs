@@ -11,8 +11,20 @@ sealed class SavedOperand : IDisposable
 {
     Tensor? plain;
     PackedOperand? packed;
+    readonly bool owned = true;
 
     SavedOperand(Tensor? plain, PackedOperand? packed) => (this.plain, this.packed) = (plain, packed);
+
+    SavedOperand(Tensor view) => (plain, owned) = (view, false);
+
+    /// <summary>A tensor the caller keeps owning, in the shape of a saved operand (tests and checks call the slots with tensors).</summary>
+    public static SavedOperand View(Tensor value) => new(value);
+
+    /// <summary>The storage form, when kept packed.</summary>
+    public PackedOperand? Packed => packed;
+
+    /// <summary>The values (unpacked if need be; the caller's scope owns an unpacked tensor).</summary>
+    public Tensor Value() => plain ?? packed?.Unpack() ?? throw new InvalidOperationException("the saved operand was released");
 
     /// <summary>Keeps <paramref name="value"/> = Q(<paramref name="original"/>), packed when <paramref name="pack"/> and the format allow.</summary>
     public static SavedOperand Keep(Tensor original, Tensor value, QuantSpec spec, bool pack) =>
@@ -25,19 +37,9 @@ sealed class SavedOperand : IDisposable
 
     public bool IsPacked => packed is not null;
 
-    /// <summary>The operand's values; the caller owns the tensor. Once only: backward takes what forward left.</summary>
-    public Tensor Take()
-    {
-        var result = plain ?? packed?.Unpack() ?? throw new InvalidOperationException("the saved operand was already taken");
-        plain = null;
-        packed?.Dispose();
-        packed = null;
-        return result;
-    }
-
     public void Dispose()
     {
-        plain?.Dispose();
+        if (owned) plain?.Dispose();
         packed?.Dispose();
         plain = null;
         packed = null;

@@ -159,6 +159,25 @@ public static class DevicePacking
         return UnpackWithTensorOps(p).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Q(RHT?(unpack(p))) along the first axis with <paramref name="target"/>, <paramref name="rows"/> rows (≥ p.Rows; the
+    /// extra rows are zero padding), in one pass over the storage: on CUDA for the formats the packed-source kernels
+    /// take; null otherwise (unpack and quantize instead: the same bits).
+    /// </summary>
+    public static Tensor? QuantizeFromPacked(PackedOperand p, QuantSpec target, long rows, ulong seed, ulong stream, uint? hadamardSigns)
+    {
+        if (p.Codes.device_type != DeviceType.CUDA || !GpuPacking.CanQuantizeFromPacked(p.Spec, target) || rows < p.Rows) return null;
+        if (hadamardSigns is not null && rows % Hadamard.Size != 0) return null;
+        using var scope = NewDisposeScope();
+        var device = p.Codes.device;
+        var y = empty(new[] { rows, p.Cols }, p.DType, device);
+        var none = new DeviceView(TensorMemory.DataPointer(p.Codes), 0);
+        GpuPacking.LaunchQuantizeFromPacked(Runner(device), GpuQuantizer.View(p.Codes), GpuQuantizer.View(p.Scales),
+            p.Outer.numel() == 0 ? none : GpuQuantizer.View(p.Outer), GpuQuantizer.View(y), none,
+            (int)rows, (int)p.Cols, (int)p.Rows, p.Spec, target, p.DType == ScalarType.BFloat16, seed, stream, hadamardSigns);
+        return y.MoveToOuterDisposeScope();
+    }
+
     /// <summary>The reference of <see cref="Unpack"/>: tensor operations only, on any device.</summary>
     public static Tensor UnpackWithTensorOps(PackedOperand p)
     {

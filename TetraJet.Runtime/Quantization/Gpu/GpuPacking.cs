@@ -28,9 +28,48 @@ public static class GpuPacking
         return (spec.Format == QuantFormat.MXFP4 ? UnpackMxDef : UnpackNvDef).MakeGenericMethod(io, elem);
     }
 
+    static readonly MethodInfo MxFromPackedDef = typeof(PackedSourceKernels).GetMethod(nameof(PackedSourceKernels.MxFirstFromPacked))!,
+        NvFromPackedDef = typeof(PackedSourceKernels).GetMethod(nameof(PackedSourceKernels.NvFirstFromPacked))!;
+
+    /// <summary>Whether <see cref="LaunchQuantizeFromPacked"/> handles this re-quantizer: MXFP4 or TetraJet-v2 NVFP4 along the first axis, RTN or SR.</summary>
+    public static bool CanQuantizeFromPacked(QuantSpec source, QuantSpec target) =>
+        source.Format is QuantFormat.MXFP4 or QuantFormat.NVFP4 && !source.Tile16
+        && target.Format is QuantFormat.MXFP4 or QuantFormat.NVFP4 && !target.Tile16 && target.Rounding != Rounding.EmaGuided;
+
+    static MethodInfo FromPackedKernel(QuantSpec source, QuantSpec target, bool bf16, bool hadamard)
+    {
+        var (io, elem) = Io(bf16);
+        var src = source.Format == QuantFormat.NVFP4 ? typeof(PackedNv) : typeof(PackedMx);
+        var round = target.Rounding == Rounding.Stochastic ? typeof(RoundStochastic) : typeof(RoundNearest);
+        var had = hadamard ? typeof(WithHadamard) : typeof(NoHadamard);
+        return target.Format == QuantFormat.MXFP4
+            ? MxFromPackedDef.MakeGenericMethod(io, elem, src, target.ScaleRule == ScaleRule.Ocp ? typeof(Mxfp4Ocp) : typeof(Mxfp4TetraJet), round, had)
+            : NvFromPackedDef.MakeGenericMethod(io, elem, src, round, had);
+    }
+
+    /// <summary>
+    /// y [rows, cols] = Q(RHT?(unpack(source))) along the first axis, in one pass over the storage; source rows past
+    /// <paramref name="sourceRows"/> are zeros (token-axis padding).
+    /// </summary>
+    public static void LaunchQuantizeFromPacked(IKernelRunner runner, object codes, object scales, object outer, object y, object ema,
+        int rows, int cols, int sourceRows, QuantSpec source, QuantSpec target, bool bf16, ulong seed, ulong stream, uint? hadamardSigns)
+    {
+        if (!CanQuantizeFromPacked(source, target)) throw new ArgumentException($"no packed-source kernel quantizes {target} from {source}");
+        if (hadamardSigns is not null && rows % Hadamard.Size != 0) throw new ArgumentException($"the RHT along the first axis needs rows a multiple of 16, got {rows}");
+        if ((long)rows * cols == 0) return;
+        int run = target.Format == QuantFormat.NVFP4 ? 128 : 32;
+        runner.Launch(FromPackedKernel(source, target, bf16, hadamardSigns is not null), (long)cols * ((rows + run - 1) / run),
+            codes, scales, outer, y, ema, rows, cols, sourceRows, seed, stream, hadamardSigns ?? 0u);
+    }
+
     /// <summary>Every instantiation (PTX compile test).</summary>
     public static IEnumerable<MethodInfo> AllKernels()
     {
+        foreach (bool bf16 in new[] { false, true })
+            foreach (var source in new QuantSpec[] { new(QuantFormat.MXFP4), new(QuantFormat.NVFP4) })
+                foreach (var target in new QuantSpec[] { new(QuantFormat.MXFP4, Rounding.Stochastic), new(QuantFormat.MXFP4, Rounding.Nearest, ScaleRule.Ocp), new(QuantFormat.NVFP4, Rounding.Stochastic) })
+                    foreach (bool had in new[] { false, true })
+                        yield return FromPackedKernel(source, target, bf16, had);
         foreach (bool bf16 in new[] { false, true })
             foreach (var spec in new QuantSpec[] { new(QuantFormat.MXFP4), new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp), new(QuantFormat.NVFP4) })
             {
@@ -60,6 +99,22 @@ public static class GpuPacking
         if (count == 0) return;
         if (spec.Format == QuantFormat.MXFP4) runner.Launch(UnpackKernel(spec, bf16), count / 4, codes, scales, y, count);
         else runner.Launch(UnpackKernel(spec, bf16), count / 4, codes, scales, outer, y, count);
+    }
+
+    /// <summary><see cref="LaunchQuantizeFromPacked"/> on an ILGPU accelerator, float32 (the CPU-accelerator tests).</summary>
+    public static float[] QuantizeFromPacked(Accelerator acc, byte[] codes, byte[] scales, float[] outer, int rows, int cols, int sourceRows,
+        QuantSpec source, QuantSpec target, ulong seed, ulong stream, uint? hadamardSigns)
+    {
+        using var cb = acc.Allocate1D(codes);
+        using var sb = acc.Allocate1D(scales);
+        using var ob = acc.Allocate1D(outer.Length == 0 ? new float[1] : outer);
+        using var yb = acc.Allocate1D<float>((long)rows * cols);
+        using var eb = acc.Allocate1D<float>(1);
+        ArrayView<byte> cv = cb.View, sv = sb.View;
+        ArrayView<float> ov = ob.View, yv = yb.View, ev = eb.View;
+        LaunchQuantizeFromPacked(new IlgpuRunner(acc), cv, sv, ov, yv, ev, rows, cols, sourceRows, source, target, false, seed, stream, hadamardSigns);
+        acc.Synchronize();
+        return yb.GetAsArray1D();
     }
 
     /// <summary>Pack and unpack on an ILGPU accelerator, float32 (the CPU-accelerator tests).</summary>

@@ -11,6 +11,8 @@ public interface IElementIo<T> where T : unmanaged
 {
     float Load(ArrayView<T> v, long i);
     void Store(ArrayView<T> v, long i, float x);
+    /// <summary>x as it reads back after a store: what a value kept in this storage type holds.</summary>
+    float Round(float x);
 }
 
 /// <summary>float32 storage: loads and stores are exact.</summary>
@@ -21,6 +23,9 @@ public readonly struct F32Io : IElementIo<float>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(ArrayView<float> v, long i, float x) => v[i] = x;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Round(float x) => x;
 }
 
 /// <summary>bfloat16 storage as raw bits: widened exactly, narrowed with RNE (NaN → 0x7FC0) exactly as torch does.</summary>
@@ -31,6 +36,9 @@ public readonly struct Bf16Io : IElementIo<ushort>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(ArrayView<ushort> v, long i, float x) => v[i] = Bf16.Narrow(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float Round(float x) => Bf16.Widen(Bf16.Narrow(x));
 }
 
 /// <summary>bfloat16 conversions (torch's c10::BFloat16 round_to_nearest_even).</summary>

@@ -40,7 +40,7 @@ public static class QuantKernels
 
     /// <summary>Reference: ReferenceQuantizer.MxBlock. One element of an MX block whose amax bits are <paramref name="amax"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MxStore<TIo, T, TRule, TRound>(ArrayView<T> y, ArrayView<float> ema, long i, float v, uint amax, ulong seed, ulong stream)
+    internal static void MxStore<TIo, T, TRule, TRound>(ArrayView<T> y, ArrayView<float> ema, long i, float v, uint amax, ulong seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         float q;
@@ -126,7 +126,7 @@ public static class QuantKernels
 
     /// <summary>Reference: ReferenceQuantizer.NvInner. Block scales from the outer and inner amax bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float NvScale(uint outer, uint inner, out bool bad)
+    internal static float NvScale(uint outer, uint inner, out bool bad)
     {
         bad = outer >= NonFiniteBits;
         if (bad) return float.NaN;
@@ -136,7 +136,7 @@ public static class QuantKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NvStore<TIo, T, TRound>(ArrayView<T> y, ArrayView<float> ema, long i, float v, float scale, bool bad, ulong seed, ulong stream)
+    internal static void NvStore<TIo, T, TRound>(ArrayView<T> y, ArrayView<float> ema, long i, float v, float scale, bool bad, ulong seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         float q = bad ? float.NaN

@@ -29,3 +29,34 @@ public class PackKernelTests(CpuAcceleratorFixture fixture)
         GpuTestData.AssertBitsEqual(q, values, $"{spec} unpacked");
     }
 }
+
+/// <summary>Backward's re-quantizers reading packed X̂/Ŵ, on ILGPU's CPU accelerator, against unpack + the reference quantizer.</summary>
+[Collection("cpu accelerator")]
+public class PackedSourceKernelTests(CpuAcceleratorFixture fixture)
+{
+    [Theory]
+    [InlineData(QuantFormat.MXFP4, QuantFormat.MXFP4, false, 64, 64)]
+    [InlineData(QuantFormat.MXFP4, QuantFormat.MXFP4, false, 40, 40)]      // T not a block multiple: padded by the quantizer
+    [InlineData(QuantFormat.NVFP4, QuantFormat.NVFP4, true, 256, 256)]
+    [InlineData(QuantFormat.NVFP4, QuantFormat.NVFP4, true, 200, 208)]     // RHT: rows padded to 16 beforehand
+    [InlineData(QuantFormat.NVFP4, QuantFormat.NVFP4, false, 130, 130)]
+    [InlineData(QuantFormat.MXFP4, QuantFormat.NVFP4, true, 48, 48)]
+    public void One_pass_from_storage_equals_unpack_then_quantize(QuantFormat sourceFormat, QuantFormat targetFormat, bool hadamard, int sourceRows, int rows)
+    {
+        var source = new QuantSpec(sourceFormat);
+        var target = new QuantSpec(targetFormat, Rounding.Stochastic);
+        const int cols = 128;
+        const ulong seed = 9, stream = 31;
+        var x = GpuTestData.Adversarial(sourceRows, cols, sourceRows + cols, nonFinite: false);
+        var q = GpuTestData.Reference(x, sourceRows, cols, BlockAxis.Last, source, 0, 0, null, false, false);
+        using var packed = DevicePacking.PackWithTensorOps(tensor(x, sourceRows, cols), tensor(q, sourceRows, cols), source);
+
+        var padded = new float[rows * cols];
+        Array.Copy(q, padded, q.Length);
+        var expected = GpuTestData.Reference(padded, rows, cols, BlockAxis.First, target, seed, stream, null, true, hadamard);
+        uint? signs = hadamard ? TetraJet.Randomness.Philox.HadamardSigns(seed, stream) : null;
+        var actual = GpuPacking.QuantizeFromPacked(fixture.Accelerator, packed.Codes.data<byte>().ToArray(), packed.Scales.data<byte>().ToArray(),
+            packed.Outer.data<float>().ToArray(), rows, cols, sourceRows, source, target, seed, stream, signs);
+        GpuTestData.AssertBitsEqual(expected, actual, $"{target} from {source} rows {sourceRows}→{rows}");
+    }
+}

@@ -1,0 +1,111 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using TetraJet.Formats;
+using static TetraJet.Quantization.Gpu.KernelMath;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// Backward's re-quantizers (Q4 of Ŵ along N, Q6 of X̂ along T) reading the forward value in its FP4 storage form:
+/// one pass dequantizes it (as the dtype it was kept in would hold it), applies the RHT and quantizes with SR.
+/// Same thread layout and steps as <see cref="QuantKernels.MxFirst{TIo, T, TRule, TRound, THad}"/> and
+/// <see cref="QuantKernels.NvFirst{TIo, T, TOuter, TRound, THad}"/>; reference: unpack, then those kernels (the
+/// tests compare the two bit for bit). Rows at or past <c>sourceRows</c> are the token axis' zero padding.
+/// </summary>
+public static class PackedSourceKernels
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
+
+    /// <summary>Element i of an MXFP4 storage (blocks of 32 along its rows), rounded to the dtype it stood for.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float MxSource<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, long i)
+        where T : unmanaged where TIo : struct, IElementIo<T> =>
+        default(TIo).Round(E2M1.Decode((codes[i >> 1] >> (int)((i & 1) << 2)) & 15) * E8M0.Decode(scales[i >> 5]));
+
+    /// <summary>Element i of a TetraJet-v2 NVFP4 storage (inner 16, outer 128 along its rows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float NvSource<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, long i)
+        where T : unmanaged where TIo : struct, IElementIo<T> =>
+        default(TIo).Round(E2M1.Decode((codes[i >> 1] >> (int)((i & 1) << 2)) & 15) * (E4M3.Decode(scales[i >> 4]) * outer[i >> 7]));
+
+    /// <summary>Element (row, c) of the source, or the padding's zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Source<TIo, T, TSrc>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int sourceRows, int cols, int row, int c)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource
+    {
+        if (row >= sourceRows) return 0f;
+        long i = (long)row * cols + c;
+        return default(TSrc).Nv ? NvSource<TIo, T>(codes, scales, outer, i) : MxSource<TIo, T>(codes, scales, i);
+    }
+
+    /// <summary>Element k of the column run from r0: a load, or with the RHT the transformed 16-group (as ColumnValue).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float ColumnValue<TIo, T, TSrc, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<float> buf,
+        int sourceRows, int cols, int c, int r0, int k, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource where THad : struct, IHadamardMode
+    {
+        if (!default(THad).Enabled) return Source<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + k, c);
+        if ((k & 15) == 0)
+        {
+            for (int j = 0; j < 16; j++) buf[j] = Source<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + k + j, c);
+            Hadamard16(buf, signs);
+        }
+        return buf[k & 15];
+    }
+
+    /// <summary>MX blocks of 32 along the first axis from a packed source: one thread per (column, 32 rows).</summary>
+    public static void MxFirstFromPacked<TIo, T, TSrc, TRule, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
+        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource where TRule : struct, IMxRule
+        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
+    {
+        long t = ThreadIndex();
+        long blk = t / cols;
+        int c = (int)(t - blk * cols);
+        if (blk >= (rows + 31) / 32) return;
+        int r0 = (int)blk * 32, count = Math.Min(32, rows - r0);
+        var buf = LocalMemory.Allocate<float>(16);
+        uint m = 0;
+        for (int k = 0; k < count; k++)
+            m = Max(m, AbsBits(ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs)));
+        for (int k = 0; k < count; k++)
+            QuantKernels.MxStore<TIo, T, TRule, TRound>(y, ema, (long)(r0 + k) * cols + c,
+                ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs), m, seed, stream);
+    }
+
+    /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: one thread per (column, 128 rows).</summary>
+    public static void NvFirstFromPacked<TIo, T, TSrc, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
+        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource
+        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
+    {
+        long t = ThreadIndex();
+        long blk = t / cols;
+        int c = (int)(t - blk * cols);
+        if (blk >= (rows + 127) / 128) return;
+        int r0 = (int)blk * 128, count = Math.Min(128, rows - r0);
+        var buf = LocalMemory.Allocate<float>(16);
+        uint outerAmax = 0;
+        for (int k = 0; k < count; k++)
+            outerAmax = Max(outerAmax, AbsBits(ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs)));
+        for (int b = 0; b < count; b += 16)
+        {
+            int n = Math.Min(16, count - b);
+            uint inner = 0;
+            for (int k = b; k < b + n; k++)
+                inner = Max(inner, AbsBits(ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs)));
+            float scale = QuantKernels.NvScale(outerAmax, inner, out bool bad);
+            for (int k = b; k < b + n; k++)
+                QuantKernels.NvStore<TIo, T, TRound>(y, ema, (long)(r0 + k) * cols + c,
+                    ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs), scale, bad, seed, stream);
+        }
+    }
+}
+
+/// <summary>The storage format a packed-source kernel reads: MXFP4 or TetraJet-v2 NVFP4 (a compile-time constant).</summary>
+public interface IPackedSource { bool Nv { get; } }
+
+public readonly struct PackedMx : IPackedSource { public bool Nv => false; }
+
+public readonly struct PackedNv : IPackedSource { public bool Nv => true; }
