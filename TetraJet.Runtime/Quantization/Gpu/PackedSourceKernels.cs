@@ -39,19 +39,18 @@ public static class PackedSourceKernels
         return default(TSrc).Nv ? NvSource<TIo, T>(codes, scales, outer, i) : MxSource<TIo, T>(codes, scales, i);
     }
 
-    /// <summary>Element k of the column run from r0: a load, or with the RHT the transformed 16-group (as ColumnValue).</summary>
+    /// <summary>
+    /// The column run [r0, r0 + count) decoded once into <paramref name="values"/> (local memory), transformed by 16-groups
+    /// with the RHT: both passes of the quantizer (amax, then rounding) read it from there, not the storage twice.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float ColumnValue<TIo, T, TSrc, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<float> buf,
-        int sourceRows, int cols, int c, int r0, int k, uint signs)
+    static void LoadRun<TIo, T, TSrc, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<float> values,
+        int sourceRows, int cols, int c, int r0, int count, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource where THad : struct, IHadamardMode
     {
-        if (!default(THad).Enabled) return Source<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + k, c);
-        if ((k & 15) == 0)
-        {
-            for (int j = 0; j < 16; j++) buf[j] = Source<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + k + j, c);
-            Hadamard16(buf, signs);
-        }
-        return buf[k & 15];
+        for (int k = 0; k < count; k++) values[k] = Source<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + k, c);
+        if (default(THad).Enabled)
+            for (int g = 0; g < count; g += 16) Hadamard16(values.SubView(g, 16), signs);
     }
 
     /// <summary>MX blocks of 32 along the first axis from a packed source: one thread per (column, 32 rows).</summary>
@@ -65,13 +64,12 @@ public static class PackedSourceKernels
         int c = (int)(t - blk * cols);
         if (blk >= (rows + 31) / 32) return;
         int r0 = (int)blk * 32, count = Math.Min(32, rows - r0);
-        var buf = LocalMemory.Allocate<float>(16);
+        var values = LocalMemory.Allocate<float>(32);
+        LoadRun<TIo, T, TSrc, THad>(codes, scales, outer, values, sourceRows, cols, c, r0, count, signs);
         uint m = 0;
+        for (int k = 0; k < count; k++) m = Max(m, AbsBits(values[k]));
         for (int k = 0; k < count; k++)
-            m = Max(m, AbsBits(ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs)));
-        for (int k = 0; k < count; k++)
-            QuantKernels.MxStore<TIo, T, TRule, TRound>(y, ema, (long)(r0 + k) * cols + c,
-                ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs), m, seed, stream);
+            QuantKernels.MxStore<TIo, T, TRule, TRound>(y, ema, (long)(r0 + k) * cols + c, values[k], m, seed, stream);
     }
 
     /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: one thread per (column, 128 rows).</summary>
@@ -85,20 +83,18 @@ public static class PackedSourceKernels
         int c = (int)(t - blk * cols);
         if (blk >= (rows + 127) / 128) return;
         int r0 = (int)blk * 128, count = Math.Min(128, rows - r0);
-        var buf = LocalMemory.Allocate<float>(16);
+        var values = LocalMemory.Allocate<float>(128);
+        LoadRun<TIo, T, TSrc, THad>(codes, scales, outer, values, sourceRows, cols, c, r0, count, signs);
         uint outerAmax = 0;
-        for (int k = 0; k < count; k++)
-            outerAmax = Max(outerAmax, AbsBits(ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs)));
+        for (int k = 0; k < count; k++) outerAmax = Max(outerAmax, AbsBits(values[k]));
         for (int b = 0; b < count; b += 16)
         {
             int n = Math.Min(16, count - b);
             uint inner = 0;
-            for (int k = b; k < b + n; k++)
-                inner = Max(inner, AbsBits(ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs)));
+            for (int k = b; k < b + n; k++) inner = Max(inner, AbsBits(values[k]));
             float scale = QuantKernels.NvScale(outerAmax, inner, out bool bad);
             for (int k = b; k < b + n; k++)
-                QuantKernels.NvStore<TIo, T, TRound>(y, ema, (long)(r0 + k) * cols + c,
-                    ColumnValue<TIo, T, TSrc, THad>(codes, scales, outer, buf, sourceRows, cols, c, r0, k, signs), scale, bad, seed, stream);
+                QuantKernels.NvStore<TIo, T, TRound>(y, ema, (long)(r0 + k) * cols + c, values[k], scale, bad, seed, stream);
         }
     }
 }
