@@ -17,19 +17,28 @@ public static class PackKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
 
+    /// <summary>This lane's place (warp per 128 positions, 4 elements a lane) and the amax bits of its 4 elements of x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool Lane<TIo, T>(ArrayView<T> x, int rows, int cols, out int lane, out long i, out uint amax)
+        where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        long t = ThreadIndex();
+        lane = (int)(t & 31);
+        int chunks = cols >> 7;
+        long warp = t >> 5, row = warp / chunks;
+        i = row * cols + (int)(warp - row * chunks) * 128 + lane * 4;
+        bool active = row < rows;
+        var io = default(TIo);
+        amax = active ? Max(Max(AbsBits(io.Load(x, i)), AbsBits(io.Load(x, i + 1))), Max(AbsBits(io.Load(x, i + 2)), AbsBits(io.Load(x, i + 3)))) : 0u;
+        return active;
+    }
+
     /// <summary>MXFP4 blocks of 32 (8 lanes): E8M0 scale byte per block (0xFF and zero codes for a non-finite block).</summary>
     public static void PackMxLast<TIo, T, TRule>(ArrayView<T> x, ArrayView<T> q, ArrayView<ushort> codes, ArrayView<byte> scales, int rows, int cols)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
     {
-        long t = ThreadIndex();
-        int lane = (int)(t & 31);
-        int chunks = cols >> 7;
-        long warp = t >> 5, row = warp / chunks;
-        int p = (int)(warp - row * chunks) * 128 + lane * 4;
-        bool active = row < rows;
-        long i = row * cols + p;
+        bool active = Lane<TIo, T>(x, rows, cols, out int lane, out long i, out uint m);
         var io = default(TIo);
-        uint m = active ? Max(Max(AbsBits(io.Load(x, i)), AbsBits(io.Load(x, i + 1))), Max(AbsBits(io.Load(x, i + 2)), AbsBits(io.Load(x, i + 3)))) : 0u;
         m = WarpMax(m, 8);
         if (!active) return;
         byte scale = PackCore.MxScale(m, default(TRule).Rule, out float inverse);
@@ -45,15 +54,8 @@ public static class PackKernels
         int rows, int cols)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        int lane = (int)(t & 31);
-        int chunks = cols >> 7;
-        long warp = t >> 5, row = warp / chunks;
-        int p = (int)(warp - row * chunks) * 128 + lane * 4;
-        bool active = row < rows;
-        long i = row * cols + p;
+        bool active = Lane<TIo, T>(x, rows, cols, out int lane, out long i, out uint inner);
         var io = default(TIo);
-        uint inner = active ? Max(Max(AbsBits(io.Load(x, i)), AbsBits(io.Load(x, i + 1))), Max(AbsBits(io.Load(x, i + 2)), AbsBits(io.Load(x, i + 3)))) : 0u;
         inner = WarpMax(inner, 4);
         uint outerBits = WarpMaxFrom(inner, 4);
         if (!active) return;
