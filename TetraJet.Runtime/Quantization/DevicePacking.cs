@@ -8,16 +8,18 @@ namespace TetraJet.Quantization;
 
 /// <summary>
 /// FP4 storage form (ALGORITHMS.md §1: two E2M1 codes per byte, one scale byte per block, FP32 outer scales) of a
-/// quantizer's output along the last axis, built and read back with plain tensor operations, so the same code runs on
-/// CPU and CUDA tensors without a copy; on CUDA, <see cref="PackKernels"/> do the same in one pass each way and write the
-/// same bytes. <see cref="Unpack"/> returns exactly the quantizer's dequantized bits.
+/// quantizer's output along the last axis, on the tensor's own device: <see cref="Pack"/> and <see cref="Unpack"/>
+/// run the vectorised CPU loop (<see cref="Cpu.CpuPacking"/>) or the GPU kernels (<see cref="PackKernels"/>), one
+/// pass each way; <see cref="PackWithTensorOps"/> and <see cref="UnpackWithTensorOps"/> are their reference, built
+/// from plain tensor operations (any device), and all three write the same bytes. Unpacking returns exactly the
+/// quantizer's dequantized bits.
 /// </summary>
 /// <remarks>
-/// Every step is exact: the block and outer maxima, the IEEE divisions and products the quantizer itself does, and
-/// table look-ups (bucketize against exact thresholds and midpoints, index into exact value tables) where the quantizer
-/// works on bits. Scales are recomputed from the original input as the quantizer computed them (a rounded or
-/// overflowed dequantized value does not give them back); codes are the nearest grid points of the dequantized values
-/// over their scale, which is what any rounding mode (RTN, SR, EMA-guided) left there.
+/// The reference is exact at every step: the block and outer maxima, the IEEE divisions and products the quantizer
+/// itself does, and table look-ups (bucketize against exact thresholds and midpoints, index into exact value tables)
+/// where the quantizer works on bits. Scales are recomputed from the original input as the quantizer computed them
+/// (a rounded or overflowed dequantized value does not give them back); codes are the nearest grid points of the
+/// dequantized values over their scale, which is what any rounding mode (RTN, SR, EMA-guided) left there.
 /// </remarks>
 public static class DevicePacking
 {
