@@ -29,6 +29,18 @@ public static class QuantizationExtensions
     }
 
     /// <summary>
+    /// Whether every QLinear keeps X̂ and Ŵ packed for backward (the default) or dequantized: same numbers, about a
+    /// quarter of the activation memory against two fewer passes per layer (docs/BENCHMARKS.md).
+    /// </summary>
+    public static void PackSavedOperands(this nn.Module model, bool pack = true)
+    {
+        foreach (var (_, layer) in model.QuantizedLinears()) layer.PackSavedOperands = pack;
+    }
+
+    /// <summary>Bytes the quantized layers kept for backward in their last training forward (their activation memory).</summary>
+    public static long SavedBytes(this nn.Module model) => model.QuantizedLinears().Sum(l => l.Layer.LastSavedBytes);
+
+    /// <summary>
     /// After every optimizer step (<paramref name="step"/> counts from 1): Q-EMA, OsciReset, OutControl and the
     /// oscillation trackers of every QLinear.
     /// </summary>

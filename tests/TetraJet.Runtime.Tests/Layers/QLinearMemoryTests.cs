@@ -53,6 +53,19 @@ public class QLinearMemoryTests
     }
 
     [Fact]
+    public void A_model_switches_packing_for_all_its_layers()
+    {
+        var model = nn.Sequential(("up", new QLinear(128, 256, RecipeId.TetraJet, name: "up")), ("down", new QLinear(256, 128, RecipeId.TetraJet, name: "down")));
+        var x = randn(32, 128).requires_grad_();
+        model.call(x).Dispose();
+        long packed = model.SavedBytes();
+        Assert.Equal((32 * 128 + 256 * 128 + 32 * 256 + 128 * 256) * 17 / 32, packed);
+        model.PackSavedOperands(false);
+        model.call(x).Dispose();
+        Assert.Equal((32 * 128 + 256 * 128 + 32 * 256 + 128 * 256) * 4, model.SavedBytes());   // float32 X̂ and Ŵ
+    }
+
+    [Fact]
     public void Evaluation_keeps_nothing()
     {
         using var layer = new QLinear(128, 128, RecipeId.TetraJetV2, name: "fc");
