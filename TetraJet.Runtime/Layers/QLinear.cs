@@ -175,18 +175,13 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         }
         var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
         // From packed X̂ on CUDA: one pass unpacks, transforms and quantizes (the padding rows are the kernel's zeros).
-        var xq = QuantizeFromPacked(saved, r.Q6, rows, 6, step, signs);
-        if (xq is null)
-        {
-            var x = saved.Value();
-            if (rows != t) x = nn.functional.pad(x, [0, 0, 0, rows - t]);
-            xq = QuantizeSlot(x, r.Q6, BlockAxis.First, 6, pad: true, step, signs);
-        }
+        Tensor? padded = null;
+        Tensor X() => padded ??= rows == t ? saved.Value() : nn.functional.pad(saved.Value(), [0, 0, 0, rows - t]);
+        var xq = QuantizeFromPacked(saved, r.Q6, rows, 6, step, signs) ?? QuantizeSlot(X(), r.Q6, BlockAxis.First, 6, pad: true, step, signs);
         if (r.OutControl && r.Q6.IsQuantized && OutlierMask is { } mask)
         {
             // Blocks along T are per channel, so only the outlier channels change: MXFP8 SR (after the same RHT).
-            var x = saved.Value();
-            if (rows != t) x = nn.functional.pad(x, [0, 0, 0, rows - t]);
+            var x = X();
             var outIdx = mask.nonzero().squeeze(1).to(x.device);
             var slot = r.Q6 with { Spec = OutlierWgrad };
             xq = xq.index_copy(1, outIdx, QuantizeSlot(x.index_select(1, outIdx), slot, BlockAxis.First, 6, pad: true, step, signs));

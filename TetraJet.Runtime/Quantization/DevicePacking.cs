@@ -72,7 +72,7 @@ public static class DevicePacking
             var tables = Tables.For(device);
             var exp = spec.ScaleRule == ScaleRule.Ocp
                 // bucketize counts the powers of two ≤ amax: floor(log2 amax) = count − 150; the exponent is that − 2
-                ? amax.bucketize(tables.Pow2Bounds, outInt32: true, right: true).sub(Tables.Pow2Offset + 3).clamp(E8M0.MinExponent, E8M0.MaxExponent)
+                ? amax.bucketize(tables.Pow2, outInt32: true, right: true).sub(Tables.Pow2Offset + 3).clamp(E8M0.MinExponent, E8M0.MaxExponent)
                 // the first 6·2^s ≥ amax
                 : amax.bucketize(tables.SixPow2Bounds, outInt32: true).add(E8M0.MinExponent);
             scales = exp.add(127).where(amax.isfinite(), E8M0.NaN).to(ScalarType.Byte);   // a block with NaN or Inf is all NaN
@@ -219,7 +219,6 @@ public static class DevicePacking
         /// <summary>Pow2[k] = 2^(k − Pow2Offset), 2^-149 … 2^127: every power of two a float holds, subnormals included.</summary>
         public const int Pow2Offset = 149;
         public required Tensor Pow2 { get; init; }
-        public required Tensor Pow2Bounds { get; init; }
         /// <summary>6·2^s for s = −127 … 127: the TetraJet rule's thresholds.</summary>
         public required Tensor SixPow2Bounds { get; init; }
         public required Tensor E2M1 { get; init; }
@@ -259,7 +258,7 @@ public static class DevicePacking
             for (int c = 0; c < 256; c++) e8m0[c] = Formats.E8M0.Decode((byte)c);
             return new Tables
             {
-                Pow2 = Make(pow2), Pow2Bounds = Make(pow2), SixPow2Bounds = Make(six), E2M1 = Make(e2m1), E2M1Midpoints = Make(e2m1Mid),
+                Pow2 = Make(pow2), SixPow2Bounds = Make(six), E2M1 = Make(e2m1), E2M1Midpoints = Make(e2m1Mid),
                 E4M3 = Make(e4m3), E4M3Midpoints = Make(e4m3Mid), E8M0 = Make(e8m0),
             };
         }

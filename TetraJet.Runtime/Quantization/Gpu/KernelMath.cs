@@ -10,6 +10,10 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 public static class KernelMath
 {
+    /// <summary>The global index of this thread in a 1-D launch.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
+
     /// <summary>Bits of |x|. For finite values their unsigned order is the float order; Inf and NaN sort above every finite value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint AbsBits(float x) => Bits.AsUInt(x) & 0x7FFFFFFFu;

@@ -14,9 +14,6 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 public static class PackKernels
 {
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
-
     /// <summary>This lane's place (warp per 128 positions, 4 elements a lane) and the amax bits of its 4 elements of x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static bool Lane<TIo, T>(ArrayView<T> x, int rows, int cols, out int lane, out long i, out uint amax)

@@ -14,9 +14,6 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 public static class PackedSourceKernels
 {
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
-
     /// <summary>Element i of an MXFP4 storage (blocks of 32 along its rows), rounded to the dtype it stood for.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float MxSource<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, long i)

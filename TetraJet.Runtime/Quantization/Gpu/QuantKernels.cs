@@ -26,9 +26,6 @@ namespace TetraJet.Quantization.Gpu;
 public static class QuantKernels
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Uniform<TRound>(ulong seed, ulong stream, long i) where TRound : struct, IRoundingMode =>
         default(TRound).Mode == Rounding.Stochastic ? Philox.Uniform(seed, stream, i) : 0f;
 
