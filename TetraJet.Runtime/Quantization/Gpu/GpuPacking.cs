@@ -88,7 +88,7 @@ public static class GpuPacking
     {
         Check(spec, cols);
         if ((long)rows * cols == 0) return;
-        long threads = (long)rows * (cols / 128) * 32;
+        long threads = (long)rows * ((cols + 127) / 128) * 32;
         if (spec.Format == QuantFormat.MXFP4) runner.Launch(PackKernel(spec, bf16), threads, x, q, codes, scales, rows, cols);
         else runner.Launch(PackKernel(spec, bf16), threads, x, q, codes, scales, outer, rows, cols);
     }

@@ -14,17 +14,22 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 public static class PackKernels
 {
-    /// <summary>This lane's place (warp per 128 positions, 4 elements a lane) and the amax bits of its 4 elements of x.</summary>
+    /// <summary>
+    /// This lane's place (warp per 128 positions, 4 elements a lane) and the amax bits of its 4 elements of x. The
+    /// last warp of a row is partly past its end when cols is not a multiple of 128 (MXFP4 allows any multiple of 32):
+    /// those lanes are inactive, and since a block never straddles the end, a block's lanes are all in or all out.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static bool Lane<TIo, T>(ArrayView<T> x, int rows, int cols, out int lane, out long i, out uint amax)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
         long t = ThreadIndex();
         lane = (int)(t & 31);
-        int chunks = cols >> 7;
+        int chunks = (cols + 127) >> 7;
         long warp = t >> 5, row = warp / chunks;
-        i = row * cols + (int)(warp - row * chunks) * 128 + lane * 4;
-        bool active = row < rows;
+        int p = (int)(warp - row * chunks) * 128 + lane * 4;
+        i = row * cols + p;
+        bool active = row < rows && p < cols;
         var io = default(TIo);
         amax = active ? Max(Max(AbsBits(io.Load(x, i)), AbsBits(io.Load(x, i + 1))), Max(AbsBits(io.Load(x, i + 2)), AbsBits(io.Load(x, i + 3)))) : 0u;
         return active;
