@@ -22,10 +22,19 @@ public sealed partial class Generator
             context.AddSource(Emitter.HintName(model), Emitter.EmitModel(model, configNamespace));
         }
 
-        public static void EmitConfigs(SourceProductionContext context, EquatableArray<ConfigSpec> configs, string configNamespace)
+        public static void EmitRecipes(SourceProductionContext context, EquatableArray<ConfigSpec> configs, string configNamespace)
         {
             if (configs.IsEmpty) return;
-            context.AddSource(Emitter.ConfigsHintName, Emitter.EmitConfigs(configs.AsImmutableArray(), configNamespace));
+            context.AddSource(Emitter.RecipesHintName, Emitter.EmitRecipes(configs.AsImmutableArray(), configNamespace));
+        }
+
+        public static void EmitPlan(SourceProductionContext context, PlanSpec plan, string configNamespace)
+            => context.AddSource(PlanEmitter.HintName(plan), PlanEmitter.Emit(plan, configNamespace));
+
+        public static void EmitRegistry(SourceProductionContext context, EquatableArray<PlanSpec> plans, string configNamespace)
+        {
+            if (plans.IsEmpty) return;
+            context.AddSource(PlanEmitter.RegistryHintName, PlanEmitter.EmitRegistry(plans.AsImmutableArray(), configNamespace));
         }
     }
 }

@@ -5,7 +5,8 @@ namespace TetraJet.Generators;
 
 /// <summary>
 /// Implements <c>[Linear]</c> partial properties and <c>InitializeQuantization()</c> for TorchSharp model classes, and
-/// one configuration struct plus autograd function per distinct layer configuration in the compilation.
+/// one plan per distinct layer configuration in the compilation: its ILGPU kernel entry points and its forward and
+/// backward as straight-line code with its own autograd function.
 /// </summary>
 /// <remarks>
 /// Pipeline: attributed syntax → <see cref="Parser"/> → equatable specs → <see cref="Emitter"/>. Each step has a
@@ -53,6 +54,17 @@ public sealed partial class Generator : IIncrementalGenerator
             .Select(static (models, _) => Parser.CollectConfigs(models))
             .Combine(configNamespace)
             .WithTrackingName(TrackingNames.LinearConfigs);
-        context.RegisterSourceOutput(configs, static (context, pair) => Execute.EmitConfigs(context, pair.Left, pair.Right));
+        context.RegisterSourceOutput(configs, static (context, pair) => Execute.EmitRecipes(context, pair.Left, pair.Right));
+
+        // One plan per configuration the compilation can select: its kernels and straight-line dataflow.
+        var plans = models
+            .Select(static (models, _) => Parser.CollectPlans(models))
+            .WithTrackingName(TrackingNames.Plans);
+        var plan = plans
+            .SelectMany(static (plans, _) => plans.AsImmutableArray())
+            .Combine(configNamespace)
+            .WithTrackingName(TrackingNames.Plan);
+        context.RegisterSourceOutput(plan, static (context, pair) => Execute.EmitPlan(context, pair.Left, pair.Right));
+        context.RegisterSourceOutput(plans.Combine(configNamespace), static (context, pair) => Execute.EmitRegistry(context, pair.Left, pair.Right));
     }
 }

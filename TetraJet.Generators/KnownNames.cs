@@ -17,4 +17,6 @@ public static class TrackingNames
     public const string Models = "Models";
     public const string Model = "Model";
     public const string LinearConfigs = "LinearConfigs";
+    public const string Plans = "Plans";
+    public const string Plan = "Plan";
 }

@@ -284,7 +284,14 @@ internal static class Parser
         var ns = type.ContainingNamespace is { IsGlobalNamespace: false } n ? n.ToDisplayString() : null;
         var fullName = string.Join(".", symbols.Select(s => s.MetadataName));
         if (ns is not null) fullName = ns + "." + fullName;
-        return new ClassSpec(ns, declarations.ToEquatableArray(), fullName, type.TypeKind == TypeKind.Class, DerivesFromModule(type));
+        var runtimeRecipe = typeSyntax.DescendantNodes().OfType<InvocationExpressionSyntax>().Any(invocation =>
+            invocation.ArgumentList.Arguments.Count == 1 && invocation.Expression switch
+            {
+                IdentifierNameSyntax name => name.Identifier.ValueText == KnownNames.InitializeQuantization,
+                MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } access => access.Name.Identifier.ValueText == KnownNames.InitializeQuantization,
+                _ => false,
+            });
+        return new ClassSpec(ns, declarations.ToEquatableArray(), fullName, type.TypeKind == TypeKind.Class, DerivesFromModule(type), runtimeRecipe);
     }
 
     private static string Keyword(TypeDeclarationSyntax declaration) => declaration switch
@@ -371,6 +378,31 @@ internal static class Parser
             }
         }
         return configs.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Value).ToEquatableArray();
+    }
+
+    /// <summary>
+    /// The plans generated code constructs or can select at run time, in a stable order: each declared configuration's,
+    /// and the named recipes' (with their dataflow options) when a model chooses its recipe at run time.
+    /// </summary>
+    public static EquatableArray<PlanSpec> CollectPlans(EquatableArray<ModelSpec> models)
+    {
+        var plans = new Dictionary<string, PlanSpec>(StringComparer.Ordinal);
+        var runtime = false;
+        foreach (var model in models)
+        {
+            if (!model.CanEmit) continue;
+            runtime |= model.Class.UsesRuntimeRecipe;
+            foreach (var layer in model.Layers)
+            {
+                if (!layer.CanConstruct || layer.Config is not { } config) continue;
+                var plan = PlanSpec.From(config);
+                if (!plans.ContainsKey(plan.Name)) plans[plan.Name] = plan;
+            }
+        }
+        if (runtime)
+            foreach (var plan in PlanSpec.NamedRecipes())
+                if (!plans.ContainsKey(plan.Name)) plans[plan.Name] = plan;
+        return plans.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Value).ToEquatableArray();
     }
 
     // ---- Helpers ----

@@ -19,15 +19,11 @@ internal enum FormatKind
 }
 
 /// <summary>
-/// What the generator needs to know about each named recipe (ALGORITHMS.md §3–4): its format, the multiple its
-/// features must have and each slot's rounding and RHT. A test checks these against <c>TetraJet.Recipe</c>.
+/// What the generator needs to know about each named recipe (ALGORITHMS.md §3–4): its format, its six slots and the
+/// multiple its features must have. A test checks these against <c>TetraJet.Recipe</c>.
 /// </summary>
 internal static class RecipeTable
 {
-    public const string Nearest = "Nearest";
-    public const string Stochastic = "Stochastic";
-    public const string EmaGuided = "EmaGuided";
-
     public static RecipeKind ForFormat(FormatKind format) => format switch
     {
         FormatKind.MXFP4 => RecipeKind.TetraJet,
@@ -42,14 +38,15 @@ internal static class RecipeTable
         _ => FormatKind.BF16,
     };
 
-    /// <summary>32 for MXFP4 blocks, 128 for TetraJet-v2's outer NVFP4 block, 16 for NVIDIA's per-tensor NVFP4.</summary>
-    public static int FeatureMultiple(RecipeKind recipe) => recipe switch
+    /// <summary>32 for MXFP4 blocks, 128 for TetraJet-v2's outer NVFP4 block, 16 for NVIDIA's per-tensor NVFP4: the largest
+    /// multiple among the slots along the features axes (Q1–Q4), by the runtime's own rule.</summary>
+    public static int FeatureMultiple(RecipeKind recipe)
     {
-        RecipeKind.Microscaling or RecipeKind.TetraJet => 32,
-        RecipeKind.TetraJetV2 => 128,
-        RecipeKind.NvidiaNvfp4 => 16,
-        _ => 1,
-    };
+        var slots = Slots(recipe);
+        int multiple = 1;
+        for (int i = 0; i < 4; i++) multiple = System.Math.Max(multiple, Plans.Dataflow.FeatureMultiple(slots[i].Format));
+        return multiple;
+    }
 
     /// <summary>The block description used in messages and comments.</summary>
     public static string BlockDescription(RecipeKind recipe) => recipe switch
@@ -60,24 +57,32 @@ internal static class RecipeTable
         _ => "no blocks",
     };
 
-    /// <summary>Rounding of slots Q1..Q6 (index 0..5), Q-EMA applied to Q2.</summary>
-    public static string Rounding(RecipeKind recipe, int slot, bool qEma)
+    /// <summary>The six slots Q1..Q6 of a named recipe (mirrors <c>TetraJet.Recipe</c>; a test compares them).</summary>
+    public static SlotModel[] Slots(RecipeKind recipe)
     {
-        if (slot == 1 && qEma) return EmaGuided;
-        return recipe switch
+        const int Direct = SlotModel.Direct, Dequantized = SlotModel.ForwardDequantized;
+        const int Rtn = Plans.Dataflow.Nearest, Sr = Plans.Dataflow.Stochastic;
+        switch (recipe)
         {
-            RecipeKind.NvidiaNvfp4 => slot is 0 or 1 or 3 or 5 ? Nearest : Stochastic,
-            _ => slot is 0 or 1 ? Nearest : Stochastic,
-        };
+            case RecipeKind.Microscaling:
+            case RecipeKind.TetraJet:
+                bool ocp = recipe == RecipeKind.Microscaling;
+                SlotModel Mx(int rounding, int source) => new(Plans.Dataflow.Mxfp4, rounding, ocp, false, false, source);
+                return new[] { Mx(Rtn, Direct), Mx(Rtn, Direct), Mx(Sr, Direct), Mx(Sr, Dequantized), Mx(Sr, Direct), Mx(Sr, Dequantized) };
+            case RecipeKind.TetraJetV2:
+                SlotModel Nv(int rounding, bool rht, int source) => new(Plans.Dataflow.Nvfp4, rounding, false, false, rht, source);
+                return new[] { Nv(Rtn, false, Direct), Nv(Rtn, false, Direct), Nv(Sr, true, Direct), Nv(Sr, true, Dequantized), Nv(Sr, true, Direct), Nv(Sr, true, Dequantized) };
+            case RecipeKind.NvidiaNvfp4:
+                SlotModel Nt(int rounding, bool tile, bool rht, int source) => new(Plans.Dataflow.Nvfp4Tensor, rounding, false, tile, rht, source);
+                return new[]
+                {
+                    Nt(Rtn, false, false, Direct), Nt(Rtn, true, false, Direct), Nt(Sr, false, false, Direct),
+                    Nt(Rtn, true, false, SlotModel.ForwardCodesTransposed), Nt(Sr, false, true, Direct), Nt(Rtn, false, true, SlotModel.Original),
+                };
+            default:
+                return new[] { SlotModel.None, SlotModel.None, SlotModel.None, SlotModel.None, SlotModel.None, SlotModel.None };
+        }
     }
-
-    /// <summary>Whether slot Q1..Q6 (index 0..5) applies the random Hadamard transform.</summary>
-    public static bool Hadamard(RecipeKind recipe, int slot) => recipe switch
-    {
-        RecipeKind.TetraJetV2 => slot >= 2,
-        RecipeKind.NvidiaNvfp4 => slot >= 4,
-        _ => false,
-    };
 
     public static string DisplayName(RecipeKind recipe) => recipe switch
     {

@@ -10,12 +10,17 @@ internal sealed record TypeDeclarationSpec(string Keyword, string NameWithTypePa
 /// <param name="Declarations">Containing types, outermost first, then the class itself.</param>
 /// <param name="FullName">Unique within the compilation; used to group properties and to name the generated file.</param>
 /// <param name="IsModule">Derives from <c>TorchSharp.torch.nn.Module</c>.</param>
+/// <param name="UsesRuntimeRecipe">
+/// The declaration calls <c>InitializeQuantization(recipe)</c>: any recipe can be chosen at run time, so the compilation
+/// generates the plans of the named recipes too.
+/// </param>
 internal sealed record ClassSpec(
     string? Namespace,
     EquatableArray<TypeDeclarationSpec> Declarations,
     string FullName,
     bool IsClass,
-    bool IsModule)
+    bool IsModule,
+    bool UsesRuntimeRecipe)
 {
     public TypeDeclarationSpec Self => Declarations[Declarations.Count - 1];
 }

@@ -41,7 +41,7 @@ public static class E4M3
         uint b = Bits.AsUInt(q);
         byte sign = (byte)((b >> 24) & 0x80);
         float a = Bits.Abs(q);
-        if (float.IsNaN(a)) return (byte)(sign | 0x7F);
+        if (float.IsNaN(a)) return 0x7F;                           // one NaN code: a NaN's sign carries nothing
         if (a == 0) return sign;
         int e = Bits.Exponent(a, out uint frac);
         if (e < -6) return (byte)(sign | (int)(a * 512f));       // subnormal: mantissa = a / 2^-9

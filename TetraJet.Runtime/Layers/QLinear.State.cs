@@ -25,7 +25,7 @@ public sealed partial class QLinear
 
     void RegisterQuantizationState()
     {
-        var r = Kernels.Recipe;
+        var r = Recipe;
         if (r.QEma)
         {
             register_buffer(EmaName, weight.detach().clone());
@@ -64,29 +64,32 @@ public sealed partial class QLinear
         => Math.Clamp((long)Math.Ceiling((decimal)fraction * numel), 1, Math.Max(numel, 1));
 
     /// <summary>Flat indices (row-major in W) of the elements lean OsciReset tracks in the current window; null without it.</summary>
-    public Tensor? OsciResetIndex => Kernels.Recipe is { OsciReset: true, OsciResetLean: true } ? Buffer(OscIndexName) : null;
+    public Tensor? OsciResetIndex => Recipe is { OsciReset: true, OsciResetLean: true } ? Buffer(OscIndexName) : null;
 
     /// <summary>The EMA weights of Q-EMA (null unless the recipe enables it).</summary>
-    public Tensor? EmaWeight => Kernels.Recipe.QEma ? Buffer(EmaName) : null;
+    public Tensor? EmaWeight => Recipe.QEma ? Buffer(EmaName) : null;
+
+    /// <summary>Whether Q2 now rounds EMA-guided: Q-EMA on a quantized weight that has taken its warm-up EMA steps.</summary>
+    public bool EmaReady => Recipe.QEma && Recipe.Q2.IsQuantized && EmaSteps >= EmaWarmupSteps;
 
     /// <summary>EMA steps taken so far.</summary>
-    public long EmaSteps => Kernels.Recipe.QEma ? Buffer(EmaStepsName).item<long>() : 0;
+    public long EmaSteps => Recipe.QEma ? Buffer(EmaStepsName).item<long>() : 0;
 
     /// <summary>OutControl's outlier input channels once fixed (bool [K]); null before or without OutControl.</summary>
-    public Tensor? OutlierMask => Kernels.Recipe.OutControl && Buffer(OutStateName)[1].item<long>() == 1 ? Buffer(OutMaskName) : null;
+    public Tensor? OutlierMask => Recipe.OutControl && Buffer(OutStateName)[1].item<long>() == 1 ? Buffer(OutMaskName) : null;
 
     /// <summary>Starts (or stops, with false) measuring D_FP, D_Q and r(W_Q) of this layer's weight for reporting.</summary>
     public void TrackOscillation(bool on = true)
     {
         _tracker?.Dispose();
-        _tracker = on ? new OscillationTracker(Kernels.Recipe.Q2.Spec) : null;
+        _tracker = on ? new OscillationTracker(Recipe.Q2.Spec) : null;
     }
 
     /// <summary>The measured oscillation since tracking started or was last reset.</summary>
     public OscillationMetrics OscillationMetrics(bool reset = false)
     {
         if (_tracker is null) return default;
-        var m = _tracker.Metrics(Kernels.Recipe.OsciResetThreshold);
+        var m = _tracker.Metrics(Recipe.OsciResetThreshold);
         if (reset) _tracker.Reset();
         return m;
     }
@@ -99,7 +102,7 @@ public sealed partial class QLinear
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var r = Kernels.Recipe;
+        var r = Recipe;
         if (r.QEma)
         {
             var ema = Buffer(EmaName);
@@ -118,7 +121,7 @@ public sealed partial class QLinear
     /// </summary>
     void OsciResetStep(long step, long totalSteps)
     {
-        var r = Kernels.Recipe;
+        var r = Recipe;
         long start = (long)Math.Floor(r.OsciResetStart * totalSteps);
         if (step < start) return;
         long pos = (step - start) % r.OsciResetPeriod;           // 0 … P−1 within the current period
@@ -160,7 +163,7 @@ public sealed partial class QLinear
 
     Tensor QuantizeForOscillation(Tensor w)
     {
-        var spec = Kernels.Recipe.Q2.Spec with { Rounding = Rounding.Nearest };
+        var spec = Recipe.Q2.Spec with { Rounding = Rounding.Nearest };
         return spec.Format == QuantFormat.None ? w.clone() : Quantizer.Quantize(w, spec).to(ScalarType.Float32);
     }
 
@@ -170,7 +173,7 @@ public sealed partial class QLinear
     /// </summary>
     void OutControlStep(long step)
     {
-        var r = Kernels.Recipe;
+        var r = Recipe;
         var state = Buffer(OutStateName);
         var s = state.data<long>().ToArray();
         if (s[1] == 1) return;
@@ -195,7 +198,7 @@ public sealed partial class QLinear
     void CollectChannelNorms(Tensor x2)
     {
         var s = Buffer(OutStateName).data<long>().ToArray();
-        if (s[1] == 1 || s[2] + 1 < Kernels.Recipe.OutControlStart) return;
+        if (s[1] == 1 || s[2] + 1 < Recipe.OutControlStart) return;
         using var _ = no_grad();
         Buffer(OutNormsName).add_(x2.detach().to(ScalarType.Float64).square().sum(dim: 0));
     }

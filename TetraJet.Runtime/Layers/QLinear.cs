@@ -1,3 +1,4 @@
+using TetraJet.Plans;
 using TetraJet.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -17,10 +18,15 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
 
     public int InFeatures { get; }
     public int OutFeatures { get; }
-    public Recipe Recipe => Kernels.Recipe;
 
-    /// <summary>The kernel set this layer runs (generated code passes a specialised one).</summary>
-    public LinearKernels Kernels { get; }
+    /// <summary>The layer's recipe, options included.</summary>
+    public Recipe Recipe { get; }
+
+    /// <summary>
+    /// The dataflow this layer runs: the generated plan of its configuration (generated code passes it, and the plain
+    /// runtime API finds it when the program has one), else the unspecialised plan.
+    /// </summary>
+    public LinearPlan Plan { get; }
 
     /// <summary>Philox key of this layer's stochastic rounding and RHT signs (the run seed).</summary>
     public ulong Seed { get; set; }
@@ -45,18 +51,21 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     /// <summary>Bytes the last training forward kept for backward (X̂ and Ŵ, packed or not): this layer's activation memory.</summary>
     public long LastSavedBytes { get; internal set; }
 
-    public QLinear(int inFeatures, int outFeatures, Recipe recipe, bool bias = true, string name = "QLinear", LinearKernels? kernels = null)
+    public QLinear(int inFeatures, int outFeatures, Recipe recipe, bool bias = true, string name = "QLinear", LinearPlan? plan = null)
         : base(name)
     {
         ArgumentNullException.ThrowIfNull(recipe);
         if (inFeatures <= 0 || outFeatures <= 0)
             throw new ArgumentException($"{name}: in and out features must be positive, got [{outFeatures}, {inFeatures}]");
-        Kernels = kernels ?? LinearKernels.For(recipe);
-        int multiple = Kernels.Recipe.FeatureMultiple;
+        if (plan is not null && PlanKey.Of(plan.Recipe) != PlanKey.Of(recipe))
+            throw new ArgumentException($"{name}: the plan ({plan}) is not the configuration of recipe {recipe.Name}");
+        Recipe = recipe;
+        int multiple = recipe.FeatureMultiple;
         if (inFeatures % multiple != 0)
-            throw new ArgumentException($"{name}: in_features (K) = {inFeatures} is not a multiple of {multiple}, the block size {Kernels.Recipe.Name} needs");
+            throw new ArgumentException($"{name}: in_features (K) = {inFeatures} is not a multiple of {multiple}, the block size {recipe.Name} needs");
         if (outFeatures % multiple != 0)
-            throw new ArgumentException($"{name}: out_features (N) = {outFeatures} is not a multiple of {multiple}, the block size {Kernels.Recipe.Name} needs");
+            throw new ArgumentException($"{name}: out_features (N) = {outFeatures} is not a multiple of {multiple}, the block size {recipe.Name} needs");
+        Plan = plan ?? PlanRegistry.For(recipe);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         LayerId = LayerStreams.IdOf(name);
@@ -90,123 +99,55 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         {
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
-            if (Kernels.Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));
+            if (Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));
         }
-        return Kernels.Apply(this, input);
+        return Plan.Apply(this, input);
     }
+
+    /// <summary>
+    /// Called with each quantized operand as the GEMMs consume it (slot 1–6: X̂, Ŵ, Q3(dY), Q4(Ŵ), Q5(dY), Q6(X̂)), on
+    /// the device and in the dtype of the step; for checks and diagnostics. Null (the default) costs nothing.
+    /// </summary>
+    public Action<int, Tensor>? OperandProbe { get; set; }
 
     /// <summary>MXFP8 of OutControl's outlier channels: RTN in Q1/Q2, SR in Q6 (§5).</summary>
     static readonly QuantSpec OutlierForward = new(QuantFormat.MXFP8), OutlierWgrad = new(QuantFormat.MXFP8, Rounding.Stochastic);
-
-    /// <summary>Q1(X) along K and Q2(W) along K (EMA-guided under Q-EMA; outlier channels in MXFP8 under OutControl).</summary>
-    internal (Tensor Xq, Tensor Wq) QuantizeForwardOperands(Tensor x2, Tensor w, Recipe r)
-    {
-        Tensor? mask = null;
-        if (r.OutControl) mask = OutlierMask;
-        var q2 = r.Q2;
-        Tensor? ema = null;
-        if (r.QEma && q2.IsQuantized && EmaSteps >= EmaWarmupSteps)
-        {
-            q2 = q2 with { Spec = q2.Spec with { Rounding = Rounding.EmaGuided } };
-            ema = EmaWeight;
-        }
-        if (mask is null)
-            return (QuantizeSlot(x2, r.Q1, BlockAxis.Last, 1, pad: false),
-                    QuantizeSlot(w.detach(), q2, BlockAxis.Last, 2, pad: false, ema: ema));
-        return (QuantizeFeaturesWithOutliers(x2, r.Q1, mask, 1, null),
-                QuantizeFeaturesWithOutliers(w.detach(), q2, mask, 2, ema));
-    }
 
     /// <summary>
     /// OutControl along K: the regular channels, gathered contiguously (zero-padded to the block), in the slot's
     /// FP4 format; the outlier channels in MXFP8. Same as permuting channels and summing an FP4 and an FP8 GEMM.
     /// </summary>
-    Tensor QuantizeFeaturesWithOutliers(Tensor t, QuantizerSlot slot, Tensor mask, int index, Tensor? ema)
+    internal Tensor QuantizeFeaturesWithOutliers(Tensor t, QuantizerSlot slot, Tensor mask, Tensor? ema)
     {
         if (!slot.IsQuantized) return t;
+        if (ema is not null) slot = slot with { Spec = slot.Spec with { Rounding = Rounding.EmaGuided } };
         var outIdx = mask.nonzero().squeeze(1).to(t.device);
         var restIdx = mask.logical_not().nonzero().squeeze(1).to(t.device);
         var result = empty_like(t);
         var rest = t.index_select(1, restIdx);
         var restEma = ema?.index_select(1, restIdx);
-        result.index_copy_(1, restIdx, QuantizeSlot(rest, slot, BlockAxis.Last, index, pad: true, ema: restEma));
+        result.index_copy_(1, restIdx, QuantizeSlot(rest, slot, pad: true, ema: restEma));
         result.index_copy_(1, outIdx, Quantizer.Quantize(t.index_select(1, outIdx), OutlierForward));
         return result;
     }
 
     /// <summary>
-    /// Q3(dY) and Q5(dY) from one pass over dY when the recipe allows (same spec, no RHT: the MX recipes);
-    /// null otherwise, and the slots quantize dY separately.
+    /// OutControl's Q6 outlier columns: blocks along T are per channel, so only the outlier channels change, to MXFP8
+    /// SR (after the same RHT) of the padded X̂ (§5).
     /// </summary>
-    internal (Tensor Q3, Tensor Q5)? QuantizeGradientPair(Tensor dy, Recipe r, long step)
+    internal Tensor WgradOutliers(Tensor xq, Tensor xPadded, Tensor mask, SlotStreams s)
     {
-        if (!r.Q3.IsQuantized || r.Q3.Hadamard || r.Q5.Hadamard || r.Q3.Spec != r.Q5.Spec || r.Q3.Spec.Tile16) return null;
-        return Quantizer.QuantizeBothAxes(dy, r.Q3.Spec, Seed, LayerStreams.For(step, LayerId, 3), LayerStreams.For(step, LayerId, 5));
+        var outIdx = mask.nonzero().squeeze(1).to(xPadded.device);
+        var q = Recipe.Q6.Hadamard
+            ? Quantizer.QuantizeWithSigns(xPadded.index_select(1, outIdx), OutlierWgrad, BlockAxis.First, s.Seed, s.Stream, s.Signs, padBlockAxis: true)
+            : Quantizer.Quantize(xPadded.index_select(1, outIdx), OutlierWgrad, BlockAxis.First, s.Seed, s.Stream, padBlockAxis: true);
+        return xq.index_copy(1, outIdx, q);
     }
 
-    /// <summary>Q3(dY) along N and Q4(Ŵ) along N, sharing RHT signs.</summary>
-    internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, Tensor wq, Recipe r, long step, Tensor? dyQuantized = null)
-        => QuantizeDgradOperands(dy, SavedOperand.View(wq), r, step, dyQuantized);
-
-    internal (Tensor Dy, Tensor W) QuantizeDgradOperands(Tensor dy, SavedOperand wq, Recipe r, long step, Tensor? dyQuantized = null)
-    {
-        ulong signs = LayerStreams.For(step, LayerId, LayerStreams.DgradHadamard);
-        var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q3, BlockAxis.Last, 3, pad: false, step, signs);
-        var wq4 = r.Q4.Source == SlotSource.ForwardCodesTransposed
-            ? wq.Value()
-            : QuantizeFromPacked(wq, r.Q4, wq.Packed?.Rows ?? 0, 4, step, signs)
-              ?? QuantizeSlot(wq.Value(), r.Q4, BlockAxis.First, 4, pad: false, step, signs);
-        return (dyq, wq4);
-    }
-
-    /// <summary>Q5(dY) along T and Q6(X̂) along T, sharing RHT signs; T is zero-padded to the block.</summary>
-    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, Tensor x, Recipe r, long step, Tensor? dyQuantized = null)
-        => QuantizeWgradOperands(dy, SavedOperand.View(x), r, step, dyQuantized);
-
-    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, SavedOperand saved, Recipe r, long step, Tensor? dyQuantized = null)
-    {
-        ulong signs = LayerStreams.For(step, LayerId, LayerStreams.WgradHadamard);
-        long t = dy.shape[0], rows = t;
-        if (r.Q5.Hadamard || r.Q6.Hadamard)
-        {
-            // The RHT mixes padded rows with real ones, so the padding must exist before it (and in the GEMM).
-            rows = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
-            if (rows != t) dy = nn.functional.pad(dy, [0, 0, 0, rows - t]);
-        }
-        var dyq = dyQuantized ?? QuantizeSlot(dy, r.Q5, BlockAxis.First, 5, pad: true, step, signs);
-        // From packed X̂ on CUDA: one pass unpacks, transforms and quantizes (the padding rows are the kernel's zeros).
-        Tensor? padded = null;
-        Tensor X() => padded ??= rows == t ? saved.Value() : nn.functional.pad(saved.Value(), [0, 0, 0, rows - t]);
-        var xq = QuantizeFromPacked(saved, r.Q6, rows, 6, step, signs) ?? QuantizeSlot(X(), r.Q6, BlockAxis.First, 6, pad: true, step, signs);
-        if (r.OutControl && r.Q6.IsQuantized && OutlierMask is { } mask)
-        {
-            // Blocks along T are per channel, so only the outlier channels change: MXFP8 SR (after the same RHT).
-            var x = X();
-            var outIdx = mask.nonzero().squeeze(1).to(x.device);
-            var slot = r.Q6 with { Spec = OutlierWgrad };
-            xq = xq.index_copy(1, outIdx, QuantizeSlot(x.index_select(1, outIdx), slot, BlockAxis.First, 6, pad: true, step, signs));
-        }
-        return (dyq, xq);
-    }
-
-    /// <summary>A first-axis slot straight from a packed operand (CUDA, supported formats), or null.</summary>
-    Tensor? QuantizeFromPacked(SavedOperand saved, QuantizerSlot slot, long rows, int index, long step, ulong hadamardStream)
-    {
-        if (saved.Packed is not { } p || !slot.IsQuantized) return null;
-        uint? signs = slot.Hadamard ? Randomness.Philox.HadamardSigns(Seed, hadamardStream) : null;
-        return DevicePacking.QuantizeFromPacked(p, slot.Spec, rows, Seed, LayerStreams.For(step, LayerId, index), signs);
-    }
-
-    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, BlockAxis axis, int index, bool pad, long step = 0, ulong hadamardStream = 0, Tensor? ema = null)
+    /// <summary>The slot's own quantizer call (OutControl's parts): RTN/EMA along K, no RHT.</summary>
+    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, bool pad, Tensor? ema)
     {
         if (!slot.IsQuantized) return t;
-        // With an RHT the signs' stream is shared by the pair; the SR stream is the slot's own.
-        ulong stream = LayerStreams.For(step, LayerId, index);
-        if (slot.Hadamard)
-        {
-            uint signs = Randomness.Philox.HadamardSigns(Seed, hadamardStream);
-            return Quantizer.QuantizeWithSigns(t, slot.Spec, axis, Seed, stream, signs, pad);
-        }
-        return Quantizer.Quantize(t, slot.Spec, axis, Seed, stream, ema, padBlockAxis: pad);
+        return Quantizer.Quantize(t, slot.Spec, BlockAxis.Last, Seed, 0, ema, padBlockAxis: pad);
     }
 }

@@ -4,9 +4,9 @@ using TetraJet.Formats;
 namespace TetraJet.Quantization;
 
 /// <summary>
-/// The block-level steps of the FP4 storage form, shared by the CPU loop and the GPU kernels (the tensor-operation
-/// path of <see cref="DevicePacking"/> is their reference): scale bytes from a block's amax bits, exactly as the
-/// quantizer chose the scale, and 4-bit codes from dequantized values.
+/// The block-level steps of the FP4 storage form as the CPU loop (<see cref="Cpu.CpuPacking"/>) computes it after
+/// the quantizer: scale bytes from a block's amax bits, exactly as the quantizer chose the scale, and 4-bit codes from
+/// dequantized values. Reference: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>.
 /// </summary>
 public static class PackCore
 {

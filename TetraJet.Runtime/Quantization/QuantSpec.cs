@@ -56,13 +56,7 @@ public readonly record struct QuantSpec(
     };
 
     /// <summary>The multiple a features axis must have: 32 (MX), 128 (TetraJet-v2 NVFP4), 16 (per-tensor NVFP4).</summary>
-    public int FeatureMultiple => Format switch
-    {
-        QuantFormat.MXFP4 or QuantFormat.MXFP8 => 32,
-        QuantFormat.NVFP4 => 128,
-        QuantFormat.NVFP4Tensor => 16,
-        _ => 1,
-    };
+    public int FeatureMultiple => Plans.Dataflow.FeatureMultiple((int)Format);
 
     public override string ToString() => Format == QuantFormat.None
         ? "none"

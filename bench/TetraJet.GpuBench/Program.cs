@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using TetraJet;
 using TetraJet.Quantization;
+using TetraJet.Plans;
 using TetraJet.Quantization.Gpu;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -50,7 +51,8 @@ int RunTests()
     var sw = Stopwatch.StartNew();
     foreach (var c in GpuSelfCheck.RunAll(device)
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+        .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");
@@ -116,13 +118,16 @@ void RunQuantize()
     foreach (var c in cases)
     {
         long extra = c.spec.Format == QuantFormat.NVFP4Tensor ? n * 2 : 0;   // the amax pass reads x once more
-        Report(c.name, () => TimeMs(() => GpuQuantizer.Quantize(x, c.spec, c.axis, 1, 2, null, false, c.rht), iterations), bf + extra,
+        Report(c.name, () => TimeMs(() => Quantizer.Quantize(x, c.spec, c.axis, 1, 2, null, false, c.rht), iterations), bf + extra,
             extra > 0 ? "bytes include the amax pass" : "");
     }
-    Report("MXFP4 RTN last axis (float32 in/out)", () => TimeMs(() => GpuQuantizer.Quantize(x32, new QuantSpec(QuantFormat.MXFP4)), iterations), n * 8);
-    Report("fused dY: MXFP4 SR Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, Rounding.Stochastic, 1, 2, 3), iterations), n * 6,
+    Report("MXFP4 RTN last axis (float32 in/out)", () => TimeMs(() => Quantizer.Quantize(x32, new QuantSpec(QuantFormat.MXFP4)), iterations), n * 8);
+    var mxDual = DualQuantizer.Of(new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic));
+    var nvDual = DualQuantizer.Of(new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), hadamard: true);
+    var backend = QuantBackend.For(device);
+    Report("fused dY: MXFP4 SR Q3 (N) + Q5 (T)", () => TimeMs(() => backend.Dual(mxDual, x, new(1, 2, 0), new(1, 3, 0)), iterations), n * 6,
         "reads dY once, writes two outputs");
-    Report("fused dY: NVFP4 SR+RHT Q3 (N) + Q5 (T)", () => TimeMs(() => GpuQuantizer.QuantizeDual(x, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), 1, 2, 3, true), iterations), n * 6,
+    Report("fused dY: NVFP4 SR+RHT Q3 (N) + Q5 (T)", () => TimeMs(() => backend.Dual(nvDual, x, new(1, 2, 0xB4D2), new(1, 3, 0x2D4B)), iterations), n * 6,
         "reads dY once, writes two outputs");
     Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
     Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });

@@ -1,4 +1,5 @@
 using TetraJet.Generators.Tests.Models;
+using TetraJet.Plans;
 using TetraJet.Quantization;
 using static TorchSharp.torch;
 
@@ -51,18 +52,17 @@ public class DslModelTests
     }
 
     [Fact]
-    public void Layers_get_kernels_specialised_on_their_generated_configuration()
+    public void Layers_run_the_generated_plan_of_their_configuration()
     {
         using var model = new DesignMlp();
-        var kernels = model.Up.Kernels.GetType();
-        Assert.True(kernels.IsGenericType);
-        Assert.Equal(typeof(LinearKernels<,>), kernels.GetGenericTypeDefinition());
-        Assert.Equal("Nvfp4_TetraJetV2_OsciResetConfig", kernels.GetGenericArguments()[0].Name);
-        Assert.Equal("Nvfp4_TetraJetV2_OsciResetFunction", kernels.GetGenericArguments()[1].Name);
-        Assert.Same(model.Up.Kernels, model.Down.Kernels);   // one kernel set per configuration
-        Assert.Equal("Mxfp4_TetraJet_QEmaConfig", model.Mid.Kernels.GetType().GetGenericArguments()[0].Name);
-        Assert.Equal("Bf16Config", model.Head.Kernels.GetType().GetGenericArguments()[0].Name);
-        Assert.Equal(TetraJetV2OsciReset, model.Up.Kernels.Recipe);
+        Assert.True(model.Up.Plan.IsGenerated);
+        // OsciReset acts on the layer's state, not its dataflow: the plan is TetraJet-v2's own.
+        Assert.Equal("Nvfp4_TetraJetV2Plan", model.Up.Plan.GetType().Name);
+        Assert.Same(model.Up.Plan, model.Down.Plan);   // one plan per configuration
+        Assert.Equal("Mxfp4_TetraJet_QEmaPlan", model.Mid.Plan.GetType().Name);
+        Assert.Equal("Bf16Plan", model.Head.Plan.GetType().Name);
+        Assert.Equal(PlanKey.Of(TetraJetV2OsciReset), PlanKey.Of(model.Up.Plan.Recipe));
+        Assert.Equal(typeof(DesignMlp).Assembly, model.Up.Plan.GetType().Assembly);
     }
 
     /// <summary>Every named option of [Quantize] is a recipe option of the same name and default (ScaleRule picks a recipe).</summary>
@@ -99,8 +99,9 @@ public class DslModelTests
         using var model = new DesignMlp(microscaling);
         Assert.Equal(microscaling, model.Up.Recipe);
         Assert.Equal(microscaling, model.Down.Recipe);
-        Assert.False(model.Up.Kernels.GetType().IsGenericType);
-        Assert.Equal(microscaling, model.Up.Kernels.Recipe);
+        // The class chooses its recipe at run time, so the compilation generated the named recipes' plans.
+        Assert.True(model.Up.Plan.IsGenerated);
+        Assert.Equal("Mxfp4_MicroscalingPlan", model.Up.Plan.GetType().Name);
         Assert.Equal(Recipe.Get(RecipeId.TetraJet) with { QEma = true }, model.Mid.Recipe);
         Assert.Equal(Recipe.Get(RecipeId.BF16), model.Head.Recipe);
         Assert.Equal(new[] { "Up", "Down", "Mid", "Head" }, model.named_children().Select(c => c.name));
@@ -168,42 +169,45 @@ public class DslModelTests
         Assert.Empty(model.named_children().Select(c => c.name));
     }
 
-    /// <summary>The generator's own table of recipes (block multiples, rounding, RHT) agrees with the runtime's recipes.</summary>
+    /// <summary>
+    /// The generator's own table of the recipes agrees with the runtime's: every generated plan's recipe and the
+    /// quantizers it built (spec, RHT) are the recipe's six slots, and its plan key is the configuration's.
+    /// </summary>
     [Fact]
-    public void Generated_configuration_constants_match_the_runtime_recipes()
+    public void Generated_plans_hold_the_runtime_recipes_slots()
     {
-        var configs = typeof(DslModelTests).Assembly.GetTypes()
-            .Where(t => t.IsValueType && typeof(ILinearConfig).IsAssignableFrom(t))
-            .OrderBy(t => t.Name, StringComparer.Ordinal)
+        var plans = typeof(DslModelTests).Assembly.GetTypes()
+            .Where(t => typeof(LinearPlan).IsAssignableFrom(t) && !t.IsAbstract)
+            .Select(t => (LinearPlan)t.GetField("Instance")!.GetValue(null)!)
+            .OrderBy(p => p.GetType().Name, StringComparer.Ordinal)
             .ToList();
+        // The declared configurations and, since DesignMlp picks its recipe at run time, every named recipe's.
         Assert.Equal(
             new[]
             {
-                "Bf16Config", "Mxfp4_Microscaling_QEmaConfig", "Mxfp4_MicroscalingConfig", "Mxfp4_TetraJet_QEmaConfig",
-                "Nvfp4_NvidiaNvfp4Config", "Nvfp4_TetraJetV2_OsciResetConfig", "Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config",
-                "Nvfp4_TetraJetV2_OutControl_OutlierFraction0p25Config",
-                "Nvfp4_TetraJetV2Config",
+                "Bf16Plan", "Mxfp4_MicroscalingPlan", "Mxfp4_Microscaling_QEmaPlan", "Mxfp4_TetraJetPlan", "Mxfp4_TetraJet_QEmaPlan",
+                "Nvfp4_NvidiaNvfp4Plan", "Nvfp4_NvidiaNvfp4_OutControlPlan", "Nvfp4_TetraJetV2Plan", "Nvfp4_TetraJetV2_OutControlPlan",
             }.OrderBy(n => n, StringComparer.Ordinal),
-            configs.Select(t => t.Name));
-
-        foreach (var config in configs)
+            plans.Select(p => p.GetType().Name));
+        foreach (var plan in plans)
         {
-            var recipe = (Recipe)config.GetProperty("Recipe")!.GetValue(null)!;
-            object? Const(string name) => config.GetField(name)?.GetRawConstantValue();
-            Assert.Equal((int)(RecipeId)Const("RecipeId")!, (int)IdOf(recipe));
-            Assert.Equal(recipe.FeatureMultiple, (int)Const("FeatureMultiple")!);
-            Assert.Equal((int)Recipes.RecipeIds.FormatOf(IdOf(recipe)), (int)Const("Format")!);
-            if (!recipe.IsQuantized)
-            {
-                Assert.Null(Const("Q1Rounding"));
-                continue;
-            }
+            Assert.True(plan.IsGenerated);
+            var recipe = plan.Recipe;
+            var named = Recipe.Get(IdOf(recipe));
+            Assert.Equal(new[] { named.Q1, named.Q2, named.Q3, named.Q4, named.Q5, named.Q6 }, new[] { recipe.Q1, recipe.Q2, recipe.Q3, recipe.Q4, recipe.Q5, recipe.Q6 });
+            Assert.Same(plan, PlanRegistry.Find(recipe));
             var slots = new[] { recipe.Q1, recipe.Q2, recipe.Q3, recipe.Q4, recipe.Q5, recipe.Q6 };
-            for (var i = 0; i < 6; i++)
+            foreach (var field in plan.GetType().GetFields(System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static))
             {
-                var rounding = i == 1 && recipe.QEma ? Rounding.EmaGuided : slots[i].Spec.Rounding;
-                Assert.Equal((int)rounding, (int)Const($"Q{i + 1}Rounding")!);
-                Assert.Equal(slots[i].Hadamard, (bool)Const($"Q{i + 1}Hadamard")!);
+                if (field.Name.Length < 2 || field.Name[0] != 'Q' || !char.IsDigit(field.Name[1])) continue;
+                var slot = slots[field.Name[1] - '1'];
+                var value = field.GetValue(null)!;
+                var spec = (QuantSpec)value.GetType().GetProperty("Spec")!.GetValue(value)!;
+                var hadamard = (bool)value.GetType().GetProperty("Hadamard")!.GetValue(value)!;
+                string what = $"{plan.GetType().Name}.{field.Name}";
+                Assert.True(slot.IsQuantized, what + " quantizes a BF16 slot");
+                Assert.Equal(slot.Spec with { Rounding = field.Name.Contains("Ema") ? Rounding.EmaGuided : slot.Spec.Rounding }, spec);
+                Assert.Equal(slot.Hadamard, hadamard);
             }
         }
     }

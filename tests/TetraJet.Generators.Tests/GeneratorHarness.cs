@@ -11,7 +11,7 @@ internal static class GeneratorHarness
 {
     public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Preview);
 
-    /// <summary>The .NET runtime, TorchSharp and TetraJet.Runtime, as the DSL's users compile against them.</summary>
+    /// <summary>The .NET runtime, TorchSharp, ILGPU and TetraJet.Runtime, as the DSL's users compile against them (the package brings all three).</summary>
     public static readonly ImmutableArray<MetadataReference> References = BuildReferences();
 
     private static ImmutableArray<MetadataReference> BuildReferences()
@@ -22,6 +22,7 @@ internal static class GeneratorHarness
             .ToList();
         paths.Add(typeof(QLinear).Assembly.Location);
         paths.Add(typeof(TorchSharp.torch).Assembly.Location);
+        paths.Add(typeof(ILGPU.ArrayView<>).Assembly.Location);
         return paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
     }
 

@@ -87,7 +87,7 @@ public class RobustnessTests
         var result = GeneratorHarness.Run(Sources.Usings + "namespace A;\n" + model, Sources.Usings + "namespace B;\n" + model);
         Assert.Empty(result.CompilerDiagnostics);
         Assert.Equal(
-            new[] { "A.M.TetraJet.g.cs", "B.M.TetraJet.g.cs", "TetraJet.LinearConfigs.g.cs" },
+            new[] { "A.M.TetraJet.g.cs", "B.M.TetraJet.g.cs", "TetraJet.Plan.Bf16.g.cs", "TetraJet.Plans.g.cs", "TetraJet.Recipes.g.cs" },
             result.Run.GeneratedSources.Select(s => s.HintName).OrderBy(n => n, StringComparer.Ordinal));
     }
 

@@ -35,12 +35,17 @@ public class SnapshotTests
         var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.SharedConfig);
         Assert.Empty(result.CompilerDiagnostics);
         Assert.Equal(
-            new[] { "Demo.Mlp.TetraJet.g.cs", "Demo.Tiny.TetraJet.g.cs", "TetraJet.LinearConfigs.g.cs" },
+            new[]
+            {
+                "Demo.Mlp.TetraJet.g.cs", "Demo.Tiny.TetraJet.g.cs", "TetraJet.Plan.Bf16.g.cs", "TetraJet.Plan.Nvfp4_TetraJetV2.g.cs",
+                "TetraJet.Plans.g.cs", "TetraJet.Recipes.g.cs",
+            },
             result.Run.GeneratedSources.Select(s => s.HintName).OrderBy(n => n, StringComparer.Ordinal));
-        var configs = result.Source("TetraJet.LinearConfigs.g.cs");
-        Assert.Equal(1, Count(configs, "internal readonly struct Nvfp4_TetraJetV2_OsciResetConfig "));
-        Assert.Equal(1, Count(configs, "internal readonly struct Bf16Config "));
-        Assert.Equal(2, Count(configs, "internal readonly struct "));
+        var recipes = result.Source("TetraJet.Recipes.g.cs");
+        Assert.Equal(1, Count(recipes, "public static readonly global::TetraJet.Recipe Nvfp4_TetraJetV2_OsciReset "));
+        Assert.Equal(1, Count(recipes, "public static readonly global::TetraJet.Recipe Bf16 "));
+        Assert.Equal(2, Count(recipes, "public static readonly global::TetraJet.Recipe "));
+        Assert.Equal(1, Count(result.Source("TetraJet.Plans.g.cs"), "Nvfp4_TetraJetV2Plan.Instance"));
     }
 
     private static int Count(string text, string what)

@@ -1,31 +1,44 @@
 using System.Runtime.Intrinsics;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 
 namespace TetraJet.Quantization.Cpu;
 
 /// <summary>
 /// The CPU fast path of the FP4 storage form along the last axis: a loop per row, parallel over rows, with the steps of
-/// <see cref="PackCore"/> that the GPU kernels use. Writes the same bytes as the tensor-operation path of
-/// <see cref="DevicePacking"/> (its reference; the tests compare them).
+/// <see cref="PackCore"/>. Writes the same bytes as <see cref="Reference.ReferenceQuantizer.QuantizePacked"/> (its
+/// reference; the tests compare them).
 /// </summary>
 public static unsafe class CpuPacking
 {
-    /// <summary>Codes (two per byte), scale bytes and, for NVFP4, outer scales of q = Q(x), both [rows, cols] float32.</summary>
-    public static void Pack(float* x, float* q, byte* codes, byte* scales, float* outer, int rows, int cols, QuantSpec spec)
+    /// <summary>
+    /// Codes (two per byte), scale bytes and, for NVFP4, outer scales of q = Q(x), both [rows, cols] float32, quantized
+    /// with <paramref name="spec"/> along the last axis with Philox key <paramref name="seed"/>, stream
+    /// <paramref name="stream"/> and (EMA-guided) the EMA weights <paramref name="ema"/>. Codes come from q, except in
+    /// a block whose values can overflow FP32 (q = ±Inf no longer tells the grid value): there the grid values are
+    /// recomputed from x, as the quantizer rounded them.
+    /// </summary>
+    public static void Pack(float* x, float* q, byte* codes, byte* scales, float* outer, int rows, int cols, QuantSpec spec,
+        ulong seed = 0, ulong stream = 0, float* ema = null)
     {
         bool mx = spec.Format == QuantFormat.MXFP4;
         var rule = spec.ScaleRule;
         Rows(rows, cols, r =>
         {
-            float* xr = x + (long)r * cols, qr = q + (long)r * cols;
-            byte* cr = codes + (long)r * cols / 2;
+            long row = (long)r * cols;
+            float* xr = x + row, qr = q + row;
+            byte* cr = codes + row / 2;
             if (mx)
                 for (int b = 0; b < cols; b += 32)
                 {
                     byte scale = PackCore.MxScale(AmaxBits(xr + b, 32), rule, out float inverse);
-                    scales[((long)r * cols + b) / 32] = scale;
+                    scales[(row + b) / 32] = scale;
                     if (scale == E8M0.NaN) new Span<byte>(cr + b / 2, 16).Clear();
-                    else Codes(qr + b, 32, inverse, divide: false, cr + b / 2);
+                    else if (scale < E8M0.Encode(OverflowExponent)) Codes(qr + b, 32, inverse, divide: false, cr + b / 2);
+                    else
+                        for (int k = 0; k < 32; k += 2)
+                            cr[(b + k) / 2] = (byte)(E2M1.Encode(Grid(x, ema, row + b + k, scale - 127, 0f, spec, seed, stream))
+                                | E2M1.Encode(Grid(x, ema, row + b + k + 1, scale - 127, 0f, spec, seed, stream)) << 4);
                 }
             else
                 for (int o = 0; o < cols; o += 128)
@@ -34,13 +47,33 @@ public static unsafe class CpuPacking
                     for (int b = o; b < o + 128; b += 16)
                     {
                         byte code = PackCore.NvScale(outerBits, AmaxBits(xr + b, 16), out float so, out float scale);
-                        scales[((long)r * cols + b) / 16] = code;
+                        scales[(row + b) / 16] = code;
                         if (outerBits >= 0x7F800000u) new Span<byte>(cr + b / 2, 8).Clear();
-                        else Codes(qr + b, 16, scale, divide: true, cr + b / 2);
-                        if (b == o) outer[((long)r * cols + o) / 128] = so;
+                        else if (outerBits < OverflowAmaxBits) Codes(qr + b, 16, scale, divide: true, cr + b / 2);
+                        else
+                            for (int k = 0; k < 16; k += 2)
+                                cr[(b + k) / 2] = (byte)(E2M1.Encode(Grid(x, ema, row + b + k, 0, scale, spec, seed, stream))
+                                    | E2M1.Encode(Grid(x, ema, row + b + k + 1, 0, scale, spec, seed, stream)) << 4);
+                        if (b == o) outer[(row + o) / 128] = so;
                     }
                 }
         });
+    }
+
+    /// <summary>From this MX exponent up, a grid value times 2^s can reach 2^128 (6·2^126 does): FP32 overflow.</summary>
+    const int OverflowExponent = 126;
+
+    /// <summary>From this NVFP4 outer amax (2^127) up, a grid value times its block scale can overflow FP32.</summary>
+    const uint OverflowAmaxBits = 0x7F000000u;
+
+    /// <summary>The grid value element i was rounded to (MX: exponent s; NVFP4: the block scale), with the quantizer's own inputs.</summary>
+    static float Grid(float* x, float* ema, long i, int s, float scale, QuantSpec spec, ulong seed, ulong stream)
+    {
+        float u = spec.Rounding == Rounding.Stochastic ? Philox.Uniform(seed, stream, i) : 0f;
+        float e = spec.Rounding == Rounding.EmaGuided ? ema[i] : 0f;
+        return spec.Format == QuantFormat.MXFP4
+            ? ScalarCore.MxGrid(x[i], s, false, spec.Rounding, u, e)
+            : ScalarCore.NvGrid(x[i], scale, spec.Rounding, u, e);
     }
 
     /// <summary>The float32 values of a [rows, cols] tensor in storage form.</summary>

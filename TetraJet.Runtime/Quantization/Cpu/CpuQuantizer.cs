@@ -22,29 +22,16 @@ public static unsafe class CpuQuantizer
     /// <summary>Writes Q(x) to <paramref name="y"/> (may not alias <paramref name="x"/>); arguments as <see cref="ReferenceQuantizer.Quantize"/>.</summary>
     public static void Quantize(ReadOnlySpan<float> x, Span<float> y, int rows, int cols, BlockAxis axis, QuantSpec spec,
         ulong seed = 0, ulong stream = 0, ReadOnlySpan<float> ema = default, bool padBlockAxis = false)
-    {
-        long n = (long)rows * cols;
-        if (x.Length < n || y.Length < n) throw new ArgumentException($"buffers hold {x.Length} and {y.Length} elements, the shape [{rows}, {cols}] needs {n}");
-        if (spec.Rounding == Rounding.EmaGuided && ema.Length < n) throw new ArgumentException("EMA-guided rounding needs an EMA tensor of the same shape");
-        ReferenceQuantizer.CheckShape(rows, cols, axis, spec, padBlockAxis);
-        if (spec.Format == QuantFormat.None) { x[..(int)n].CopyTo(y); return; }
-        if (n == 0) return;
-        fixed (float* px = x, py = y, pe = ema)
-        {
-            var job = new KernelArgs(px, py, spec.Rounding == Rounding.EmaGuided ? pe : null, rows, cols, seed, stream, 0f);
-            switch (spec.Rounding)
-            {
-                case Rounding.Stochastic: Dispatch<StochasticOps>(job, axis, spec); break;
-                case Rounding.EmaGuided: Dispatch<EmaGuidedOps>(job, axis, spec); break;
-                default: Dispatch<NearestOps>(job, axis, spec); break;
-            }
-        }
-    }
+        => Prepare(spec, axis).Run(x, y, rows, cols, seed, stream, ema, padBlockAxis);
+
+    /// <summary>The kernel of <paramref name="spec"/> along <paramref name="axis"/>, selected once; run it with <see cref="CpuKernel.Run"/>.</summary>
+    public static CpuKernel Prepare(QuantSpec spec, BlockAxis axis) => new(spec, axis, spec.Format == QuantFormat.None ? null : Select(spec, axis));
 
     /// <summary>A kernel over rows [r0, r1) × columns [c0, c1) of one call (ranges aligned to its blocks).</summary>
-    delegate void Body(KernelArgs j, int r0, int r1, int c0, int c1);
+    internal delegate void Body(KernelArgs j, int r0, int r1, int c0, int c1);
 
-    static void Dispatch<R>(KernelArgs j, BlockAxis axis, QuantSpec spec) where R : struct, IRoundingOps
+    /// <summary>Runs a prepared kernel: per-tensor NVFP4's amax pass first, then the blocks in parallel.</summary>
+    internal static void Run(Body body, KernelArgs j, BlockAxis axis, QuantSpec spec)
     {
         long n = (long)j.Rows * j.Cols;
         if (spec.Format == QuantFormat.NVFP4Tensor)
@@ -55,11 +42,10 @@ public static unsafe class CpuQuantizer
             if (spec.Tile16)
             {
                 var t = j;
-                Parallel2D(j.Rows / 16, 1, n, (r0, r1, _, _) => NvKernels<R>.Tiles16(t, r0 * 16, r1 * 16));
+                Parallel2D(j.Rows / 16, 1, n, (r0, r1, _, _) => body(t, r0 * 16, r1 * 16, 0, 0));
                 return;
             }
         }
-        var body = Select<R>(spec, axis);
         var k = j;
         if (axis == BlockAxis.Last)
             Parallel2D(j.Rows, 1, n, (r0, r1, _, _) => body(k, r0, r1, 0, k.Cols));
@@ -84,6 +70,7 @@ public static unsafe class CpuQuantizer
             QuantFormat.NVFP4 => last
                 ? (j, r0, r1, c0, c1) => NvKernels<R>.Last(j, r0, r1, c0, c1, perTensor: false)
                 : (j, r0, r1, c0, c1) => NvKernels<R>.First(j, r0, r1, c0, c1, perTensor: false),
+            QuantFormat.NVFP4Tensor when spec.Tile16 => (j, r0, r1, _, _) => NvKernels<R>.Tiles16(j, r0, r1),
             QuantFormat.NVFP4Tensor => last
                 ? (j, r0, r1, c0, c1) => NvKernels<R>.Last(j, r0, r1, c0, c1, perTensor: true)
                 : (j, r0, r1, c0, c1) => NvKernels<R>.First(j, r0, r1, c0, c1, perTensor: true),

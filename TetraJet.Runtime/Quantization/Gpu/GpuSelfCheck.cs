@@ -1,3 +1,4 @@
+using TetraJet.Plans;
 using TetraJet.Quantization.Reference;
 using TetraJet.Randomness;
 using TorchSharp;
@@ -19,6 +20,7 @@ public static class GpuSelfCheck
     public static IEnumerable<GpuCheck> RunAll(Device device, int stressIterations = 200)
     {
         foreach (var c in Correctness(device)) yield return c;
+        foreach (var c in Shapes(device)) yield return c;
         yield return Dual(device, ScalarType.Float32, new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic), false);
         yield return Dual(device, ScalarType.BFloat16, new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic), false);
         yield return Dual(device, ScalarType.Float32, new QuantSpec(QuantFormat.NVFP4, Rounding.Stochastic), true);
@@ -77,6 +79,131 @@ public static class GpuSelfCheck
             var actual = y.to(ScalarType.Float32).cpu().data<float>().ToArray();
             if (dtype == ScalarType.BFloat16) expected = expected.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
             return Compare(name, expected, actual);
+        }
+        catch (Exception e) { return new GpuCheck(name, false, e.GetType().Name + ": " + e.Message); }
+    }
+
+    /// <summary>
+    /// Lengths of a features axis that a format allows, as users meet them: multiples of its block that are not
+    /// multiples of 128 or 64 where the block allows (32·odd for MX, 16·odd per-tensor NVFP4, 128·odd for TetraJet-v2
+    /// NVFP4), the smallest first, then random ones from <paramref name="seed"/>.
+    /// </summary>
+    public static IEnumerable<int> FeatureLengths(QuantSpec spec, int count, int seed)
+    {
+        int m = spec.FeatureMultiple;
+        var rng = new Random(seed);
+        yield return m;
+        for (int i = 1; i < count; i++) yield return m * (2 * rng.Next(1, m >= 128 ? 4 : 12) + 1);
+    }
+
+    /// <summary>Token counts: odd, small and large, random from <paramref name="seed"/>.</summary>
+    public static IEnumerable<int> TokenCounts(int count, int seed)
+    {
+        var rng = new Random(seed);
+        yield return 1;
+        for (int i = 1; i < count; i++) yield return 2 * rng.Next(1, 700) + 1;
+    }
+
+    /// <summary>
+    /// Every kernel family on legal shapes that are not multiples of 128: the quantizers along both axes (features
+    /// lengths that are block multiples only, odd token counts with padding), the storing quantizer and the
+    /// re-quantizers that read storage, and the fused dY kernel; float32 and bfloat16; each against the reference.
+    /// </summary>
+    public static IEnumerable<GpuCheck> Shapes(Device device)
+    {
+        int seed = 0;
+        foreach (var spec in Specs().Where(s => !s.Tile16))
+        {
+            var features = FeatureLengths(spec, 3, ++seed).ToArray();
+            var tokens = TokenCounts(3, ++seed).ToArray();
+            for (int i = 0; i < features.Length; i++)
+                foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+                {
+                    // Blocks along the features axis of [T, K], and along the (padded) token axis of the same tensor.
+                    bool had = spec.Rounding != Rounding.EmaGuided && i == 1 && features[i] % Hadamard.Size == 0;
+                    yield return One(device, spec, BlockAxis.Last, false, had, dtype, tokens[i], features[i], nonFinite: i == 2);
+                    if (spec.Rounding != Rounding.EmaGuided)
+                        yield return One(device, spec, BlockAxis.First, true, false, dtype, tokens[i], features[i], nonFinite: false);
+                }
+        }
+        foreach (var spec in new QuantSpec[] { new(QuantFormat.MXFP4), new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp), new(QuantFormat.NVFP4), new(QuantFormat.MXFP4, Rounding.EmaGuided) })
+            foreach (int k in FeatureLengths(spec, 3, ++seed))
+                foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+                    yield return Stored(device, spec, TokenCounts(2, ++seed).Last(), k, dtype);
+        foreach (var spec in new QuantSpec[] { new(QuantFormat.MXFP4, Rounding.Stochastic), new(QuantFormat.NVFP4, Rounding.Stochastic) })
+            foreach (int k in FeatureLengths(spec, 3, ++seed))
+                foreach (bool had in spec.Format == QuantFormat.NVFP4 ? new[] { false, true } : new[] { false })
+                {
+                    int t = TokenCounts(2, ++seed).Last();
+                    if (had) t = (t + 15) / 16 * 16;
+                    yield return DualShape(device, spec, had, t, k);
+                }
+    }
+
+    /// <summary>
+    /// The storing quantizer on CUDA (X̂ or Ŵ and its storage form from one pass) against the reference's bytes and
+    /// values, then the re-quantizer reading that storage along the padded token axis against unpack + the reference.
+    /// </summary>
+    static GpuCheck Stored(Device device, QuantSpec spec, int rows, int cols, ScalarType dtype)
+    {
+        string name = $"stored {spec} [{rows},{cols}] {dtype}: storage bytes and re-quantization from storage";
+        try
+        {
+            using var scope = NewDisposeScope();
+            var x = Data(rows, cols, rows * 3 + cols);
+            if (dtype == ScalarType.BFloat16) x = x.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
+            var ema = spec.Rounding == Rounding.EmaGuided ? tensor(x.Select((v, i) => float.IsFinite(v) ? v * (1 + ((i % 5) - 2) * 0.05f) : 0f).ToArray(), new long[] { rows, cols }) : null;
+            var xt = tensor(x, new long[] { rows, cols }).to(dtype);
+            using var reference = Quantizer.QuantizePacked(xt, spec, BlockAxis.Last, 3, 4, ema);
+            var (q, stored) = Quantizer.QuantizeStored(xt.to(device), spec, 3, 4, ema?.to(device));
+            long bytes = reference.Codes.flatten().ne(stored.Codes.flatten().cpu()).sum().item<long>()
+                + reference.Scales.flatten().ne(stored.Scales.flatten().cpu()).sum().item<long>()
+                + reference.OuterScales.flatten().ne(stored.OuterScales.flatten().cpu()).logical_and(reference.OuterScales.flatten().isnan().logical_not()).sum().item<long>();
+            var expected = reference.Dequantize().to(ScalarType.Float32).data<float>().ToArray();
+            var values = Compare(name, expected, q.to(ScalarType.Float32).cpu().data<float>().ToArray());
+            var unpacked = Compare(name, expected, stored.Dequantize().to(ScalarType.Float32).cpu().data<float>().ToArray());
+            // Q6 of X̂ from its storage, T padded to 16 with the RHT (TetraJet-v2's path) or to the block (MX).
+            var target = spec with { Rounding = Rounding.Stochastic };
+            bool had = spec.Format == QuantFormat.NVFP4;
+            long padded = had ? (rows + 15) / 16 * 16 : rows;
+            var source = spec with { Rounding = Rounding.Nearest };
+            uint signs = had ? Philox.HadamardSigns(3, 9) : 0u;
+            var y6 = QuantBackend.For(device).ColumnsFromStored(StoredColumnQuantizer.Of(source, target, had), stored, padded, new SlotStreams(3, 8, signs));
+            var pad = new float[padded * cols];
+            Array.Copy(expected.Select(v => dtype == ScalarType.BFloat16 ? Bf16.Widen(Bf16.Narrow(v)) : v).ToArray(), pad, expected.Length);
+            if (had) Hadamard.Apply(pad, (int)padded, cols, BlockAxis.First, signs);
+            var e6 = new float[pad.Length];
+            ReferenceQuantizer.Quantize(pad, e6, (int)padded, cols, BlockAxis.First, target, 3, 8, padBlockAxis: true);
+            if (dtype == ScalarType.BFloat16) e6 = e6.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
+            var requantized = Compare(name, e6, y6.to(ScalarType.Float32).cpu().data<float>().ToArray());
+            bool ok = bytes == 0 && values.Pass && unpacked.Pass && requantized.Pass;
+            return new GpuCheck(name, ok, $"{bytes} storage bytes differ; values: {values.Detail}; unpacked: {unpacked.Detail}; from storage: {requantized.Detail}");
+        }
+        catch (Exception e) { return new GpuCheck(name, false, e.GetType().Name + ": " + e.Message); }
+    }
+
+    /// <summary>The fused dY kernel on a legal shape, each output with its own stream and RHT signs, against two reference calls.</summary>
+    static GpuCheck DualShape(Device device, QuantSpec spec, bool hadamard, int rows, int cols)
+    {
+        string name = $"fused dY {spec}{(hadamard ? " RHT" : "")} [{rows},{cols}] bf16";
+        try
+        {
+            using var scope = NewDisposeScope();
+            var x = Data(rows, cols, rows + cols).Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
+            uint s3 = hadamard ? Philox.HadamardSigns(42, 30) : 0u, s5 = hadamard ? Philox.HadamardSigns(42, 50) : 0u;
+            var (q3, q5) = QuantBackend.For(device).Dual(DualQuantizer.Of(spec, hadamard), tensor(x, new long[] { rows, cols }).to(ScalarType.BFloat16).to(device),
+                new SlotStreams(42, 3, s3), new SlotStreams(42, 5, s5));
+            float[] Ref(BlockAxis axis, ulong stream, uint signs, bool pad)
+            {
+                var input = (float[])x.Clone();
+                if (hadamard) Hadamard.Apply(input, rows, cols, axis, signs);
+                var y = new float[x.Length];
+                ReferenceQuantizer.Quantize(input, y, rows, cols, axis, spec, 42, stream, padBlockAxis: pad);
+                return y.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
+            }
+            var c3 = Compare(name + " Q3", Ref(BlockAxis.Last, 3, s3, false), q3.to(ScalarType.Float32).cpu().data<float>().ToArray());
+            var c5 = Compare(name + " Q5", Ref(BlockAxis.First, 5, s5, true), q5.to(ScalarType.Float32).cpu().data<float>().ToArray());
+            return new GpuCheck(name, c3.Pass && c5.Pass, "Q3: " + c3.Detail + "; Q5: " + c5.Detail);
         }
         catch (Exception e) { return new GpuCheck(name, false, e.GetType().Name + ": " + e.Message); }
     }
@@ -157,7 +284,9 @@ public static class GpuSelfCheck
                 e5 = e5.Select(v => Bf16.Widen(Bf16.Narrow(v))).ToArray();
             }
             using var scope = NewDisposeScope();
-            var (q3, q5) = GpuQuantizer.QuantizeDual(tensor(x, new long[] { rows, cols }).to(dtype).to(device), spec, 42, 3, 5, hadamard);
+            uint s3 = hadamard ? Philox.HadamardSigns(42, 3) : 0u, s5 = hadamard ? Philox.HadamardSigns(42, 5) : 0u;
+            var (q3, q5) = QuantBackend.For(device).Dual(DualQuantizer.Of(spec, hadamard), tensor(x, new long[] { rows, cols }).to(dtype).to(device),
+                new SlotStreams(42, 3, s3), new SlotStreams(42, 5, s5));
             var a3 = q3.to(ScalarType.Float32).cpu().data<float>().ToArray();
             var a5 = q5.to(ScalarType.Float32).cpu().data<float>().ToArray();
             var c3 = Compare(name + " Q3", e3, a3);

@@ -12,33 +12,25 @@ using ILGPU.Runtime.Cuda;
 
 namespace TetraJet.Quantization.Gpu;
 
-/// <summary>
-/// Launches a kernel method (a generic instantiation of a <see cref="QuantKernels"/> method) over a 1-D grid.
-/// View arguments are runner-specific objects (an ILGPU <c>ArrayView&lt;T&gt;</c> or a <see cref="DeviceView"/>);
-/// scalars are passed as they are.
-/// </summary>
-public interface IKernelRunner
-{
-    /// <summary>Threads per group: a multiple of 32.</summary>
-    int GroupSize { get; }
-
-    void Launch(MethodInfo kernel, long threads, params object[] args);
-
-    /// <summary>Sets one uint of a view to 0, ordered with the launches.</summary>
-    void ZeroFirst(object view);
-}
-
 /// <summary>A device pointer and its element count: the layout ILGPU's PTX kernels take a view in ({ptr, length}, 16 bytes).</summary>
 [StructLayout(LayoutKind.Sequential)]
-public readonly record struct DeviceView(IntPtr Pointer, long Length);
+public readonly record struct DeviceView(IntPtr Pointer, long Length)
+{
+    /// <summary>An empty view, for kernel parameters a configuration does not read.</summary>
+    public static DeviceView None => default;
+}
 
-/// <summary>Runs kernels through an ILGPU accelerator (the CPU accelerator in tests). Views are ILGPU <c>ArrayView&lt;T&gt;</c>.</summary>
-public sealed class IlgpuRunner(Accelerator accelerator) : IKernelRunner
+/// <summary>
+/// Runs kernels on an ILGPU accelerator (the CPU accelerator in tests and checks): the same kernel methods the CUDA
+/// launcher runs, with ILGPU's own views. Arguments are boxed here; this path is for tests, not for training.
+/// </summary>
+public sealed class IlgpuRunner(Accelerator accelerator)
 {
     readonly ConcurrentDictionary<MethodInfo, Kernel> kernels = new();
 
     public Accelerator Accelerator { get; } = accelerator;
 
+    /// <summary>Threads per group: a multiple of 32 (the fused NVFP4 dY kernel needs a multiple of 128).</summary>
     public int GroupSize => Math.Min(256, Accelerator.MaxNumThreadsPerGroup) / 32 * 32;
 
     public void Launch(MethodInfo kernel, long threads, params object[] args)
@@ -47,8 +39,6 @@ public sealed class IlgpuRunner(Accelerator accelerator) : IKernelRunner
         int groups = checked((int)Math.Max(1, (threads + GroupSize - 1) / GroupSize));
         k.Launch(Accelerator.DefaultStream, new KernelConfig(groups, GroupSize), args);
     }
-
-    public void ZeroFirst(object view) => ((ArrayView<uint>)view).SubView(0, 1).MemSetToZero(Accelerator.DefaultStream);
 }
 
 /// <summary>
@@ -69,7 +59,8 @@ public static class PtxCompiler
         lock (Gate)
         {
             if (Cache.TryGetValue(kernel, out var ptx)) return ptx;
-            context ??= Context.Create(b => b.CPU());
+            // O2: ILGPU's full optimisation pipeline (no fast math: IEEE division is part of the numerics contract).
+            context ??= Context.Create(b => b.CPU().Optimize(OptimizationLevel.O2));
             var backend = new PTXBackend(context, Architecture, CudaInstructionSet.ISA_80, null!);
             var compiled = backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), KernelSpecialization.Empty);
             ptx = ((PTXCompiledKernel)compiled).PTXAssembly;
@@ -93,7 +84,7 @@ public static class PtxCompiler
 /// Runs kernels in the device's primary CUDA context (the one torch uses) on the legacy default stream (torch's
 /// default stream), through the driver API: so they are ordered with torch's work without any synchronisation.
 /// </summary>
-public sealed unsafe class CudaRunner : IKernelRunner
+public sealed unsafe class CudaRunner
 {
     static readonly ConcurrentDictionary<int, CudaRunner> Devices = new();
 
@@ -128,40 +119,28 @@ public sealed unsafe class CudaRunner : IKernelRunner
 
     public int GroupSize => 256;
 
-    public void Launch(MethodInfo kernel, long threads, params object[] args)
+    /// <summary>Queues <paramref name="kernel"/> over a 1-D grid of at least <paramref name="threads"/> threads on torch's default stream.</summary>
+    public void Launch(MethodInfo kernel, long threads, ReadOnlySpan<KernelArg> args)
     {
         using var _ = new CurrentContext(context);
         var function = functions.GetOrAdd(kernel, Load);
-        // One pointer per kernel parameter, each to a copy of the value laid out as the PTX .param expects.
-        int size = 0;
-        foreach (var a in args) size += 16;
-        byte* values = stackalloc byte[size];
-        IntPtr* pointers = stackalloc IntPtr[args.Length];
-        for (int k = 0; k < args.Length; k++)
-        {
-            byte* slot = values + 16 * k;
-            pointers[k] = (IntPtr)slot;
-            switch (args[k])
-            {
-                case DeviceView v: *(IntPtr*)slot = v.Pointer; *(long*)(slot + 8) = v.Length; break;
-                case int i: *(int*)slot = i; break;
-                case uint u: *(uint*)slot = u; break;
-                case long l: *(long*)slot = l; break;
-                case ulong ul: *(ulong*)slot = ul; break;
-                case float f: *(float*)slot = f; break;
-                default: throw new ArgumentException($"unsupported kernel argument {args[k]?.GetType().Name}");
-            }
-        }
         long groups = Math.Max(1, (threads + GroupSize - 1) / GroupSize);
         if (groups > int.MaxValue) throw new ArgumentException($"{threads} threads is too large a launch");
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, (uint)groups, 1, 1, (uint)GroupSize, 1, 1, 0, Stream, (IntPtr)pointers, IntPtr.Zero),
-            $"cuLaunchKernel({kernel.Name})");
+        // cuLaunchKernel takes one pointer per parameter, to a value laid out as the PTX .param expects.
+        IntPtr* pointers = stackalloc IntPtr[args.Length];
+        fixed (KernelArg* values = args)
+        {
+            for (int k = 0; k < args.Length; k++) pointers[k] = (IntPtr)(values + k);
+            CudaDriver.Check(CudaDriver.cuLaunchKernel(function, (uint)groups, 1, 1, (uint)GroupSize, 1, 1, 0, Stream, (IntPtr)pointers, IntPtr.Zero),
+                $"cuLaunchKernel({kernel.Name})");
+        }
     }
 
-    public void ZeroFirst(object view)
+    /// <summary>Sets the first uint of <paramref name="view"/> to 0, ordered with the launches.</summary>
+    public void ZeroFirst(DeviceView view)
     {
         using var _ = new CurrentContext(context);
-        CudaDriver.Check(CudaDriver.cuMemsetD32Async(((DeviceView)view).Pointer, 0, 1, Stream), "cuMemsetD32Async");
+        CudaDriver.Check(CudaDriver.cuMemsetD32Async(view.Pointer, 0, 1, Stream), "cuMemsetD32Async");
     }
 
     /// <summary>

@@ -94,3 +94,12 @@ public interface IHadamardMode
 
 public readonly struct NoHadamard : IHadamardMode { public bool Enabled => false; }
 public readonly struct WithHadamard : IHadamardMode { public bool Enabled => true; }
+
+/// <summary>Whether a features-axis kernel also writes the operand's storage form (codes and scales) in the same pass.</summary>
+public interface IStoreMode
+{
+    bool Enabled { get; }
+}
+
+public readonly struct NoStore : IStoreMode { public bool Enabled => false; }
+public readonly struct Store : IStoreMode { public bool Enabled => true; }

@@ -36,37 +36,38 @@ partial class Mlp
     private void InitializeQuantization()
     {
         _tetraJetLayers.Up = new global::TetraJet.QLinear(
-            512, 2048, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciResetConfig.Recipe, bias: true, name: "Up",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciResetConfig, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciResetFunction>());
+            512, 2048, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_TetraJetV2_OsciReset, bias: true, name: "Up",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2Plan.Instance);
         register_module("Up", _tetraJetLayers.Up);
         _tetraJetLayers.Down = new global::TetraJet.QLinear(
-            2048, 512, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciResetConfig.Recipe, bias: true, name: "Down",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciResetConfig, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciResetFunction>());
+            2048, 512, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_TetraJetV2_OsciReset, bias: true, name: "Down",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2Plan.Instance);
         register_module("Down", _tetraJetLayers.Down);
         _tetraJetLayers.Head = new global::TetraJet.QLinear(
-            512, 10, global::TetraJet.Generated.Tests.Bf16Config.Recipe, bias: true, name: "Head",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Bf16Config, global::TetraJet.Generated.Tests.Bf16Function>());
+            512, 10, global::TetraJet.Generated.Tests.GeneratedRecipes.Bf16, bias: true, name: "Head",
+            plan: global::TetraJet.Generated.Tests.Bf16Plan.Instance);
         register_module("Head", _tetraJetLayers.Head);
     }
 
     /// <summary>
     /// As <see cref="InitializeQuantization()"/>, but every layer without its own [Quantize] uses <paramref name="recipe"/>,
-    /// chosen at run time (e.g. from the command line); layers with their own [Quantize] keep it.
+    /// chosen at run time (e.g. from the command line), with its configuration's generated plan where this program has one;
+    /// layers with their own [Quantize] keep it.
     /// </summary>
     private void InitializeQuantization(global::TetraJet.Recipe recipe)
     {
         if (recipe is null) throw new global::System.ArgumentNullException(nameof(recipe));
         _tetraJetLayers.Up = new global::TetraJet.QLinear(
             512, 2048, recipe, bias: true, name: "Up",
-            kernels: global::TetraJet.LinearKernels.For(recipe));
+            plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
         register_module("Up", _tetraJetLayers.Up);
         _tetraJetLayers.Down = new global::TetraJet.QLinear(
             2048, 512, recipe, bias: true, name: "Down",
-            kernels: global::TetraJet.LinearKernels.For(recipe));
+            plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
         register_module("Down", _tetraJetLayers.Down);
         _tetraJetLayers.Head = new global::TetraJet.QLinear(
-            512, 10, global::TetraJet.Generated.Tests.Bf16Config.Recipe, bias: true, name: "Head",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Bf16Config, global::TetraJet.Generated.Tests.Bf16Function>());
+            512, 10, global::TetraJet.Generated.Tests.GeneratedRecipes.Bf16, bias: true, name: "Head",
+            plan: global::TetraJet.Generated.Tests.Bf16Plan.Instance);
         register_module("Head", _tetraJetLayers.Head);
     }
 

@@ -30,29 +30,30 @@ partial class Block
     private void InitializeQuantization()
     {
         _tetraJetLayers.Up = new global::TetraJet.QLinear(
-            256, 512, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLeanConfig.Recipe, bias: true, name: "Up",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLeanConfig, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLeanFunction>());
+            256, 512, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_TetraJetV2_OsciReset_OsciResetLean, bias: true, name: "Up",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2Plan.Instance);
         register_module("Up", _tetraJetLayers.Up);
         _tetraJetLayers.Down = new global::TetraJet.QLinear(
-            512, 256, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config.Recipe, bias: true, name: "Down",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Function>());
+            512, 256, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05, bias: true, name: "Down",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2Plan.Instance);
         register_module("Down", _tetraJetLayers.Down);
     }
 
     /// <summary>
     /// As <see cref="InitializeQuantization()"/>, but every layer without its own [Quantize] uses <paramref name="recipe"/>,
-    /// chosen at run time (e.g. from the command line); layers with their own [Quantize] keep it.
+    /// chosen at run time (e.g. from the command line), with its configuration's generated plan where this program has one;
+    /// layers with their own [Quantize] keep it.
     /// </summary>
     private void InitializeQuantization(global::TetraJet.Recipe recipe)
     {
         if (recipe is null) throw new global::System.ArgumentNullException(nameof(recipe));
         _tetraJetLayers.Up = new global::TetraJet.QLinear(
             256, 512, recipe, bias: true, name: "Up",
-            kernels: global::TetraJet.LinearKernels.For(recipe));
+            plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
         register_module("Up", _tetraJetLayers.Up);
         _tetraJetLayers.Down = new global::TetraJet.QLinear(
-            512, 256, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config.Recipe, bias: true, name: "Down",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config, global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Function>());
+            512, 256, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05, bias: true, name: "Down",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_TetraJetV2Plan.Instance);
         register_module("Down", _tetraJetLayers.Down);
     }
 

@@ -34,20 +34,21 @@ partial class Zoo
             _tetraJetLayers.In = new global::TetraJet.QLinear(
                 global::TetraJet.Generated.Tests.LinearChecks.Features(this._width, 1, "Block.In", "inFeatures (_width)"),
                 global::TetraJet.Generated.Tests.LinearChecks.Features(this.Hidden, 1, "Block.In", "outFeatures (Hidden)"),
-                global::TetraJet.Generated.Tests.Bf16Config.Recipe, bias: true, name: "In",
-                kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Bf16Config, global::TetraJet.Generated.Tests.Bf16Function>());
+                global::TetraJet.Generated.Tests.GeneratedRecipes.Bf16, bias: true, name: "In",
+                plan: global::TetraJet.Generated.Tests.Bf16Plan.Instance);
             register_module("In", _tetraJetLayers.In);
             _tetraJetLayers.Out = new global::TetraJet.QLinear(
                 global::TetraJet.Generated.Tests.LinearChecks.Features(this.Hidden, 1, "Block.Out", "inFeatures (Hidden)"),
                 global::TetraJet.Generated.Tests.LinearChecks.Features(Classes, 1, "Block.Out", "outFeatures (Classes)"),
-                global::TetraJet.Generated.Tests.Bf16Config.Recipe, bias: false, name: "Out",
-                kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Bf16Config, global::TetraJet.Generated.Tests.Bf16Function>());
+                global::TetraJet.Generated.Tests.GeneratedRecipes.Bf16, bias: false, name: "Out",
+                plan: global::TetraJet.Generated.Tests.Bf16Plan.Instance);
             register_module("Out", _tetraJetLayers.Out);
         }
 
         /// <summary>
         /// As <see cref="InitializeQuantization()"/>, but every layer without its own [Quantize] uses <paramref name="recipe"/>,
-        /// chosen at run time (e.g. from the command line); layers with their own [Quantize] keep it.
+        /// chosen at run time (e.g. from the command line), with its configuration's generated plan where this program has one;
+        /// layers with their own [Quantize] keep it.
         /// </summary>
         private void InitializeQuantization(global::TetraJet.Recipe recipe)
         {
@@ -56,13 +57,13 @@ partial class Zoo
                 global::TetraJet.Generated.Tests.LinearChecks.Features(this._width, recipe.FeatureMultiple, "Block.In", "inFeatures (_width)"),
                 global::TetraJet.Generated.Tests.LinearChecks.Features(this.Hidden, recipe.FeatureMultiple, "Block.In", "outFeatures (Hidden)"),
                 recipe, bias: true, name: "In",
-                kernels: global::TetraJet.LinearKernels.For(recipe));
+                plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
             register_module("In", _tetraJetLayers.In);
             _tetraJetLayers.Out = new global::TetraJet.QLinear(
                 global::TetraJet.Generated.Tests.LinearChecks.Features(this.Hidden, recipe.FeatureMultiple, "Block.Out", "inFeatures (Hidden)"),
                 global::TetraJet.Generated.Tests.LinearChecks.Features(Classes, recipe.FeatureMultiple, "Block.Out", "outFeatures (Classes)"),
                 recipe, bias: false, name: "Out",
-                kernels: global::TetraJet.LinearKernels.For(recipe));
+                plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
             register_module("Out", _tetraJetLayers.Out);
         }
 

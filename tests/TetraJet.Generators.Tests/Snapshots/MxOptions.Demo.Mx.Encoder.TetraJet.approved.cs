@@ -36,37 +36,38 @@ partial class Encoder
     private void InitializeQuantization()
     {
         _tetraJetLayers.Query = new global::TetraJet.QLinear(
-            64, 96, global::TetraJet.Generated.Tests.Mxfp4_TetraJet_QEma_EmaDecay0p99_QRampingConfig.Recipe, bias: true, name: "Query",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Mxfp4_TetraJet_QEma_EmaDecay0p99_QRampingConfig, global::TetraJet.Generated.Tests.Mxfp4_TetraJet_QEma_EmaDecay0p99_QRampingFunction>());
+            64, 96, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_TetraJet_QEma_EmaDecay0p99_QRamping, bias: true, name: "Query",
+            plan: global::TetraJet.Generated.Tests.Mxfp4_TetraJet_QEmaPlan.Instance);
         register_module("Query", _tetraJetLayers.Query);
         _tetraJetLayers.Output = new global::TetraJet.QLinear(
-            96, 64, global::TetraJet.Generated.Tests.Mxfp4_MicroscalingConfig.Recipe, bias: false, name: "Output",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Mxfp4_MicroscalingConfig, global::TetraJet.Generated.Tests.Mxfp4_MicroscalingFunction>());
+            96, 64, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_Microscaling, bias: false, name: "Output",
+            plan: global::TetraJet.Generated.Tests.Mxfp4_MicroscalingPlan.Instance);
         register_module("Output", _tetraJetLayers.Output);
         _tetraJetLayers.Probe = new global::TetraJet.QLinear(
-            64, 32, global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Config.Recipe, bias: true, name: "Probe",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Config, global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Function>());
+            64, 32, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05, bias: true, name: "Probe",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControlPlan.Instance);
         register_module("Probe", _tetraJetLayers.Probe);
     }
 
     /// <summary>
     /// As <see cref="InitializeQuantization()"/>, but every layer without its own [Quantize] uses <paramref name="recipe"/>,
-    /// chosen at run time (e.g. from the command line); layers with their own [Quantize] keep it.
+    /// chosen at run time (e.g. from the command line), with its configuration's generated plan where this program has one;
+    /// layers with their own [Quantize] keep it.
     /// </summary>
     private void InitializeQuantization(global::TetraJet.Recipe recipe)
     {
         if (recipe is null) throw new global::System.ArgumentNullException(nameof(recipe));
         _tetraJetLayers.Query = new global::TetraJet.QLinear(
             64, 96, recipe, bias: true, name: "Query",
-            kernels: global::TetraJet.LinearKernels.For(recipe));
+            plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
         register_module("Query", _tetraJetLayers.Query);
         _tetraJetLayers.Output = new global::TetraJet.QLinear(
-            96, 64, global::TetraJet.Generated.Tests.Mxfp4_MicroscalingConfig.Recipe, bias: false, name: "Output",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Mxfp4_MicroscalingConfig, global::TetraJet.Generated.Tests.Mxfp4_MicroscalingFunction>());
+            96, 64, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_Microscaling, bias: false, name: "Output",
+            plan: global::TetraJet.Generated.Tests.Mxfp4_MicroscalingPlan.Instance);
         register_module("Output", _tetraJetLayers.Output);
         _tetraJetLayers.Probe = new global::TetraJet.QLinear(
-            64, 32, global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Config.Recipe, bias: true, name: "Probe",
-            kernels: global::TetraJet.LinearKernels.Create<global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Config, global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Function>());
+            64, 32, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05, bias: true, name: "Probe",
+            plan: global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControlPlan.Instance);
         register_module("Probe", _tetraJetLayers.Probe);
     }
 

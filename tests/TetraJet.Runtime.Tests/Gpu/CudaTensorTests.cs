@@ -31,7 +31,7 @@ public class CudaTensorTests
         const int rows = 100, cols = 64;
         var x = GpuSelfCheck.Data(rows, cols, 9);
         var spec = new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic);
-        var (q3, q5) = GpuQuantizer.QuantizeDual(tensor(x, new long[] { rows, cols }).to(CUDA), Rounding.Stochastic, 1, 2, 3);
+        var (q3, q5) = Quantizer.QuantizeBothAxes(tensor(x, new long[] { rows, cols }).to(CUDA), spec, 1, 2, 3);
         GpuTestData.AssertBitsEqual(GpuSelfCheck.Expected(x, rows, cols, BlockAxis.Last, spec, 1, 2, null, false, false), q3.cpu().data<float>().ToArray(), "Q3");
         GpuTestData.AssertBitsEqual(GpuSelfCheck.Expected(x, rows, cols, BlockAxis.First, spec, 1, 3, null, true, false), q5.cpu().data<float>().ToArray(), "Q5");
     }

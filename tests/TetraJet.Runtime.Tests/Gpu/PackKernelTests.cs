@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace TetraJet.Runtime.Tests.Gpu;
 
-/// <summary>The GPU packing kernels, run by ILGPU's CPU accelerator, against the tensor-operation path: same bytes, same values.</summary>
+/// <summary>The storing row kernels and the unpack kernels, run by ILGPU's CPU accelerator, against the reference quantizer: same bytes, same values.</summary>
 [Collection("cpu accelerator")]
 public class PackKernelTests(CpuAcceleratorFixture fixture)
 {
@@ -21,18 +21,23 @@ public class PackKernelTests(CpuAcceleratorFixture fixture)
     [InlineData(QuantFormat.NVFP4, ScaleRule.TetraJet, false, 4, 256)]
     [InlineData(QuantFormat.NVFP4, ScaleRule.TetraJet, true, 4, 256)]
     [InlineData(QuantFormat.NVFP4, ScaleRule.TetraJet, false, 3, 384)]
-    public void Kernels_write_the_tensor_paths_bytes_and_read_back_the_quantizers_values(QuantFormat format, ScaleRule rule, bool nonFinite, int rows, int cols)
+    public void Kernels_write_the_reference_bytes_and_read_back_the_quantizers_values(QuantFormat format, ScaleRule rule, bool nonFinite, int rows, int cols)
     {
-        var spec = new QuantSpec(format, Rounding.Nearest, rule);
-        var x = GpuTestData.Adversarial(rows, cols, 11 + (int)format, nonFinite);
-        var q = GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 0, 0, null, false, false);
-        var (codes, scales, outer, values) = GpuPacking.RoundTrip(fixture.Accelerator, x, q, rows, cols, spec);
+        foreach (var rounding in new[] { Rounding.Nearest, Rounding.Stochastic, Rounding.EmaGuided })
+        {
+            var spec = new QuantSpec(format, rounding, rule);
+            var x = GpuTestData.Adversarial(rows, cols, 11 + (int)format, nonFinite);
+            var ema = rounding == Rounding.EmaGuided ? GpuTestData.Ema(x, 3) : null;
+            var (codes, scales, outer, quantized, values) = GpuQuantizer.Store(fixture.Accelerator, x, rows, cols, spec, 5, 6, ema);
 
-        using var packed = DevicePacking.PackWithTensorOps(tensor(x, rows, cols), tensor(q, rows, cols), spec);
-        Assert.Equal(packed.Codes.data<byte>().ToArray(), codes);
-        Assert.Equal(packed.Scales.data<byte>().ToArray(), scales);
-        Assert.Equal(packed.Outer.data<float>().ToArray(), outer);
-        GpuTestData.AssertBitsEqual(q, values, $"{spec} unpacked");
+            using var reference = Quantizer.QuantizePacked(tensor(x, rows, cols), spec, BlockAxis.Last, 5, 6, ema is null ? null : tensor(ema, rows, cols));
+            var q = GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 5, 6, ema, false, false);
+            Assert.Equal(reference.Codes.data<byte>().ToArray(), codes);
+            Assert.Equal(reference.Scales.data<byte>().ToArray(), scales);
+            Assert.Equal(reference.OuterScales.data<float>().ToArray(), outer);
+            GpuTestData.AssertBitsEqual(q, quantized, $"{spec} quantized");
+            GpuTestData.AssertBitsEqual(q, values, $"{spec} unpacked");
+        }
     }
 }
 
@@ -55,14 +60,14 @@ public class PackedSourceKernelTests(CpuAcceleratorFixture fixture)
         const ulong seed = 9, stream = 31;
         var x = GpuTestData.Adversarial(sourceRows, cols, sourceRows + cols, nonFinite: false);
         var q = GpuTestData.Reference(x, sourceRows, cols, BlockAxis.Last, source, 0, 0, null, false, false);
-        using var packed = DevicePacking.PackWithTensorOps(tensor(x, sourceRows, cols), tensor(q, sourceRows, cols), source);
+        using var packed = Quantizer.QuantizePacked(tensor(x, sourceRows, cols), source);
 
         var padded = new float[rows * cols];
         Array.Copy(q, padded, q.Length);
         var expected = GpuTestData.Reference(padded, rows, cols, BlockAxis.First, target, seed, stream, null, true, hadamard);
         uint? signs = hadamard ? TetraJet.Randomness.Philox.HadamardSigns(seed, stream) : null;
-        var actual = GpuPacking.QuantizeFromPacked(fixture.Accelerator, packed.Codes.data<byte>().ToArray(), packed.Scales.data<byte>().ToArray(),
-            packed.Outer.data<float>().ToArray(), rows, cols, sourceRows, source, target, seed, stream, signs);
+        var actual = GpuQuantizer.QuantizeFromStored(fixture.Accelerator, packed.Codes.data<byte>().ToArray(), packed.Scales.data<byte>().ToArray(),
+            packed.OuterScales.data<float>().ToArray(), rows, cols, sourceRows, source, target, seed, stream, signs);
         GpuTestData.AssertBitsEqual(expected, actual, $"{target} from {source} rows {sourceRows}→{rows}");
     }
 }

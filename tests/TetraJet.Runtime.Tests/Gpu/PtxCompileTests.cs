@@ -10,7 +10,7 @@ public class PtxCompileTests
     public void Every_kernel_compiles_to_PTX_for_sm80_or_newer()
     {
         int count = 0;
-        foreach (var kernel in GpuQuantizer.AllKernels().Concat(GpuPacking.AllKernels()))
+        foreach (var kernel in LibraryKernels.All())
         {
             string ptx = PtxCompiler.Compile(kernel);
             Assert.Contains(".entry", ptx);

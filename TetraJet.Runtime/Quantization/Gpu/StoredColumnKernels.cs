@@ -7,12 +7,12 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// Backward's re-quantizers (Q4 of Ŵ along N, Q6 of X̂ along T) reading the forward value in its FP4 storage form:
-/// one pass dequantizes it (as the dtype it was kept in would hold it), applies the RHT and quantizes with SR.
-/// Same thread layout and steps as <see cref="QuantKernels.MxFirst{TIo, T, TRule, TRound, THad}"/> and
-/// <see cref="QuantKernels.NvFirst{TIo, T, TOuter, TRound, THad}"/>; reference: unpack, then those kernels (the
-/// tests compare the two bit for bit). Rows at or past <c>sourceRows</c> are the token axis' zero padding.
+/// one pass dequantizes it (as the dtype it was kept in would hold it), applies the RHT and quantizes. Signature:
+/// <see cref="StoredColumnKernel{T}"/>. Same thread layout and steps as <see cref="ColumnKernels"/>; reference:
+/// unpack, then the reference quantizer (the tests compare the two bit for bit). Rows at or past <c>sourceRows</c>
+/// are the token axis' zero padding.
 /// </summary>
-public static class PackedSourceKernels
+public static class StoredColumnKernels
 {
     /// <summary>Element i of an MXFP4 storage (blocks of 32 along its rows), rounded to the dtype it stood for.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -29,7 +29,7 @@ public static class PackedSourceKernels
     /// <summary>Element (row, c) of the source, or the padding's zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Source<TIo, T, TSrc>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int sourceRows, int cols, int row, int c)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource
     {
         if (row >= sourceRows) return 0f;
         long i = (long)row * cols + c;
@@ -43,7 +43,7 @@ public static class PackedSourceKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void LoadRun<TIo, T, TSrc, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<float> values,
         int sourceRows, int cols, int c, int r0, int count, uint signs)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource where THad : struct, IHadamardMode
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource where THad : struct, IHadamardMode
     {
         for (int k = 0; k < count; k++) values[k] = Source<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + k, c);
         if (default(THad).Enabled)
@@ -51,9 +51,9 @@ public static class PackedSourceKernels
     }
 
     /// <summary>MX blocks of 32 along the first axis from a packed source: one thread per (column, 32 rows).</summary>
-    public static void MxFirstFromPacked<TIo, T, TSrc, TRule, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
-        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource where TRule : struct, IMxRule
+    public static void Mx<TIo, T, TSrc, TRule, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
+        ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
         long t = ThreadIndex();
@@ -65,14 +65,18 @@ public static class PackedSourceKernels
         LoadRun<TIo, T, TSrc, THad>(codes, scales, outer, values, sourceRows, cols, c, r0, count, signs);
         uint m = 0;
         for (int k = 0; k < count; k++) m = Max(m, AbsBits(values[k]));
+        int s = RowKernels.MxExponent<TRule>(m);
         for (int k = 0; k < count; k++)
-            QuantKernels.MxStore<TIo, T, TRule, TRound>(y, ema, (long)(r0 + k) * cols + c, values[k], m, seed, stream);
+        {
+            long i = (long)(r0 + k) * cols + c;
+            default(TIo).Store(y, i, RowKernels.MxGrid<TRule, TRound>(default, i, values[k], m, s, seed, stream) * Bits.Pow2(s));
+        }
     }
 
     /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: one thread per (column, 128 rows).</summary>
-    public static void NvFirstFromPacked<TIo, T, TSrc, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
-        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IPackedSource
+    public static void Nv<TIo, T, TSrc, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
+        ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
         long t = ThreadIndex();
@@ -89,16 +93,19 @@ public static class PackedSourceKernels
             int n = Math.Min(16, count - b);
             uint inner = 0;
             for (int k = b; k < b + n; k++) inner = Max(inner, AbsBits(values[k]));
-            float scale = QuantKernels.NvScale(outerAmax, inner, out bool bad);
+            float scale = RowKernels.NvScale(outerAmax, inner, out bool bad);
             for (int k = b; k < b + n; k++)
-                QuantKernels.NvStore<TIo, T, TRound>(y, ema, (long)(r0 + k) * cols + c, values[k], scale, bad, seed, stream);
+            {
+                long i = (long)(r0 + k) * cols + c;
+                RowKernels.NvStore<TIo, T>(y, i, RowKernels.NvGrid<TRound>(default, i, values[k], scale, bad, seed, stream), scale, bad);
+            }
         }
     }
 }
 
 /// <summary>The storage format a packed-source kernel reads: MXFP4 or TetraJet-v2 NVFP4 (a compile-time constant).</summary>
-public interface IPackedSource { bool Nv { get; } }
+public interface IStoredSource { bool Nv { get; } }
 
-public readonly struct PackedMx : IPackedSource { public bool Nv => false; }
+public readonly struct StoredMx : IStoredSource { public bool Nv => false; }
 
-public readonly struct PackedNv : IPackedSource { public bool Nv => true; }
+public readonly struct StoredNv : IStoredSource { public bool Nv => true; }

@@ -4,11 +4,11 @@ using static TorchSharp.torch;
 namespace TetraJet.Runtime.Tests;
 
 /// <summary>
-/// The device packing that QLinear keeps X̂ and Ŵ in: unpack(pack(Q(x))) must give back Q(x) bit for bit, on the
-/// quantizer test data (ties, amax beside 6·2^k, subnormals, huge values, NaN/Inf), in float32 and bfloat16; the CPU
-/// loop writes the same bytes as the tensor-operation reference.
+/// The storage form QLinear keeps X̂ and Ŵ in, written by the storing quantizer on the CPU: its bytes are the reference
+/// quantizer's, and unpacking gives back Q(x) bit for bit, on the quantizer test data (ties, amax beside 6·2^k,
+/// subnormals, huge values, NaN/Inf), in float32 and bfloat16.
 /// </summary>
-public class DevicePackingTests
+public class StorageFormTests
 {
     public static TheoryData<string, bool> Cases()
     {
@@ -43,17 +43,17 @@ public class DevicePackingTests
             if (bf16) x = x.to(ScalarType.BFloat16);
             var ema = spec.Rounding == Rounding.EmaGuided ? x.to(ScalarType.Float32).add(randn(rows, cols).mul(0.1)) : null;
             var q = Quantizer.Quantize(x, spec, BlockAxis.Last, seed: 99, stream: (ulong)trial, ema: ema);
-            using var packed = DevicePacking.Pack(x, q, spec);
-            using var reference = DevicePacking.PackWithTensorOps(x, q, spec);
+            var (stored, packed) = Quantizer.QuantizeStored(x, spec, seed: 99, stream: (ulong)trial, ema: ema);
+            using var reference = Quantizer.QuantizePacked(x, spec, BlockAxis.Last, seed: 99, stream: (ulong)trial, ema: ema);
             string what = $"{name} {(bf16 ? "bf16" : "fp32")} trial {trial} [{rows}, {cols}]";
-            Assert.True(reference.Codes.eq(packed.Codes).all().item<bool>(), what + ": codes differ from the tensor path");
-            Assert.True(reference.Scales.eq(packed.Scales).all().item<bool>(), what + ": scales differ from the tensor path");
-            QuantizerTestData.AssertBitsEqual(reference.Outer.data<float>().ToArray(), packed.Outer.data<float>().ToArray(), what + ": outer scales");
+            Assert.True(reference.Codes.flatten().eq(packed.Codes.flatten()).all().item<bool>(), what + ": codes differ from the reference");
+            Assert.True(reference.Scales.flatten().eq(packed.Scales.flatten()).all().item<bool>(), what + ": scales differ from the reference");
+            QuantizerTestData.AssertBitsEqual(reference.OuterScales.flatten().data<float>().ToArray(), packed.OuterScales.flatten().data<float>().ToArray(), what + ": outer scales");
             var expected = q.to(ScalarType.Float32).data<float>().ToArray();
-            var back = packed.Unpack();
+            QuantizerTestData.AssertBitsEqual(expected, stored.to(ScalarType.Float32).data<float>().ToArray(), what + ": the storing quantizer's values");
+            var back = packed.Dequantize();
             Assert.Equal(q.dtype, back.dtype);
             QuantizerTestData.AssertBitsEqual(expected, back.to(ScalarType.Float32).data<float>().ToArray(), what);
-            QuantizerTestData.AssertBitsEqual(expected, DevicePacking.UnpackWithTensorOps(packed).to(ScalarType.Float32).data<float>().ToArray(), what + " (tensor path)");
         }
     }
 
@@ -75,13 +75,13 @@ public class DevicePackingTests
         foreach (var spec in new[] { Specs["mxfp4"], Specs["nvfp4"] })
         {
             var x = tensor(QuantizerTestData.Tensor(rng, 8, 256, nonFinite: true), 8, 256);
-            var q = Quantizer.Quantize(x, spec);
-            using var vectorised = DevicePacking.Pack(x, q, spec);
+            using var vectorised = Quantizer.QuantizeStored(x, spec).Stored;
             TetraJet.Quantization.Cpu.CpuQuantizer.ForceScalar = true;
             try
             {
-                using var scalar = DevicePacking.Pack(x, q, spec);
+                using var scalar = Quantizer.QuantizeStored(x, spec).Stored;
                 Assert.True(scalar.Codes.eq(vectorised.Codes).all().item<bool>());
+                Assert.True(scalar.Scales.eq(vectorised.Scales).all().item<bool>());
             }
             finally { TetraJet.Quantization.Cpu.CpuQuantizer.ForceScalar = false; }
         }
@@ -93,11 +93,14 @@ public class DevicePackingTests
         var spec = new QuantSpec(QuantFormat.NVFP4);
         manual_seed(3);
         var x = randn(6, 256).mul(tensor(new float[] { 1, 1e-3f, 40, 1, 7, 1e4f }).unsqueeze(1));
-        var reference = Quantizer.QuantizePacked(x, spec);
-        using var packed = DevicePacking.Pack(x, Quantizer.Quantize(x, spec), spec);
-        Assert.Equal(reference.Codes, packed.Codes.data<byte>().ToArray());
-        Assert.Equal(reference.Scales, packed.Scales.data<byte>().ToArray());
-        Assert.Equal(reference.OuterScales, packed.Outer.data<float>().ToArray());
+        using var reference = Quantizer.QuantizePacked(x, spec);
+        using var packed = Quantizer.QuantizeStored(x, spec).Stored;
+        Assert.Equal(reference.Codes.data<byte>().ToArray(), packed.Codes.data<byte>().ToArray());
+        Assert.Equal(reference.Scales.data<byte>().ToArray(), packed.Scales.data<byte>().ToArray());
+        Assert.Equal(reference.OuterScales.data<float>().ToArray(), packed.OuterScales.data<float>().ToArray());
+        Assert.Equal(new long[] { 6, 128 }, packed.Codes.shape);
+        Assert.Equal(new long[] { 6, 16 }, packed.Scales.shape);
+        Assert.Equal(new long[] { 6, 2 }, packed.OuterScales.shape);
     }
 
     [Fact]
@@ -108,7 +111,7 @@ public class DevicePackingTests
         var values = new float[32];
         values[0] = 3f; values[1] = -1.5f; values[2] = 0.25f;
         var q = tensor(values, 1, 32);
-        using var packed = DevicePacking.Pack(q, q, new QuantSpec(QuantFormat.MXFP4));
+        using var packed = Quantizer.QuantizeStored(q, new QuantSpec(QuantFormat.MXFP4)).Stored;
         var codes = packed.Codes.data<byte>().ToArray();
         Assert.Equal(16, codes.Length);
         Assert.Equal(0xD7, codes[0]);         // element 0 = code 7 (low nibble), element 1 = code 13 = -3 (high)
@@ -123,7 +126,7 @@ public class DevicePackingTests
     {
         var spec = new QuantSpec(format);
         var x = randn(64, 512);
-        using var packed = DevicePacking.Pack(x, Quantizer.Quantize(x, spec), spec);
+        using var packed = Quantizer.QuantizeStored(x, spec).Stored;
         Assert.Equal((long)(64 * 512 * perElement), packed.Bytes);
     }
 }

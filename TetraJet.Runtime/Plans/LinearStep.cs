@@ -1,0 +1,118 @@
+using TetraJet.Quantization;
+using TetraJet.Randomness;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TetraJet.Plans;
+
+/// <summary>
+/// One forward (and its backward) of one layer, as a plan sees it: the backend of the device, the random streams of
+/// each slot, what forward keeps for backward, the GEMMs in the device's compute dtype, and the operand probe.
+/// </summary>
+public sealed class LinearStep
+{
+    internal LinearStep(QLinear layer, QuantBackend backend, long step, bool needsBackward, ScalarType inputType, Device device)
+    {
+        (Layer, Backend, Step, NeedsBackward, InputType) = (layer, backend, step, needsBackward, inputType);
+        ComputeType = device.type == DeviceType.CPU ? ScalarType.Float32 : inputType;
+    }
+
+    public QLinear Layer { get; }
+    public QuantBackend Backend { get; }
+    /// <summary>The layer's training-forward count at this forward: the step part of every stream id.</summary>
+    public long Step { get; }
+    /// <summary>Whether backward will run (gradient mode on and something requires a gradient): else nothing is kept.</summary>
+    public bool NeedsBackward { get; }
+    public ScalarType InputType { get; }
+    /// <summary>FP32 on the CPU; on CUDA the input's dtype (BF16 GEMMs accumulate in FP32).</summary>
+    public ScalarType ComputeType { get; }
+
+    /// <summary>Whether forward keeps X̂ and Ŵ in storage form (the layer's choice) rather than dequantized.</summary>
+    public bool KeepsStorage => NeedsBackward && Layer.PackSavedOperands;
+
+    /// <summary>Q-EMA's EMA weight once it has warmed up (Q2 then rounds EMA-guided), else null.</summary>
+    public Tensor? EmaReady => Layer.EmaReady ? Layer.EmaWeight : null;
+
+    /// <summary>
+    /// The random inputs of slot <paramref name="slot"/> (1–6) at this step (ALGORITHMS.md §6, <see cref="LayerStreams"/>):
+    /// its SR stream, and the RHT signs its GEMM pair shares (Q1/Q2: forward, Q3/Q4: dgrad, Q5/Q6: wgrad).
+    /// </summary>
+    public SlotStreams Streams(int slot)
+    {
+        ulong seed = Layer.Seed;
+        uint signs = slot switch
+        {
+            1 or 2 => Philox.HadamardSigns(seed, LayerStreams.For(Step, Layer.LayerId, LayerStreams.ForwardHadamard)),
+            3 or 4 => Philox.HadamardSigns(seed, LayerStreams.For(Step, Layer.LayerId, LayerStreams.DgradHadamard)),
+            5 or 6 => Philox.HadamardSigns(seed, LayerStreams.For(Step, Layer.LayerId, LayerStreams.WgradHadamard)),
+            _ => 0u,
+        };
+        return new SlotStreams(seed, LayerStreams.For(Step, Layer.LayerId, slot), signs);
+    }
+
+    // ---------------------------------------------------------------- kept for backward
+
+    /// <summary>X̂ (or X) and Ŵ (or W) as forward kept them; owned here until backward releases them.</summary>
+    public SavedOperand? SavedX { get; private set; }
+    public SavedOperand? SavedW { get; private set; }
+
+    /// <summary>Keeps the operands backward reads (nothing when no backward follows).</summary>
+    public void Save(SavedOperand x, SavedOperand w)
+    {
+        if (!NeedsBackward) { x.Dispose(); w.Dispose(); return; }
+        (SavedX, SavedW) = (x, w);
+    }
+
+    internal long SavedBytes => (SavedX?.Bytes ?? 0) + (SavedW?.Bytes ?? 0);
+
+    internal void Release()
+    {
+        SavedX?.Dispose();
+        SavedW?.Dispose();
+        SavedX = SavedW = null;
+    }
+
+    // ---------------------------------------------------------------- the three GEMMs
+
+    /// <summary>Forward GEMM: Y = X̂·Ŵᵀ + b, returned in the input's dtype.</summary>
+    public Tensor Linear(Tensor xq, Tensor wq, Tensor? b) =>
+        nn.functional.linear(xq.to(ComputeType), wq.to(ComputeType), b?.to(ComputeType)).to(InputType);
+
+    /// <summary>Dgrad GEMM: dX = Q3(dY)·Q4(Ŵ), in the input's dtype.</summary>
+    public Tensor Dgrad(Tensor dy3, Tensor w4) => dy3.to(ComputeType).matmul(w4.to(ComputeType)).to(InputType);
+
+    /// <summary>Wgrad GEMM: dW = Q5(dY)ᵀ·Q6(X̂), in the weight's dtype.</summary>
+    public Tensor Wgrad(Tensor dy5, Tensor x6) => dy5.to(ComputeType).t().matmul(x6.to(ComputeType)).to(Layer.weight.dtype);
+
+    // ---------------------------------------------------------------- helpers of the dataflow
+
+    /// <summary>
+    /// A features-axis slot: with <paramref name="kept"/> (the storing variant of <paramref name="q"/>) and a backward
+    /// that keeps storage, Q(x) and its storage form from one pass; else Q(x) alone.
+    /// </summary>
+    public (Tensor Q, PackedTensor? Kept) Quantize(RowQuantizer q, RowQuantizer? kept, Tensor x, int slot, Tensor? ema = null) =>
+        kept is not null && KeepsStorage ? Backend.RowsStored(kept, x, Streams(slot), ema) : (Backend.Rows(q, x, Streams(slot), ema), null);
+
+    /// <summary>OutControl along K once the channels are fixed: regular channels in the slot's format, outliers in MXFP8 (§5).</summary>
+    public Tensor OutlierFeatures(Tensor t, QuantizerSlot slot, Tensor mask, Tensor? ema) => Layer.QuantizeFeaturesWithOutliers(t, slot, mask, ema);
+
+    /// <summary>OutControl's Q6: the outlier channels' columns of <paramref name="x6"/> replaced by their MXFP8 quantization along T.</summary>
+    public Tensor OutlierWgrad(Tensor x6, Tensor xPadded, Tensor mask) => Layer.WgradOutliers(x6, xPadded, mask, Streams(6));
+
+    /// <summary>Zero rows appended up to <paramref name="rows"/> (the token axis' padding).</summary>
+    public static Tensor PadRows(Tensor t, long rows) => rows == t.shape[0] ? t : nn.functional.pad(t, [0, 0, 0, rows - t.shape[0]]);
+
+    /// <summary>dY with zero rows appended up to a multiple of 16 (the RHT along T mixes padded rows with real ones).</summary>
+    public static Tensor PadTokens16(Tensor dy)
+    {
+        long t = dy.shape[0], rows = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
+        return rows == t ? dy : nn.functional.pad(dy, [0, 0, 0, rows - t]);
+    }
+
+    /// <summary>Hands an operand to the layer's probe, if one is set (<see cref="QLinear.OperandProbe"/>); returns it.</summary>
+    public Tensor Probe(int slot, Tensor operand)
+    {
+        Layer.OperandProbe?.Invoke(slot, operand);
+        return operand;
+    }
+}

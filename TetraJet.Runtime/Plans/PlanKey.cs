@@ -1,0 +1,58 @@
+using System.Collections.Concurrent;
+
+namespace TetraJet.Plans;
+
+/// <summary>
+/// What decides a layer's dataflow: the six slots and the options that change which kernels run (Q-EMA's EMA-guided
+/// Q2, OutControl's split). Other options (decays, thresholds, schedules, OsciReset, Q-Ramping) act on the layer's
+/// state or the optimizer, not on the plan. Recipes with equal keys share a plan.
+/// </summary>
+public sealed record PlanKey(QuantizerSlot Q1, QuantizerSlot Q2, QuantizerSlot Q3, QuantizerSlot Q4, QuantizerSlot Q5, QuantizerSlot Q6,
+    bool QEma, bool OutControl)
+{
+    public static PlanKey Of(Recipe r) => new(r.Q1, r.Q2, r.Q3, r.Q4, r.Q5, r.Q6, r.QEma && r.Q2.IsQuantized, r.OutControl && r.Q1.IsQuantized);
+}
+
+/// <summary>
+/// The plans generated code registers (every configuration its compilation can select), looked up once when a layer
+/// is built. A layer whose configuration has none runs a <see cref="DynamicPlan"/> and says so once.
+/// </summary>
+public static class PlanRegistry
+{
+    static readonly ConcurrentDictionary<PlanKey, LinearPlan> Plans = new();
+    static readonly ConcurrentDictionary<PlanKey, bool> Told = new();
+
+    /// <summary>Registers generated plans (called by generated code); the first plan of a key wins.</summary>
+    public static void Register(params LinearPlan[] plans)
+    {
+        foreach (var p in plans) Plans.TryAdd(PlanKey.Of(p.Recipe), p);
+    }
+
+    /// <summary>The generated plan of <paramref name="recipe"/>'s configuration, or null.</summary>
+    public static LinearPlan? Find(Recipe recipe) => Plans.TryGetValue(PlanKey.Of(recipe), out var p) ? p : null;
+
+    /// <summary>
+    /// The generated plan of <paramref name="recipe"/>'s configuration, or an unspecialised plan, announced once per
+    /// configuration on standard error (the numbers are the same; the generated plan's kernels are specialised).
+    /// </summary>
+    public static LinearPlan For(Recipe recipe)
+    {
+        if (Find(recipe) is { } plan) return plan;
+        var key = PlanKey.Of(recipe);
+        if (recipe.IsQuantized && Told.TryAdd(key, true))
+            Notices.Write($"TetraJet: recipe {recipe.Name} ({Describe(key)}) has no generated plan in this program; its layers run the " +
+                "unspecialised plan (same numbers). Declare the configuration with [Quantize]/[QuantizeSlot] on a model class to generate one.");
+        return new DynamicPlan(recipe);
+    }
+
+    static string Describe(PlanKey k) => $"Q1 {k.Q1}, Q2 {k.Q2}, Q3 {k.Q3}, Q4 {k.Q4}, Q5 {k.Q5}, Q6 {k.Q6}{(k.QEma ? ", Q-EMA" : "")}{(k.OutControl ? ", OutControl" : "")}";
+}
+
+/// <summary>One-line run-time notices (a layer's configuration, an option that cannot apply): standard error by default.</summary>
+public static class Notices
+{
+    /// <summary>Where notices go; set it to route them elsewhere (a logger, a test's list).</summary>
+    public static Action<string> Sink { get; set; } = line => Console.Error.WriteLine(line);
+
+    public static void Write(string line) => Sink(line);
+}
