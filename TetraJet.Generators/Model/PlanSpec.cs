@@ -83,15 +83,17 @@ internal sealed record PlanSpec(string Name, string Title, string RecipeExpressi
         return new PlanSpec(name, title, recipe, slots.ToEquatableArray(), qEma, outControl);
     }
 
-    /// <summary>The plans of the named recipes and the dataflow options a run-time recipe may add (Q-EMA on MXFP4 weights, OutControl).</summary>
+    /// <summary>The plans of the named recipes with every combination of the options that change a dataflow (Q-EMA, OutControl).</summary>
     public static IEnumerable<PlanSpec> NamedRecipes()
     {
         foreach (RecipeKind recipe in Enum.GetValues(typeof(RecipeKind)))
         {
             var plain = ConfigSpec.Plain(recipe);
             yield return From(plain);
-            if (RecipeTable.FormatOf(recipe) == FormatKind.MXFP4) yield return From(plain with { QEma = true });
-            if (RecipeTable.FormatOf(recipe) == FormatKind.NVFP4) yield return From(plain with { OutControl = true });
+            if (recipe == RecipeKind.BF16) continue;
+            yield return From(plain with { QEma = true });
+            yield return From(plain with { OutControl = true });
+            yield return From(plain with { QEma = true, OutControl = true });
         }
     }
 }

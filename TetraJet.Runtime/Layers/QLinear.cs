@@ -105,6 +105,12 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
+    /// Where this layer's quantizers run: null (the default) for its device's backend (CPU SIMD or CUDA); set to
+    /// <see cref="QuantBackend.Reference"/> to run the scalar reference, which the fast backends must equal bit for bit.
+    /// </summary>
+    public QuantBackend? Backend { get; set; }
+
+    /// <summary>
     /// Called with each quantized operand as the GEMMs consume it (slot 1–6: X̂, Ŵ, Q3(dY), Q4(Ŵ), Q5(dY), Q6(X̂)), on
     /// the device and in the dtype of the step; for checks and diagnostics. Null (the default) costs nothing.
     /// </summary>

@@ -74,8 +74,14 @@ public sealed class DynamicPlan : LinearPlan
 
     sealed class Function : LinearFunction<Function> { }
 
+    int told;
+
     public override Tensor Forward(LinearStep s, Tensor x, Tensor w, Tensor? b)
     {
+        if (Recipe.IsQuantized && Interlocked.Exchange(ref told, 1) == 0)
+            Notices.Write($"TetraJet: recipe {Recipe.Name} ({PlanRegistry.Describe(PlanKey.Of(Recipe))}) has no generated plan in this program; " +
+                "its layers run the unspecialised plan (same numbers, kernels chosen at run time). Declare the configuration with " +
+                "[Quantize]/[QuantizeSlot] on a model class to generate its plan.");
         var d = s.Backend;
         var layer = s.Layer;
         Tensor xq, wq;

@@ -37,7 +37,7 @@ static class LinearGlue
 
         // Intermediates die here rather than in the caller's scope (or, with none, at the garbage collector's leisure).
         using var scope = NewDisposeScope();
-        var step = new LinearStep(layer, QuantBackend.For(x.device), layer.CurrentStep, layer.NeedsBackward, x.dtype, x.device);
+        var step = new LinearStep(layer, layer.Backend ?? QuantBackend.For(x.device), layer.CurrentStep, layer.NeedsBackward, x.dtype, x.device);
         var y = plan.Forward(step, x.reshape(-1, layer.InFeatures), w.detach(), b?.detach());
         var outShape = x.shape.ToArray();
         outShape[^1] = layer.OutFeatures;

@@ -20,7 +20,7 @@ public sealed record PlanKey(QuantizerSlot Q1, QuantizerSlot Q2, QuantizerSlot Q
 public static class PlanRegistry
 {
     static readonly ConcurrentDictionary<PlanKey, LinearPlan> Plans = new();
-    static readonly ConcurrentDictionary<PlanKey, bool> Told = new();
+    static readonly ConcurrentDictionary<PlanKey, DynamicPlan> Unspecialised = new();
 
     /// <summary>Registers generated plans (called by generated code); the first plan of a key wins.</summary>
     public static void Register(params LinearPlan[] plans)
@@ -32,20 +32,14 @@ public static class PlanRegistry
     public static LinearPlan? Find(Recipe recipe) => Plans.TryGetValue(PlanKey.Of(recipe), out var p) ? p : null;
 
     /// <summary>
-    /// The generated plan of <paramref name="recipe"/>'s configuration, or an unspecialised plan, announced once per
-    /// configuration on standard error (the numbers are the same; the generated plan's kernels are specialised).
+    /// The generated plan of <paramref name="recipe"/>'s configuration, or the unspecialised plan of it (one per
+    /// configuration; it says so once, on its first use).
     /// </summary>
-    public static LinearPlan For(Recipe recipe)
-    {
-        if (Find(recipe) is { } plan) return plan;
-        var key = PlanKey.Of(recipe);
-        if (recipe.IsQuantized && Told.TryAdd(key, true))
-            Notices.Write($"TetraJet: recipe {recipe.Name} ({Describe(key)}) has no generated plan in this program; its layers run the " +
-                "unspecialised plan (same numbers). Declare the configuration with [Quantize]/[QuantizeSlot] on a model class to generate one.");
-        return new DynamicPlan(recipe);
-    }
+    public static LinearPlan For(Recipe recipe) =>
+        Find(recipe) ?? Unspecialised.GetOrAdd(PlanKey.Of(recipe), _ => new DynamicPlan(recipe));
 
-    static string Describe(PlanKey k) => $"Q1 {k.Q1}, Q2 {k.Q2}, Q3 {k.Q3}, Q4 {k.Q4}, Q5 {k.Q5}, Q6 {k.Q6}{(k.QEma ? ", Q-EMA" : "")}{(k.OutControl ? ", OutControl" : "")}";
+    internal static string Describe(PlanKey k) =>
+        $"Q1 {k.Q1}, Q2 {k.Q2}, Q3 {k.Q3}, Q4 {k.Q4}, Q5 {k.Q5}, Q6 {k.Q6}{(k.QEma ? ", Q-EMA" : "")}{(k.OutControl ? ", OutControl" : "")}";
 }
 
 /// <summary>One-line run-time notices (a layer's configuration, an option that cannot apply): standard error by default.</summary>

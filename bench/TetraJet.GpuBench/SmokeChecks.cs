@@ -18,13 +18,13 @@ static class SmokeChecks
         foreach (var size in VitConfig.Sizes)
             foreach (var recipe in Recipes)
                 yield return One($"vit {size} {recipe}", () => new Vit(VitConfig.Get(size), Recipe.Parse(recipe)),
-                    () => (randn(8, 1, 28, 28), randint(0, 10, 8)), device);
+                    () => (randn(8, 1, 28, 28), randint(0, 10, new long[] { 8 })), device);
         foreach (var size in GptConfig.Sizes)
             foreach (var recipe in Recipes)
             {
                 var config = GptConfig.Get(size);
                 yield return One($"gpt {size} {recipe}", () => new Gpt(config, Recipe.Parse(recipe)),
-                    () => { var t = randint(0, config.VocabSize, 2, 65); return (t[.., ..64], t[.., 1..]); }, device);
+                    () => { var t = randint(0, config.VocabSize, new long[] { 2, 65 }); return (t[.., ..64], t[.., 1..]); }, device);
             }
     }
 

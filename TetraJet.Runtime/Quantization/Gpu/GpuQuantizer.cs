@@ -29,11 +29,39 @@ public static class GpuQuantizer
     static void Run<T>(Accelerator acc, ReadOnlySpan<T> x, Span<T> y, int rows, int cols, BlockAxis axis, QuantSpec spec, bool bf16,
         ulong seed, ulong stream, ReadOnlySpan<float> ema, bool pad, bool hadamard) where T : unmanaged
     {
+        if (spec.Format == QuantFormat.None) { ReferenceQuantizer.CheckShape(rows, cols, axis, spec, pad); x[..checked(rows * cols)].CopyTo(y); return; }
+        uint signs = hadamard ? Randomness.Philox.HadamardSigns(seed, stream) : 0u;
+        if (axis == BlockAxis.Last) Run(acc, RowQuantizer.Of(spec, hadamard), null, x, y, rows, cols, bf16, seed, stream, signs, ema, pad);
+        else Run(acc, null, ColumnQuantizer.Of(spec, hadamard), x, y, rows, cols, bf16, seed, stream, signs, ema, pad);
+    }
+
+    /// <summary>A features-axis quantizer handle's kernels (a generated plan's, or the library's) on an accelerator, float32.</summary>
+    public static float[] Run(Accelerator acc, RowQuantizer q, float[] x, int rows, int cols, ulong seed, ulong stream, uint signs, float[]? ema = null)
+    {
+        if (q.Stores) throw new ArgumentException($"{q} writes storage: run it with Store");
+        var y = new float[x.Length];
+        Run<float>(acc, q, null, x, y, rows, cols, false, seed, stream, signs, ema, false);
+        return y;
+    }
+
+    /// <summary>A first-axis quantizer handle's kernels on an accelerator, float32 (rows need not be a block multiple).</summary>
+    public static float[] Run(Accelerator acc, ColumnQuantizer q, float[] x, int rows, int cols, ulong seed, ulong stream, uint signs, float[]? ema = null)
+    {
+        var y = new float[x.Length];
+        Run<float>(acc, null, q, x, y, rows, cols, false, seed, stream, signs, ema, true);
+        return y;
+    }
+
+    static void Run<T>(Accelerator acc, RowQuantizer? rowQ, ColumnQuantizer? colQ, ReadOnlySpan<T> x, Span<T> y, int rows, int cols, bool bf16,
+        ulong seed, ulong stream, uint signs, ReadOnlySpan<float> ema, bool pad) where T : unmanaged
+    {
+        var axis = rowQ is null ? BlockAxis.First : BlockAxis.Last;
+        var spec = rowQ?.Spec ?? colQ!.Spec;
+        bool hadamard = rowQ?.Hadamard ?? colQ!.Hadamard;
         ReferenceQuantizer.CheckShape(rows, cols, axis, spec, pad);
         if (hadamard && (axis == BlockAxis.Last ? cols : rows) % Hadamard.Size != 0)
             throw new ArgumentException($"the Hadamard transform needs the block axis to be a multiple of 16, got {(axis == BlockAxis.Last ? cols : rows)}");
         int n = checked(rows * cols);
-        if (spec.Format == QuantFormat.None) { x[..n].CopyTo(y); return; }
         if (spec.Rounding == Rounding.EmaGuided && ema.Length < n) throw new ArgumentException("EMA-guided rounding needs an EMA tensor of the same shape");
         var runner = new IlgpuRunner(acc);
         using var xb = acc.Allocate1D<T>(Math.Max(1, n));
@@ -49,24 +77,19 @@ public static class GpuQuantizer
         if (spec.Rounding == Rounding.EmaGuided) ev.SubView(0, n).CopyFromCPU(ema[..n]);
         if (n > 0)
         {
-            uint signs = hadamard ? Randomness.Philox.HadamardSigns(seed, stream) : 0u;
-            if (LibraryKernels.Amax(spec, axis, hadamard) is { } amax)
+            if ((rowQ is not null ? rowQ.GpuAmax : colQ!.GpuAmax) is { } amax)
             {
                 sv.SubView(0, 1).MemSetToZero();
                 long at = !hadamard ? Math.Min(n, 1L << 20) : axis == BlockAxis.Last ? (long)rows * ((cols + 127) / 128) * 32 : (long)cols * ((rows + 15) / 16);
                 runner.Launch(amax.For(bf16), at, xv, sv, rows, cols, signs);
             }
-            if (axis == BlockAxis.Last)
+            if (rowQ is not null)
             {
-                var q = RowQuantizer.Of(spec, hadamard);
                 long threads = spec.Tile16 ? (long)(rows / 16) * cols : (long)rows * ((cols + 127) / 128) * 32;
-                runner.Launch(q.Gpu.For(bf16), threads, xv, yv, ev, sv, V(none), V(none), V(noneF), rows, cols, seed, stream, signs);
+                runner.Launch(rowQ.Gpu.For(bf16), threads, xv, yv, ev, sv, V(none), V(none), V(noneF), rows, cols, seed, stream, signs);
             }
             else
-            {
-                var q = ColumnQuantizer.Of(spec, hadamard);
-                runner.Launch(q.Gpu.For(bf16), (long)cols * ((rows + q.Run - 1) / q.Run), xv, yv, ev, sv, rows, cols, seed, stream, signs);
-            }
+                runner.Launch(colQ!.Gpu.For(bf16), (long)cols * ((rows + colQ.Run - 1) / colQ.Run), xv, yv, ev, sv, rows, cols, seed, stream, signs);
         }
         acc.Synchronize();
         yv.SubView(0, n).CopyToCPU(y[..n]);
@@ -79,10 +102,17 @@ public static class GpuQuantizer
     /// </summary>
     public static void QuantizeDual(Accelerator acc, ReadOnlySpan<float> x, Span<float> y3, Span<float> y5, int rows, int cols, QuantSpec spec,
         ulong seed, ulong stream3, ulong stream5, bool hadamard = false)
+        => QuantizeDual(acc, DualQuantizer.Of(spec, hadamard), x, y3, y5, rows, cols, seed, stream3, stream5,
+            hadamard ? Randomness.Philox.HadamardSigns(seed, stream3) : 0u, hadamard ? Randomness.Philox.HadamardSigns(seed, stream5) : 0u);
+
+    /// <summary>A fused dY quantizer handle's kernel on an accelerator (float32), with explicit RHT signs per output.</summary>
+    public static void QuantizeDual(Accelerator acc, DualQuantizer q, ReadOnlySpan<float> x, Span<float> y3, Span<float> y5, int rows, int cols,
+        ulong seed, ulong stream3, ulong stream5, uint s3, uint s5)
     {
+        var spec = q.Spec;
+        bool hadamard = q.Hadamard;
         ReferenceQuantizer.CheckShape(rows, cols, BlockAxis.Last, spec, false, "dY");
         if (hadamard && rows % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {rows}");
-        var q = DualQuantizer.Of(spec, hadamard);
         int n = checked(rows * cols);
         using var xb = acc.Allocate1D<float>(Math.Max(1, n));
         using var y3b = acc.Allocate1D<float>(Math.Max(1, n));
@@ -92,7 +122,6 @@ public static class GpuQuantizer
         var runner = new IlgpuRunner(acc);
         if (spec.Format == QuantFormat.NVFP4 && runner.GroupSize % 128 != 0)
             throw new InvalidOperationException($"the fused NVFP4 kernel needs groups of a multiple of 128 threads, the accelerator gives {runner.GroupSize}");
-        uint s3 = hadamard ? Randomness.Philox.HadamardSigns(seed, stream3) : 0u, s5 = hadamard ? Randomness.Philox.HadamardSigns(seed, stream5) : 0u;
         if (n > 0) runner.Launch(q.Gpu.For(false), (long)cols * ((rows + q.Run - 1) / q.Run), xv, y3v, y5v, rows, cols, seed, stream3, stream5, s3, s5);
         acc.Synchronize();
         y3v.SubView(0, n).CopyToCPU(y3[..n]);
@@ -105,8 +134,14 @@ public static class GpuQuantizer
     /// </summary>
     public static (byte[] Codes, byte[] Scales, float[] Outer, float[] Quantized, float[] Unpacked) Store(Accelerator acc, float[] x, int rows, int cols,
         QuantSpec spec, ulong seed = 0, ulong stream = 0, float[]? ema = null)
+        => Store(acc, RowQuantizer.Of(spec, stores: true), x, rows, cols, seed, stream, ema);
+
+    /// <summary>As <see cref="Store(Accelerator, float[], int, int, QuantSpec, ulong, ulong, float[])"/> with a storing quantizer handle's own kernel.</summary>
+    public static (byte[] Codes, byte[] Scales, float[] Outer, float[] Quantized, float[] Unpacked) Store(Accelerator acc, RowQuantizer q, float[] x,
+        int rows, int cols, ulong seed = 0, ulong stream = 0, float[]? ema = null)
     {
-        var q = RowQuantizer.Of(spec, stores: true);
+        if (!q.Stores) throw new ArgumentException($"{q} does not write storage");
+        var spec = q.Spec;
         int n = checked(rows * cols), nScales = n / spec.Block, nOuter = spec.Format == QuantFormat.NVFP4 ? n / 128 : 0;
         using var xb = acc.Allocate1D(x);
         using var yb = acc.Allocate1D<float>(n);
@@ -131,9 +166,14 @@ public static class GpuQuantizer
     /// </summary>
     public static float[] QuantizeFromStored(Accelerator acc, byte[] codes, byte[] scales, float[] outer, int rows, int cols, int sourceRows,
         QuantSpec source, QuantSpec target, ulong seed, ulong stream, uint? hadamardSigns)
+        => QuantizeFromStored(acc, StoredColumnQuantizer.Of(source, target, hadamardSigns is not null), codes, scales, outer, rows, cols, sourceRows,
+            seed, stream, hadamardSigns ?? 0u);
+
+    /// <summary>A storage-reading quantizer handle's kernel on an accelerator (float32).</summary>
+    public static float[] QuantizeFromStored(Accelerator acc, StoredColumnQuantizer q, byte[] codes, byte[] scales, float[] outer, int rows, int cols,
+        int sourceRows, ulong seed, ulong stream, uint signs)
     {
-        if (hadamardSigns is not null && rows % Hadamard.Size != 0) throw new ArgumentException($"the RHT along the first axis needs rows a multiple of 16, got {rows}");
-        var q = StoredColumnQuantizer.Of(source, target, hadamardSigns is not null);
+        if (q.Hadamard && rows % Hadamard.Size != 0) throw new ArgumentException($"the RHT along the first axis needs rows a multiple of 16, got {rows}");
         using var cb = acc.Allocate1D(codes);
         using var sb = acc.Allocate1D(scales);
         using var ob = acc.Allocate1D(outer.Length == 0 ? new float[1] : outer);
@@ -141,7 +181,7 @@ public static class GpuQuantizer
         var runner = new IlgpuRunner(acc);
         if ((long)rows * cols > 0)
             runner.Launch(q.Gpu.For(false), (long)cols * ((rows + q.Run - 1) / q.Run), V(cb), V(sb), V(ob), V(yb), rows, cols, sourceRows,
-                seed, stream, hadamardSigns ?? 0u);
+                seed, stream, signs);
         acc.Synchronize();
         return yb.GetAsArray1D();
     }
