@@ -71,8 +71,8 @@ public sealed partial class GptBlock : nn.Module<Tensor, Tensor>
         hidden = c.Hidden;
         this.rope = rope;
         Dim = c.Dim; QkvDim = 3 * c.Dim; GateUpDim = 2 * c.Hidden; Hidden = c.Hidden;
-        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.qkv", Dim, QkvDim);
-        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.gate_up", Dim, GateUpDim);
+        BlockRecipes.CheckFeatures(recipe, $"blocks.{index}.qkv", Dim, QkvDim);
+        BlockRecipes.CheckFeatures(recipe, $"blocks.{index}.gate_up", Dim, GateUpDim);
         InitializeQuantization(recipe);
         q_norm = new RmsNorm(c.Dim);
         k_norm = new RmsNorm(c.Dim);
@@ -145,7 +145,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         var rope = new Rope(config.Dim / config.Heads, config.RopeTheta);
         wte = nn.Embedding(config.VocabSize, config.Dim);
         blocks = new ModuleList<GptBlock>();
-        for (int i = 0; i < config.Layers; i++) blocks.Add(new GptBlock(config, QuantPlan.ForBlock(recipe, i, config.Layers), i, rope));
+        for (int i = 0; i < config.Layers; i++) blocks.Add(new GptBlock(config, BlockRecipes.ForBlock(recipe, i, config.Layers), i, rope));
         norm = new RmsNorm(config.Dim);
         lm_head = config.TiedHead ? null : nn.Linear(config.Dim, config.VocabSize, hasBias: false);
         RegisterComponents();

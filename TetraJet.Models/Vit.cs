@@ -45,8 +45,8 @@ public sealed partial class VitBlock : nn.Module<Tensor, Tensor>
     {
         heads = c.Heads;
         Dim = c.Dim; QkvDim = 3 * c.Dim; MlpDim = c.MlpDim;
-        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.qkv", Dim, QkvDim);
-        QuantPlan.CheckFeatures(recipe, $"blocks.{index}.fc1", Dim, MlpDim);
+        BlockRecipes.CheckFeatures(recipe, $"blocks.{index}.qkv", Dim, QkvDim);
+        BlockRecipes.CheckFeatures(recipe, $"blocks.{index}.fc1", Dim, MlpDim);
         norm1 = nn.LayerNorm(c.Dim, 1e-6);
         norm2 = nn.LayerNorm(c.Dim, 1e-6);
         InitializeQuantization(recipe);
@@ -90,7 +90,7 @@ public sealed class Vit : nn.Module<Tensor, Tensor>
         cls_token = new Parameter(zeros(1, 1, config.Dim));
         pos_embed = new Parameter(zeros(1, config.Patches + 1, config.Dim));
         blocks = new ModuleList<VitBlock>();
-        for (int i = 0; i < config.Depth; i++) blocks.Add(new VitBlock(config, QuantPlan.ForBlock(recipe, i, config.Depth), i));
+        for (int i = 0; i < config.Depth; i++) blocks.Add(new VitBlock(config, BlockRecipes.ForBlock(recipe, i, config.Depth), i));
         norm = nn.LayerNorm(config.Dim, 1e-6);
         head = nn.Linear(config.Dim, config.NumClasses);
         RegisterComponents();

@@ -1,7 +1,7 @@
 namespace TetraJet.Models;
 
 /// <summary>Which recipe each transformer block's linears use, and the shape checks the formats need.</summary>
-public static class QuantPlan
+public static class BlockRecipes
 {
     /// <summary>
     /// Number of trailing blocks kept in BF16 (NVIDIA recipe: 15%). Rounded up so that at least the stated
@@ -23,12 +23,5 @@ public static class QuantPlan
             throw new ArgumentException(
                 $"{layer}: {recipe.Name} needs in and out features that are multiples of {m}, got {inFeatures}→{outFeatures}; " +
                 "choose another --size or recipe");
-    }
-
-    /// <summary>Builds one quantized linear after checking its shape: the single place models create them.</summary>
-    public static QLinear Linear(Recipe recipe, string name, int inFeatures, int outFeatures, bool bias)
-    {
-        CheckFeatures(recipe, name, inFeatures, outFeatures);
-        return new QLinear(inFeatures, outFeatures, recipe, bias, name);
     }
 }
