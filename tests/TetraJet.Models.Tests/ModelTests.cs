@@ -98,10 +98,10 @@ public class ModelTests
     public void Nvidia_recipe_keeps_the_last_fifteen_percent_of_blocks_in_bf16()
     {
         var nv = Recipe.Get(RecipeId.NvidiaNvfp4);
-        Assert.Equal(1, QuantPlan.Bf16TailBlocks(nv, 4));
-        Assert.Equal(2, QuantPlan.Bf16TailBlocks(nv, 12));
-        Assert.Equal(3, QuantPlan.Bf16TailBlocks(nv, 16));
-        Assert.Equal(0, QuantPlan.Bf16TailBlocks(Recipe.Get(RecipeId.TetraJetV2), 16));
+        Assert.Equal(1, BlockRecipes.Bf16TailBlocks(nv, 4));
+        Assert.Equal(2, BlockRecipes.Bf16TailBlocks(nv, 12));
+        Assert.Equal(3, BlockRecipes.Bf16TailBlocks(nv, 16));
+        Assert.Equal(0, BlockRecipes.Bf16TailBlocks(Recipe.Get(RecipeId.TetraJetV2), 16));
         using var m = new Vit(VitConfig.Get("tiny-cpu"), nv);
         var recipes = m.QuantizedLinears.Select(l => l.Recipe.Name).ToList();
         Assert.All(recipes.Take(12), r => Assert.Equal("NVIDIA-NVFP4", r));
