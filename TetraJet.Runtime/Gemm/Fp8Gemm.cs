@@ -16,7 +16,7 @@ namespace TetraJet.Gemm;
 /// <remarks>
 /// cuBLASLt is column-major: D row-major [m, n] is Dᵀ column-major, computed as B·Aᵀ with TRANSA = T, TRANSB = N (the
 /// only FP8 layout Hopper runs). On first use per device a small product is checked against an FP32 GEMM of the same
-/// operands; if cuBLASLt rejects the scaling mode or disagrees, FP8 is off for the process and <see cref="Available"/>
+/// operands; if cuBLASLt rejects the scaling mode or disagrees, FP8 is off for the process and <see cref="Unavailable"/>
 /// says why; callers then take their BF16 GEMM.
 /// </remarks>
 public static unsafe class Fp8Gemm
