@@ -186,7 +186,7 @@ internal static class Emitter
                 w.Line("// The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.");
                 for (var slot = 0; slot < 6; slot++)
                 {
-                    w.Line("public const global::TetraJet.Quantization.Rounding Q" + (slot + 1) + "Rounding = global::TetraJet.Quantization.Rounding."
+                    w.Line("public const global::TetraJet.Rounding Q" + (slot + 1) + "Rounding = global::TetraJet.Rounding."
                         + RecipeTable.Rounding(config.Recipe, slot, config.QEma) + ";");
                 }
                 for (var slot = 0; slot < 6; slot++)

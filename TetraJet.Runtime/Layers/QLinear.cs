@@ -52,6 +52,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         if (inFeatures <= 0 || outFeatures <= 0)
             throw new ArgumentException($"{name}: in and out features must be positive, got [{outFeatures}, {inFeatures}]");
         Kernels = kernels ?? LinearKernels.For(recipe);
+        Kernels.Recipe.EnsureTransformsCancel(name);
         int multiple = Kernels.Recipe.FeatureMultiple;
         if (inFeatures % multiple != 0)
             throw new ArgumentException($"{name}: in_features (K) = {inFeatures} is not a multiple of {multiple}, the block size {Kernels.Recipe.Name} needs");

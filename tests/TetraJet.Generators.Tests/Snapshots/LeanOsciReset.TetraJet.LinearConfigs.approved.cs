@@ -13,12 +13,12 @@ internal readonly struct Nvfp4_TetraJetV2_OsciReset_OsciResetLeanConfig : global
     public const int FeatureMultiple = 128;
 
     // The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.
-    public const global::TetraJet.Quantization.Rounding Q1Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q2Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q3Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q4Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q5Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q6Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q1Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q2Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q3Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q4Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q5Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q6Rounding = global::TetraJet.Rounding.Stochastic;
     public const bool Q1Hadamard = false;
     public const bool Q2Hadamard = false;
     public const bool Q3Hadamard = true;
@@ -47,12 +47,12 @@ internal readonly struct Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanF
     public const int FeatureMultiple = 128;
 
     // The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.
-    public const global::TetraJet.Quantization.Rounding Q1Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q2Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q3Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q4Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q5Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q6Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q1Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q2Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q3Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q4Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q5Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q6Rounding = global::TetraJet.Rounding.Stochastic;
     public const bool Q1Hadamard = false;
     public const bool Q2Hadamard = false;
     public const bool Q3Hadamard = true;

@@ -13,12 +13,12 @@ internal readonly struct Mxfp4_MicroscalingConfig : global::TetraJet.ILinearConf
     public const int FeatureMultiple = 32;
 
     // The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.
-    public const global::TetraJet.Quantization.Rounding Q1Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q2Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q3Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q4Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q5Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q6Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q1Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q2Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q3Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q4Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q5Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q6Rounding = global::TetraJet.Rounding.Stochastic;
     public const bool Q1Hadamard = false;
     public const bool Q2Hadamard = false;
     public const bool Q3Hadamard = false;
@@ -47,12 +47,12 @@ internal readonly struct Mxfp4_TetraJet_QEma_EmaDecay0p99_QRampingConfig : globa
     public const int FeatureMultiple = 32;
 
     // The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.
-    public const global::TetraJet.Quantization.Rounding Q1Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q2Rounding = global::TetraJet.Quantization.Rounding.EmaGuided;
-    public const global::TetraJet.Quantization.Rounding Q3Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q4Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q5Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q6Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q1Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q2Rounding = global::TetraJet.Rounding.EmaGuided;
+    public const global::TetraJet.Rounding Q3Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q4Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q5Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q6Rounding = global::TetraJet.Rounding.Stochastic;
     public const bool Q1Hadamard = false;
     public const bool Q2Hadamard = false;
     public const bool Q3Hadamard = false;
@@ -81,12 +81,12 @@ internal readonly struct Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05Config 
     public const int FeatureMultiple = 16;
 
     // The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.
-    public const global::TetraJet.Quantization.Rounding Q1Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q2Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q3Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q4Rounding = global::TetraJet.Quantization.Rounding.Nearest;
-    public const global::TetraJet.Quantization.Rounding Q5Rounding = global::TetraJet.Quantization.Rounding.Stochastic;
-    public const global::TetraJet.Quantization.Rounding Q6Rounding = global::TetraJet.Quantization.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q1Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q2Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q3Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q4Rounding = global::TetraJet.Rounding.Nearest;
+    public const global::TetraJet.Rounding Q5Rounding = global::TetraJet.Rounding.Stochastic;
+    public const global::TetraJet.Rounding Q6Rounding = global::TetraJet.Rounding.Nearest;
     public const bool Q1Hadamard = false;
     public const bool Q2Hadamard = false;
     public const bool Q3Hadamard = false;
