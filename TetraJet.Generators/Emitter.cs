@@ -66,8 +66,17 @@ internal static class Emitter
         {
             w.Line("/// <summary>Linear " + SizeText(layer.In) + " → " + SizeText(layer.Out) + ", " + (layer.Config?.Description ?? "invalid [Quantize]") + ".</summary>");
             w.Open(layer.Modifiers + " " + QLinear + (layer.TypeNullable ? "?" : "") + " " + layer.Name);
-            w.Line("get => " + Holder + "." + layer.Name + " ?? throw new global::System.InvalidOperationException(\""
-                + className + "." + layer.Name + " is null: call InitializeQuantization() in every constructor of " + className + ".\");");
+            if (layer.CanConstruct)
+            {
+                w.Line("get => " + Holder + "." + layer.Name + " ?? throw new global::System.InvalidOperationException(\""
+                    + className + "." + layer.Name + " is null: call InitializeQuantization() in every constructor of " + className + ".\");");
+            }
+            else
+            {
+                // Only reachable when the TJ errors on its declaration were suppressed: nothing builds this layer.
+                w.Line("get => throw new global::System.InvalidOperationException(\""
+                    + className + "." + layer.Name + " was not created: its [Linear], [Quantize] or [QuantizeSlot] has errors (TJ diagnostics).\");");
+            }
             w.Close();
             w.Line();
         }
@@ -107,16 +116,23 @@ internal static class Emitter
                     "global::TetraJet.LinearKernels.Create<" + configType + ", " + functionType + ">()",
                     config.FeatureMultiple.ToString(System.Globalization.CultureInfo.InvariantCulture), configs);
             }
-            else
+            else if (layer.Overrides.IsEmpty)
             {
                 EmitConstruction(w, layer, className, "recipe", "global::TetraJet.LinearKernels.For(recipe)", "recipe.FeatureMultiple", configs);
+            }
+            else
+            {
+                // The layer's [QuantizeSlot]s (its class's and its own) apply over the run-time recipe too.
+                var local = "recipe" + layer.Name;
+                w.Line("var " + local + " = recipe" + string.Concat(layer.Overrides.Select(o => o.Call())) + ";");
+                EmitConstruction(w, layer, className, local, "global::TetraJet.LinearKernels.For(" + local + ")", local + ".FeatureMultiple", configs);
             }
         }
         w.Close();
         w.Line();
 
         w.Open("private sealed class " + HolderType);
-        foreach (var layer in layers)
+        foreach (var layer in layers.Where(l => l.CanConstruct))
         {
             w.Line("public " + QLinear + "? " + layer.Name + ";");
         }
@@ -178,28 +194,44 @@ internal static class Emitter
             w.Line("public const global::TetraJet.Format Format = global::TetraJet.Format." + config.Format + ";");
             w.Line("public const global::TetraJet.RecipeId RecipeId = global::TetraJet.RecipeId." + config.Recipe + ";");
             w.Line();
-            w.Line("/// <summary>In and out features must be multiples of this (" + RecipeTable.BlockDescription(config.Recipe) + ").</summary>");
+            w.Line("/// <summary>In and out features must be multiples of this (" + config.Slots[config.BindingSlot].BlockDescription + ").</summary>");
             w.Line("public const int FeatureMultiple = " + config.FeatureMultiple + ";");
-            if (config.Recipe != RecipeKind.BF16)
+            if (config.IsQuantized)
             {
                 w.Line();
                 w.Line("// The six quantizers of ALGORITHMS.md §4: rounding, and whether the random Hadamard transform is applied.");
                 for (var slot = 0; slot < 6; slot++)
                 {
                     w.Line("public const global::TetraJet.Rounding Q" + (slot + 1) + "Rounding = global::TetraJet.Rounding."
-                        + RecipeTable.Rounding(config.Recipe, slot, config.QEma) + ";");
+                        + config.EffectiveRounding(slot) + ";");
                 }
                 for (var slot = 0; slot < 6; slot++)
                 {
-                    w.Line("public const bool Q" + (slot + 1) + "Hadamard = " + (RecipeTable.Hadamard(config.Recipe, slot) ? "true" : "false") + ";");
+                    w.Line("public const bool Q" + (slot + 1) + "Hadamard = " + (config.Slots[slot].Hadamard ? "true" : "false") + ";");
                 }
             }
             w.Line();
             var options = config.OptionAssignments;
+            var withOptions = options.Count == 0 ? "" : " with { " + string.Join(", ", options) + " }";
             var recipe = "global::TetraJet.Recipe.Get(global::TetraJet.RecipeId." + config.Recipe + ")";
             w.Line("private static readonly global::TetraJet.Recipe s_recipe =");
             w.Indent();
-            w.Line(options.Count == 0 ? recipe + ";" : recipe + " with { " + string.Join(", ", options) + " };");
+            var overrides = config.OverrideCalls;
+            if (overrides.Count == 0)
+            {
+                w.Line(recipe + withOptions + ";");
+            }
+            else
+            {
+                // [QuantizeSlot] overrides, one per slot, every option spelled out.
+                w.Line(recipe);
+                w.Indent();
+                for (var i = 0; i < overrides.Count; i++)
+                {
+                    w.Line(overrides[i] + (i == overrides.Count - 1 ? withOptions + ";" : ""));
+                }
+                w.Outdent();
+            }
             w.Outdent();
             w.Line();
             w.Line("public static global::TetraJet.Recipe Recipe => s_recipe;");

@@ -4,20 +4,12 @@ namespace TetraJet.Generators;
 
 public sealed partial class Generator
 {
-    /// <summary>The output side of the pipeline: reports diagnostics and adds sources.</summary>
+    /// <summary>The output side of the pipeline: adds sources. Diagnostics come from the analyzers, not from here.</summary>
     private static class Execute
     {
-        public static void ReportDiagnostics(SourceProductionContext context, EquatableArray<DiagnosticInfo> diagnostics)
-        {
-            foreach (var diagnostic in diagnostics) context.ReportDiagnostic(diagnostic.ToDiagnostic());
-        }
-
         public static void EmitModel(SourceProductionContext context, ModelSpec model, string configNamespace)
         {
-            ReportDiagnostics(context, model.Diagnostics);
-            foreach (var layer in model.Layers) ReportDiagnostics(context, layer.Diagnostics);
-
-            // A class that is not partial or not a module cannot take a generated part without more compiler errors.
+            // A class that is not partial or not a module cannot take a generated part (TJ1001, TJ1002).
             if (!model.CanEmit) return;
             context.AddSource(Emitter.HintName(model), Emitter.EmitModel(model, configNamespace));
         }

@@ -12,6 +12,7 @@ public class CompilationTests
     {
         var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.MxOptions, Sources.MemberSizes, Sources.SharedConfig, Sources.LeanOsciReset);
         Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.AnalyzerDiagnostics);
         Assert.Equal(6, result.Run.GeneratedSources.Length);
         Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity > DiagnosticSeverity.Hidden));   // not even an info
 

@@ -7,6 +7,7 @@ public class SnapshotTests
     {
         var result = GeneratorHarness.Run(sources);
         Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.AnalyzerDiagnostics);
         Assert.Empty(result.CompilerDiagnostics);
         var failures = new List<string>();
         foreach (var source in result.Run.GeneratedSources.OrderBy(s => s.HintName, StringComparer.Ordinal))
