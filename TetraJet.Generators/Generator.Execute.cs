@@ -9,9 +9,16 @@ public sealed partial class Generator
     {
         public static void EmitModel(SourceProductionContext context, ModelSpec model, string configNamespace)
         {
-            // A class that is not partial or not a module cannot take a generated part (TJ1001, TJ1002).
-            if (!model.CanEmit) return;
-            context.AddSource(Emitter.HintName(model), Emitter.EmitModel(model, configNamespace));
+            if (model.CanEmit)
+            {
+                context.AddSource(Emitter.HintName(model), Emitter.EmitModel(model, configNamespace));
+            }
+            else if (model.IsPartial && model.Class.Self.Keyword != "interface")
+            {
+                // Not a module (TJ1002): members that throw, so that TJ1002 is the only error the user sees.
+                context.AddSource(Emitter.HintName(model), Emitter.EmitStubs(model));
+            }
+            // A type that is not partial (TJ1001) cannot take a generated part at all.
         }
 
         public static void EmitConfigs(SourceProductionContext context, EquatableArray<ConfigSpec> configs, string configNamespace)

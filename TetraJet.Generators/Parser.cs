@@ -243,10 +243,7 @@ internal static class Parser
             var layers = groups[key]
                 .OrderBy(p => p.FilePath, StringComparer.Ordinal).ThenBy(p => p.Order, OrderComparer.Instance)
                 .ToList();
-            // A generated part compiles only in a partial class (and partial containing types) that is a module;
-            // the analyzer reports TJ1001 and TJ1002 otherwise.
-            var canEmit = layers.All(l => l.Class.Declarations.All(d => d.IsPartial)) && layers[0].Class.IsClass && layers[0].Class.IsModule;
-            models.Add(new ModelSpec(layers[0].Class, layers.ToEquatableArray(), canEmit));
+            models.Add(new ModelSpec(layers[0].Class, layers.ToEquatableArray()));
         }
         return models.ToEquatableArray();
     }

@@ -59,8 +59,13 @@ internal sealed record LinearPropertySpec(
 }
 
 /// <summary>A model class with its layers.</summary>
-/// <param name="CanEmit">The class is partial (with its containing types) and a module: a generated part compiles.</param>
 internal sealed record ModelSpec(
     ClassSpec Class,
-    EquatableArray<LinearPropertySpec> Layers,
-    bool CanEmit);
+    EquatableArray<LinearPropertySpec> Layers)
+{
+    /// <summary>The class and its containing types are partial (in every part that declares layers): a generated part can be added.</summary>
+    public bool IsPartial => System.Linq.Enumerable.All(Layers, l => System.Linq.Enumerable.All(l.Class.Declarations, d => d.IsPartial));
+
+    /// <summary>Partial and a module: the full generated part compiles.</summary>
+    public bool CanEmit => IsPartial && Class.IsClass && Class.IsModule;
+}
