@@ -114,7 +114,7 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor SlotOptionHasNoEffect = Warning(
         DiagnosticIds.SlotOptionHasNoEffect,
         "[QuantizeSlot] option has no effect",
-        "{0} has no effect on a {1} quantizer: {2}; remove the option");
+        "{0} has no effect with Format.{1}: {2}; remove the option");
 
     public static readonly DiagnosticDescriptor HadamardInForward = Error(
         DiagnosticIds.HadamardInForward,
