@@ -102,6 +102,10 @@ internal static class Emitter
         w.Line("/// <summary>");
         w.Line("/// As <see cref=\"InitializeQuantization()\"/>, but every layer without its own [Quantize] uses <paramref name=\"recipe\"/>,");
         w.Line("/// chosen at run time (e.g. from the command line); layers with their own [Quantize] keep it.");
+        if (layers.Any(l => !l.HasOwnQuantize && !l.Overrides.IsEmpty))
+        {
+            w.Line("/// The [QuantizeSlot] overrides of the other layers apply over <paramref name=\"recipe\"/>.");
+        }
         w.Line("/// </summary>");
         w.Open("private void InitializeQuantization(global::TetraJet.Recipe recipe)");
         w.Line("if (recipe is null) throw new global::System.ArgumentNullException(nameof(recipe));");

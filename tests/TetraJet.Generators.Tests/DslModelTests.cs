@@ -168,7 +168,7 @@ public class DslModelTests
         Assert.Empty(model.named_children().Select(c => c.name));
     }
 
-    /// <summary>The generator's own table of recipes (block multiples, rounding, RHT) agrees with the runtime's recipes.</summary>
+    /// <summary>The generator's own table of recipes and overrides (block multiples, rounding, RHT) agrees with the runtime's recipes.</summary>
     [Fact]
     public void Generated_configuration_constants_match_the_runtime_recipes()
     {
@@ -183,6 +183,9 @@ public class DslModelTests
                 "Nvfp4_NvidiaNvfp4Config", "Nvfp4_TetraJetV2_OsciResetConfig", "Nvfp4_TetraJetV2_OsciReset_OsciResetLean_OsciResetLeanFraction0p05Config",
                 "Nvfp4_TetraJetV2_OutControl_OutlierFraction0p25Config",
                 "Nvfp4_TetraJetV2Config",
+                // SlotAblation's [QuantizeSlot]s
+                "Mxfp4_TetraJet_Q3Mxfp4RtnConfig", "Mxfp4_TetraJet_Q3Mxfp4Rtn_Q5Bf16_Q6Bf16Config", "Mxfp4_TetraJet_Q3Mxfp8SrConfig",
+                "Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrConfig",
             }.OrderBy(n => n, StringComparer.Ordinal),
             configs.Select(t => t.Name));
 

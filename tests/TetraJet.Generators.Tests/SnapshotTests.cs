@@ -31,6 +31,9 @@ public class SnapshotTests
     public void Member_sizes_in_a_nested_generic_class() => VerifyAll("MemberSizes", Sources.MemberSizes);
 
     [Fact]
+    public void Slot_overrides_class_wide_per_layer_and_over_an_NVIDIA_Q4() => VerifyAll("SlotOverrides", Sources.SlotOverrides);
+
+    [Fact]
     public void Two_models_with_one_configuration_share_its_types()
     {
         var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.SharedConfig);
