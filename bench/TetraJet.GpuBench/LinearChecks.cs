@@ -17,9 +17,28 @@ static class LinearChecks
             foreach (var check in Operands(id, device)) yield return check;
             yield return EndToEnd(id, device);
         }
+        foreach (var (label, recipe) in SlotOverrides)
+        {
+            foreach (var check in Operands(recipe, device, label)) yield return check;
+        }
         foreach (var check in OutControl(device)) yield return check;
         yield return LeanOsciReset(device);
     }
+
+    /// <summary>
+    /// [QuantizeSlot] ablations that put formats where no named recipe has them: MXFP8 in dgrad without and in wgrad with
+    /// the RHT, the NVIDIA Q4 re-quantized along N, NVFP4 per tensor re-quantizing a packed MXFP4 X̂, quantized slots
+    /// over a BF16 forward, a nearest-rounding Q3.
+    /// </summary>
+    static readonly (string Label, Recipe Recipe)[] SlotOverrides =
+    {
+        ("TetraJet + Q3 MXFP4 RTN", Recipe.Get(RecipeId.TetraJet).WithSlot(Slot.Q3, Format.MXFP4, Rounding.Nearest)),
+        ("TetraJet-v2 + Q3 MXFP8, Q4 NVFP4 without RHT", Recipe.Get(RecipeId.TetraJetV2).WithSlot(Slot.Q3, Format.MXFP8, hadamard: false).WithSlot(Slot.Q4, Format.NVFP4, hadamard: false)),
+        ("TetraJet-v2 + Q5, Q6 MXFP8 with RHT", Recipe.Get(RecipeId.TetraJetV2).WithSlot(Slot.Q5, Format.MXFP8).WithSlot(Slot.Q6, Format.MXFP8)),
+        ("NVIDIA-NVFP4 + Q4 NVFP4 per tensor SR", Recipe.Get(RecipeId.NvidiaNvfp4).WithSlot(Slot.Q4, Format.NVFP4PerTensor, Rounding.Stochastic)),
+        ("TetraJet + Q6 NVFP4 per tensor", Recipe.Get(RecipeId.TetraJet).WithSlot(Slot.Q6, Format.NVFP4PerTensor)),
+        ("BF16 + Q1 MXFP4, Q6 NVFP4", Recipe.Get(RecipeId.BF16).WithSlot(Slot.Q1, Format.MXFP4).WithSlot(Slot.Q6, Format.NVFP4)),
+    };
 
     static bool Same(Tensor a, Tensor b, out long mismatches)
     {
@@ -29,9 +48,8 @@ static class LinearChecks
         return mismatches == 0;
     }
 
-    static IEnumerable<(string, bool, string)> Operands(RecipeId id, Device device)
+    static IEnumerable<(string, bool, string)> Operands(Recipe recipe, Device device, string? label = null)
     {
-        Recipe recipe = id;
         const int T = 200, K = 256, N = 384;
         manual_seed(5);
         var cpuLayer = new QLinear(K, N, recipe, name: "check") { Seed = 77, LayerId = 3 };
@@ -48,7 +66,7 @@ static class LinearChecks
         foreach (var (slot, c, g) in new[] { ("Q1", xqC, xqG), ("Q2", wqC, wqG), ("Q3", d3C, d3G), ("Q4", w4C, w4G), ("Q5", d5C, d5G), ("Q6", x6C, x6G) })
         {
             bool ok = Same(c, g, out long bad);
-            yield return ($"QLinear {recipe.Name} {slot} CUDA == CPU", ok, ok ? $"{c.numel()} elements identical" : $"{bad} of {c.numel()} differ");
+            yield return ($"QLinear {label ?? recipe.Name} {slot} CUDA == CPU", ok, ok ? $"{c.numel()} elements identical" : $"{bad} of {c.numel()} differ");
         }
     }
 
