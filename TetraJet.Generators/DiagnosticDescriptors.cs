@@ -13,13 +13,11 @@ internal static class DiagnosticDescriptors
     /// <summary>E.g. <c>https://github.com/tetrajet/TetraJet.NET/blob/main/docs/DSL.md#tj1001</c>: the section headed "TJ1001".</summary>
     public static string HelpLink(string id) => RepositoryUrl + "/blob/main/docs/DSL.md#" + id.ToLowerInvariant();
 
-    private static string Help(string id) => HelpLink(id);
-
     private static DiagnosticDescriptor Error(string id, string title, string message)
-        => new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: Help(id));
+        => new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 
     private static DiagnosticDescriptor Warning(string id, string title, string message)
-        => new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: Help(id));
+        => new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 
     public static readonly DiagnosticDescriptor ClassNotPartial = Error(
         DiagnosticIds.ClassNotPartial,

@@ -70,4 +70,23 @@ public class CodeFixTests
         var fixedSource = await ApplyFixAsync(source);
         Assert.Equal(source.Replace("\nclass Mlp", "\npartial class Mlp"), fixedSource);
     }
+
+    [Fact]
+    public async Task Adds_partial_to_the_containing_type_that_TJ1001_names()
+    {
+        var source = Sources.Usings + """
+            public static class Zoo
+            {
+                public sealed partial class Mlp : nn.Module<Tensor, Tensor>
+                {
+                    [Linear(32, 32)] public partial QLinear Up { get; }
+                    public Mlp() : base("Mlp") { InitializeQuantization(); }
+                    public override Tensor forward(Tensor x) => Up.call(x);
+                }
+            }
+            """;
+        var fixedSource = await ApplyFixAsync(source);
+        Assert.Equal(source.Replace("public static class Zoo", "public static partial class Zoo"), fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).AllDiagnostics);
+    }
 }
