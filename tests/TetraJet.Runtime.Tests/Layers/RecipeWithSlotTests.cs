@@ -80,6 +80,24 @@ public class RecipeWithSlotTests
         Assert.Throws<ArgumentOutOfRangeException>(() => TetraJet.WithSlot(Slot.Q3, (Format)9));
     }
 
+    /// <summary>The table that docs/DSL.md shows for this recipe, in full.</summary>
+    [Fact]
+    public void Describe_of_a_wgrad_in_BF16()
+    {
+        var expected = string.Join(Environment.NewLine,
+            "Recipe TetraJet-v2",
+            "| # | operand | block axis | quantizer |",
+            "|---|---|---|---|",
+            "| Q1 | X | K | NVFP4 RTN |",
+            "| Q2 | W | K | NVFP4 RTN |",
+            "| Q3 | dY | N | NVFP4 SR + RHT |",
+            "| Q4 | Ŵ | N | NVFP4 SR + RHT (re-quantized) |",
+            "| Q5 | dY | T | BF16 (overridden) |",
+            "| Q6 | X̂ | T | BF16 (overridden) |",
+            "options: none", "");
+        Assert.Equal(expected, V2.WithSlot(Slot.Q5, Format.BF16).WithSlot(Slot.Q6, Format.BF16).Describe());
+    }
+
     [Fact]
     public void Describe_marks_the_overridden_slots()
     {
