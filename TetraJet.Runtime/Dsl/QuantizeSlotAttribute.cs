@@ -3,8 +3,9 @@ namespace TetraJet;
 /// <summary>
 /// Replaces one quantizer of the effective <c>[Quantize]</c> recipe, for quantizer-by-quantizer ablations: on the
 /// model class (all its <c>[Linear]</c> layers) or on one <c>[Linear]</c> property (over the class's overrides of the
-/// same slot). More than one is allowed, one per slot and target. Read at compile time by the TetraJet generator,
-/// which calls <see cref="Recipe.WithSlot"/> with the same arguments; that method documents the defaults.
+/// same slot). More than one is allowed, one per slot and target. Read at compile time by the TetraJet generator, whose
+/// code builds the layer's recipe with <see cref="Recipe.WithSlot"/>; that method documents the defaults, and
+/// <see cref="ApplyTo"/> applies this attribute the same way.
 /// </summary>
 /// <example>
 /// <code>[Quantize(Recipe.TetraJet), QuantizeSlot(Slot.Q3, Format.MXFP4, Rounding = Rounding.Nearest)]</code>
