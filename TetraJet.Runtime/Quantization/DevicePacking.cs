@@ -7,10 +7,10 @@ using static TorchSharp.torch;
 namespace TetraJet.Quantization;
 
 /// <summary>
-/// FP4 storage form (ALGORITHMS.md §1: two E2M1 codes per byte, one scale byte per block, FP32 outer scales) of a
-/// quantizer's output along the last axis, on the tensor's own device: <see cref="Pack"/> and <see cref="Unpack"/>
-/// run the vectorised CPU loop (<see cref="Cpu.CpuPacking"/>) or the GPU kernels (<see cref="PackKernels"/>), one
-/// pass each way; <see cref="PackWithTensorOps"/> and <see cref="UnpackWithTensorOps"/> are their reference, built
+/// Storage form (ALGORITHMS.md §1: two E2M1 codes per byte, or one E4M3 code per byte for MXFP8; one scale byte per
+/// block, FP32 outer scales) of a quantizer's output along the last axis, on the tensor's own device: <see cref="Pack"/>
+/// and <see cref="Unpack"/> run the vectorised CPU loop (<see cref="Cpu.CpuPacking"/>) or the GPU kernels
+/// (<see cref="PackKernels"/>, <see cref="Mx8PackKernels"/>), one pass each way; <see cref="PackWithTensorOps"/> and <see cref="UnpackWithTensorOps"/> are their reference, built
 /// from plain tensor operations (any device), and all three write the same bytes. Unpacking returns exactly the
 /// quantizer's dequantized bits.
 /// </summary>
@@ -23,10 +23,13 @@ namespace TetraJet.Quantization;
 /// </remarks>
 public static class DevicePacking
 {
-    /// <summary>Formats this class packs: MXFP4 (either scale rule, any rounding) and TetraJet-v2 NVFP4 (per-128 outer scale).</summary>
+    /// <summary>
+    /// Formats this class packs: MXFP4 (either scale rule, any rounding), TetraJet-v2 NVFP4 (per-128 outer scale) and
+    /// MXFP8 (OutControl's outlier channels).
+    /// </summary>
     public static bool CanPack(QuantSpec spec, long cols) => !spec.Tile16 && spec.Format switch
     {
-        QuantFormat.MXFP4 => cols % 32 == 0,
+        QuantFormat.MXFP4 or QuantFormat.MXFP8 => cols % 32 == 0,
         QuantFormat.NVFP4 => cols % 128 == 0,
         _ => false,
     };
@@ -63,6 +66,7 @@ public static class DevicePacking
         using var scope = NewDisposeScope();
         var device = dequantized.device;
         var q = dequantized.to(ScalarType.Float32);
+        if (spec.Format == QuantFormat.MXFP8) return PackMx8WithTensorOps(original, dequantized, rows, cols).MoveToOuterDisposeScope();
         Tensor scales, outer;
         Tensor grid;   // the dequantized values divided by their block scale: on (or, for NVFP4, next to) the E2M1 grid
         if (spec.Format == QuantFormat.MXFP4)
@@ -104,15 +108,42 @@ public static class DevicePacking
         return new PackedOperand(spec, dequantized.dtype, rows, cols, packed.contiguous(), scales.contiguous(), outer.contiguous()).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// MXFP8 in the reference's steps: the round-up E8M0 exponent (§3.4) as the first 448·2^s ≥ amax, codes as the
+    /// nearest E4M3 grid points of the dequantized values over their exact power-of-two scale (a saturated ±Inf
+    /// takes 448's code, which decodes to the same ±Inf), the sign in bit 7.
+    /// </summary>
+    static PackedOperand PackMx8WithTensorOps(Tensor original, Tensor dequantized, long rows, long cols)
+    {
+        var device = dequantized.device;
+        var tables = Tables.For(device);
+        var q = dequantized.to(ScalarType.Float32);
+        var amax = original.to(ScalarType.Float32).view(rows, cols / 32, 32).abs().amax([-1]);
+        var exp = amax.bucketize(tables.Fp8Pow2Bounds, outInt32: true).add(E8M0.MinExponent);
+        var scales = exp.add(127).where(amax.isfinite(), E8M0.NaN).to(ScalarType.Byte);   // a block with NaN or Inf is all NaN
+        var inverse = tables.Pow2.index_select(0, exp.neg().add(Tables.Pow2Offset).flatten().to(ScalarType.Int64)).view(rows, cols / 32, 1);
+        var grid = q.view(rows, cols / 32, 32).mul(inverse).view(rows, cols);   // exact: a power-of-two scaling
+        var codes = E4M3Codes(grid.abs(), device).to(ScalarType.Int32).add(q.signbit().to(ScalarType.Int32).mul(128));
+        codes = codes.where(scales.ne(E8M0.NaN).repeat_interleave(32, 1), 0).to(ScalarType.Byte);
+        return new PackedOperand(new QuantSpec(QuantFormat.MXFP8), dequantized.dtype, rows, cols, codes.contiguous(), scales.contiguous(), empty(0, ScalarType.Float32, device));
+    }
+
+    /// <summary>Bytes of element codes per row: two E2M1 codes per byte, or one E4M3 code.</summary>
+    static long CodeBytesPerRow(QuantSpec spec, long cols) => spec.Format == QuantFormat.MXFP8 ? cols : cols / 2;
+
+    /// <summary>The codes as the kernels' words: 16 bits (four E2M1 codes) or 32 bits (four E4M3 codes).</summary>
+    static DeviceView CodeWords(Tensor codes, QuantSpec spec) =>
+        new(TensorMemory.DataPointer(codes), codes.numel() / (spec.Format == QuantFormat.MXFP8 ? 4 : 2));
+
     static PackedOperand PackOnGpu(Tensor original, Tensor dequantized, QuantSpec spec, long rows, long cols)
     {
         var x = original.contiguous();
         var q = dequantized.contiguous();
         var device = q.device;
-        var codes = empty(new[] { rows, cols / 2 }, ScalarType.Byte, device);
+        var codes = empty(new[] { rows, CodeBytesPerRow(spec, cols) }, ScalarType.Byte, device);
         var scales = empty(new[] { rows, cols / spec.Block }, ScalarType.Byte, device);
         var outer = spec.Format == QuantFormat.NVFP4 ? empty(new[] { rows, cols / 128 }, ScalarType.Float32, device) : empty(0, ScalarType.Float32, device);
-        GpuPacking.LaunchPack(Runner(device), GpuQuantizer.View(x), GpuQuantizer.View(q), new DeviceView(TensorMemory.DataPointer(codes), codes.numel() / 2),
+        GpuPacking.LaunchPack(Runner(device), GpuQuantizer.View(x), GpuQuantizer.View(q), CodeWords(codes, spec),
             GpuQuantizer.View(scales), outer.numel() == 0 ? new DeviceView(TensorMemory.DataPointer(codes), 0) : GpuQuantizer.View(outer),
             (int)rows, (int)cols, spec, q.dtype == ScalarType.BFloat16);
         return new PackedOperand(spec, q.dtype, rows, cols, codes, scales, outer);
@@ -122,7 +153,7 @@ public static class DevicePacking
     {
         var x = original.to(ScalarType.Float32).cpu().contiguous();
         var q = dequantized.to(ScalarType.Float32).cpu().contiguous();
-        var codes = empty(new[] { rows, cols / 2 }, ScalarType.Byte);
+        var codes = empty(new[] { rows, CodeBytesPerRow(spec, cols) }, ScalarType.Byte);
         var scales = empty(new[] { rows, cols / spec.Block }, ScalarType.Byte);
         var outer = empty(spec.Format == QuantFormat.NVFP4 ? rows * cols / 128 : 0, ScalarType.Float32);
         if (spec.Format == QuantFormat.NVFP4) outer = outer.view(rows, cols / 128);
@@ -142,7 +173,7 @@ public static class DevicePacking
         if (device.type == DeviceType.CUDA)
         {
             var result = empty(new[] { p.Rows, p.Cols }, p.DType, device);
-            GpuPacking.LaunchUnpack(Runner(device), new DeviceView(TensorMemory.DataPointer(p.Codes), p.Codes.numel() / 2), GpuQuantizer.View(p.Scales),
+            GpuPacking.LaunchUnpack(Runner(device), CodeWords(p.Codes, p.Spec), GpuQuantizer.View(p.Scales),
                 p.Outer.numel() == 0 ? new DeviceView(TensorMemory.DataPointer(p.Codes), 0) : GpuQuantizer.View(p.Outer), GpuQuantizer.View(result),
                 p.Rows * p.Cols, p.Spec, p.DType == ScalarType.BFloat16);
             return result.MoveToOuterDisposeScope();
@@ -186,6 +217,12 @@ public static class DevicePacking
         using var scope = NewDisposeScope();
         var device = p.Codes.device;
         var tables = Tables.For(device);
+        if (p.Spec.Format == QuantFormat.MXFP8)
+        {
+            var fp8 = tables.E4M3.index_select(0, p.Codes.flatten().to(ScalarType.Int64)).view(p.Rows, p.Cols / 32, 32);
+            var pow2 = tables.E8M0.index_select(0, p.Scales.flatten().to(ScalarType.Int64)).view(p.Rows, p.Cols / 32, 1);
+            return fp8.mul(pow2).view(p.Rows, p.Cols).to(p.DType).MoveToOuterDisposeScope();
+        }
         var low = p.Codes.bitwise_and(tensor((byte)15, device: device));
         var high = p.Codes.bitwise_right_shift(tensor((byte)4, device: device));
         var codes = stack([low, high], 2).view(p.Rows * p.Cols).to(ScalarType.Int64);
@@ -221,6 +258,8 @@ public static class DevicePacking
         public required Tensor Pow2 { get; init; }
         /// <summary>6·2^s for s = −127 … 127: the TetraJet rule's thresholds.</summary>
         public required Tensor SixPow2Bounds { get; init; }
+        /// <summary>448·2^s for s = −127 … 127: MXFP8's round-up thresholds.</summary>
+        public required Tensor Fp8Pow2Bounds { get; init; }
         public required Tensor E2M1 { get; init; }
         public required Tensor E2M1Midpoints { get; init; }
         public required Tensor E4M3 { get; init; }
@@ -246,6 +285,8 @@ public static class DevicePacking
             for (int k = 0; k < pow2.Length; k++) pow2[k] = (float)Math.ScaleB(1.0, k - Pow2Offset);
             var six = new float[255];
             for (int k = 0; k < six.Length; k++) six[k] = (float)(6 * Math.ScaleB(1.0, k + Formats.E8M0.MinExponent));   // the last is +Inf
+            var fp8 = new float[255];
+            for (int k = 0; k < fp8.Length; k++) fp8[k] = (float)(448 * Math.ScaleB(1.0, k + Formats.E8M0.MinExponent));   // the last few are +Inf
             var e2m1 = new float[16];
             for (int c = 0; c < 16; c++) e2m1[c] = Formats.E2M1.Decode(c);
             var e2m1Mid = new float[7];
@@ -258,14 +299,17 @@ public static class DevicePacking
             for (int c = 0; c < 256; c++) e8m0[c] = Formats.E8M0.Decode((byte)c);
             return new Tables
             {
-                Pow2 = Make(pow2), SixPow2Bounds = Make(six), E2M1 = Make(e2m1), E2M1Midpoints = Make(e2m1Mid),
+                Pow2 = Make(pow2), SixPow2Bounds = Make(six), Fp8Pow2Bounds = Make(fp8), E2M1 = Make(e2m1), E2M1Midpoints = Make(e2m1Mid),
                 E4M3 = Make(e4m3), E4M3Midpoints = Make(e4m3Mid), E8M0 = Make(e8m0),
             };
         }
     }
 }
 
-/// <summary>An operand in FP4 storage form on its device: codes [rows, cols/2], one scale byte per block, FP32 outer scales (NVFP4).</summary>
+/// <summary>
+/// An operand in storage form on its device: codes [rows, cols/2] (FP4) or [rows, cols] (MXFP8), one scale byte per
+/// block, FP32 outer scales (NVFP4).
+/// </summary>
 public sealed class PackedOperand(QuantSpec spec, ScalarType dtype, long rows, long cols, Tensor codes, Tensor scales, Tensor outer) : IDisposable
 {
     public QuantSpec Spec { get; } = spec;

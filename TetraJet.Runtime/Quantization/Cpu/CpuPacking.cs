@@ -4,15 +4,16 @@ using TetraJet.Formats;
 namespace TetraJet.Quantization.Cpu;
 
 /// <summary>
-/// The CPU fast path of the FP4 storage form along the last axis: a loop per row, parallel over rows, with the steps of
+/// The CPU fast path of the FP4 and MXFP8 storage forms along the last axis: a loop per row, parallel over rows, with the steps of
 /// <see cref="PackCore"/> that the GPU kernels use. Writes the same bytes as the tensor-operation path of
 /// <see cref="DevicePacking"/> (its reference; the tests compare them).
 /// </summary>
 public static unsafe class CpuPacking
 {
-    /// <summary>Codes (two per byte), scale bytes and, for NVFP4, outer scales of q = Q(x), both [rows, cols] float32.</summary>
+    /// <summary>Codes (two per byte; MXFP8 one per byte), scale bytes and, for NVFP4, outer scales of q = Q(x), both [rows, cols] float32.</summary>
     public static void Pack(float* x, float* q, byte* codes, byte* scales, float* outer, int rows, int cols, QuantSpec spec)
     {
+        if (spec.Format == QuantFormat.MXFP8) { PackMx8(x, q, codes, scales, rows, cols); return; }
         bool mx = spec.Format == QuantFormat.MXFP4;
         var rule = spec.ScaleRule;
         Rows(rows, cols, r =>
@@ -46,6 +47,7 @@ public static unsafe class CpuPacking
     /// <summary>The float32 values of a [rows, cols] tensor in storage form.</summary>
     public static void Unpack(byte* codes, byte* scales, float* outer, float* y, int rows, int cols, QuantSpec spec)
     {
+        if (spec.Format == QuantFormat.MXFP8) { UnpackMx8(codes, scales, y, rows, cols); return; }
         bool mx = spec.Format == QuantFormat.MXFP4;
         int block = mx ? 32 : 16;
         Rows(rows, cols, r =>
@@ -68,6 +70,36 @@ public static unsafe class CpuPacking
             }
         });
     }
+
+    /// <summary>MXFP8: one E4M3 code per element, one E8M0 byte per 32 (<see cref="PackCore.Mx8Scale"/>, <see cref="PackCore.Mx8Code"/>).</summary>
+    static void PackMx8(float* x, float* q, byte* codes, byte* scales, int rows, int cols) => Rows(rows, cols, r =>
+    {
+        long row = (long)r * cols;
+        for (int b = 0; b < cols; b += 32)
+        {
+            byte scale = PackCore.Mx8Scale(AmaxBits(x + row + b, 32), out float inverse);
+            scales[(row + b) / 32] = scale;
+            byte* cb = codes + row + b;
+            float* qb = q + row + b;
+            if (scale == E8M0.NaN) new Span<byte>(cb, 32).Clear();
+            else for (int k = 0; k < 32; k++) cb[k] = PackCore.Mx8Code(qb[k], inverse);
+        }
+    });
+
+    /// <summary>All 256 E4M3 values, so that unpacking is a look-up and one exact product per element.</summary>
+    static readonly float[] E4M3Values = Enumerable.Range(0, 256).Select(c => E4M3.Decode((byte)c)).ToArray();
+
+    static void UnpackMx8(byte* codes, byte* scales, float* y, int rows, int cols) => Rows(rows, cols, r =>
+    {
+        long row = (long)r * cols;
+        for (int b = 0; b < cols; b += 32)
+        {
+            float scale = E8M0.Decode(scales[(row + b) / 32]);
+            byte* cb = codes + row + b;
+            float* yb = y + row + b;
+            for (int k = 0; k < 32; k++) yb[k] = E4M3Values[cb[k]] * scale;
+        }
+    });
 
     /// <summary>
     /// Codes of n values (a multiple of 8), two per byte: <see cref="PackCore.MxCode"/> (q·factor) or

@@ -4,7 +4,10 @@ using ILGPU.Runtime;
 
 namespace TetraJet.Quantization.Gpu;
 
-/// <summary>Launches <see cref="PackKernels"/>: storage form of MXFP4 and TetraJet-v2 NVFP4 along the last axis, and back.</summary>
+/// <summary>
+/// Launches <see cref="PackKernels"/> and <see cref="Mx8PackKernels"/>: storage form of MXFP4, TetraJet-v2 NVFP4 and
+/// MXFP8 along the last axis, and back.
+/// </summary>
 public static class GpuPacking
 {
     static readonly MethodInfo PackMxDef = Def(nameof(PackKernels.PackMxLast)), PackNvDef = Def(nameof(PackKernels.PackNvLast)),
@@ -14,9 +17,13 @@ public static class GpuPacking
 
     static (Type io, Type elem) Io(bool bf16) => bf16 ? (typeof(Bf16Io), typeof(ushort)) : (typeof(F32Io), typeof(float));
 
+    static readonly MethodInfo PackMx8Def = typeof(Mx8PackKernels).GetMethod(nameof(Mx8PackKernels.PackMx8Last))!,
+        UnpackMx8Def = typeof(Mx8PackKernels).GetMethod(nameof(Mx8PackKernels.UnpackMx8Last))!;
+
     static MethodInfo PackKernel(QuantSpec spec, bool bf16)
     {
         var (io, elem) = Io(bf16);
+        if (spec.Format == QuantFormat.MXFP8) return PackMx8Def.MakeGenericMethod(io, elem);
         return spec.Format == QuantFormat.MXFP4
             ? PackMxDef.MakeGenericMethod(io, elem, spec.ScaleRule == ScaleRule.Ocp ? typeof(Mxfp4Ocp) : typeof(Mxfp4TetraJet))
             : PackNvDef.MakeGenericMethod(io, elem);
@@ -25,6 +32,7 @@ public static class GpuPacking
     static MethodInfo UnpackKernel(QuantSpec spec, bool bf16)
     {
         var (io, elem) = Io(bf16);
+        if (spec.Format == QuantFormat.MXFP8) return UnpackMx8Def.MakeGenericMethod(io, elem);
         return (spec.Format == QuantFormat.MXFP4 ? UnpackMxDef : UnpackNvDef).MakeGenericMethod(io, elem);
     }
 
@@ -71,7 +79,7 @@ public static class GpuPacking
                     foreach (bool had in new[] { false, true })
                         yield return FromPackedKernel(source, target, bf16, had);
         foreach (bool bf16 in new[] { false, true })
-            foreach (var spec in new QuantSpec[] { new(QuantFormat.MXFP4), new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp), new(QuantFormat.NVFP4) })
+            foreach (var spec in new QuantSpec[] { new(QuantFormat.MXFP4), new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp), new(QuantFormat.NVFP4), new(QuantFormat.MXFP8) })
             {
                 yield return PackKernel(spec, bf16);
                 if (spec.ScaleRule == ScaleRule.TetraJet) yield return UnpackKernel(spec, bf16);
@@ -83,13 +91,16 @@ public static class GpuPacking
         if (!DevicePacking.CanPack(spec, cols)) throw new ArgumentException($"{spec} along a last axis of {cols} has no device packing");
     }
 
-    /// <summary>Codes (rows·cols/4 words), scales (one byte per block) and, for NVFP4, outer scales (one float per 128) of Q(x) = q.</summary>
+    /// <summary>
+    /// Codes (rows·cols/4 words: 16-bit for FP4, 32-bit for MXFP8), scales (one byte per block) and, for NVFP4, outer
+    /// scales (one float per 128) of Q(x) = q.
+    /// </summary>
     public static void LaunchPack(IKernelRunner runner, object x, object q, object codes, object scales, object outer, int rows, int cols, QuantSpec spec, bool bf16)
     {
         Check(spec, cols);
         if ((long)rows * cols == 0) return;
         long threads = (long)rows * ((cols + 127) / 128) * 32;
-        if (spec.Format == QuantFormat.MXFP4) runner.Launch(PackKernel(spec, bf16), threads, x, q, codes, scales, rows, cols);
+        if (spec.Format is QuantFormat.MXFP4 or QuantFormat.MXFP8) runner.Launch(PackKernel(spec, bf16), threads, x, q, codes, scales, rows, cols);
         else runner.Launch(PackKernel(spec, bf16), threads, x, q, codes, scales, outer, rows, cols);
     }
 
@@ -97,7 +108,7 @@ public static class GpuPacking
     public static void LaunchUnpack(IKernelRunner runner, object codes, object scales, object outer, object y, long count, QuantSpec spec, bool bf16)
     {
         if (count == 0) return;
-        if (spec.Format == QuantFormat.MXFP4) runner.Launch(UnpackKernel(spec, bf16), count / 4, codes, scales, y, count);
+        if (spec.Format is QuantFormat.MXFP4 or QuantFormat.MXFP8) runner.Launch(UnpackKernel(spec, bf16), count / 4, codes, scales, y, count);
         else runner.Launch(UnpackKernel(spec, bf16), count / 4, codes, scales, outer, y, count);
     }
 
@@ -121,6 +132,7 @@ public static class GpuPacking
     public static (byte[] Codes, byte[] Scales, float[] Outer, float[] Values) RoundTrip(Accelerator acc, float[] x, float[] q, int rows, int cols, QuantSpec spec)
     {
         int n = rows * cols, nScales = n / spec.Block, nOuter = spec.Format == QuantFormat.NVFP4 ? n / 128 : 1;
+        if (spec.Format == QuantFormat.MXFP8) return RoundTripMx8(acc, x, q, rows, cols, spec);
         using var xb = acc.Allocate1D(x);
         using var qb = acc.Allocate1D(q);
         using var cb = acc.Allocate1D<ushort>(n / 4);
@@ -138,5 +150,27 @@ public static class GpuPacking
         var codes = new byte[n / 2];
         for (int k = 0; k < words.Length; k++) { codes[2 * k] = (byte)words[k]; codes[2 * k + 1] = (byte)(words[k] >> 8); }
         return (codes, sb.GetAsArray1D(), spec.Format == QuantFormat.NVFP4 ? ob.GetAsArray1D() : [], yb.GetAsArray1D());
+    }
+
+    /// <summary><see cref="RoundTrip"/> for MXFP8: 32-bit code words, one byte per element.</summary>
+    static (byte[] Codes, byte[] Scales, float[] Outer, float[] Values) RoundTripMx8(Accelerator acc, float[] x, float[] q, int rows, int cols, QuantSpec spec)
+    {
+        int n = rows * cols;
+        using var xb = acc.Allocate1D(x);
+        using var qb = acc.Allocate1D(q);
+        using var cb = acc.Allocate1D<uint>(n / 4);
+        using var sb = acc.Allocate1D<byte>(n / 32);
+        using var ob = acc.Allocate1D<float>(1);
+        using var yb = acc.Allocate1D<float>(n);
+        ArrayView<float> xv = xb.View, qv = qb.View, ov = ob.View, yv = yb.View;
+        ArrayView<uint> cv = cb.View;
+        ArrayView<byte> sv = sb.View;
+        var runner = new IlgpuRunner(acc);
+        LaunchPack(runner, xv, qv, cv, sv, ov, rows, cols, spec, false);
+        LaunchUnpack(runner, cv, sv, ov, yv, n, spec, false);
+        acc.Synchronize();
+        var codes = new byte[n];
+        Buffer.BlockCopy(cb.GetAsArray1D(), 0, codes, 0, n);   // little-endian words: element 4k + j in byte j
+        return (codes, sb.GetAsArray1D(), [], yb.GetAsArray1D());
     }
 }
