@@ -90,19 +90,18 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         {
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
-            if (Kernels.Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));
+            if (_outControl) CollectChannelNorms(input.reshape(-1, InFeatures));
         }
         return Kernels.Apply(this, input);
     }
 
-    /// <summary>MXFP8 of OutControl's outlier channels: RTN in Q1/Q2, SR in Q6 (§5).</summary>
-    static readonly QuantSpec OutlierForward = new(QuantFormat.MXFP8), OutlierWgrad = new(QuantFormat.MXFP8, Rounding.Stochastic);
-
-    /// <summary>Q1(X) along K and Q2(W) along K (EMA-guided under Q-EMA; outlier channels in MXFP8 under OutControl).</summary>
+    /// <summary>
+    /// Q1(X) along K and Q2(W) along K (EMA-guided under Q-EMA). Under OutControl, the two parts mixed back into [rows, K]:
+    /// Q1 and Q2 of the gathered FP4 channels, MXFP8 of the gathered outlier channels (<see cref="OutControl"/>).
+    /// </summary>
     internal (Tensor Xq, Tensor Wq) QuantizeForwardOperands(Tensor x2, Tensor w, Recipe r)
     {
-        Tensor? mask = null;
-        if (r.OutControl) mask = OutlierMask;
+        var channels = OutControlChannels;
         var q2 = r.Q2;
         Tensor? ema = null;
         if (r.QEma && q2.IsQuantized && EmaSteps >= EmaWarmupSteps)
@@ -110,28 +109,13 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
             q2 = q2 with { Spec = q2.Spec with { Rounding = Rounding.EmaGuided } };
             ema = EmaWeight;
         }
-        if (mask is null)
+        if (channels is null)
             return (QuantizeSlot(x2, r.Q1, BlockAxis.Last, 1, pad: false),
                     QuantizeSlot(w.detach(), q2, BlockAxis.Last, 2, pad: false, ema: ema));
-        return (QuantizeFeaturesWithOutliers(x2, r.Q1, mask, 1, null),
-                QuantizeFeaturesWithOutliers(w.detach(), q2, mask, 2, ema));
-    }
-
-    /// <summary>
-    /// OutControl along K: the regular channels, gathered contiguously (zero-padded to the block), in the slot's
-    /// FP4 format; the outlier channels in MXFP8. Same as permuting channels and summing an FP4 and an FP8 GEMM.
-    /// </summary>
-    Tensor QuantizeFeaturesWithOutliers(Tensor t, QuantizerSlot slot, Tensor mask, int index, Tensor? ema)
-    {
-        if (!slot.IsQuantized) return t;
-        var outIdx = mask.nonzero().squeeze(1).to(t.device);
-        var restIdx = mask.logical_not().nonzero().squeeze(1).to(t.device);
-        var result = empty_like(t);
-        var rest = t.index_select(1, restIdx);
-        var restEma = ema?.index_select(1, restIdx);
-        result.index_copy_(1, restIdx, QuantizeSlot(rest, slot, BlockAxis.Last, index, pad: true, ema: restEma));
-        result.index_copy_(1, outIdx, Quantizer.Quantize(t.index_select(1, outIdx), OutlierForward));
-        return result;
+        Tensor Parts(Tensor t, QuantizerSlot slot, int index, Tensor? guide) => OutControl.Mix(
+            QuantizeSlot(OutControl.Gather(t, channels.Fp4), slot, BlockAxis.Last, index, pad: false, ema: guide is null ? null : OutControl.Gather(guide, channels.Fp4)),
+            OutControl.QuantizeOutliers(OutControl.Gather(t, channels.Outliers)), channels);
+        return (Parts(x2, r.Q1, 1, null), Parts(w.detach(), q2, 2, ema));
     }
 
     /// <summary>
@@ -159,12 +143,16 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         return (dyq, wq4);
     }
 
-    /// <summary>Q5(dY) along T and Q6(X̂) along T, sharing RHT signs; T is zero-padded to the block.</summary>
+    /// <summary>
+    /// Q5(dY) along T and Q6(X̂) along T, sharing RHT signs; T is zero-padded to the block. Under OutControl, Q6 covers
+    /// the FP4 part X̂_fp4 [T, K − k] only; <see cref="OutControl.Wgrad"/> adds the outlier columns.
+    /// </summary>
     internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, Tensor x, Recipe r, long step, Tensor? dyQuantized = null)
-        => QuantizeWgradOperands(dy, SavedOperand.View(x), r, step, dyQuantized);
+        => QuantizeWgradOperands(dy, SavedOperand.View(x, OutControlChannels), r, step, dyQuantized);
 
-    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, SavedOperand saved, Recipe r, long step, Tensor? dyQuantized = null)
+    internal (Tensor Dy, Tensor X) QuantizeWgradOperands(Tensor dy, SavedOperand kept, Recipe r, long step, Tensor? dyQuantized = null)
     {
+        var saved = kept.Fp4Part ?? kept;
         ulong signs = LayerStreams.For(step, LayerId, LayerStreams.WgradHadamard);
         long t = dy.shape[0], rows = t;
         if (r.Q5.Hadamard || r.Q6.Hadamard)
@@ -178,14 +166,6 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         Tensor? padded = null;
         Tensor X() => padded ??= rows == t ? saved.Value() : nn.functional.pad(saved.Value(), [0, 0, 0, rows - t]);
         var xq = QuantizeFromPacked(saved, r.Q6, rows, 6, step, signs) ?? QuantizeSlot(X(), r.Q6, BlockAxis.First, 6, pad: true, step, signs);
-        if (r.OutControl && r.Q6.IsQuantized && OutlierMask is { } mask)
-        {
-            // Blocks along T are per channel, so only the outlier channels change: MXFP8 SR (after the same RHT).
-            var x = X();
-            var outIdx = mask.nonzero().squeeze(1).to(x.device);
-            var slot = r.Q6 with { Spec = OutlierWgrad };
-            xq = xq.index_copy(1, outIdx, QuantizeSlot(x.index_select(1, outIdx), slot, BlockAxis.First, 6, pad: true, step, signs));
-        }
         return (dyq, xq);
     }
 

@@ -41,7 +41,10 @@ static class QLinearMath
         using var scope = NewDisposeScope();
         var x2 = x.reshape(-1, layer.InFeatures);
         var (xq, wq) = layer.QuantizeForwardOperands(x2, w, recipe);
-        var y = nn.functional.linear(xq.to(ComputeType(x)), wq.to(ComputeType(x)), b?.to(ComputeType(x)));
+        var channels = layer.OutControlChannels;   // OutControl: an FP4 and an MXFP8 GEMM, summed (§5)
+        var y = channels is null
+            ? nn.functional.linear(xq.to(ComputeType(x)), wq.to(ComputeType(x)), b?.to(ComputeType(x)))
+            : OutControl.Product(xq.to(ComputeType(x)), wq.to(ComputeType(x)), b?.to(ComputeType(x)), channels);
         var outShape = x.shape.ToArray();
         outShape[^1] = layer.OutFeatures;
 
@@ -55,13 +58,13 @@ static class QLinearMath
         if (!layer.NeedsBackward) return [output];   // evaluation: nothing to keep
         // Held by this object rather than ctx.save_for_backward: on CUDA, where backward runs on autograd's device
         // thread, TorchSharp did not release a custom function's saved tensors. Backward disposes them itself.
-        bool pack = layer.PackSavedOperands && !recipe.OutControl;   // OutControl's X̂ and Ŵ mix FP4 and MXFP8 columns
+        bool pack = layer.PackSavedOperands;
         var saved = new LinearSaved
         {
             Layer = layer, Recipe = recipe, Step = layer.CurrentStep, InputShape = x.shape,
             HasBias = hasBias, InputType = x.dtype,
-            X = SavedOperand.Keep(x2, keepX, recipe.Q1.Spec, pack && ReferenceEquals(keepX, xq) && recipe.Q1.IsQuantized),
-            W = SavedOperand.Keep(w, keepW, recipe.Q2.Spec, pack && ReferenceEquals(keepW, wq) && recipe.Q2.IsQuantized),
+            X = SavedOperand.Keep(x2, keepX, recipe.Q1.Spec, pack && ReferenceEquals(keepX, xq) && recipe.Q1.IsQuantized, channels),
+            W = SavedOperand.Keep(w, keepW, recipe.Q2.Spec, pack && ReferenceEquals(keepW, wq) && recipe.Q2.IsQuantized, channels),
         };
         layer.LastSavedBytes = saved.X.Bytes + saved.W.Bytes;
         ctx.save_data(SavedKey, saved);
@@ -108,7 +111,10 @@ static class QLinearMath
         var dx = dgradDy.to(ct).matmul(dgradW.to(ct)).to(saved.InputType).reshape(saved.InputShape);
 
         var (wgradDy, wgradX) = layer.QuantizeWgradOperands(dy, xKept, recipe, saved.Step, pair?.Q5);
-        var dw = wgradDy.to(ct).t().matmul(wgradX.to(ct)).to(layer.weight.dtype);
+        var dw = wgradDy.to(ct).t().matmul(wgradX.to(ct));
+        // OutControl: the product above is the FP4 part's; the outlier columns come from MXFP8 operands (§5).
+        if (xKept.Channels is { } channels) dw = OutControl.Wgrad(dw, dy, xKept.OutlierPart!.Value(), channels, ct);
+        dw = dw.to(layer.weight.dtype);
 
         var result = new List<Tensor> { dx, dw };
         if (saved.HasBias) result.Add(dy.to(ScalarType.Float32).sum(dim: 0).to(layer.bias!.dtype));

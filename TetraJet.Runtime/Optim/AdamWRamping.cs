@@ -84,6 +84,21 @@ public sealed class AdamWRamping : IDisposable
         }
     }
 
+    /// <summary>
+    /// Every period 1 and nothing accumulated (step_acc = grad_acc = 0): plain AdamW, as Q-Ramping's calibration steps
+    /// run. Calibration restores the state afterwards.
+    /// </summary>
+    public void ClearRamping()
+    {
+        using var _ = no_grad();
+        foreach (var s in _states)
+        {
+            s.Period.fill_(1);
+            s.StepAcc.zero_();
+            s.GradAcc.zero_();
+        }
+    }
+
     /// <summary>A deep copy of the optimizer state (for Q-Ramping's calibration).</summary>
     public object Snapshot() => (_t, LearningRate, _states.Select(s => s.All.Select(t => t.clone()).ToArray()).ToList());
 
