@@ -15,4 +15,5 @@ internal static class DiagnosticIds
     public const string SizeMemberNotFound = "TJ1010";
     public const string ConstructorSkipsInitialization = "TJ1011";
     public const string OsciResetLeanFractionOutOfRange = "TJ1012";
+    public const string OutControlLeavesTooFewChannels = "TJ1013";
 }

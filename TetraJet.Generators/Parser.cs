@@ -218,6 +218,14 @@ internal static class Parser
                         DiagnosticDescriptors.FeaturesNotMultipleOfBlock, location, parameter, Text(value), layer, Text(multiple),
                         RecipeTable.BlockDescription(config!.Recipe), config.Recipe.ToString(), suggestion.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                 }
+                else if (parameter == InFeatures && config is { OutControl: true } && config.Format != FormatKind.BF16
+                    && OutControlChannels.KeepsPlainFp4(value, config.OutlierFraction))
+                {
+                    var outliers = OutControlChannels.OutlierCount(value, config.OutlierFraction);
+                    diagnostics.Add(DiagnosticInfo.Create(
+                        DiagnosticDescriptors.OutControlLeavesTooFewChannels, location, layer, Text(value), ConfigSpec.Literal(config.OutlierFraction),
+                        Text(outliers), Text(value - outliers), OutControlChannels.SmallestWidth(value, multiple, config.OutlierFraction).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                }
                 return new SizeSpec(value, null, Text(value));
 
             case string member:
