@@ -64,7 +64,7 @@ public static class OutControl
     public static Tensor PassNorms(Tensor x2)
     {
         using var scope = NewDisposeScope();
-        return x2.detach().to(ScalarType.Float64).square().sum(0).sqrt().MoveToOuterDisposeScope();
+        return x2.detach().to(ScalarType.Float64).square().sum(dim: 0).sqrt().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -75,7 +75,7 @@ public static class OutControl
     {
         if (sums.dim() != 1 || count < 0 || count > sums.shape[0]) throw new ArgumentException($"cannot choose {count} of {string.Join("x", sums.shape)} channel sums");
         using var scope = NewDisposeScope();
-        var order = sums.sort(0, descending: true, stable: true).Indices;
+        var order = sums.sort(dim: 0, descending: true, stable: true).Indices;
         return new(order.narrow(0, 0, count).clone().MoveToOuterDisposeScope(), order.narrow(0, count, sums.shape[0] - count).clone().MoveToOuterDisposeScope());
     }
 

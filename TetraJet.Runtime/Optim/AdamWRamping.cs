@@ -51,6 +51,12 @@ public sealed class AdamWRamping : IDisposable
 
     public Tensor Period(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).Period;
 
+    /// <summary>step_acc of one parameter: the steps accumulated per element since its last update.</summary>
+    public Tensor StepAccumulator(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).StepAcc;
+
+    /// <summary>grad_acc of one parameter: the gradients accumulated per element since its last update.</summary>
+    public Tensor GradientAccumulator(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).GradAcc;
+
     public void zero_grad()
     {
         foreach (var s in _states) s.Param.grad?.zero_();
