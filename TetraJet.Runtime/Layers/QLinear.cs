@@ -100,7 +100,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         {
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
-            if (Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));
+            if (_outControl) CollectChannelNorms(input.reshape(-1, InFeatures));
         }
         return Plan.Apply(this, input);
     }
@@ -116,45 +116,4 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     /// the device and in the dtype of the step; for checks and diagnostics. Null (the default) costs nothing.
     /// </summary>
     public Action<int, Tensor>? OperandProbe { get; set; }
-
-    /// <summary>MXFP8 of OutControl's outlier channels: RTN in Q1/Q2, SR in Q6 (§5).</summary>
-    static readonly QuantSpec OutlierForward = new(QuantFormat.MXFP8), OutlierWgrad = new(QuantFormat.MXFP8, Rounding.Stochastic);
-
-    /// <summary>
-    /// OutControl along K: the regular channels, gathered contiguously (zero-padded to the block), in the slot's
-    /// FP4 format; the outlier channels in MXFP8. Same as permuting channels and summing an FP4 and an FP8 GEMM.
-    /// </summary>
-    internal Tensor QuantizeFeaturesWithOutliers(Tensor t, QuantizerSlot slot, Tensor mask, Tensor? ema)
-    {
-        if (!slot.IsQuantized) return t;
-        if (ema is not null) slot = slot with { Spec = slot.Spec with { Rounding = Rounding.EmaGuided } };
-        var outIdx = mask.nonzero().squeeze(1).to(t.device);
-        var restIdx = mask.logical_not().nonzero().squeeze(1).to(t.device);
-        var result = empty_like(t);
-        var rest = t.index_select(1, restIdx);
-        var restEma = ema?.index_select(1, restIdx);
-        result.index_copy_(1, restIdx, QuantizeSlot(rest, slot, pad: true, ema: restEma));
-        result.index_copy_(1, outIdx, Quantizer.Quantize(t.index_select(1, outIdx), OutlierForward));
-        return result;
-    }
-
-    /// <summary>
-    /// OutControl's Q6 outlier columns: blocks along T are per channel, so only the outlier channels change, to MXFP8
-    /// SR (after the same RHT) of the padded X̂ (§5).
-    /// </summary>
-    internal Tensor WgradOutliers(Tensor xq, Tensor xPadded, Tensor mask, SlotStreams s)
-    {
-        var outIdx = mask.nonzero().squeeze(1).to(xPadded.device);
-        var q = Recipe.Q6.Hadamard
-            ? Quantizer.QuantizeWithSigns(xPadded.index_select(1, outIdx), OutlierWgrad, BlockAxis.First, s.Seed, s.Stream, s.Signs, padBlockAxis: true)
-            : Quantizer.Quantize(xPadded.index_select(1, outIdx), OutlierWgrad, BlockAxis.First, s.Seed, s.Stream, padBlockAxis: true);
-        return xq.index_copy(1, outIdx, q);
-    }
-
-    /// <summary>The slot's own quantizer call (OutControl's parts): RTN/EMA along K, no RHT.</summary>
-    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, bool pad, Tensor? ema)
-    {
-        if (!slot.IsQuantized) return t;
-        return Quantizer.Quantize(t, slot.Spec, BlockAxis.Last, Seed, 0, ema, padBlockAxis: pad);
-    }
 }

@@ -51,6 +51,12 @@ public sealed class AdamWRamping : IDisposable
 
     public Tensor Period(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).Period;
 
+    /// <summary>step_acc of one parameter: the steps accumulated per element since its last update.</summary>
+    public Tensor StepAccumulator(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).StepAcc;
+
+    /// <summary>grad_acc of one parameter: the gradients accumulated per element since its last update.</summary>
+    public Tensor GradientAccumulator(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).GradAcc;
+
     public void zero_grad()
     {
         foreach (var s in _states) s.Param.grad?.zero_();
@@ -81,6 +87,21 @@ public sealed class AdamWRamping : IDisposable
             s.Param.copy_(where(due, updated, s.Param));
             s.StepAcc.masked_fill_(due, 0);
             s.GradAcc.masked_fill_(due, 0);
+        }
+    }
+
+    /// <summary>
+    /// Every period 1 and nothing accumulated (step_acc = grad_acc = 0): plain AdamW, as Q-Ramping's calibration steps
+    /// run. Calibration restores the state afterwards.
+    /// </summary>
+    public void ClearRamping()
+    {
+        using var _ = no_grad();
+        foreach (var s in _states)
+        {
+            s.Period.fill_(1);
+            s.StepAcc.zero_();
+            s.GradAcc.zero_();
         }
     }
 

@@ -285,7 +285,7 @@ public static class Trainer
     };
 
     /// <summary>
-    /// Q-Ramping's per-epoch calibration: 30 ordinary steps on the epoch's first batches, measured and then undone,
+    /// Q-Ramping's per-epoch calibration: 31 ordinary steps (plain AdamW) on the epoch's first batches, measured and then undone,
     /// set each quantized weight's update periods. The RNG state is restored too, so the run itself is unchanged.
     /// </summary>
     static void CalibrateRamping(nn.Module<Tensor, Tensor> net, StepOptimizer.Ramping ramping, ITrainTask task, Device device, long step, ProgressView view)
