@@ -56,18 +56,15 @@ public static class InferenceExport
 
     static string RecipeNames(nn.Module model)
     {
-        var names = model.QuantizedLinears().Select(l => l.Layer.Recipe).Where(r => r.Q2.IsQuantized).Select(Describe).Distinct().ToList();
+        var names = model.QuantizedLinears().Select(l => l.Layer.Recipe).Where(r => r.Q2.IsQuantized).Select(RecipeLabel).Distinct().ToList();
         return names.Count == 0 ? "BF16" : string.Join("; ", names);
     }
 
-    static string Describe(Recipe r)
+    /// <summary>The recipe's name with its options as <see cref="Recipe.Describe"/> states them, e.g. <c>TetraJet (Q-EMA (β = 0.998))</c>.</summary>
+    public static string RecipeLabel(Recipe recipe)
     {
-        var options = new List<string>();
-        if (r.QEma) options.Add("Q-EMA");
-        if (r.QRamping) options.Add("Q-Ramping");
-        if (r.OsciReset) options.Add(r.OsciResetLean ? "OsciReset (lean)" : "OsciReset");
-        if (r.OutControl) options.Add("OutControl");
-        return options.Count == 0 ? r.Name : $"{r.Name} ({string.Join(", ", options)})";
+        var line = recipe.Describe().Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("options:", StringComparison.Ordinal));
+        return line is null or "options: none" ? recipe.Name : $"{recipe.Name} ({line["options:".Length..].Trim()})";
     }
 
     /// <summary>The tensors of the file, in state-dict order, and the per-layer description that goes to the metadata.</summary>

@@ -33,13 +33,16 @@ public class InferenceExportTests
         public override Tensor forward(Tensor x) => fc2.call(norm.call(fc1.call(x)));
     }
 
-    public static TheoryData<string> Cases => new() { "tetrajet", "microscaling", "tetrajet+qema", "tetrajet-v2", "nvidia-nvfp4", "tetrajet-v2+outcontrol", "tetrajet-v2+bf16", "bf16" };
+    public static TheoryData<string> Cases => new() { "tetrajet", "microscaling", "tetrajet+qema", "tetrajet-v2", "nvidia-nvfp4", "tetrajet-v2+outcontrol", "tetrajet-v2+bf16", "bf16", "custom-mxfp8", "custom-nvfp4-tensor" };
 
     static Recipe RecipeOf(string name) => name switch
     {
         "tetrajet+qema" => Recipe.Get(RecipeId.TetraJet) with { QEma = true },
         "tetrajet-v2+outcontrol" => Recipe.Get(RecipeId.TetraJetV2) with { OutControl = true, OutControlStart = 0, OutControlWindow = 1 },
         "tetrajet-v2+bf16" => Recipe.Get(RecipeId.TetraJetV2),
+        // Custom recipes whose Q2 is MXFP8 or per-tensor NVFP4 without tiles: the remaining storage forms.
+        "custom-mxfp8" => Recipe.Get(RecipeId.TetraJet) with { Name = "custom-mxfp8", Q2 = new QuantizerSlot(new QuantSpec(QuantFormat.MXFP8)) },
+        "custom-nvfp4-tensor" => Recipe.Get(RecipeId.TetraJet) with { Name = "custom-nvfp4-tensor", Q2 = new QuantizerSlot(new QuantSpec(QuantFormat.NVFP4Tensor)) },
         _ => Recipe.Parse(name),
     };
 
@@ -142,6 +145,8 @@ public class InferenceExportTests
                     "mxfp4" => E2M1(Code(codes, i)) * E8M0(scales[r * ((cols + 31) / 32) + c / 32]),
                     "nvfp4" => E2M1(Code(codes, i)) * (E4M3(scales[r * ((cols + 15) / 16) + c / 16]) * outer[r * ((cols + 127) / 128) + c / 128]),
                     "nvfp4-tensor-16x16" => E2M1(Code(codes, i)) * (E4M3(scales[r / 16 * (cols / 16) + c / 16]) * outer[0]),
+                    "nvfp4-tensor" => E2M1(Code(codes, i)) * (E4M3(scales[r * (cols / 16) + c / 16]) * outer[0]),
+                    "mxfp8" => E4M3(codes[i]) * E8M0(scales[r * (cols / 32) + c / 32]),
                     _ => throw new InvalidOperationException(format),
                 };
             }
@@ -253,10 +258,16 @@ public class InferenceExportTests
                     expected = Reference(w, n, k, spec, ema);
                     decoded = Decode(t, prefix, format, n, k);
                     // Shapes and dtypes as docs/EXPORT.md lists them.
-                    AssertEntry(t[prefix + ".codes"], "U8", n, k / 2);
+                    if (format == "mxfp8") AssertEntry(t[prefix + ".codes"], "F8_E4M3", n, k);
+                    else AssertEntry(t[prefix + ".codes"], "U8", n, k / 2);
                     var scales = t[prefix + ".scales"];
                     switch (format)
                     {
+                        case "mxfp8": AssertEntry(scales, "U8", n, k / 32); break;
+                        case "nvfp4-tensor":
+                            AssertEntry(scales, "F8_E4M3", n, k / 16);
+                            AssertEntry(t[prefix + ".outer_scales"], "F32", 1);
+                            break;
                         case "mxfp4": AssertEntry(scales, "U8", n, k / 32); break;
                         case "nvfp4":
                             AssertEntry(scales, "F8_E4M3", n, k / 16);
