@@ -13,6 +13,16 @@ public static class RunPlots
     public static string Percent(double v) => v.ToString("0.00", CultureInfo.InvariantCulture) + "%";
     public static string Decimal2(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// Writes curves.png; in a build without the plotting library's native part (the GPU machine's) writes a note to
+    /// <paramref name="log"/> instead, so that a finished run still finishes.
+    /// </summary>
+    public static void WriteCurves(string path, string model, IReadOnlyList<MetricsRow> rows, TextWriter log)
+    {
+        try { File.WriteAllBytes(path, Plot.Render(For(model, rows))); }
+        catch (PlotUnavailableException e) { log.WriteLine($"note: {Path.GetFileName(path)} not written: {e.Message}"); }
+    }
+
     public static Panel[] For(string model, IReadOnlyList<MetricsRow> rows, string name = "train")
     {
         var loss = Plot.Smooth(rows.Select(r => ((double)r.Step, r.Loss)).ToList());

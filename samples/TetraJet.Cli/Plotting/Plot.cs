@@ -14,6 +14,9 @@ public sealed record Panel(string Title, string XLabel, string YLabel, IReadOnly
     public string Format(double v) => FormatValue?.Invoke(v) ?? v.ToString(Math.Abs(v) >= 100 ? "0.0" : "0.000", CultureInfo.InvariantCulture);
 }
 
+/// <summary>The plotting library's native part (libSkiaSharp) is not in this build or does not load.</summary>
+public sealed class PlotUnavailableException(string message, Exception inner) : Exception(message, inner);
+
 /// <summary>
 /// Side-by-side line charts drawn with ScottPlot into one PNG. The legend sits below each chart, outside the data
 /// area, so that it never hides a point; each curve's final value is written beside its last point, in a margin
@@ -33,6 +36,18 @@ public static class Plot
     public static byte[] Render(IReadOnlyList<Panel> panels, int panelWidth = 640, int height = 480)
     {
         if (panels.Count == 0) throw new ArgumentException("nothing to plot: no panels");
+        try { return RenderPng(panels, panelWidth, height); }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            // One line: the loader's message lists every path it tried.
+            throw new PlotUnavailableException(
+                "the plotting library's native part (libSkiaSharp) did not load; builds with -p:LibTorch=external leave it out " +
+                $"({e.GetBaseException().Message.Split('\n')[0].Trim()})", e);
+        }
+    }
+
+    static byte[] RenderPng(IReadOnlyList<Panel> panels, int panelWidth, int height)
+    {
         PlotFont.Install();
         var info = new SKImageInfo(panelWidth * panels.Count, height, SKColorType.Rgba8888, SKAlphaType.Premul);
         using var surface = SKSurface.Create(info) ?? throw new InvalidOperationException($"could not allocate a {info.Width}×{height} image");
