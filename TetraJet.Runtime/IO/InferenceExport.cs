@@ -74,9 +74,9 @@ public static class InferenceExport
         using var scope = NewDisposeScope();
         var quantized = model.QuantizedLinears().Where(l => l.Layer.Recipe.Q2.IsQuantized)
             .ToDictionary(l => Prefix(l.Path) + "weight", l => l.Layer);
-        // Training state of the layers, not needed to run them.
+        // Training state of the layers (every buffer a QLinear lists: EMA, OsciReset, OutControl, counters), not needed to run them.
         var stateBuffers = model.QuantizedLinears()
-            .SelectMany(l => l.Layer.named_buffers(recurse: false).Select(b => Prefix(l.Path) + b.name)).ToHashSet();
+            .SelectMany(l => l.Layer.named_buffers().Select(b => Prefix(l.Path) + b.name)).ToHashSet();
         var tensors = new List<(string, SafeTensor)>();
         var layers = new JsonObject();
         foreach (var (name, value) in model.state_dict())

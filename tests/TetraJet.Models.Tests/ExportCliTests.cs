@@ -9,14 +9,15 @@ namespace TetraJet.Models.Tests;
 /// <summary><c>tetrajet export</c>: a run's checkpoint to safetensors, Q2(W) bit for bit; bad input is one line and exit 2.</summary>
 public class ExportCliTests
 {
-    /// <summary>The run's checkpointed weights by name, as float32 arrays.</summary>
-    static Dictionary<string, float[]> CheckpointWeights(string run, Recipe recipe)
+    /// <summary>The run's checkpointed state by name, as float32 arrays, and the names of the quantized layers' own buffers.</summary>
+    static (Dictionary<string, float[]> State, HashSet<string> LayerBuffers) CheckpointState(string run, Recipe recipe)
     {
         var ckpt = Checkpoint.Read(Path.Combine(run, Checkpoint.FileName));
         var config = System.Text.Json.JsonSerializer.Deserialize<VitConfig>(ckpt.Header.ModelConfig)!;
         using var net = new Vit(config, recipe);
         net.load(new BinaryReader(new MemoryStream(ckpt.ModelState)), strict: true);
-        return net.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray());
+        var layerBuffers = net.QuantizedLinears().SelectMany(l => l.Layer.named_buffers().Select(b => $"{l.Path}.{b.name}")).ToHashSet();
+        return (net.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray()), layerBuffers);
     }
 
     [Theory]
@@ -37,11 +38,16 @@ public class ExportCliTests
         Assert.Equal(recipe.Name, meta[InferenceExport.RecipeKey]);
         Assert.Equal("3", meta["tetrajet.step"]);
         Assert.Equal("vit", meta["tetrajet.model"]);
-        var weights = CheckpointWeights(run, recipe);
+        var (weights, layerBuffers) = CheckpointState(run, recipe);
         var loaded = InferenceExport.LoadDequantized(output);
         int quantized = 0;
         foreach (var (name, w) in weights)
         {
+            if (layerBuffers.Contains(name))
+            {
+                Assert.False(tensors.ContainsKey(name), $"{name}: training state of a layer is not exported");
+                continue;
+            }
             if (name.EndsWith(".Qkv.weight") || name.EndsWith(".Proj.weight") || name.EndsWith(".Fc1.weight") || name.EndsWith(".Fc2.weight"))
             {
                 // Q2(W) of the checkpointed weight, by the scalar reference.
