@@ -52,7 +52,8 @@ int RunTests()
     foreach (var c in GpuSelfCheck.RunAll(device)
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+        .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(ExportChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");

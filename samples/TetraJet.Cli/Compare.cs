@@ -33,9 +33,17 @@ public static class Compare
             lossSeries.Add(new Series(name, color, Plot.Smooth(rows.Select(r => ((double)r.Step, r.Loss)).ToList())));
             evalSeries.Add(new Series(name, color, gpt
                 ? rows.Where(r => r.EvalPpl.HasValue).Select(r => ((double)r.Step, r.EvalPpl!.Value)).ToList()
-                : rows.Where(r => r.EvalAcc.HasValue).Select(r => ((double)r.Step, 100 * r.EvalAcc!.Value)).ToList()));
+                : rows.Where(r => r.EvalAcc.HasValue).Select(r => ((double)r.Step, 100 * r.EvalAcc!.Value)).ToList(), Markers: true));
         }
-        var png = Plot.Render([new Panel("training loss", "step", lossSeries), new Panel(gpt ? "validation perplexity" : "test accuracy %", "step", evalSeries)]);
+        Panel[] panels =
+        [
+            new Panel("Training loss (moving average)", RunPlots.StepAxis, RunPlots.LossAxis, lossSeries),
+            gpt ? new Panel("Validation perplexity", RunPlots.StepAxis, RunPlots.PerplexityAxis, evalSeries, RunPlots.Decimal2)
+                : new Panel("Test accuracy", RunPlots.StepAxis, RunPlots.AccuracyAxis, evalSeries, RunPlots.Percent),
+        ];
+        byte[] png;
+        try { png = Plot.Render(panels); }
+        catch (PlotUnavailableException e) { throw new UsageException($"compare cannot plot in this build: {e.Message}"); }
         var folder = Path.GetDirectoryName(Path.GetFullPath(output))!;
         Directory.CreateDirectory(folder);
         File.WriteAllBytes(output, png);

@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(CompareCommand(stdout, stderr));
         root.Subcommands.Add(Quantize.QuantizeCommand.Create());
         root.Subcommands.Add(ExperimentCommand.Create(stdout));
+        root.Subcommands.Add(ExportCommand.Create(stdout, stderr));
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

@@ -6,6 +6,12 @@ namespace TetraJet.Cli;
 /// TensorBoard event file writer: each record is length (u64) · masked CRC32C of the length · an Event protobuf ·
 /// masked CRC32C of the event. Only scalars are written, so the protobuf is encoded by hand (no dependency).
 /// </summary>
+/// <remarks>
+/// Not TorchSharp's <c>torch.utils.tensorboard.SummaryWriter</c> (0.107): it stamps events with wall time 0 unless
+/// given one, takes wall time as a float (1.7e9 s in a float is 128 s coarse) and steps as int, and opens, seeks
+/// and closes the file for every scalar. Here wall time is a double of Unix seconds, steps are 64-bit, and one
+/// stream stays open for the run.
+/// </remarks>
 public sealed class TfEventsWriter : IDisposable
 {
     readonly FileStream file;

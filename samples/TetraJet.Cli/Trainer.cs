@@ -251,7 +251,7 @@ public static class Trainer
         double wallSeconds = elapsedBefore + wall.Elapsed.TotalSeconds;
         var final = lastEval ?? task.Evaluate(device);
         var rows = MetricsCsv.Read(metricsPath);
-        File.WriteAllBytes(Path.Combine(dir, "curves.png"), Plot.Render(RunPlots.For(o.Model, rows)));
+        RunPlots.WriteCurves(Path.Combine(dir, "curves.png"), o.Model, rows, stderr);
         var summary = new RunSummary
         {
             Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = JsonDocument.Parse(configJson).RootElement,
