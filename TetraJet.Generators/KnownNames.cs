@@ -6,7 +6,6 @@ internal static class KnownNames
     public const string QuantizeAttribute = "TetraJet.QuantizeAttribute";
     public const string QuantizeSlotAttribute = "TetraJet.QuantizeSlotAttribute";
     public const string LinearAttribute = "TetraJet.LinearAttribute";
-    public const string QLinear = "TetraJet.QLinear";
     public const string InitializeQuantization = "InitializeQuantization";
 }
 

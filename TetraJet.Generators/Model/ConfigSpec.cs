@@ -37,8 +37,6 @@ internal sealed record ConfigSpec(
     /// <summary>The format family of the recipe (overrides aside).</summary>
     public FormatKind Format => RecipeTable.FormatOf(Recipe);
 
-    public bool IsQuantized => Slots.Any(s => s.IsQuantized);
-
     /// <summary>This configuration with the overrides applied, each over the slot it names.</summary>
     public ConfigSpec WithOverrides(IEnumerable<SlotOverrideSpec> overrides)
     {
@@ -158,10 +156,6 @@ internal sealed record ConfigSpec(
             return calls;
         }
     }
-
-    /// <summary>Rounding of slot <paramref name="index"/> as the layer runs it: Q-EMA guides a quantized Q2.</summary>
-    public RoundingKind EffectiveRounding(int index)
-        => index == 1 && QEma && Slots[1].IsQuantized ? RoundingKind.EmaGuided : Slots[index].Rounding;
 
     /// <summary>A C# double literal that round-trips.</summary>
     public static string Literal(double value)

@@ -13,8 +13,6 @@ namespace TetraJet.Generators;
 internal readonly struct EquatableArray<T> : IEquatable<EquatableArray<T>>, IEnumerable<T>
     where T : IEquatable<T>
 {
-    public static readonly EquatableArray<T> Empty = new(Array.Empty<T>());
-
     private readonly T[]? _items;
 
     public EquatableArray(T[] items) => _items = items;

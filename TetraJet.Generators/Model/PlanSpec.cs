@@ -13,8 +13,6 @@ internal sealed record SlotModel(int Format, int Rounding, bool Ocp, bool Tile16
 {
     public const int Direct = 0, ForwardDequantized = 1, ForwardCodesTransposed = 2, Original = 3;
 
-    public static SlotModel None { get; } = new(Dataflow.None, Dataflow.Nearest, false, false, false, Direct);
-
     /// <summary>The dataflow view of a parsed slot (the kinds mirror the runtime's enums, value for value).</summary>
     public static SlotModel From(SlotSpec s) =>
         new((int)s.Format, (int)s.Rounding, s.Format == FormatKind.MXFP4 && s.ScaleRule == ScaleRuleKind.Ocp, s.Tile16, s.AppliesHadamard, (int)s.Source);

@@ -18,8 +18,8 @@ public sealed class OutControlChannels(Tensor outliers, Tensor fp4)
 }
 
 /// <summary>
-/// OutControl (ALGORITHMS.md §5, TetraJet-v2) as functions on tensors, so that every path (the layer's autograd
-/// function, generated plans, checks) computes the same thing. The channels with the largest Σ over 50 training
+/// OutControl (ALGORITHMS.md §5, TetraJet-v2) as functions on tensors, so that every path (generated plans, the
+/// unspecialised plan, checks) computes the same thing. The channels with the largest Σ over 50 training
 /// passes of ‖X[:, j]‖₂ are the outliers; each part is gathered, largest sum first, into a contiguous matrix whose
 /// blocks follow that order.
 /// <list type="bullet">
@@ -94,9 +94,6 @@ public static class OutControl
         return mixed;
     }
 
-    /// <summary>MXFP8(part) with RTN along K: the outlier part of X or W in forward.</summary>
-    public static Tensor QuantizeOutliers(Tensor part) => Quantizer.Quantize(part, OutlierSpec);
-
     /// <summary>
     /// Y = X̂_fp4·Ŵ_fp4ᵀ + X̂_out·Ŵ_outᵀ (+ b) from the mixed forward operands (their columns hold each part where it came
     /// from): two GEMMs, one per part, as the authors' FP4 and FP8 kernels run them.
@@ -117,22 +114,4 @@ public static class OutControl
     public static (Tensor Dy, Tensor X) QuantizeOutlierWgradOperands(Tensor dy, Tensor xOutliers) =>
         (Quantizer.Quantize(dy, OutlierSpec, BlockAxis.First, padBlockAxis: true),
          Quantizer.Quantize(xOutliers, OutlierSpec, BlockAxis.First, padBlockAxis: true));
-
-    /// <summary>dW[:, out] = MXFP8(dY)ᵀ·MXFP8(X̂_out) [N, k], in <paramref name="compute"/>.</summary>
-    public static Tensor OutlierWgrad(Tensor dy, Tensor xOutliers, ScalarType compute)
-    {
-        using var scope = NewDisposeScope();
-        var (d, x) = QuantizeOutlierWgradOperands(dy, xOutliers);
-        return d.to(compute).t().matmul(x.to(compute)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// The full dW [N, K] from the FP4 part's product <paramref name="fp4Product"/> = Q5(dY)ᵀ·Q6(X̂_fp4) [N, K − k]
-    /// and the outlier part's <see cref="OutlierWgrad"/> from dY [T, N] and X̂_out [T, k].
-    /// </summary>
-    public static Tensor Wgrad(Tensor fp4Product, Tensor dy, Tensor xOutliers, OutControlChannels channels, ScalarType compute)
-    {
-        using var scope = NewDisposeScope();
-        return Mix(fp4Product.to(compute), OutlierWgrad(dy, xOutliers, compute), channels).MoveToOuterDisposeScope();
-    }
 }

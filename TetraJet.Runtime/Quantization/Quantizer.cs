@@ -26,14 +26,6 @@ public static class Quantizer
         Tensor? ema = null, bool padBlockAxis = false, bool hadamard = false)
         => Run(x, spec, axis, new SlotStreams(seed, stream, hadamard ? Philox.HadamardSigns(seed, stream) : 0u), ema, padBlockAxis, hadamard);
 
-    /// <summary>
-    /// RHT with the given 16 sign bits, then quantization with SR stream <paramref name="stream"/>: the two operands
-    /// of one GEMM share their signs (so the transforms cancel) but not their rounding noise.
-    /// </summary>
-    public static Tensor QuantizeWithSigns(Tensor x, QuantSpec spec, BlockAxis axis, ulong seed, ulong stream, uint hadamardSigns,
-        bool padBlockAxis = false, Tensor? ema = null)
-        => Run(x, spec, axis, new SlotStreams(seed, stream, hadamardSigns), ema, padBlockAxis, true);
-
     static (Tensor X2, long Rows, long Cols) Check(Tensor x)
     {
         if (x.dim() < 1) throw new ArgumentException("cannot quantize a rank-0 tensor; expected [..., features]");

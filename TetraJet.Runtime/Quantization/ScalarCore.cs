@@ -60,9 +60,4 @@ public static class ScalarCore
         float v = x * inv, e = ema * inv;
         return fp8 ? RoundFp8(v, rounding, u, e) : RoundFp4(v, rounding, u, e);
     }
-
-    /// <summary>MX element: Q = round(x·2^-s)·2^s, with exact power-of-two scalings.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MxElement(float x, int s, bool fp8, Rounding rounding, float u, float ema) =>
-        MxGrid(x, s, fp8, rounding, u, ema) * Bits.Pow2(s);
 }

@@ -19,9 +19,6 @@ internal static class VectorGrid
     public static Vector256<float> WithSignOf(Vector256<float> magnitude, Vector256<float> sign) =>
         (magnitude.AsUInt32() | (sign.AsUInt32() & Vector256.Create(SignBit))).AsSingle();
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> If(Vector256<float> mask, float value) => mask & Vector256.Create(value);
-
     /// <summary>
     /// E2M1 round to nearest, ties to the even code (= the even mantissa bit), as <see cref="Formats.E2M1.RoundNearest"/>:
     /// from 1 up, RNE to one fraction bit on the FP32 bits; below 1, the fixed step 0.5 (RNE of 2a, halved); then ≤ 6.
