@@ -99,6 +99,7 @@ public sealed partial class QLinear
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
+        MarkUpdated(step);
         var r = Kernels.Recipe;
         if (r.QEma)
         {

@@ -22,15 +22,6 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     /// <summary>The kernel set this layer runs (generated code passes a specialised one).</summary>
     public LinearKernels Kernels { get; }
 
-    /// <summary>Philox key of this layer's stochastic rounding and RHT signs (the run seed).</summary>
-    public ulong Seed { get; set; }
-
-    /// <summary>Layer id in the stream derivation; defaults to a hash of the name, set per model path by <see cref="QuantizationExtensions.AssignLayerIds"/>.</summary>
-    public int LayerId { get; set; }
-
-    /// <summary>Quantized training forwards so far; the step part of every stream id. Restore it on resume.</summary>
-    public long Step { get; set; }
-
     internal long CurrentStep { get; private set; }
 
     /// <summary>
@@ -59,10 +50,11 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"{name}: out_features (N) = {outFeatures} is not a multiple of {multiple}, the block size {Kernels.Recipe.Name} needs");
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        LayerId = LayerStreams.IdOf(name);
         weight = new Parameter(empty(outFeatures, inFeatures));
         this.bias = bias ? new Parameter(empty(outFeatures)) : null;
         ResetParameters();
+        // Distinct per layer with nothing to call: two blocks of one class start from different random weights.
+        LayerId = LayerStreams.IdOfInitialWeights(weight, this.bias);
         RegisterComponents();
         RegisterQuantizationState();
     }
@@ -88,6 +80,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         NeedsBackward = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
         if (is_grad_enabled() && training)
         {
+            CheckTrainingProtocol();
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
             if (Kernels.Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));

@@ -12,9 +12,10 @@ namespace TetraJet.Optim;
 /// </summary>
 public sealed class AdamWRamping : IDisposable
 {
-    sealed class State(Parameter p)
+    sealed class State(Parameter p, double weightDecay)
     {
         public readonly Parameter Param = p;
+        public readonly double WeightDecay = weightDecay;
         public Tensor M = zeros_like(p), V = zeros_like(p), StepAcc = zeros_like(p), GradAcc = zeros_like(p);
         public Tensor Period = ones_like(p, dtype: ScalarType.Int32);
         public Tensor[] All => [M, V, StepAcc, GradAcc, Period];
@@ -27,15 +28,24 @@ public sealed class AdamWRamping : IDisposable
     public double Beta1 { get; }
     public double Beta2 { get; }
     public double Eps { get; }
-    public double WeightDecay { get; }
     /// <summary>Global step count t (bias corrections).</summary>
     public long StepCount => _t;
 
     public AdamWRamping(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
+        : this(parameters.Select(p => (p, weightDecay)), lr, beta1, beta2, eps)
     {
-        _states = parameters.Select(p => new State(p)).ToList();
-        LearningRate = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
     }
+
+    /// <summary>With a decoupled weight decay per parameter (e.g. 0 for norms and biases), as AdamW's parameter groups give.</summary>
+    public AdamWRamping(IEnumerable<(Parameter Parameter, double WeightDecay)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
+    {
+        _states = parameters.Select(p => new State(p.Parameter, p.WeightDecay)).ToList();
+        if (_states.Any(s => s.WeightDecay < 0)) throw new ArgumentException("weight decay must be ≥ 0");
+        LearningRate = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps;
+    }
+
+    /// <summary>The decoupled weight decay of <paramref name="p"/>.</summary>
+    public double WeightDecay(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).WeightDecay;
 
     public IEnumerable<Parameter> Parameters => _states.Select(s => s.Param);
 
@@ -67,7 +77,7 @@ public sealed class AdamWRamping : IDisposable
             var g = s.Param.grad;
             if (g is null) continue;
             using var scope = NewDisposeScope();
-            s.Param.mul_(1 - lr * WeightDecay);
+            s.Param.mul_(1 - lr * s.WeightDecay);
             s.StepAcc.add_(1);
             if (g.isfinite().all().item<bool>()) s.GradAcc.add_(g);
             var due = s.StepAcc.remainder(s.Period.to(s.StepAcc.dtype)).eq(0);
