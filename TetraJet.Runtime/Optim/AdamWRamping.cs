@@ -16,8 +16,9 @@ public sealed class AdamWRamping : IDisposable
     {
         public readonly Parameter Param = p;
         public readonly double WeightDecay = weightDecay;
-        public Tensor M = zeros_like(p), V = zeros_like(p), StepAcc = zeros_like(p), GradAcc = zeros_like(p);
-        public Tensor Period = ones_like(p, dtype: ScalarType.Int32);
+        public Tensor M = zeros_like(p).DetachFromDisposeScope(), V = zeros_like(p).DetachFromDisposeScope(),
+            StepAcc = zeros_like(p).DetachFromDisposeScope(), GradAcc = zeros_like(p).DetachFromDisposeScope();
+        public Tensor Period = ones_like(p, dtype: ScalarType.Int32).DetachFromDisposeScope();
         public Tensor[] All => [M, V, StepAcc, GradAcc, Period];
     }
 
@@ -56,7 +57,8 @@ public sealed class AdamWRamping : IDisposable
         if (!period.shape.SequenceEqual(p.shape)) throw new ArgumentException($"period shape [{string.Join(", ", period.shape)}] differs from the parameter's [{string.Join(", ", p.shape)}]");
         if (period.lt(1).any().item<bool>()) throw new ArgumentException("periods must be at least 1");
         s.Period.Dispose();
-        s.Period = period.to(ScalarType.Int32, p.device).clone();
+        // Owned by the optimizer: a dispose scope around the caller's training step must not take it.
+        s.Period = period.to(ScalarType.Int32, p.device).clone().DetachFromDisposeScope();
     }
 
     public Tensor Period(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).Period;
