@@ -148,6 +148,23 @@ public sealed class QuantizeCliTests : IDisposable
     }
 
     [Fact]
+    public void The_readme_example_runs_on_the_shipped_input()
+    {
+        // README: quantize --format nvfp4 --input data/examples/activations.npy --output q.npy --stats
+        var input = Path.Combine(Data.DataFiles.Shipped("examples"), "activations.npy");
+        var (code, stdout, stderr) = Cli("--format", "nvfp4", "--input", input, "--output", PathOf("q.npy"), "--stats");
+        Assert.True(code == 0, stderr);
+        var x = Npy.ReadMatrix(input, out int rows, out int cols);
+        Assert.Equal((64, 256), (rows, cols));
+        var expected = new float[x.Length];
+        ReferenceQuantizer.Quantize(x, expected, rows, cols, BlockAxis.Last, new QuantSpec(QuantFormat.NVFP4));
+        AssertBitsEqual(expected, Npy.ReadMatrix(PathOf("q.npy"), out _, out _));
+        using var json = JsonDocument.Parse(stdout);
+        Assert.InRange(json.RootElement.GetProperty("rmse").GetDouble(), 0.01, 1.0);
+        Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("scale_rule").ValueKind);
+    }
+
+    [Fact]
     public void The_output_may_not_be_the_input()
     {
         var x = RandomMatrix(4, 64, 6);
