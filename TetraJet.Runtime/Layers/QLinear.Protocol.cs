@@ -13,10 +13,10 @@ public sealed partial class QLinear
 
     const int KeySlot = 0, IdSlot = 1, StepSlot = 2, UpdatesSlot = 3, CalibratedSlot = 4;
 
-    // The counters live in one CPU tensor that state_dict() hands out under CountersName, so Module.save writes
-    // them and Module.load / load_state_dict overwrite them in place. It is not a registered buffer: .to(device)
-    // would move it, and reading it every forward would then cost a device round trip. The holder is not a Tensor
-    // field, so that RegisterComponents() does not register it either.
+    // The counters live in one CPU tensor that named_buffers() lists under CountersName, so state_dict(), Module.save
+    // and Module.load / load_state_dict (of this layer or any parent, nn.Sequential included) write and overwrite it
+    // in place. It is not a registered buffer: .to(device) would move it, and reading it every forward would then
+    // cost a device round trip. The holder is not a Tensor field, so that RegisterComponents() does not register it.
     sealed class CounterStore
     {
         public readonly Tensor Values = zeros(5, dtype: ScalarType.Int64);
@@ -51,12 +51,15 @@ public sealed partial class QLinear
         _updateSeen = true;
     }
 
-    /// <summary>Includes the counters, so that a saved model resumes with the same streams and schedules.</summary>
-    public override Dictionary<string, Tensor> state_dict(Dictionary<string, Tensor>? destination = null, string? prefix = null)
+    /// <summary>
+    /// The registered buffers and, when <paramref name="recurse"/> is set (as state_dict() and every parent ask), the
+    /// counters, so that a saved model resumes with the same streams and schedules. Module.to() moves the buffers of
+    /// named_buffers(recurse: false): the counters are not among them and stay on the CPU.
+    /// </summary>
+    public override IEnumerable<(string name, Tensor buffer)> named_buffers(bool recurse = true, bool include_nonpersistent = true)
     {
-        destination = base.state_dict(destination, prefix);
-        destination.TryAdd(string.IsNullOrEmpty(prefix) ? CountersName : $"{prefix}.{CountersName}", _counters.Values);
-        return destination;
+        foreach (var b in base.named_buffers(recurse, include_nonpersistent)) yield return b;
+        if (recurse) yield return (CountersName, _counters.Values);
     }
 
     protected override void Dispose(bool disposing)

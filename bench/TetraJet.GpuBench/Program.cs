@@ -50,7 +50,8 @@ int RunTests()
     var sw = Stopwatch.StartNew();
     foreach (var c in GpuSelfCheck.RunAll(device)
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+        .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(TrainingChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");

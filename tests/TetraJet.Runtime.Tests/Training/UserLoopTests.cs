@@ -266,6 +266,31 @@ public class UserLoopTests
     }
 
     [Fact]
+    public void Counters_are_in_the_state_dict_of_any_container_and_stay_int64_on_the_cpu()
+    {
+        manual_seed(4);
+        using var seq = nn.Sequential(("up", new QLinear(Width, Hidden, QEma, name: "up")), ("act", nn.GELU()), ("down", new QLinear(Hidden, Width, QEma, name: "down")));
+        var keys = seq.state_dict().Keys.ToList();
+        Assert.Contains("up." + QLinear.CountersName, keys);
+        Assert.Contains("down." + QLinear.CountersName, keys);
+        seq.to(ScalarType.BFloat16);
+        var counters = seq.state_dict()["up." + QLinear.CountersName];
+        Assert.Equal(ScalarType.Int64, counters.dtype);
+        Assert.Equal(DeviceType.CPU, counters.device_type);
+        Assert.Equal(ScalarType.BFloat16, seq.state_dict()["up.weight"].dtype);
+        // Loaded through the container, the counters reach the layers.
+        using var other = nn.Sequential(("up", new QLinear(Width, Hidden, QEma, name: "up")), ("act", nn.GELU()), ("down", new QLinear(Hidden, Width, QEma, name: "down")));
+        other.to(ScalarType.BFloat16);
+        var up = (QLinear)seq.named_modules().Single(m => m.name == "up").module;
+        up.Step = 17;
+        var saved = new MemoryStream();
+        seq.save(saved);
+        other.load(new MemoryStream(saved.ToArray()));
+        var otherUp = (QLinear)other.named_modules().Single(m => m.name == "up").module;
+        Assert.Equal((up.LayerId, 17L), (otherUp.LayerId, otherUp.Step));
+    }
+
+    [Fact]
     public void Q_ramping_asks_for_its_calibration_at_every_epoch()
     {
         using var model = Model(QRamping);
