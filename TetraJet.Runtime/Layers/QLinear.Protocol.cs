@@ -19,7 +19,7 @@ public sealed partial class QLinear
     // cost a device round trip. The holder is not a Tensor field, so that RegisterComponents() does not register it.
     sealed class CounterStore
     {
-        public readonly Tensor Values = zeros(5, dtype: ScalarType.Int64);
+        public readonly Tensor Values = zeros(5, dtype: ScalarType.Int64).DetachFromDisposeScope();
     }
 
     readonly CounterStore _counters = new();

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using TetraJet.Models.Data;
+using TetraJet.Models.Training;
 
 namespace TetraJet.Cli;
 
@@ -35,11 +36,12 @@ public static class Program
     }
 
     /// <summary>Turns every failure into one <c>error:</c> line and exit code 2.</summary>
-    internal static int Guard(TextWriter stderr, Func<int> action)
+    static int Guard(TextWriter stderr, Func<int> action)
     {
         try { return action(); }
         catch (UsageException e) { return Fail(e.Message); }
         catch (DataException e) { return Fail(e.Message); }
+        catch (CheckpointException e) { return Fail(e.Message); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Fail(e.Message); }
         catch (Exception e) when (e is not OutOfMemoryException) { return Fail($"{e.GetType().Name}: {e.Message}"); }
 
