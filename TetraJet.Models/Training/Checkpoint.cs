@@ -74,7 +74,7 @@ public sealed class Checkpoint
             w.Write(header.Length); w.Write(header);
             w.Write((long)ModelState.Length); w.Write(ModelState);
             w.Write((long)OptimizerState.Length); w.Write(OptimizerState);
-            w.Write((long)TrackingState.Length); w.Write(TrackingState);
+            if (Header.Format >= 2) { w.Write((long)TrackingState.Length); w.Write(TrackingState); }
         }
         var hash = SHA256.HashData(ms.GetBuffer().AsSpan(0, (int)ms.Length));
         ms.Write(hash);
