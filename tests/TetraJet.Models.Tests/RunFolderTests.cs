@@ -47,8 +47,11 @@ public partial class RunFolderTests
         if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;   // POSIX signals
         var root = CliHarness.TempDir("signal");
         string interrupted = Path.Combine(root, "interrupted"), straight = Path.Combine(root, "straight");
-        const int steps = 80;
-        string[] Args(string dir, params string[] extra) => CliHarness.QuickVit(dir, "tetrajet", steps, ["--eval-every", "30", .. extra]);
+        // A long schedule, so that the child is still training when the signal comes however busy the machine is;
+        // the resumed and the straight run both stop after step 20 of it.
+        const int steps = 400, compareAt = 20;
+        string[] Args(string dir, params string[] extra) => CliHarness.QuickVit(dir, "tetrajet", steps, ["--eval-every", "5", .. extra]);
+        string[] Until20(string dir, params string[] extra) => Args(dir, ["--stop-after", compareAt.ToString(), .. extra]);
 
         // The CLI in its own process, as a user starts it; stdout says when steps are under way.
         var cli = Path.Combine(AppContext.BaseDirectory, "TetraJet.Cli.dll");
@@ -76,14 +79,15 @@ public partial class RunFolderTests
         var stopped = output.Single(l => l.StartsWith(signal + ": stopped after step", StringComparison.Ordinal));
 
         var ckpt = Checkpoint.Read(Path.Combine(interrupted, Checkpoint.FileName));
-        Assert.InRange(ckpt.Header.Step, 3, steps - 1);
+        Assert.InRange(ckpt.Header.Step, 3, compareAt - 1);
         Assert.Contains($"step {ckpt.Header.Step} of {steps}", stopped);
         Assert.Equal(ckpt.Header.Step, Metrics(interrupted)[^1].Step);
         Assert.False(File.Exists(Path.Combine(interrupted, RunLock.FileName)));
 
-        var resumed = CliHarness.Run(Args(interrupted, "--resume"));
+        var resumed = CliHarness.Run(Until20(interrupted, "--resume"));
         Assert.True(resumed.Code == 0, resumed.Err);
-        Assert.Equal(0, CliHarness.Run(Args(straight)).Code);
+        Assert.Equal(0, CliHarness.Run(Until20(straight)).Code);
+        Assert.Equal(compareAt, Metrics(interrupted).Count);
         Assert.Equal(Numbers(straight), Numbers(interrupted));
         Assert.Equal(Scalars(straight), Scalars(interrupted));
         Assert.Equal(Oscillation(straight), Oscillation(interrupted));
