@@ -248,7 +248,7 @@ public static class Trainer
             if (step > lastGood) Save();
             else { metrics.Flush(); tb.Flush(); }
             view.Line(step > 0 || File.Exists(ckptPath)
-                ? $"{interruption!.Signal}: stopped after step {step} of {total}; checkpoint {ckptPath} written. Continue with the same command and --resume"
+                ? $"{interruption!.Signal}: stopped after step {step} of {total}, which the checkpoint {ckptPath} holds. Continue with the same command and --resume"
                 : $"{interruption!.Signal}: stopped before the first step; nothing to keep. Start again with the same command and --resume");
             return interruption.ExitCode;
         }
