@@ -27,7 +27,10 @@ public sealed partial class QLinear
     unsafe long Counter(int slot) => ((long*)Interop.TensorMemory.DataPointer(_counters.Values))[slot];
     unsafe void SetCounter(int slot, long value) => ((long*)Interop.TensorMemory.DataPointer(_counters.Values))[slot] = value;
 
-    /// <summary>Philox key of this layer's stochastic rounding and RHT signs (default 0; the seed is in the layer id already).</summary>
+    /// <summary>
+    /// Philox key of this layer's stochastic rounding and RHT signs. Default 0: the run's seed already reaches the
+    /// streams through the layer id, a hash of the initial weights that the seed chose.
+    /// </summary>
     public ulong Seed { get => (ulong)Counter(KeySlot); set => SetCounter(KeySlot, (long)value); }
 
     /// <summary>Layer id in the stream derivation (<see cref="LayerStreams"/>): from the initial weights unless set.</summary>
