@@ -80,7 +80,6 @@ public static class OscillationExperiment
             l2.weight.copy_(teacher2 + randn(Width, Width, generator: g) * 0.002f);
         }
         var model = nn.Sequential(("l1", l1), ("act", nn.GELU()), ("l2", l2));
-        model.AssignLayerIds((ulong)seed);
         var opt = new AdamWRamping(model.parameters(), lr: 5e-4, weightDecay: 0);
         var xs = Inputs(2048, g);
         var ys = Target(xs);

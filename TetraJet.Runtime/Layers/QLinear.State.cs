@@ -148,6 +148,7 @@ public sealed partial class QLinear
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
+        MarkUpdated(step);
         var r = Recipe;
         if (r.QEma)
         {

@@ -28,15 +28,6 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     /// </summary>
     public LinearPlan Plan { get; }
 
-    /// <summary>Philox key of this layer's stochastic rounding and RHT signs (the run seed).</summary>
-    public ulong Seed { get; set; }
-
-    /// <summary>Layer id in the stream derivation; defaults to a hash of the name, set per model path by <see cref="QuantizationExtensions.AssignLayerIds"/>.</summary>
-    public int LayerId { get; set; }
-
-    /// <summary>Quantized training forwards so far; the step part of every stream id. Restore it on resume.</summary>
-    public long Step { get; set; }
-
     internal long CurrentStep { get; private set; }
 
     /// <summary>
@@ -69,10 +60,11 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         Plan = plan ?? PlanRegistry.For(recipe);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        LayerId = LayerStreams.IdOf(name);
         weight = new Parameter(empty(outFeatures, inFeatures));
         this.bias = bias ? new Parameter(empty(outFeatures)) : null;
         ResetParameters();
+        // Distinct per layer with nothing to call: two blocks of one class start from different random weights.
+        LayerId = LayerStreams.IdOfInitialWeights(weight, this.bias);
         RegisterComponents();
         RegisterQuantizationState();
     }
@@ -98,6 +90,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         NeedsBackward = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
         if (is_grad_enabled() && training)
         {
+            CheckTrainingProtocol();
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
             if (_outControl) CollectChannelNorms(input.reshape(-1, InFeatures));

@@ -32,6 +32,9 @@ public static class QRampingCalibration
         var counters = layers.Select(l => l.Layer.Step).ToArray();
         var opt = optimizer.Snapshot();
         var trackers = layers.Select(l => new OscillationTracker(l.Layer.Recipe.Q2.Spec)).ToList();
+        // The measuring steps update nothing on purpose: the layers' training-protocol check waits them out.
+        var all = model.QuantizedLinears().Select(l => l.Layer).ToList();
+        foreach (var l in all) l.ProtocolCheckSuspended = true;
         try
         {
             optimizer.ClearRamping();
@@ -58,6 +61,7 @@ public static class QRampingCalibration
             for (int i = 0; i < layers.Count; i++)
             {
                 layers[i].Layer.Step = counters[i];
+                layers[i].Layer.MarkCalibrated();
                 optimizer.SetPeriod(layers[i].Layer.weight, periods[i]);
                 report[layers[i].Path] = periods[i].to(ScalarType.Float64).mean().item<double>();
             }
@@ -65,6 +69,7 @@ public static class QRampingCalibration
         }
         finally
         {
+            foreach (var l in all) l.ProtocolCheckSuspended = false;
             foreach (var t in trackers) t.Dispose();
             foreach (var v in snapshot.Values) v.Dispose();
         }

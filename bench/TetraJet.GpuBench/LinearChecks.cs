@@ -75,7 +75,7 @@ static class LinearChecks
     {
         var seen = new Tensor?[9];
         layer.OperandProbe = (slot, t) => seen[slot] = t.detach().cpu().clone().DetachFromDisposeScope();
-        var xl = x.to(device).requires_grad_();
+        var xl = x.detach().to(device).clone().requires_grad_();   // a leaf of its own on either device
         var y = layer.call(xl);
         y.backward([dy.to(device)]);
         layer.OperandProbe = null;

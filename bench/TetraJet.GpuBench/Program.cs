@@ -53,7 +53,8 @@ int RunTests()
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(ExportChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+        .Concat(ExportChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(TrainingChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");

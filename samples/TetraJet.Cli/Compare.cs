@@ -9,6 +9,7 @@ public static class Compare
     public static int Run(string[] runs, string output, TextWriter stdout)
     {
         var inv = CultureInfo.InvariantCulture;
+        CheckOutput(runs, output);
         var loaded = new List<(string Name, RunSummary? Summary, List<MetricsRow> Rows)>();
         foreach (var run in runs)
         {
@@ -65,5 +66,15 @@ public static class Compare
         }
         stdout.WriteLine($"curves: {output}");
         return 0;
+    }
+
+    /// <summary>The plot must not land in a run folder (it would replace a run's file) or on a folder.</summary>
+    static void CheckOutput(string[] runs, string output)
+    {
+        if (Directory.Exists(output)) throw new UsageException($"--out {output} is a folder; give a file name such as {Path.Combine(output, "compare.png")}");
+        var full = Path.GetFullPath(output);
+        var folder = Path.GetDirectoryName(full)!;
+        bool inRun = Trainer.HoldsRun(folder) || runs.Any(r => string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)), folder, StringComparison.Ordinal));
+        if (inRun) throw new UsageException($"--out {output} is inside the run folder {folder}; write the plot elsewhere, e.g. {Path.Combine(Path.GetDirectoryName(folder) ?? ".", "compare.png")}");
     }
 }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using TetraJet.IO;
 using TetraJet.Models;
 using TetraJet.Models.Data;
+using TetraJet.Models.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -49,16 +50,32 @@ public static class ExportCommand
         if (IsRunFile(target, Path.GetFullPath(runDir))) throw new UsageException($"--output {output} is a file of the run; choose another name, e.g. {Path.Combine(runDir, "model.safetensors")}");
         if (File.Exists(target) && !force) throw new UsageException($"{output} exists; pass --force to replace it");
 
-        // 2. The model as the checkpoint describes it.
-        var ckpt = Checkpoint.Read(ckptPath);
+        // 2. The model as the checkpoint describes it: format 2 records the recipe; format 1 only its description.
+        Checkpoint ckpt;
+        try { ckpt = Checkpoint.Read(ckptPath); }
+        catch (CheckpointException e) { throw new UsageException(e.Message); }
         var h = ckpt.Header;
-        var recipe = RecipeOf(h);
-        using var net = BuildModel(h, recipe);
-        try { net.load(new BinaryReader(new MemoryStream(ckpt.ModelState)), strict: true); }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        Recipe recipe;
+        nn.Module<Tensor, Tensor> built;
+        try
         {
-            throw new UsageException($"checkpoint {ckptPath} does not fit a {h.Model} {h.Size} model with {recipe.Name} ({e.Message})");
+            if (h.RecipeSpec is not null)
+            {
+                recipe = ckpt.Recipe;
+                built = ckpt.CreateModel();
+            }
+            else
+            {
+                recipe = RecipeOf(h);
+                built = BuildModel(h, recipe);
+                ckpt.LoadModel(built);
+            }
         }
+        catch (CheckpointException e)
+        {
+            throw new UsageException($"checkpoint {ckptPath} does not fit a {h.Model} {h.Size} model ({e.Message})");
+        }
+        using var net = built;
 
         // 3. The file.
         var metadata = new Dictionary<string, string>

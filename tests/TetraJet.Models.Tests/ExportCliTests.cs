@@ -1,5 +1,6 @@
 using TetraJet.Cli;
 using TetraJet.IO;
+using TetraJet.Models.Training;
 using TetraJet.Quantization;
 using TetraJet.Quantization.Reference;
 using static TorchSharp.torch;
@@ -13,9 +14,8 @@ public class ExportCliTests
     static (Dictionary<string, float[]> State, HashSet<string> LayerBuffers) CheckpointState(string run, Recipe recipe)
     {
         var ckpt = Checkpoint.Read(Path.Combine(run, Checkpoint.FileName));
-        var config = System.Text.Json.JsonSerializer.Deserialize<VitConfig>(ckpt.Header.ModelConfig)!;
-        using var net = new Vit(config, recipe);
-        net.load(new BinaryReader(new MemoryStream(ckpt.ModelState)), strict: true);
+        Assert.Equal(recipe.Describe(), ckpt.Recipe.Describe());
+        using var net = ckpt.CreateModel();
         var layerBuffers = net.QuantizedLinears().SelectMany(l => l.Layer.named_buffers().Select(b => $"{l.Path}.{b.name}")).ToHashSet();
         return (net.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().to(ScalarType.Float32).contiguous().data<float>().ToArray()), layerBuffers);
     }
