@@ -15,8 +15,6 @@ internal readonly struct EquatableArray<T> : IEquatable<EquatableArray<T>>, IEnu
 {
     private readonly T[]? _items;
 
-    public EquatableArray(T[] items) => _items = items;
-
     public EquatableArray(IEnumerable<T> items) => _items = items.ToArray();
 
     public int Count => _items?.Length ?? 0;

@@ -34,12 +34,6 @@ public static class QuantizationExtensions
         return changed;
     }
 
-    /// <summary>Sets the step counter of every QLinear (it is in the state dict; this is for experiments that rewind).</summary>
-    public static void SetQuantizationStep(this nn.Module model, long step)
-    {
-        foreach (var (_, layer) in model.QuantizedLinears()) layer.Step = step;
-    }
-
     /// <summary>
     /// Whether every QLinear keeps X̂ and Ŵ packed for backward (the default) or dequantized: same numbers, about a
     /// quarter of the activation memory against two fewer passes per layer (docs/BENCHMARKS.md).
