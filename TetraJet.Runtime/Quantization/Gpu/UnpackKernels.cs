@@ -6,40 +6,35 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// An operand's storage form back to values along the last axis (the form the row kernels write with
-/// <see cref="Store"/>): one thread per 4 elements, one 16-bit word of codes. Reference: the reference quantizer's
-/// dequantized output, which the tests compare bit for bit.
+/// <see cref="Store"/>): a thread per 8 elements, one 4-byte code word and one 16-byte store (bf16; two for f32);
+/// launched over <see cref="KernelGeometry.UnpackThreads"/>. The count is a multiple of 8 (rows of whole blocks).
+/// Reference: the reference quantizer's dequantized output, which the tests compare bit for bit.
 /// </summary>
 public static class UnpackKernels
 {
+    static Vec8 Decode(uint w, float scale) => new()
+    {
+        V0 = Fp4Grid.Decode(w) * scale, V1 = Fp4Grid.Decode(w >> 4) * scale, V2 = Fp4Grid.Decode(w >> 8) * scale, V3 = Fp4Grid.Decode(w >> 12) * scale,
+        V4 = Fp4Grid.Decode(w >> 16) * scale, V5 = Fp4Grid.Decode(w >> 20) * scale, V6 = Fp4Grid.Decode(w >> 24) * scale, V7 = Fp4Grid.Decode(w >> 28) * scale,
+    };
+
     /// <summary>MXFP4 storage back to values: code × 2^s, rounded to the element type on store.</summary>
     public static void Mx<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, long count)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        long i = t * 4;
+        int t = ThreadIndex32();
+        long i = (long)t * 8;
         if (i >= count) return;
-        int word = codes.Cast<ushort>()[t];
-        float scale = E8M0.Decode(scales[i >> 5]);
-        var io = default(TIo);
-        io.Store(y, i, E2M1.Decode(word & 15) * scale);
-        io.Store(y, i + 1, E2M1.Decode((word >> 4) & 15) * scale);
-        io.Store(y, i + 2, E2M1.Decode((word >> 8) & 15) * scale);
-        io.Store(y, i + 3, E2M1.Decode((word >> 12) & 15) * scale);
+        default(TIo).Store8(y, i, Decode(codes.Cast<uint>()[t], E8M0.Decode(scales[i >> 5])));
     }
 
     /// <summary>NVFP4 storage back to values: code × FP32(s_i·s_o).</summary>
     public static void Nv<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, long count)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        long i = t * 4;
+        int t = ThreadIndex32();
+        long i = (long)t * 8;
         if (i >= count) return;
-        int word = codes.Cast<ushort>()[t];
-        float scale = E4M3.Decode(scales[i >> 4]) * outer[i >> 7];
-        var io = default(TIo);
-        io.Store(y, i, E2M1.Decode(word & 15) * scale);
-        io.Store(y, i + 1, E2M1.Decode((word >> 4) & 15) * scale);
-        io.Store(y, i + 2, E2M1.Decode((word >> 8) & 15) * scale);
-        io.Store(y, i + 3, E2M1.Decode((word >> 12) & 15) * scale);
+        default(TIo).Store8(y, i, Decode(codes.Cast<uint>()[t], E4M3.Decode(scales[i >> 4]) * outer[i >> 7]));
     }
 }
