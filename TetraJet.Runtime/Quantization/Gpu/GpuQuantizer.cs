@@ -11,7 +11,7 @@ namespace TetraJet.Quantization.Gpu;
 /// reference (plus the optional RHT of <see cref="Quantizer.Quantize"/>). Each call takes quantizer handles, so a
 /// generated plan's kernel entry points run here as they are.
 /// </summary>
-public static class GpuQuantizer
+public static partial class GpuQuantizer
 {
     /// <summary>A buffer as the kernels' parameter type (ILGPU launches match parameter types exactly).</summary>
     static ArrayView<T> V<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) where T : unmanaged => buffer.View;
