@@ -1,4 +1,3 @@
-using TetraJet.Interop;
 using TetraJet.Quantization;
 using TetraJet.Quantization.Gpu;
 using TorchSharp;
@@ -29,12 +28,7 @@ public sealed class CudaBackend : QuantBackend
         if (x.shape[0] > int.MaxValue || x.shape[1] > int.MaxValue) throw new ArgumentException($"tensor of [{x.shape[0]}, {x.shape[1]}] is too large");
     }
 
-    /// <summary><paramref name="t"/> contiguous and 16-byte aligned (torch views with an offset may not be): the kernels' vector accesses need it.</summary>
-    static Tensor Aligned(Tensor t)
-    {
-        var c = t.contiguous();
-        return (TensorMemory.DataPointer(c) & 15) == 0 ? c : c.clone();
-    }
+    static Tensor Aligned(Tensor t) => DeviceTensors.Aligned(t);
 
     /// <summary>Zeroes the per-tensor amax and runs the amax pass of a per-tensor quantizer; returns the buffer's view.</summary>
     static DeviceView Amax(CudaRunner runner, GpuKernel? kernel, Tensor x, BlockAxis axis, bool hadamard, uint signs)
