@@ -2,24 +2,27 @@ using Microsoft.CodeAnalysis;
 
 namespace TetraJet.Generators;
 
-/// <summary>Every diagnostic of the TetraJet generator and analyzers; docs/DSL.md has the table.</summary>
+/// <summary>Every diagnostic of the TetraJet analyzers; docs/DSL.md has a section for each.</summary>
 internal static class DiagnosticDescriptors
 {
     private const string Category = "TetraJet.Quantization";
 
-    // Anchors of the diagnostics table in docs/DSL.md, relative to the repository root.
-    private static string Help(string id) => "docs/DSL.md#" + id.ToLowerInvariant();
+    /// <summary>The project's repository: help links open the diagnostic's section of docs/DSL.md there.</summary>
+    public const string RepositoryUrl = "https://github.com/tetrajet/TetraJet.NET";
+
+    /// <summary>E.g. <c>https://github.com/tetrajet/TetraJet.NET/blob/main/docs/DSL.md#tj1001</c>: the section headed "TJ1001".</summary>
+    public static string HelpLink(string id) => RepositoryUrl + "/blob/main/docs/DSL.md#" + id.ToLowerInvariant();
 
     private static DiagnosticDescriptor Error(string id, string title, string message)
-        => new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: Help(id));
+        => new(id, title, message, Category, DiagnosticSeverity.Error, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 
     private static DiagnosticDescriptor Warning(string id, string title, string message)
-        => new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: Help(id));
+        => new(id, title, message, Category, DiagnosticSeverity.Warning, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
 
     public static readonly DiagnosticDescriptor ClassNotPartial = Error(
         DiagnosticIds.ClassNotPartial,
         "Quantized model type must be partial",
-        "Type '{0}' declares [Linear] properties but is not partial; add the 'partial' modifier to '{0}' so that the generator can add the layers");
+        "Type '{0}' {1} but is not partial; add the 'partial' modifier to '{0}' so that the generator can add the layers");
 
     public static readonly DiagnosticDescriptor NotAModule = Error(
         DiagnosticIds.NotAModule,
@@ -29,7 +32,7 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor FeaturesNotMultipleOfBlock = Error(
         DiagnosticIds.FeaturesNotMultipleOfBlock,
         "Features must be a multiple of the format's block",
-        "{0} = {1} of layer '{2}' is not a multiple of {3} ({4}, recipe {5}); use a multiple of {3} (e.g. {6}) or choose another [Quantize] recipe for this layer");
+        "{0} = {1} of layer '{2}' is not a multiple of {3}, the block of its quantizer {4} ({5}); use a multiple of {3} (e.g. {6}), or choose another [Quantize] recipe or [QuantizeSlot] format for this layer");
 
     public static readonly DiagnosticDescriptor FeaturesNotPositive = Error(
         DiagnosticIds.FeaturesNotPositive,
@@ -75,4 +78,44 @@ internal static class DiagnosticDescriptors
         DiagnosticIds.ConstructorSkipsInitialization,
         "Constructor never calls InitializeQuantization",
         "This constructor of '{0}' never calls InitializeQuantization(), so its [Linear] layers stay null; call InitializeQuantization() (or InitializeQuantization(recipe)) before RegisterComponents()");
+
+    public static readonly DiagnosticDescriptor QuantizeWithoutLinear = Warning(
+        DiagnosticIds.QuantizeWithoutLinear,
+        "Quantization attribute has no [Linear] layer to apply to",
+        "[{0}] on '{1}' has no effect: '{1}' {2}; remove the attribute, or move it to a [Linear] property or to the class that declares them");
+
+    public static readonly DiagnosticDescriptor FormatNotARecipe = Error(
+        DiagnosticIds.FormatNotARecipe,
+        "Format names no recipe",
+        "Format.{0} names no recipe; [Quantize] takes Format.BF16, Format.MXFP4, Format.NVFP4 or a named recipe such as Recipe.NvidiaNvfp4; to put single quantizers in {0}, add [QuantizeSlot(Slot.Q1, Format.{0})] (any slot) over a recipe");
+
+    public static readonly DiagnosticDescriptor HadamardNotPaired = Error(
+        DiagnosticIds.HadamardNotPaired,
+        "Random Hadamard transform on one operand of a GEMM",
+        "{0} applies the random Hadamard transform but {1} does not, so the transforms on the two operands of the {2} GEMM would not cancel; {3}");
+
+    public static readonly DiagnosticDescriptor NearestInBackward = Warning(
+        DiagnosticIds.NearestInBackward,
+        "Backward quantizer rounds to nearest",
+        "{0} rounds to nearest, which biases the gradient (only stochastic rounding is unbiased); use Rounding = Rounding.Stochastic, or suppress TJ1017 where the bias is what you measure");
+
+    public static readonly DiagnosticDescriptor EmaGuidedNotASlotChoice = Error(
+        DiagnosticIds.EmaGuidedNotASlotChoice,
+        "EMA-guided rounding is not a per-slot choice",
+        "Rounding.EmaGuided is not a per-slot choice: Q-EMA guides Q2 when the recipe sets QEma; use Rounding.Nearest or Rounding.Stochastic here, and [Quantize(..., QEma = true)] for Q-EMA");
+
+    public static readonly DiagnosticDescriptor SlotOverriddenTwice = Error(
+        DiagnosticIds.SlotOverriddenTwice,
+        "Slot overridden twice",
+        "{0} is overridden twice on '{1}'; keep one [QuantizeSlot(Slot.{0}, ...)] (a property's override of a slot already replaces the class's)");
+
+    public static readonly DiagnosticDescriptor SlotOptionHasNoEffect = Warning(
+        DiagnosticIds.SlotOptionHasNoEffect,
+        "[QuantizeSlot] option has no effect",
+        "{0} has no effect with Format.{1}: {2}; remove the option");
+
+    public static readonly DiagnosticDescriptor HadamardInForward = Error(
+        DiagnosticIds.HadamardInForward,
+        "Random Hadamard transform in a forward quantizer",
+        "{0} cannot apply the random Hadamard transform: the forward operands X̂ and Ŵ are kept for backward untransformed; remove Hadamard = true");
 }

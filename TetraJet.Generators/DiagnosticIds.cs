@@ -15,4 +15,12 @@ internal static class DiagnosticIds
     public const string SizeMemberNotFound = "TJ1010";
     public const string ConstructorSkipsInitialization = "TJ1011";
     public const string OsciResetLeanFractionOutOfRange = "TJ1012";
+    public const string QuantizeWithoutLinear = "TJ1014";
+    public const string FormatNotARecipe = "TJ1015";
+    public const string HadamardNotPaired = "TJ1016";
+    public const string NearestInBackward = "TJ1017";
+    public const string EmaGuidedNotASlotChoice = "TJ1018";
+    public const string SlotOverriddenTwice = "TJ1019";
+    public const string SlotOptionHasNoEffect = "TJ1020";
+    public const string HadamardInForward = "TJ1021";
 }

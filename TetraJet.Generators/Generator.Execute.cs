@@ -4,22 +4,21 @@ namespace TetraJet.Generators;
 
 public sealed partial class Generator
 {
-    /// <summary>The output side of the pipeline: reports diagnostics and adds sources.</summary>
+    /// <summary>The output side of the pipeline: adds sources. Diagnostics come from the analyzers, not from here.</summary>
     private static class Execute
     {
-        public static void ReportDiagnostics(SourceProductionContext context, EquatableArray<DiagnosticInfo> diagnostics)
-        {
-            foreach (var diagnostic in diagnostics) context.ReportDiagnostic(diagnostic.ToDiagnostic());
-        }
-
         public static void EmitModel(SourceProductionContext context, ModelSpec model, string configNamespace)
         {
-            ReportDiagnostics(context, model.Diagnostics);
-            foreach (var layer in model.Layers) ReportDiagnostics(context, layer.Diagnostics);
-
-            // A class that is not partial or not a module cannot take a generated part without more compiler errors.
-            if (!model.CanEmit) return;
-            context.AddSource(Emitter.HintName(model), Emitter.EmitModel(model, configNamespace));
+            if (model.CanEmit)
+            {
+                context.AddSource(Emitter.HintName(model), Emitter.EmitModel(model, configNamespace));
+            }
+            else if (model.IsPartial && model.Class.Self.Keyword != "interface")
+            {
+                // Not a module (TJ1002): members that throw, so that TJ1002 is the only error the user sees.
+                context.AddSource(Emitter.HintName(model), Emitter.EmitStubs(model));
+            }
+            // A type that is not partial (TJ1001) cannot take a generated part at all.
         }
 
         public static void EmitRecipes(SourceProductionContext context, EquatableArray<ConfigSpec> configs, string configNamespace)

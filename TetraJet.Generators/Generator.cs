@@ -10,31 +10,24 @@ namespace TetraJet.Generators;
 /// </summary>
 /// <remarks>
 /// Pipeline: attributed syntax → <see cref="Parser"/> → equatable specs → <see cref="Emitter"/>. Each step has a
-/// tracking name (<see cref="TrackingNames"/>) so that tests can check that unrelated edits leave it cached.
+/// tracking name (<see cref="TrackingNames"/>) so that tests can check that unrelated edits leave it cached. Invalid
+/// declarations are skipped here without a word: <see cref="QuantizationAnalyzer"/> reports them on their source, where
+/// <c>#pragma warning</c> and .editorconfig severities apply.
 /// </remarks>
 [Generator(LanguageNames.CSharp)]
 public sealed partial class Generator : IIncrementalGenerator
 {
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
-        // [Quantize] on classes and properties: option ranges and options without effect.
-        var quantizeTargets = context.SyntaxProvider
-            .ForAttributeWithMetadataName(
-                KnownNames.QuantizeAttribute,
-                static (node, _) => node is TypeDeclarationSyntax or PropertyDeclarationSyntax,
-                static (context, cancellationToken) => Parser.ParseQuantizeTarget(context, cancellationToken))
-            .WithTrackingName(TrackingNames.QuantizeTargets);
-        context.RegisterSourceOutput(quantizeTargets, static (context, spec) => Execute.ReportDiagnostics(context, spec.Diagnostics));
-
         // [Linear] properties, grouped into their model classes.
         var linearProperties = context.SyntaxProvider
             .ForAttributeWithMetadataName(
                 KnownNames.LinearAttribute,
                 static (node, _) => node is PropertyDeclarationSyntax,
                 static (context, cancellationToken) => Parser.ParseLinearProperty(context, cancellationToken))
+            .WithTrackingName(TrackingNames.LinearProperties)
             .Where(static spec => spec is not null)
-            .Select(static (spec, _) => spec!)
-            .WithTrackingName(TrackingNames.LinearProperties);
+            .Select(static (spec, _) => spec!);
 
         var models = linearProperties
             .Collect()

@@ -4,6 +4,7 @@ namespace TetraJet.Generators;
 internal static class KnownNames
 {
     public const string QuantizeAttribute = "TetraJet.QuantizeAttribute";
+    public const string QuantizeSlotAttribute = "TetraJet.QuantizeSlotAttribute";
     public const string LinearAttribute = "TetraJet.LinearAttribute";
     public const string QLinear = "TetraJet.QLinear";
     public const string InitializeQuantization = "InitializeQuantization";
@@ -12,7 +13,6 @@ internal static class KnownNames
 /// <summary>Names given to pipeline steps with <c>WithTrackingName</c>, so that tests can check that they stay cached.</summary>
 public static class TrackingNames
 {
-    public const string QuantizeTargets = "QuantizeTargets";
     public const string LinearProperties = "LinearProperties";
     public const string Models = "Models";
     public const string Model = "Model";

@@ -11,171 +11,81 @@ namespace TetraJet.Generators;
 
 /// <summary>
 /// Turns attributed syntax into equatable specs. Nothing here keeps a symbol or a syntax node, and nothing throws on
-/// half-typed code: whatever cannot be read is left out (the compiler reports it) or becomes a diagnostic.
+/// half-typed code: whatever cannot be read is left out (the compiler reports it) or, when the analyzer asks, becomes a
+/// diagnostic.
 /// </summary>
 internal static class Parser
 {
     private const string InFeatures = "inFeatures";
     private const string OutFeatures = "outFeatures";
 
-    // ---- [Quantize] targets: option checks ----
-
-    public static QuantizeTargetSpec ParseQuantizeTarget(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
-    {
-        var diagnostics = new List<DiagnosticInfo>();
-        foreach (var attribute in context.Attributes)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            ParseConfig(attribute, diagnostics, cancellationToken);
-        }
-        return new QuantizeTargetSpec(diagnostics.ToEquatableArray());
-    }
-
-    /// <summary>
-    /// Reads a <c>[Quantize]</c> attribute into a configuration; null when it cannot be read or has errors.
-    /// Option diagnostics go to <paramref name="diagnostics"/> when given.
-    /// </summary>
-    public static ConfigSpec? ParseConfig(AttributeData attribute, List<DiagnosticInfo>? diagnostics, CancellationToken cancellationToken)
-    {
-        var constructor = attribute.AttributeConstructor;
-        if (constructor is null || constructor.Parameters.Length != 1 || attribute.ConstructorArguments.Length != 1) return null;
-        if (attribute.ConstructorArguments[0].Value is not int raw) return null;
-
-        RecipeKind recipe;
-        switch (constructor.Parameters[0].Type.Name)
-        {
-            case "Format" when Enum.IsDefined(typeof(FormatKind), raw):
-                recipe = RecipeTable.ForFormat((FormatKind)raw);
-                break;
-            case "RecipeId" when Enum.IsDefined(typeof(RecipeKind), raw):
-                recipe = (RecipeKind)raw;
-                break;
-            default:
-                return null;
-        }
-
-        var syntax = attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) as AttributeSyntax;
-        var named = new Dictionary<string, TypedConstant>(StringComparer.Ordinal);
-        foreach (var pair in attribute.NamedArguments)
-        {
-            if (pair.Value.Kind != TypedConstantKind.Error && pair.Value.Value is not null) named[pair.Key] = pair.Value;
-        }
-
-        bool Flag(string name) => named.TryGetValue(name, out var value) && value.Value is bool b && b;
-        double Number(string name, double fallback) => named.TryGetValue(name, out var value) ? ToDouble(value.Value, fallback) : fallback;
-        LocationInfo? Where(string name) => LocationInfo.From(FindNamedArgument(syntax, name)) ?? LocationInfo.From(syntax);
-
-        var qEma = Flag("QEma");
-        var qRamping = Flag("QRamping");
-        var osciReset = Flag("OsciReset");
-        var osciResetLean = Flag("OsciResetLean");
-        var outControl = Flag("OutControl");
-        var emaDecay = Number("EmaDecay", ConfigSpec.DefaultEmaDecay);
-        var threshold = Number("OsciResetThreshold", ConfigSpec.DefaultOsciResetThreshold);
-        var leanFraction = Number("OsciResetLeanFraction", ConfigSpec.DefaultOsciResetLeanFraction);
-        var outliers = Number("OutlierFraction", ConfigSpec.DefaultOutlierFraction);
-        var ocp = named.TryGetValue("ScaleRule", out var rule) && rule.Value is int r && r == 1;
-
-        var format = RecipeTable.FormatOf(recipe);
-        var recipeName = recipe.ToString();
-        var valid = true;
-
-        // Range errors.
-        if (named.ContainsKey("EmaDecay") && !(emaDecay > 0 && emaDecay < 1))
-        {
-            diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.EmaDecayOutOfRange, Where("EmaDecay"), ConfigSpec.Literal(emaDecay)));
-            valid = false;
-        }
-        if (named.ContainsKey("OsciResetThreshold") && !(threshold > 1))
-        {
-            diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OsciResetThresholdOutOfRange, Where("OsciResetThreshold"), ConfigSpec.Literal(threshold)));
-            valid = false;
-        }
-        if (named.ContainsKey("OsciResetLeanFraction") && !(leanFraction > 0 && leanFraction <= 1))
-        {
-            diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OsciResetLeanFractionOutOfRange, Where("OsciResetLeanFraction"), ConfigSpec.Literal(leanFraction)));
-            valid = false;
-        }
-        if (named.ContainsKey("OutlierFraction") && !(outliers > 0 && outliers <= 0.5))
-        {
-            diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OutlierFractionOutOfRange, Where("OutlierFraction"), ConfigSpec.Literal(outliers)));
-            valid = false;
-        }
-
-        // Options that the recipe ignores: warnings, the configuration keeps them as written.
-        void NoEffect(string option, string why)
-            => diagnostics?.Add(DiagnosticInfo.Create(DiagnosticDescriptors.OptionHasNoEffect, Where(option), option, recipeName, why));
-
-        if (format != FormatKind.MXFP4)
-        {
-            if (qEma) NoEffect("QEma", "Q-EMA guides the rounding of MXFP4 weights only");
-            if (qRamping) NoEffect("QRamping", "Q-Ramping damps MXFP4 weight oscillation only");
-            if (ocp) NoEffect("ScaleRule", "the OCP scale rule applies to MXFP4 blocks only");
-        }
-        if (format == FormatKind.BF16)
-        {
-            if (osciReset) NoEffect("OsciReset", "BF16 weights are not quantized, so they do not oscillate");
-            if (outControl) NoEffect("OutControl", "BF16 inputs are not quantized, so there are no outliers to keep");
-        }
-        if (named.ContainsKey("EmaDecay") && !qEma) NoEffect("EmaDecay", "it is read only when QEma = true");
-        if (named.ContainsKey("OsciResetThreshold") && !osciReset) NoEffect("OsciResetThreshold", "it is read only when OsciReset = true");
-        if (osciResetLean && !osciReset) NoEffect("OsciResetLean", "it is read only when OsciReset = true");
-        if (named.ContainsKey("OsciResetLeanFraction") && !osciResetLean) NoEffect("OsciResetLeanFraction", "it is read only when OsciResetLean = true");
-        if (named.ContainsKey("OutlierFraction") && !outControl) NoEffect("OutlierFraction", "it is read only when OutControl = true");
-
-        if (!valid) return null;
-
-        // The Microscaling recipe is TetraJet's MXFP4 with the OCP scale rule.
-        if (ocp && recipe == RecipeKind.TetraJet) recipe = RecipeKind.Microscaling;
-
-        return new ConfigSpec(recipe, qEma, emaDecay, qRamping, osciReset, threshold, osciResetLean, leanFraction, outControl, outliers);
-    }
-
     // ---- [Linear] properties ----
 
+    /// <summary>The generator's entry: a <c>[Linear]</c> property as a spec, without diagnostics.</summary>
     public static LinearPropertySpec? ParseLinearProperty(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
     {
         if (context.TargetNode is not PropertyDeclarationSyntax property || context.TargetSymbol is not IPropertySymbol symbol) return null;
-        if (symbol.ContainingType is not { } type || property.Parent is not TypeDeclarationSyntax typeSyntax) return null;
         if (context.Attributes.IsEmpty) return null;
+        return ParseLinear(property, symbol, context.Attributes[0], context.SemanticModel.Compilation, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// A <c>[Linear]</c> property as a spec. With <paramref name="diagnostics"/> (the analyzer) it also reports what is
+    /// wrong with it; the spec then marks what cannot be built, and the generator skips it.
+    /// </summary>
+    public static LinearPropertySpec? ParseLinear(
+        PropertyDeclarationSyntax property, IPropertySymbol symbol, AttributeData attribute, Compilation compilation,
+        DiagnosticBag? diagnostics, CancellationToken cancellationToken)
+    {
+        if (symbol.ContainingType is not { } type || property.Parent is not TypeDeclarationSyntax typeSyntax) return null;
 
         var classSpec = ParseClass(type, typeSyntax);
-        var diagnostics = new List<DiagnosticInfo>();
         var name = symbol.Name;
 
         // Shape: the generator can implement only 'partial QLinear Name { get; }'.
         var problem = ShapeProblem(property, symbol);
         if (problem is not null)
         {
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidLinearProperty, LocationInfo.From(property.Identifier), name, problem));
+            diagnostics?.Add(DiagnosticDescriptors.InvalidLinearProperty, property.Identifier.GetLocation(), name, problem);
         }
 
-        // The effective configuration: the property's [Quantize], else the class's, else BF16.
-        var own = FindAttribute(symbol.GetAttributes(), KnownNames.QuantizeAttribute);
-        var classLevel = FindAttribute(type.GetAttributes(), KnownNames.QuantizeAttribute);
-        var config = own is not null ? ParseConfig(own, null, cancellationToken)
-            : classLevel is not null ? ParseConfig(classLevel, null, cancellationToken)
-            : ConfigSpec.Bf16;
+        var layer = ConfigReader.ReadLayer(symbol, type, diagnostics, cancellationToken);
+        var config = layer.Config;
 
-        var attribute = context.Attributes[0];
-        var syntax = attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) as AttributeSyntax;
-        var compilation = context.SemanticModel.Compilation;
         var invalid = new SizeSpec(null, null, null);
         SizeSpec inSize = invalid, outSize = invalid;
         var bias = true;
         var constructor = attribute.AttributeConstructor;
         if (constructor is not null && attribute.ConstructorArguments.Length == constructor.Parameters.Length && constructor.Parameters.Length >= 2)
         {
-            inSize = ParseSize(attribute, syntax, 0, InFeatures, name, type, compilation, config, diagnostics);
-            outSize = ParseSize(attribute, syntax, 1, OutFeatures, name, type, compilation, config, diagnostics);
+            inSize = ParseSize(attribute, 0, InFeatures, name, type, compilation, config, diagnostics, cancellationToken);
+            outSize = ParseSize(attribute, 1, OutFeatures, name, type, compilation, config, diagnostics, cancellationToken);
             if (attribute.ConstructorArguments.Length >= 3 && attribute.ConstructorArguments[2].Value is bool b) bias = b;
         }
 
         var modifiers = string.Join(" ", property.Modifiers.Select(m => m.Text));
         var nullable = symbol.Type.NullableAnnotation == NullableAnnotation.Annotated;
         return new LinearPropertySpec(
-            classSpec, name, modifiers, nullable, problem is null, inSize, outSize, bias, config, own is not null,
-            diagnostics.ToEquatableArray(), property.SyntaxTree.FilePath, property.SpanStart);
+            classSpec, name, modifiers, nullable, problem is null, inSize, outSize, bias, config, layer.HasOwnQuantize,
+            layer.Overrides, property.SyntaxTree.FilePath, OrderOf(property));
+    }
+
+    /// <summary>Member indices from the compilation unit down to <paramref name="node"/>: stable under edits to trivia.</summary>
+    private static EquatableArray<int> OrderOf(SyntaxNode node)
+    {
+        var path = new List<int>();
+        for (var current = node; current.Parent is { } parent; current = parent)
+        {
+            var members = parent switch
+            {
+                TypeDeclarationSyntax t => t.Members,
+                BaseNamespaceDeclarationSyntax n => n.Members,
+                CompilationUnitSyntax u => u.Members,
+                _ => default(SyntaxList<MemberDeclarationSyntax>?),
+            };
+            if (members is { } list && current is MemberDeclarationSyntax member) path.Insert(0, list.IndexOf(member));
+        }
+        return path.ToEquatableArray();
     }
 
     private static string? ShapeProblem(PropertyDeclarationSyntax property, IPropertySymbol symbol)
@@ -196,35 +106,39 @@ internal static class Parser
     }
 
     private static SizeSpec ParseSize(
-        AttributeData attribute, AttributeSyntax? syntax, int index, string parameter, string layer,
-        INamedTypeSymbol type, Compilation compilation, ConfigSpec? config, List<DiagnosticInfo> diagnostics)
+        AttributeData attribute, int index, string parameter, string layer, INamedTypeSymbol type, Compilation compilation,
+        ConfigSpec? config, DiagnosticBag? diagnostics, CancellationToken cancellationToken)
     {
         var invalid = new SizeSpec(null, null, null);
         var argument = attribute.ConstructorArguments[index];
-        var location = LocationInfo.From(FindConstructorArgument(syntax, attribute.AttributeConstructor!, index)) ?? LocationInfo.From(syntax);
+        Location? Where() => AttributeSyntaxes.WhereArgument(attribute, index, cancellationToken);
         switch (argument.Value)
         {
             case int value:
                 if (value <= 0)
                 {
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.FeaturesNotPositive, location, parameter, Text(value), layer));
+                    diagnostics?.Add(DiagnosticDescriptors.FeaturesNotPositive, Where(), parameter, Text(value), layer);
                     return invalid;
                 }
                 var multiple = config?.FeatureMultiple ?? 1;
-                if (value % multiple != 0)
+                if (value % multiple == 0) return new SizeSpec(value, null, Text(value));
+                if (diagnostics is not null)
                 {
                     var suggestion = ((long)value / multiple + 1) * multiple;   // long: no overflow near int.MaxValue
-                    diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.FeaturesNotMultipleOfBlock, location, parameter, Text(value), layer, Text(multiple),
-                        RecipeTable.BlockDescription(config!.Recipe), config.Recipe.ToString(), suggestion.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                    var slot = config!.BindingSlot;
+                    var block = config.Slots[slot].BlockDescription
+                        + (config.IsOverridden(slot) ? ", set by [QuantizeSlot] over recipe " : ", recipe ") + config.Recipe;
+                    diagnostics.Add(
+                        DiagnosticDescriptors.FeaturesNotMultipleOfBlock, Where(), parameter, Text(value), layer, Text(multiple),
+                        SlotSpec.Names[slot], block, suggestion.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 }
-                return new SizeSpec(value, null, Text(value));
+                return new SizeSpec(value, null, Text(value), Fits: false);
 
             case string member:
                 var found = FindIntMember(type, member, compilation);
                 if (found is null)
                 {
-                    diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.SizeMemberNotFound, location, parameter, layer, member, type.Name));
+                    diagnostics?.Add(DiagnosticDescriptors.SizeMemberNotFound, Where(), parameter, layer, member, type.Name);
                     return invalid;
                 }
                 return new SizeSpec(null, member, found.IsStatic ? member : "this." + member);
@@ -277,8 +191,7 @@ internal static class Parser
                 : "";
             var name = declaration.Identifier.ValueText;
             declarations.Add(new TypeDeclarationSpec(
-                Keyword(declaration), name + typeParameters, name,
-                declaration.Modifiers.Any(SyntaxKind.PartialKeyword), LocationInfo.From(declaration.Identifier)));
+                Keyword(declaration), name + typeParameters, name, declaration.Modifiers.Any(SyntaxKind.PartialKeyword)));
         }
 
         var ns = type.ContainingNamespace is { IsGlobalNamespace: false } n ? n.ToDisplayString() : null;
@@ -303,7 +216,7 @@ internal static class Parser
     };
 
     /// <summary>True when a base type is <c>TorchSharp.torch.nn.Module</c> (or one of its generic forms).</summary>
-    private static bool DerivesFromModule(INamedTypeSymbol type)
+    public static bool DerivesFromModule(INamedTypeSymbol type)
     {
         for (var t = type.BaseType; t is not null; t = t.BaseType)
         {
@@ -321,48 +234,40 @@ internal static class Parser
     public static EquatableArray<ModelSpec> GroupModels(ImmutableArray<LinearPropertySpec> properties, CancellationToken cancellationToken)
     {
         var groups = new Dictionary<string, List<LinearPropertySpec>>(StringComparer.Ordinal);
-        var order = new List<string>();
         foreach (var property in properties)
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (!groups.TryGetValue(property.Class.FullName, out var list))
             {
                 groups[property.Class.FullName] = list = new List<LinearPropertySpec>();
-                order.Add(property.Class.FullName);
             }
             list.Add(property);
         }
 
         var models = new List<ModelSpec>();
-        foreach (var key in order.OrderBy(k => k, StringComparer.Ordinal))
+        foreach (var key in groups.Keys.OrderBy(k => k, StringComparer.Ordinal))
         {
             var layers = groups[key]
-                .OrderBy(p => p.FilePath, StringComparer.Ordinal).ThenBy(p => p.Order)
+                .OrderBy(p => p.FilePath, StringComparer.Ordinal).ThenBy(p => p.Order, OrderComparer.Instance)
                 .ToList();
-            var diagnostics = new List<DiagnosticInfo>();
-            var seen = new HashSet<LocationInfo?>();
-            var canEmit = true;
-            foreach (var classSpec in layers.Select(l => l.Class).Distinct())
-            {
-                foreach (var declaration in classSpec.Declarations)
-                {
-                    if (declaration.IsPartial) continue;
-                    canEmit = false;
-                    if (seen.Add(declaration.IdentifierLocation))
-                    {
-                        diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.ClassNotPartial, declaration.IdentifierLocation, declaration.Name));
-                    }
-                }
-            }
-            var first = layers[0].Class;
-            if (!first.IsClass || !first.IsModule)
-            {
-                canEmit = false;
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotAModule, first.Self.IdentifierLocation, first.Self.Name));
-            }
-            models.Add(new ModelSpec(first, layers.ToEquatableArray(), diagnostics.ToEquatableArray(), canEmit));
+            models.Add(new ModelSpec(layers[0].Class, layers.ToEquatableArray()));
         }
         return models.ToEquatableArray();
+    }
+
+    /// <summary>Lexicographic order of member-index paths.</summary>
+    private sealed class OrderComparer : IComparer<EquatableArray<int>>
+    {
+        public static readonly OrderComparer Instance = new();
+
+        public int Compare(EquatableArray<int> x, EquatableArray<int> y)
+        {
+            for (var i = 0; i < x.Count && i < y.Count; i++)
+            {
+                if (x[i] != y[i]) return x[i].CompareTo(y[i]);
+            }
+            return x.Count.CompareTo(y.Count);
+        }
     }
 
     /// <summary>The distinct configurations that generated code constructs, in a stable order.</summary>
@@ -406,44 +311,6 @@ internal static class Parser
     }
 
     // ---- Helpers ----
-
-    private static AttributeData? FindAttribute(ImmutableArray<AttributeData> attributes, string metadataName)
-    {
-        foreach (var attribute in attributes)
-        {
-            if (attribute.AttributeClass is { } c && c.ToDisplayString() == metadataName) return attribute;
-        }
-        return null;
-    }
-
-    private static AttributeArgumentSyntax? FindNamedArgument(AttributeSyntax? syntax, string name)
-        => syntax?.ArgumentList?.Arguments.FirstOrDefault(a => a.NameEquals?.Name.Identifier.ValueText == name);
-
-    /// <summary>The syntax of constructor argument <paramref name="index"/>, positional or named (<c>inFeatures: 512</c>).</summary>
-    private static AttributeArgumentSyntax? FindConstructorArgument(AttributeSyntax? syntax, IMethodSymbol constructor, int index)
-    {
-        if (syntax?.ArgumentList is not { } list || index >= constructor.Parameters.Length) return null;
-        var parameterName = constructor.Parameters[index].Name;
-        var named = list.Arguments.FirstOrDefault(a => a.NameColon?.Name.Identifier.ValueText == parameterName);
-        if (named is not null) return named;
-        var positional = 0;
-        foreach (var argument in list.Arguments)
-        {
-            if (argument.NameEquals is not null || argument.NameColon is not null) continue;
-            if (positional++ == index) return argument;
-        }
-        return null;
-    }
-
-    private static double ToDouble(object? value, double fallback) => value switch
-    {
-        double d => d,
-        float f => f,
-        int i => i,
-        long l => l,
-        decimal m => (double)m,
-        _ => fallback,
-    };
 
     private static string Text(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

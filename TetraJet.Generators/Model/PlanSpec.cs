@@ -15,6 +15,10 @@ internal sealed record SlotModel(int Format, int Rounding, bool Ocp, bool Tile16
 
     public static SlotModel None { get; } = new(Dataflow.None, Dataflow.Nearest, false, false, false, Direct);
 
+    /// <summary>The dataflow view of a parsed slot (the kinds mirror the runtime's enums, value for value).</summary>
+    public static SlotModel From(SlotSpec s) =>
+        new((int)s.Format, (int)s.Rounding, s.Format == FormatKind.MXFP4 && s.ScaleRule == ScaleRuleKind.Ocp, s.Tile16, s.AppliesHadamard, (int)s.Source);
+
     public bool IsQuantized => Format != Dataflow.None;
 
     /// <summary>The C# expression of its <c>QuantSpec</c> (with the file's usings).</summary>
@@ -69,17 +73,24 @@ internal sealed record PlanSpec(string Name, string Title, string RecipeExpressi
 
     public static PlanSpec From(ConfigSpec config)
     {
-        var slots = RecipeTable.Slots(config.Recipe);
+        var slots = config.Slots.Select(SlotModel.From).ToArray();
         bool qEma = config.QEma && slots[1].IsQuantized;
         bool outControl = config.OutControl && slots[0].IsQuantized;
         var name = config.Recipe == RecipeKind.BF16 ? "Bf16" : (config.Format == FormatKind.MXFP4 ? "Mxfp4_" : "Nvfp4_") + config.Recipe;
-        if (qEma) name += "_QEma";
-        if (outControl) name += "_OutControl";
-        var title = RecipeTable.DisplayName(config.Recipe) + (qEma ? ", Q-EMA" : "") + (outControl ? ", OutControl" : "");
+        var title = RecipeTable.DisplayName(config.Recipe);
+        for (int i = 0; i < 6; i++)
+        {
+            if (!config.IsOverridden(i)) continue;
+            name += "_" + SlotSpec.Names[i] + config.Slots[i].NamePart;
+            title += ", " + SlotSpec.Names[i] + " " + config.Slots[i].Text;
+        }
+        if (qEma) { name += "_QEma"; title += ", Q-EMA"; }
+        if (outControl) { name += "_OutControl"; title += ", OutControl"; }
         var options = new List<string>();
         if (qEma) options.Add("QEma = true");
         if (outControl) options.Add("OutControl = true");
-        var recipe = "Recipe.Get(RecipeId." + config.Recipe + ")" + (options.Count == 0 ? "" : " with { " + string.Join(", ", options) + " }");
+        var recipe = "Recipe.Get(RecipeId." + config.Recipe + ")" + string.Concat(config.OverrideCalls)
+            + (options.Count == 0 ? "" : " with { " + string.Join(", ", options) + " }");
         return new PlanSpec(name, title, recipe, slots.ToEquatableArray(), qEma, outControl);
     }
 

@@ -1,36 +1,23 @@
+using System.Linq;
+
 namespace TetraJet.Generators;
 
-/// <summary>Mirrors <c>TetraJet.RecipeId</c>; the generator cannot reference the runtime, so the values are repeated here.</summary>
-internal enum RecipeKind
-{
-    BF16 = 0,
-    Microscaling = 1,
-    TetraJet = 2,
-    NvidiaNvfp4 = 3,
-    TetraJetV2 = 4,
-}
-
-/// <summary>Mirrors <c>TetraJet.Format</c>.</summary>
-internal enum FormatKind
-{
-    BF16 = 0,
-    MXFP4 = 1,
-    NVFP4 = 2,
-}
-
 /// <summary>
-/// What the generator needs to know about each named recipe (ALGORITHMS.md §3–4): its format, its six slots and the
-/// multiple its features must have. A test checks these against <c>TetraJet.Recipe</c>.
+/// What the generator needs to know about each named recipe (ALGORITHMS.md §3–4): its format family and its six
+/// quantizers, as in <c>TetraJet.Recipe</c>. A test checks these against the runtime's recipes.
 /// </summary>
 internal static class RecipeTable
 {
-    public static RecipeKind ForFormat(FormatKind format) => format switch
+    /// <summary>The recipe a <c>[Quantize(Format.X)]</c> names; null for formats that name none (TJ1014).</summary>
+    public static RecipeKind? ForFormat(FormatKind format) => format switch
     {
+        FormatKind.BF16 => RecipeKind.BF16,
         FormatKind.MXFP4 => RecipeKind.TetraJet,
         FormatKind.NVFP4 => RecipeKind.TetraJetV2,
-        _ => RecipeKind.BF16,
+        _ => null,
     };
 
+    /// <summary>The format family (<c>RecipeIds.FormatOf</c>): NVFP4 for both NVFP4 recipes.</summary>
     public static FormatKind FormatOf(RecipeKind recipe) => recipe switch
     {
         RecipeKind.Microscaling or RecipeKind.TetraJet => FormatKind.MXFP4,
@@ -38,51 +25,49 @@ internal static class RecipeTable
         _ => FormatKind.BF16,
     };
 
-    /// <summary>32 for MXFP4 blocks, 128 for TetraJet-v2's outer NVFP4 block, 16 for NVIDIA's per-tensor NVFP4: the largest
-    /// multiple among the slots along the features axes (Q1–Q4), by the runtime's own rule.</summary>
-    public static int FeatureMultiple(RecipeKind recipe)
-    {
-        var slots = Slots(recipe);
-        int multiple = 1;
-        for (int i = 0; i < 4; i++) multiple = System.Math.Max(multiple, Plans.Dataflow.FeatureMultiple(slots[i].Format));
-        return multiple;
-    }
+    private static readonly EquatableArray<SlotSpec> Bf16Slots = Enumerable.Repeat(SlotSpec.Bf16(), 6).ToEquatableArray();
+    private static readonly EquatableArray<SlotSpec> TetraJetSlots = Mx(ScaleRuleKind.TetraJet);
+    private static readonly EquatableArray<SlotSpec> MicroscalingSlots = Mx(ScaleRuleKind.Ocp);
 
-    /// <summary>The block description used in messages and comments.</summary>
-    public static string BlockDescription(RecipeKind recipe) => recipe switch
+    private static EquatableArray<SlotSpec> Mx(ScaleRuleKind rule) => new[]
     {
-        RecipeKind.Microscaling or RecipeKind.TetraJet => "MXFP4 blocks of 32",
-        RecipeKind.TetraJetV2 => "TetraJet-v2 NVFP4 outer blocks of 128",
-        RecipeKind.NvidiaNvfp4 => "NVIDIA NVFP4 blocks of 16",
-        _ => "no blocks",
+        SlotSpec.Quantized(FormatKind.MXFP4, RoundingKind.Nearest, rule),
+        SlotSpec.Quantized(FormatKind.MXFP4, RoundingKind.Nearest, rule),
+        SlotSpec.Quantized(FormatKind.MXFP4, RoundingKind.Stochastic, rule),
+        SlotSpec.Quantized(FormatKind.MXFP4, RoundingKind.Stochastic, rule, SourceKind.ForwardDequantized),
+        SlotSpec.Quantized(FormatKind.MXFP4, RoundingKind.Stochastic, rule),
+        SlotSpec.Quantized(FormatKind.MXFP4, RoundingKind.Stochastic, rule, SourceKind.ForwardDequantized),
+    }.ToEquatableArray();
+
+    private static readonly EquatableArray<SlotSpec> TetraJetV2Slots = new[]
+    {
+        SlotSpec.Quantized(FormatKind.NVFP4, RoundingKind.Nearest),
+        SlotSpec.Quantized(FormatKind.NVFP4, RoundingKind.Nearest),
+        SlotSpec.Quantized(FormatKind.NVFP4, RoundingKind.Stochastic, hadamard: true),
+        SlotSpec.Quantized(FormatKind.NVFP4, RoundingKind.Stochastic, source: SourceKind.ForwardDequantized, hadamard: true),
+        SlotSpec.Quantized(FormatKind.NVFP4, RoundingKind.Stochastic, hadamard: true),
+        SlotSpec.Quantized(FormatKind.NVFP4, RoundingKind.Stochastic, source: SourceKind.ForwardDequantized, hadamard: true),
+    }.ToEquatableArray();
+
+    private static readonly EquatableArray<SlotSpec> NvidiaSlots = new[]
+    {
+        SlotSpec.Quantized(FormatKind.NVFP4PerTensor, RoundingKind.Nearest),
+        SlotSpec.Quantized(FormatKind.NVFP4PerTensor, RoundingKind.Nearest, tile16: true),
+        SlotSpec.Quantized(FormatKind.NVFP4PerTensor, RoundingKind.Stochastic),
+        SlotSpec.Quantized(FormatKind.NVFP4PerTensor, RoundingKind.Nearest, source: SourceKind.ForwardCodesTransposed, tile16: true),
+        SlotSpec.Quantized(FormatKind.NVFP4PerTensor, RoundingKind.Stochastic, hadamard: true),
+        SlotSpec.Quantized(FormatKind.NVFP4PerTensor, RoundingKind.Nearest, source: SourceKind.Original, hadamard: true),
+    }.ToEquatableArray();
+
+    /// <summary>Quantizers Q1..Q6 (index 0..5) of a named recipe.</summary>
+    public static EquatableArray<SlotSpec> Slots(RecipeKind recipe) => recipe switch
+    {
+        RecipeKind.TetraJet => TetraJetSlots,
+        RecipeKind.Microscaling => MicroscalingSlots,
+        RecipeKind.TetraJetV2 => TetraJetV2Slots,
+        RecipeKind.NvidiaNvfp4 => NvidiaSlots,
+        _ => Bf16Slots,
     };
-
-    /// <summary>The six slots Q1..Q6 of a named recipe (mirrors <c>TetraJet.Recipe</c>; a test compares them).</summary>
-    public static SlotModel[] Slots(RecipeKind recipe)
-    {
-        const int Direct = SlotModel.Direct, Dequantized = SlotModel.ForwardDequantized;
-        const int Rtn = Plans.Dataflow.Nearest, Sr = Plans.Dataflow.Stochastic;
-        switch (recipe)
-        {
-            case RecipeKind.Microscaling:
-            case RecipeKind.TetraJet:
-                bool ocp = recipe == RecipeKind.Microscaling;
-                SlotModel Mx(int rounding, int source) => new(Plans.Dataflow.Mxfp4, rounding, ocp, false, false, source);
-                return new[] { Mx(Rtn, Direct), Mx(Rtn, Direct), Mx(Sr, Direct), Mx(Sr, Dequantized), Mx(Sr, Direct), Mx(Sr, Dequantized) };
-            case RecipeKind.TetraJetV2:
-                SlotModel Nv(int rounding, bool rht, int source) => new(Plans.Dataflow.Nvfp4, rounding, false, false, rht, source);
-                return new[] { Nv(Rtn, false, Direct), Nv(Rtn, false, Direct), Nv(Sr, true, Direct), Nv(Sr, true, Dequantized), Nv(Sr, true, Direct), Nv(Sr, true, Dequantized) };
-            case RecipeKind.NvidiaNvfp4:
-                SlotModel Nt(int rounding, bool tile, bool rht, int source) => new(Plans.Dataflow.Nvfp4Tensor, rounding, false, tile, rht, source);
-                return new[]
-                {
-                    Nt(Rtn, false, false, Direct), Nt(Rtn, true, false, Direct), Nt(Sr, false, false, Direct),
-                    Nt(Rtn, true, false, SlotModel.ForwardCodesTransposed), Nt(Sr, false, true, Direct), Nt(Rtn, false, true, SlotModel.Original),
-                };
-            default:
-                return new[] { SlotModel.None, SlotModel.None, SlotModel.None, SlotModel.None, SlotModel.None, SlotModel.None };
-        }
-    }
 
     public static string DisplayName(RecipeKind recipe) => recipe switch
     {

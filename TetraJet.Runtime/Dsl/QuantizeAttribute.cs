@@ -3,11 +3,15 @@ namespace TetraJet;
 /// <summary>
 /// Chooses the quantization recipe of a model class (all its <c>[Linear]</c> properties) or of one
 /// <c>[Linear]</c> property, which then overrides the class. Read at compile time by the TetraJet generator.
+/// <see cref="QuantizeSlotAttribute"/> replaces single quantizers of the recipe chosen here.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Property, AllowMultiple = false, Inherited = false)]
 public sealed class QuantizeAttribute : Attribute
 {
-    /// <summary><see cref="TetraJet.Format.MXFP4"/> → TetraJet, <see cref="TetraJet.Format.NVFP4"/> → TetraJet-v2, BF16 → no quantization.</summary>
+    /// <summary>
+    /// <see cref="TetraJet.Format.MXFP4"/> → TetraJet, <see cref="TetraJet.Format.NVFP4"/> → TetraJet-v2, BF16 → no quantization.
+    /// The other formats name no recipe (the generator reports TJ1014); use them in <see cref="QuantizeSlotAttribute"/>.
+    /// </summary>
     public QuantizeAttribute(Format format) { Format = format; Recipe = Recipes.RecipeIds.For(format); }
 
     /// <summary>A named recipe, e.g. <c>[Quantize(Recipe.TetraJetV2)]</c>.</summary>

@@ -59,6 +59,7 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"{name}: in and out features must be positive, got [{outFeatures}, {inFeatures}]");
         if (plan is not null && PlanKey.Of(plan.Recipe) != PlanKey.Of(recipe))
             throw new ArgumentException($"{name}: the plan ({plan}) is not the configuration of recipe {recipe.Name}");
+        recipe.EnsureTransformsCancel(name);
         Recipe = recipe;
         int multiple = recipe.FeatureMultiple;
         if (inFeatures % multiple != 0)

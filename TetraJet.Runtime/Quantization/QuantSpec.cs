@@ -15,15 +15,6 @@ public enum QuantFormat
     MXFP8,
 }
 
-/// <summary>How a scaled value is rounded to the element grid (§2).</summary>
-public enum Rounding
-{
-    Nearest,
-    Stochastic,
-    /// <summary>Q-EMA: the EMA weight, divided by the same block scale, picks lo or hi.</summary>
-    EmaGuided,
-}
-
 /// <summary>The axis of a 2-D [rows, cols] view along which consecutive elements share a scale.</summary>
 public enum BlockAxis
 {

@@ -5,14 +5,15 @@ namespace TetraJet;
 
 /// <summary>
 /// A fully-quantized training recipe: the six quantizers of a linear layer (ALGORITHMS.md §4) and the
-/// oscillation/outlier options (§5). Immutable; make variants with <c>recipe with { QEma = true }</c>.
+/// oscillation/outlier options (§5). Immutable; make variants with <c>recipe with { QEma = true }</c> and
+/// <c>recipe.WithSlot(Slot.Q3, Format.MXFP4)</c>.
 /// </summary>
 /// <remarks>
 /// The constants <see cref="BF16"/>, <see cref="TetraJet"/>, … are <see cref="RecipeId"/> values so that they can be
 /// attribute arguments (<c>[Quantize(Recipe.TetraJetV2)]</c>); each converts implicitly to its recipe, so
 /// <c>new QLinear(512, 512, Recipe.TetraJet)</c> and <c>Recipe r = Recipe.TetraJet;</c> work as written.
 /// </remarks>
-public sealed record Recipe
+public sealed partial record Recipe
 {
     public const RecipeId BF16 = RecipeId.BF16;
     public const RecipeId Microscaling = RecipeId.Microscaling;
@@ -95,7 +96,7 @@ public sealed record Recipe
         _ => throw new ArgumentException($"unknown recipe '{name}'; use bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2", nameof(name)),
     };
 
-    static QuantizerSlot Slot(QuantFormat f, Rounding r, ScaleRule rule = ScaleRule.TetraJet, SlotSource src = SlotSource.Direct, bool rht = false, bool tile = false)
+    static QuantizerSlot MakeSlot(QuantFormat f, Rounding r, ScaleRule rule = ScaleRule.TetraJet, SlotSource src = SlotSource.Direct, bool rht = false, bool tile = false)
         => new(new QuantSpec(f, r, rule, tile), src, rht);
 
     static readonly Recipe Bf16Recipe = new()
@@ -108,12 +109,12 @@ public sealed record Recipe
     static Recipe Mx(string name, ScaleRule rule) => new()
     {
         Name = name,
-        Q1 = Slot(QuantFormat.MXFP4, Rounding.Nearest, rule),
-        Q2 = Slot(QuantFormat.MXFP4, Rounding.Nearest, rule),
-        Q3 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule),
-        Q4 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule, SlotSource.ForwardDequantized),
-        Q5 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule),
-        Q6 = Slot(QuantFormat.MXFP4, Rounding.Stochastic, rule, SlotSource.ForwardDequantized),
+        Q1 = MakeSlot(QuantFormat.MXFP4, Rounding.Nearest, rule),
+        Q2 = MakeSlot(QuantFormat.MXFP4, Rounding.Nearest, rule),
+        Q3 = MakeSlot(QuantFormat.MXFP4, Rounding.Stochastic, rule),
+        Q4 = MakeSlot(QuantFormat.MXFP4, Rounding.Stochastic, rule, SlotSource.ForwardDequantized),
+        Q5 = MakeSlot(QuantFormat.MXFP4, Rounding.Stochastic, rule),
+        Q6 = MakeSlot(QuantFormat.MXFP4, Rounding.Stochastic, rule, SlotSource.ForwardDequantized),
     };
 
     static readonly Recipe TetraJetRecipe = Mx("TetraJet", ScaleRule.TetraJet);
@@ -122,40 +123,47 @@ public sealed record Recipe
     static readonly Recipe TetraJetV2Recipe = new()
     {
         Name = "TetraJet-v2",
-        Q1 = Slot(QuantFormat.NVFP4, Rounding.Nearest),
-        Q2 = Slot(QuantFormat.NVFP4, Rounding.Nearest),
-        Q3 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, rht: true),
-        Q4 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, src: SlotSource.ForwardDequantized, rht: true),
-        Q5 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, rht: true),
-        Q6 = Slot(QuantFormat.NVFP4, Rounding.Stochastic, src: SlotSource.ForwardDequantized, rht: true),
+        Q1 = MakeSlot(QuantFormat.NVFP4, Rounding.Nearest),
+        Q2 = MakeSlot(QuantFormat.NVFP4, Rounding.Nearest),
+        Q3 = MakeSlot(QuantFormat.NVFP4, Rounding.Stochastic, rht: true),
+        Q4 = MakeSlot(QuantFormat.NVFP4, Rounding.Stochastic, src: SlotSource.ForwardDequantized, rht: true),
+        Q5 = MakeSlot(QuantFormat.NVFP4, Rounding.Stochastic, rht: true),
+        Q6 = MakeSlot(QuantFormat.NVFP4, Rounding.Stochastic, src: SlotSource.ForwardDequantized, rht: true),
     };
 
     static readonly Recipe NvidiaNvfp4Recipe = new()
     {
         Name = "NVIDIA-NVFP4",
-        Q1 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest),
-        Q2 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest, tile: true),
-        Q3 = Slot(QuantFormat.NVFP4Tensor, Rounding.Stochastic),
-        Q4 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest, src: SlotSource.ForwardCodesTransposed, tile: true),
-        Q5 = Slot(QuantFormat.NVFP4Tensor, Rounding.Stochastic, rht: true),
-        Q6 = Slot(QuantFormat.NVFP4Tensor, Rounding.Nearest, src: SlotSource.Original, rht: true),
+        Q1 = MakeSlot(QuantFormat.NVFP4Tensor, Rounding.Nearest),
+        Q2 = MakeSlot(QuantFormat.NVFP4Tensor, Rounding.Nearest, tile: true),
+        Q3 = MakeSlot(QuantFormat.NVFP4Tensor, Rounding.Stochastic),
+        Q4 = MakeSlot(QuantFormat.NVFP4Tensor, Rounding.Nearest, src: SlotSource.ForwardCodesTransposed, tile: true),
+        Q5 = MakeSlot(QuantFormat.NVFP4Tensor, Rounding.Stochastic, rht: true),
+        Q6 = MakeSlot(QuantFormat.NVFP4Tensor, Rounding.Nearest, src: SlotSource.Original, rht: true),
         Bf16TailFraction = 0.15,
     };
 
-    /// <summary>The six-slot table of ALGORITHMS.md §4 for this recipe, plus its options.</summary>
+    /// <summary>The six-slot table of ALGORITHMS.md §4 for this recipe, plus its options; slots that differ from the named recipe read "(overridden)".</summary>
     public string Describe()
     {
         var sb = new StringBuilder();
         sb.AppendLine($"Recipe {Name}");
         sb.AppendLine("| # | operand | block axis | quantizer |");
         sb.AppendLine("|---|---|---|---|");
-        void Row(string n, string op, string axis, QuantizerSlot s) => sb.AppendLine($"| {n} | {op} | {axis} | {s} |");
-        Row("Q1", "X", "K", Q1);
-        Row("Q2", "W", "K", QEma && Q2.IsQuantized ? Q2 with { Spec = Q2.Spec with { Rounding = Rounding.EmaGuided } } : Q2);
-        Row("Q3", "dY", "N", Q3);
-        Row("Q4", "Ŵ", "N", Q4);
-        Row("Q5", "dY", "T", Q5);
-        Row("Q6", "X̂", "T", Q6);
+        void SlotRow(Slot slot, string op, string axis)
+        {
+            var s = GetSlot(slot);
+            var text = slot == Slot.Q2 && QEma && s.IsQuantized ? (s with { Spec = s.Spec with { Rounding = Rounding.EmaGuided } }).ToString()
+                : slot == Slot.Q4 && s.Source == SlotSource.ForwardCodesTransposed && !Q2.Spec.Tile16 ? "forward Ŵ of Q2, transposed"
+                : s.ToString();
+            sb.AppendLine($"| {slot} | {op} | {axis} | {text}{(IsOverridden(slot) ? " (overridden)" : "")} |");
+        }
+        SlotRow(Slot.Q1, "X", "K");
+        SlotRow(Slot.Q2, "W", "K");
+        SlotRow(Slot.Q3, "dY", "N");
+        SlotRow(Slot.Q4, "Ŵ", "N");
+        SlotRow(Slot.Q5, "dY", "T");
+        SlotRow(Slot.Q6, "X̂", "T");
         var opts = new List<string>();
         if (QEma) opts.Add($"Q-EMA (β = {EmaDecay})");
         if (QRamping) opts.Add("Q-Ramping");

@@ -19,6 +19,9 @@ static class LinearChecks
                     yield return Operands(id, t, k, n, dtype, device);
             yield return EndToEnd(id, device);
         }
+        foreach (var (label, recipe) in SlotOverrides)
+            foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+                yield return Operands(recipe, label, 199, 256, 384, dtype, device);
         foreach (var check in OutControl(device)) yield return check;
         yield return LeanOsciReset(device);
     }
@@ -37,6 +40,21 @@ static class LinearChecks
         yield return (200, 256, 384);
         for (int i = 0; i < 3; i++) yield return (2 * rng.Next(0, 300) + 1, Features(), Features());
     }
+
+    /// <summary>
+    /// [QuantizeSlot] ablations that put formats where no named recipe has them: MXFP8 in dgrad without and in wgrad with
+    /// the RHT, the NVIDIA Q4 re-quantized along N, NVFP4 per tensor re-quantizing a packed MXFP4 X̂, quantized slots
+    /// over a BF16 forward, a nearest-rounding Q3.
+    /// </summary>
+    static readonly (string Label, Recipe Recipe)[] SlotOverrides =
+    {
+        ("TetraJet + Q3 MXFP4 RTN", Recipe.Get(RecipeId.TetraJet).WithSlot(Slot.Q3, Format.MXFP4, Rounding.Nearest)),
+        ("TetraJet-v2 + Q3 MXFP8, Q4 NVFP4 without RHT", Recipe.Get(RecipeId.TetraJetV2).WithSlot(Slot.Q3, Format.MXFP8, hadamard: false).WithSlot(Slot.Q4, Format.NVFP4, hadamard: false)),
+        ("TetraJet-v2 + Q5, Q6 MXFP8 with RHT", Recipe.Get(RecipeId.TetraJetV2).WithSlot(Slot.Q5, Format.MXFP8).WithSlot(Slot.Q6, Format.MXFP8)),
+        ("NVIDIA-NVFP4 + Q4 NVFP4 per tensor SR", Recipe.Get(RecipeId.NvidiaNvfp4).WithSlot(Slot.Q4, Format.NVFP4PerTensor, Rounding.Stochastic)),
+        ("TetraJet + Q6 NVFP4 per tensor", Recipe.Get(RecipeId.TetraJet).WithSlot(Slot.Q6, Format.NVFP4PerTensor)),
+        ("BF16 + Q1 MXFP4, Q6 NVFP4", Recipe.Get(RecipeId.BF16).WithSlot(Slot.Q1, Format.MXFP4).WithSlot(Slot.Q6, Format.NVFP4)),
+    };
 
     static bool Same(Tensor a, Tensor b, out long mismatches)
     {
@@ -66,10 +84,12 @@ static class LinearChecks
     /// bits (packing of X̂/Ŵ, the fused dY kernel and the re-quantizers from storage included); Y, dX and dW differ
     /// only by the GEMMs' summation order.
     /// </summary>
-    static (string, bool, string) Operands(RecipeId id, int T, int K, int N, ScalarType dtype, Device device)
+    static (string, bool, string) Operands(RecipeId id, int T, int K, int N, ScalarType dtype, Device device) =>
+        Operands(id, ((Recipe)id).Name, T, K, N, dtype, device);
+
+    static (string, bool, string) Operands(Recipe recipe, string label, int T, int K, int N, ScalarType dtype, Device device)
     {
-        Recipe recipe = id;
-        string name = $"QLinear {recipe.Name} [{T}, {K}] → {N} {dtype}: CUDA == CPU";
+        string name = $"QLinear {label} [{T}, {K}] → {N} {dtype}: CUDA == CPU";
         try
         {
             using var scope = NewDisposeScope();

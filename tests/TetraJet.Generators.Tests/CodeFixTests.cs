@@ -12,7 +12,7 @@ public class CodeFixTests
 {
     private static async Task<string> ApplyFixAsync(string source)
     {
-        var diagnostic = GeneratorHarness.Run(source).GeneratorDiagnostics.First(d => d.Id == "TJ1001");
+        var diagnostic = GeneratorHarness.Run(source).AnalyzerDiagnostics.First(d => d.Id == "TJ1001");
 
         using var workspace = new AdhocWorkspace();
         var project = workspace.AddProject(ProjectInfo.Create(
@@ -52,8 +52,7 @@ public class CodeFixTests
 
         // The fixed source has no TJ1001 any more, and compiles with the generated part.
         var result = GeneratorHarness.Run(fixedSource);
-        Assert.Empty(result.GeneratorDiagnostics);
-        Assert.Empty(result.CompilerDiagnostics);
+        Assert.Empty(result.AllDiagnostics);
     }
 
     [Fact]
@@ -70,5 +69,24 @@ public class CodeFixTests
             """;
         var fixedSource = await ApplyFixAsync(source);
         Assert.Equal(source.Replace("\nclass Mlp", "\npartial class Mlp"), fixedSource);
+    }
+
+    [Fact]
+    public async Task Adds_partial_to_the_containing_type_that_TJ1001_names()
+    {
+        var source = Sources.Usings + """
+            public static class Zoo
+            {
+                public sealed partial class Mlp : nn.Module<Tensor, Tensor>
+                {
+                    [Linear(32, 32)] public partial QLinear Up { get; }
+                    public Mlp() : base("Mlp") { InitializeQuantization(); }
+                    public override Tensor forward(Tensor x) => Up.call(x);
+                }
+            }
+            """;
+        var fixedSource = await ApplyFixAsync(source);
+        Assert.Equal(source.Replace("public static class Zoo", "public static partial class Zoo"), fixedSource);
+        Assert.Empty(GeneratorHarness.Run(fixedSource).AllDiagnostics);
     }
 }

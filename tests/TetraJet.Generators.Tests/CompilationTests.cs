@@ -12,6 +12,7 @@ public class CompilationTests
     {
         var result = GeneratorHarness.Run(Sources.DesignMlp, Sources.MxOptions, Sources.MemberSizes, Sources.SharedConfig, Sources.LeanOsciReset);
         Assert.Empty(result.GeneratorDiagnostics);
+        Assert.Empty(result.AnalyzerDiagnostics);
         Assert.Equal(12, result.Run.GeneratedSources.Length);   // 5 models, 5 plans, the recipes, the registry
         Assert.Empty(result.Output.GetDiagnostics().Where(d => d.Severity > DiagnosticSeverity.Hidden));   // not even an info
 

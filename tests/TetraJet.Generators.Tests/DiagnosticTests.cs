@@ -12,12 +12,13 @@ public class DiagnosticTests
     {
         var markup = Markup.Parse(Usings + marked);
         var result = GeneratorHarness.Run(false, markup.Source);   // severities as declared, not promoted
-        var diagnostics = result.GeneratorDiagnostics.Where(d => d.Id.StartsWith("TJ", StringComparison.Ordinal)).ToList();
+        Assert.Empty(result.GeneratorDiagnostics);                  // the analyzers report, the generator only skips
+        var diagnostics = result.AnalyzerDiagnostics.Where(d => d.Id.StartsWith("TJ", StringComparison.Ordinal)).ToList();
         var diagnostic = Assert.Single(diagnostics);
         Assert.Equal(id, diagnostic.Id);
         Assert.Equal(severity, diagnostic.Severity);
         AssertLocation(markup, diagnostic);
-        Assert.Equal("docs/DSL.md#" + id.ToLowerInvariant(), diagnostic.Descriptor.HelpLinkUri);
+        Assert.Equal("https://github.com/tetrajet/TetraJet.NET/blob/main/docs/DSL.md#" + id.ToLowerInvariant(), diagnostic.Descriptor.HelpLinkUri);
         return diagnostic;
     }
 
@@ -64,7 +65,34 @@ public class DiagnosticTests
                 }
             }
             """, "TJ1001", DiagnosticSeverity.Error);
-        Assert.Contains("Type 'Zoo'", d.GetMessage());
+        Assert.Equal("Type 'Zoo' contains 'Mlp', which declares [Linear] properties, but is not partial; add the 'partial' modifier to 'Zoo' so that the generator can add the layers", d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1001_names_each_type_that_lacks_partial()
+    {
+        var result = GeneratorHarness.Run(false, Usings + $$"""
+            public static class Zoo
+            {
+                public partial class Pen
+                {
+                    public sealed class Mlp{{Module}}
+                    {
+                        [Linear(32, 32)] public partial QLinear Up { get; }
+                        public Mlp() : base("Mlp") { InitializeQuantization(); }
+                    {{Body}}
+                    }
+                }
+            }
+            """);
+        Assert.Equal(
+            new[]
+            {
+                "Type 'Mlp' declares [Linear] properties but is not partial; add the 'partial' modifier to 'Mlp' so that the generator can add the layers",
+                "Type 'Zoo' contains 'Pen.Mlp', which declares [Linear] properties, but is not partial; add the 'partial' modifier to 'Zoo' so that the generator can add the layers",
+            },
+            result.AnalyzerDiagnostics.Where(d => d.Id == "TJ1001").Select(d => d.GetMessage()).OrderBy(m => m, StringComparer.Ordinal));
+        Assert.Equal(2, result.AnalyzerDiagnostics.Length);
     }
 
     [Fact]
@@ -80,10 +108,13 @@ public class DiagnosticTests
     }
 
     [Theory]
-    [InlineData("[Quantize(Format.NVFP4)]", "[Linear([|100|], 128)]", "inFeatures = 100 of layer 'L' is not a multiple of 128 (TetraJet-v2 NVFP4 outer blocks of 128, recipe TetraJetV2); use a multiple of 128 (e.g. 128) or choose another [Quantize] recipe for this layer")]
-    [InlineData("[Quantize(Format.MXFP4)]", "[Linear(64, [|outFeatures: 48|])]", "outFeatures = 48 of layer 'L' is not a multiple of 32 (MXFP4 blocks of 32, recipe TetraJet); use a multiple of 32 (e.g. 64) or choose another [Quantize] recipe for this layer")]
-    [InlineData("[Quantize(Recipe.NvidiaNvfp4)]", "[Linear([|40|], 32)]", "inFeatures = 40 of layer 'L' is not a multiple of 16 (NVIDIA NVFP4 blocks of 16, recipe NvidiaNvfp4); use a multiple of 16 (e.g. 48) or choose another [Quantize] recipe for this layer")]
+    [InlineData("[Quantize(Format.NVFP4)]", "[Linear([|100|], 128)]", "inFeatures = 100 of layer 'L' is not a multiple of 128, the block of its quantizer Q1 (TetraJet-v2 NVFP4 outer blocks of 128, recipe TetraJetV2); use a multiple of 128 (e.g. 128), or choose another [Quantize] recipe or [QuantizeSlot] format for this layer")]
+    [InlineData("[Quantize(Format.MXFP4)]", "[Linear(64, [|outFeatures: 48|])]", "outFeatures = 48 of layer 'L' is not a multiple of 32, the block of its quantizer Q1 (MXFP4 blocks of 32, recipe TetraJet); use a multiple of 32 (e.g. 64), or choose another [Quantize] recipe or [QuantizeSlot] format for this layer")]
+    [InlineData("[Quantize(Recipe.NvidiaNvfp4)]", "[Linear([|40|], 32)]", "inFeatures = 40 of layer 'L' is not a multiple of 16, the block of its quantizer Q1 (NVIDIA NVFP4 blocks of 16, recipe NvidiaNvfp4); use a multiple of 16 (e.g. 48), or choose another [Quantize] recipe or [QuantizeSlot] format for this layer")]
+    [InlineData("[Quantize(Recipe.TetraJet), QuantizeSlot(Slot.Q3, Format.NVFP4)]", "[Linear([|64|], 128)]", "inFeatures = 64 of layer 'L' is not a multiple of 128, the block of its quantizer Q3 (TetraJet-v2 NVFP4 outer blocks of 128, set by [QuantizeSlot] over recipe TetraJet); use a multiple of 128 (e.g. 128), or choose another [Quantize] recipe or [QuantizeSlot] format for this layer")]
+    [InlineData("", "[Linear(32, [|48|]), QuantizeSlot(Slot.Q2, Format.MXFP8)]", "outFeatures = 48 of layer 'L' is not a multiple of 32, the block of its quantizer Q2 (MXFP8 blocks of 32, set by [QuantizeSlot] over recipe BF16); use a multiple of 32 (e.g. 64), or choose another [Quantize] recipe or [QuantizeSlot] format for this layer")]
     [InlineData("[Quantize(Format.NVFP4)]", "[Linear(256, [|64|]), Quantize(Recipe.Microscaling)]", null)]
+    [InlineData("[Quantize(Format.NVFP4), QuantizeSlot(Slot.Q1, Format.BF16), QuantizeSlot(Slot.Q2, Format.BF16), QuantizeSlot(Slot.Q3, Format.BF16), QuantizeSlot(Slot.Q4, Format.BF16)]", "[Linear(48, [|48|])]", null)]
     public void TJ1003_features_not_a_multiple_of_the_block(string classAttribute, string linear, string? message)
     {
         var source = $$"""
@@ -97,8 +128,10 @@ public class DiagnosticTests
             """;
         if (message is null)
         {
-            // The property's recipe (Microscaling, 32) overrides the class's (128): 64 is fine.
-            Assert.Empty(GeneratorHarness.Run(Markup.Parse(Usings + source).Source).GeneratorDiagnostics);
+            // The property's recipe (Microscaling, 32) overrides the class's (128): 64 is fine. With Q1–Q4 in BF16,
+            // only Q5 and Q6 quantize, along the (padded) tokens: any features are fine.
+            var result = GeneratorHarness.Run(Markup.Parse(Usings + source).Source);
+            Assert.Empty(result.AllDiagnostics);
             return;
         }
         var d = Single(source, "TJ1003", DiagnosticSeverity.Error);
@@ -270,5 +303,122 @@ public class DiagnosticTests
             }
             """);
         Assert.Empty(diagnostics);
+    }
+
+    private static Diagnostic OnLayer(string classAttributes, string layerAttributes, string id, DiagnosticSeverity severity) => Single($$"""
+        {{classAttributes}}
+        public sealed partial class M{{Module}}
+        {
+            [Linear(128, 128){{layerAttributes}}] public partial QLinear L { get; }
+            public M() : base("M") { InitializeQuantization(); }
+        {{Body}}
+        }
+        """, id, severity);
+
+    [Fact]
+    public void TJ1014_Quantize_on_a_class_without_layers()
+    {
+        var d = Single($$"""
+            [[|Quantize(Format.NVFP4)|]]
+            public sealed class Plain{{Module}}
+            {
+                public Plain() : base("Plain") { }
+            {{Body}}
+            }
+            """, "TJ1014", DiagnosticSeverity.Warning);
+        Assert.Equal("[Quantize] on 'Plain' has no effect: 'Plain' declares no [Linear] properties; remove the attribute, or move it to a [Linear] property or to the class that declares them", d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1014_QuantizeSlot_on_a_partial_class_without_layers()
+    {
+        var d = Single($$"""
+            [[|QuantizeSlot(Slot.Q5, Format.BF16)|]]
+            public sealed partial class Plain{{Module}}
+            {
+                public Plain() : base("Plain") { }
+            {{Body}}
+            }
+            """, "TJ1014", DiagnosticSeverity.Warning);
+        Assert.Equal("[QuantizeSlot] on 'Plain' has no effect: 'Plain' declares no [Linear] properties; remove the attribute, or move it to a [Linear] property or to the class that declares them", d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1014_Quantize_on_a_property_without_Linear()
+    {
+        var d = Single($$"""
+            public sealed partial class M{{Module}}
+            {
+                [Linear(32, 32)] public partial QLinear L { get; }
+                [[|Quantize(Format.MXFP4)|]] public QLinear? Spare { get; set; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1014", DiagnosticSeverity.Warning);
+        Assert.Equal("[Quantize] on 'Spare' has no effect: 'Spare' is not a [Linear] property; remove the attribute, or move it to a [Linear] property or to the class that declares them", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("MXFP8")]
+    [InlineData("NVFP4PerTensor")]
+    public void TJ1015_format_that_names_no_recipe(string format)
+    {
+        var d = OnLayer($"[Quantize([|Format.{format}|])]", "", "TJ1015", DiagnosticSeverity.Error);
+        Assert.Equal($"Format.{format} names no recipe; [Quantize] takes Format.BF16, Format.MXFP4, Format.NVFP4 or a named recipe such as Recipe.NvidiaNvfp4; to put single quantizers in {format}, add [QuantizeSlot(Slot.Q1, Format.{format})] (any slot) over a recipe", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Quantize(Recipe.TetraJetV2), [|QuantizeSlot(Slot.Q4, Format.BF16)|]]", "",
+        "Q3 applies the random Hadamard transform but Q4 does not, so the transforms on the two operands of the dgrad GEMM would not cancel; a BF16 Q4 applies no transform, so add Hadamard = false to Q3 (e.g. [QuantizeSlot(Slot.Q3, Format.NVFP4, Hadamard = false)])")]
+    [InlineData("[Quantize(Recipe.TetraJetV2)]", ", QuantizeSlot(Slot.Q3, Format.NVFP4, [|Hadamard = false|])",
+        "Q4 applies the random Hadamard transform but Q3 does not, so the transforms on the two operands of the dgrad GEMM would not cancel; add Hadamard = true to Q3's [QuantizeSlot], or Hadamard = false to Q4's")]
+    [InlineData("[Quantize(Recipe.TetraJet)]", ", QuantizeSlot(Slot.Q6, Format.MXFP4, [|Hadamard = true|])",
+        "Q6 applies the random Hadamard transform but Q5 does not, so the transforms on the two operands of the wgrad GEMM would not cancel; add Hadamard = true to Q5's [QuantizeSlot], or Hadamard = false to Q6's")]
+    public void TJ1016_transform_on_one_operand_of_a_GEMM(string classAttributes, string layerAttributes, string message)
+    {
+        var d = OnLayer(classAttributes, layerAttributes, "TJ1016", DiagnosticSeverity.Error);
+        Assert.Equal(message, d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Quantize(Recipe.TetraJet), QuantizeSlot(Slot.Q3, Format.MXFP4, [|Rounding = Rounding.Nearest|])]", "", "Q3")]
+    [InlineData("[Quantize(Recipe.NvidiaNvfp4)]", ", [|QuantizeSlot(Slot.Q6, Format.MXFP4)|]", "Q6")]   // the NVIDIA Q6 rounds to nearest, and the override keeps it
+    public void TJ1017_nearest_rounding_in_a_backward_slot(string classAttributes, string layerAttributes, string slot)
+    {
+        var d = OnLayer(classAttributes, layerAttributes, "TJ1017", DiagnosticSeverity.Warning);
+        Assert.Equal($"{slot} rounds to nearest, which biases the gradient (only stochastic rounding is unbiased); use Rounding = Rounding.Stochastic, or suppress TJ1017 where the bias is what you measure", d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1018_EMA_guided_rounding_in_a_slot()
+    {
+        var d = OnLayer("[Quantize(Recipe.TetraJet)]", ", QuantizeSlot(Slot.Q2, Format.MXFP4, [|Rounding = Rounding.EmaGuided|])", "TJ1018", DiagnosticSeverity.Error);
+        Assert.Equal("Rounding.EmaGuided is not a per-slot choice: Q-EMA guides Q2 when the recipe sets QEma; use Rounding.Nearest or Rounding.Stochastic here, and [Quantize(..., QEma = true)] for Q-EMA", d.GetMessage());
+    }
+
+    [Fact]
+    public void TJ1019_slot_overridden_twice()
+    {
+        var d = OnLayer("[Quantize(Recipe.TetraJet)]", ", QuantizeSlot(Slot.Q5, Format.BF16), [|QuantizeSlot(Slot.Q5, Format.MXFP8)|]", "TJ1019", DiagnosticSeverity.Error);
+        Assert.Equal("Q5 is overridden twice on 'L'; keep one [QuantizeSlot(Slot.Q5, ...)] (a property's override of a slot already replaces the class's)", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData(", QuantizeSlot(Slot.Q5, Format.BF16, [|Rounding = Rounding.Stochastic|])", "Rounding has no effect with Format.BF16: a BF16 quantizer passes its input through unrounded; remove the option")]
+    [InlineData(", QuantizeSlot(Slot.Q4, Format.BF16, [|Hadamard = false|])", "Hadamard has no effect with Format.BF16: a BF16 quantizer applies no transform; remove the option")]
+    [InlineData(", QuantizeSlot(Slot.Q1, Format.NVFP4, [|ScaleRule = ScaleRule.Ocp|])", "ScaleRule has no effect with Format.NVFP4: only MXFP4 blocks have a scale rule; remove the option")]
+    public void TJ1020_slot_option_without_effect(string layerAttributes, string message)
+    {
+        var d = OnLayer("[Quantize(Recipe.TetraJet)]", layerAttributes, "TJ1020", DiagnosticSeverity.Warning);
+        Assert.Equal(message, d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("Q1")]
+    [InlineData("Q2")]
+    public void TJ1021_transform_in_a_forward_slot(string slot)
+    {
+        var d = OnLayer("[Quantize(Recipe.TetraJetV2)]", $", QuantizeSlot(Slot.{slot}, Format.NVFP4, [|Hadamard = true|])", "TJ1021", DiagnosticSeverity.Error);
+        Assert.Equal($"{slot} cannot apply the random Hadamard transform: the forward operands X̂ and Ŵ are kept for backward untransformed; remove Hadamard = true", d.GetMessage());
     }
 }

@@ -88,6 +88,37 @@ public sealed partial class RecipeZoo : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => Lean.call(Outliers.call(MicroEma.call(Nvidia.call(Micro.call(x)))));
 }
 
+/// <summary>
+/// Per-slot ablations, as in the TetraJet paper's quantizer analysis: one class-wide override (Q3 rounds to nearest),
+/// a layer that adds its own (Q5 and Q6 in BF16), a layer that replaces the class's Q3, and a layer with its own recipe.
+/// </summary>
+#pragma warning disable TJ1017 // on purpose: the biased gradient of a nearest-rounding Q3 is what this ablation measures
+[Quantize(Recipe.TetraJet), QuantizeSlot(Slot.Q3, Format.MXFP4, Rounding = Rounding.Nearest)]
+#pragma warning restore TJ1017
+public sealed partial class SlotAblation : nn.Module<Tensor, Tensor>
+{
+    [Linear(64, 128)] public partial QLinear Up { get; }
+    [Linear(128, 64), QuantizeSlot(Slot.Q5, Format.BF16), QuantizeSlot(Slot.Q6, Format.BF16)] public partial QLinear Down { get; }
+    [Linear(64, 128), Quantize(Recipe.NvidiaNvfp4), QuantizeSlot(Slot.Q4, Format.NVFP4PerTensor, Rounding = Rounding.Stochastic)] public partial QLinear Nvidia { get; }
+    [Linear(128, 32), QuantizeSlot(Slot.Q3, Format.MXFP8, Rounding = Rounding.Stochastic)] public partial QLinear Head { get; }
+
+    public SlotAblation() : base(nameof(SlotAblation))
+    {
+        InitializeQuantization();
+        RegisterComponents();
+    }
+
+    /// <summary>Layers without their own [Quantize] take <paramref name="recipe"/>, with their [QuantizeSlot]s applied over it.</summary>
+    public SlotAblation(Recipe recipe) : base(nameof(SlotAblation))
+    {
+        InitializeQuantization(recipe);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+        => Head.call(nn.functional.gelu(Nvidia.call(Down.call(nn.functional.gelu(Up.call(x))))));
+}
+
 #pragma warning disable TJ1011 // on purpose: shows what happens when the layers are never created
 public sealed partial class Uninitialized : nn.Module<Tensor, Tensor>
 {

@@ -44,11 +44,19 @@ internal static class GeneratorHarness
 
     public sealed record Result(Compilation Output, ImmutableArray<Diagnostic> GeneratorDiagnostics, GeneratorRunResult Run)
     {
+        private ImmutableArray<Diagnostic>? _analyzerDiagnostics;
+
         public string Source(string hintName) => Run.GeneratedSources.Single(s => s.HintName == hintName).SourceText.ToString();
 
         /// <summary>Compiler diagnostics of the output compilation (sources plus generated code), warnings included.</summary>
         public ImmutableArray<Diagnostic> CompilerDiagnostics
             => Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToImmutableArray();
+
+        /// <summary>The TetraJet analyzers' diagnostics over the output compilation, as a build reports them.</summary>
+        public ImmutableArray<Diagnostic> AnalyzerDiagnostics => _analyzerDiagnostics ??= Analyze(Output);
+
+        /// <summary>Everything a build would show at warning level or above: compiler and analyzers.</summary>
+        public ImmutableArray<Diagnostic> AllDiagnostics => CompilerDiagnostics.AddRange(AnalyzerDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning));
     }
 
     public static Result Run(params string[] sources) => Run(true, sources);
@@ -60,11 +68,21 @@ internal static class GeneratorHarness
         return new Result(output, diagnostics, driver.GetRunResult().Results.Single());
     }
 
-    /// <summary>Diagnostics of the analyzer over the sources plus the generated code.</summary>
-    public static async Task<ImmutableArray<Diagnostic>> AnalyzeAsync(params string[] sources)
+    /// <summary>The TetraJet analyzers.</summary>
+    public static ImmutableArray<DiagnosticAnalyzer> Analyzers { get; } = ImmutableArray.Create<DiagnosticAnalyzer>(new QuantizationAnalyzer(), new InitializationAnalyzer());
+
+    /// <summary>Diagnostics of the analyzers over the sources plus the generated code.</summary>
+    public static Task<ImmutableArray<Diagnostic>> AnalyzeAsync(params string[] sources) => Task.FromResult(Run(false, sources).AnalyzerDiagnostics);
+
+    /// <summary>The analyzers' diagnostics over <paramref name="compilation"/>; an exception in an analyzer fails the test.</summary>
+    public static ImmutableArray<Diagnostic> Analyze(Compilation compilation)
     {
-        var result = Run(false, sources);
-        var analyzers = ImmutableArray.Create<DiagnosticAnalyzer>(new InitializationAnalyzer());
-        return await result.Output.WithAnalyzers(analyzers).GetAnalyzerDiagnosticsAsync();
+        var exceptions = new List<Exception>();
+        var options = new CompilationWithAnalyzersOptions(
+            new AnalyzerOptions(ImmutableArray<AdditionalText>.Empty), (e, _, _) => { lock (exceptions) exceptions.Add(e); },
+            concurrentAnalysis: true, logAnalyzerExecutionTime: false);
+        var diagnostics = compilation.WithAnalyzers(Analyzers, options).GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+        if (exceptions.Count > 0) throw new AggregateException("an analyzer threw", exceptions);
+        return diagnostics;
     }
 }

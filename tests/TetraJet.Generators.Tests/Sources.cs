@@ -98,4 +98,24 @@ internal static class Sources
             public override Tensor forward(Tensor x) => Proj.call(x);
         }
         """;
+
+    /// <summary>
+    /// Per-slot overrides: class-wide (wgrad in BF16), a layer's own on top (dgrad's dY in MXFP8, without the transform on
+    /// either dgrad operand), and a layer with its own recipe whose Q4 is overridden (the NVIDIA Q4 then re-quantizes).
+    /// </summary>
+    public const string SlotOverrides = Usings + """
+        namespace Demo.Slots;
+
+        [Quantize(Recipe.TetraJetV2, OsciReset = true), QuantizeSlot(Slot.Q5, Format.BF16), QuantizeSlot(Slot.Q6, Format.BF16)]
+        public sealed partial class Ablation : nn.Module<Tensor, Tensor>
+        {
+            [Linear(256, 512)] public partial QLinear Up { get; }
+            [Linear(512, 256), QuantizeSlot(Slot.Q3, Format.MXFP8, Hadamard = false), QuantizeSlot(Slot.Q4, Format.NVFP4, Hadamard = false)] public partial QLinear Down { get; }
+            [Linear(256, 64), Quantize(Recipe.NvidiaNvfp4), QuantizeSlot(Slot.Q4, Format.NVFP4PerTensor, Rounding = Rounding.Stochastic)] public partial QLinear Head { get; }
+
+            public Ablation() : base(nameof(Ablation)) { InitializeQuantization(); RegisterComponents(); }
+            public Ablation(Recipe recipe) : base(nameof(Ablation)) { InitializeQuantization(recipe); RegisterComponents(); }
+            public override Tensor forward(Tensor x) => Head.call(Down.call(nn.functional.gelu(Up.call(x))));
+        }
+        """;
 }
