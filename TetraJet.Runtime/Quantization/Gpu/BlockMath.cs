@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using ILGPU;
 using TetraJet.Formats;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
@@ -52,6 +53,18 @@ public static class BlockMath
     /// <summary>The values Q = g·2^s (exact scalings; NaN stays NaN).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec8 MxValues(Vec8 g, int s) => g.Times(Bits.Pow2(s));
+
+    /// <summary>
+    /// Stores MX values: MXFP4 values (E2M1 × 2^s, at least 2^-128) are exact in bfloat16, so they skip the rounding
+    /// step; MXFP8 values can be FP32 subnormals with bits below bfloat16's, so they round as any value does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreMx<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
+    {
+        if (default(TRule).Fp8) Vec8Io.Store<TIo, T>(y, i, n, vector, q);
+        else Vec8Io.StoreExact<TIo, T>(y, i, n, vector, q);
+    }
 
     /// <summary>The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -49,21 +49,25 @@ internal static class ColumnTiles
         where T : unmanaged where TIo : struct, IElementIo<T> =>
         r < rows ? Vec8Io.Load<TIo, T>(x, (long)r * cols + c, n, vector) : default;
 
-    /// <summary>Loads x[r0 …, c0 … c0 + 63] into <paramref name="tile"/> ([tileRows × 64], tileRows a multiple of 32).</summary>
+    /// <summary>
+    /// Loads x[r0 …, c0 … c0 + tileCols − 1] into <paramref name="tile"/> ([tileRows × tileCols]; tileCols 32 or 64, tileRows
+    /// a multiple of 2048 / tileCols): tileCols / 8 threads per row, two rows in flight per thread.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadPlain<TIo, T>(ArrayView<T> x, ArrayView<float> tile, int rows, int cols, int r0, int c0, int tileRows)
+    public static void LoadPlain<TIo, T>(ArrayView<T> x, ArrayView<float> tile, int rows, int cols, int r0, int c0, int tileRows, int tileCols = Cols)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
+        int across = tileCols >> 3, step = KernelGeometry.GroupSize / across;
+        int t = Group.IdxX, cc = (t & (across - 1)) * 8, rr = t / across;
         int n = Run(cols, c0 + cc);
         bool vector = IsVector(cols, n);
-        for (int p = 0; p < tileRows; p += 32)
+        for (int p = 0; p < tileRows; p += 2 * step)
         {
             // Both loads are issued before either store: two 16-byte requests in flight per thread.
             Vec8 a = PlainRow<TIo, T>(x, rows, cols, r0 + p + rr, c0 + cc, n, vector);
-            Vec8 b = PlainRow<TIo, T>(x, rows, cols, r0 + p + 16 + rr, c0 + cc, n, vector);
-            Vec8Io.StoreFloats(tile, (p + rr) * Cols + cc, a);
-            Vec8Io.StoreFloats(tile, (p + 16 + rr) * Cols + cc, b);
+            Vec8 b = PlainRow<TIo, T>(x, rows, cols, r0 + p + step + rr, c0 + cc, n, vector);
+            Vec8Io.StoreFloats(tile, (p + rr) * tileCols + cc, a);
+            Vec8Io.StoreFloats(tile, (p + step + rr) * tileCols + cc, b);
         }
     }
 
@@ -93,17 +97,18 @@ internal static class ColumnTiles
     /// <summary>As <see cref="LoadPlain"/> from a last-axis FP4 storage form (one 4-byte code word per 8 elements); rows at or past <paramref name="sourceRows"/> are zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadStored<TIo, T, TSrc>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<float> tile,
-        int sourceRows, int cols, int r0, int c0, int tileRows)
+        int sourceRows, int cols, int r0, int c0, int tileRows, int tileCols = Cols)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource
     {
-        int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
+        int across = tileCols >> 3, step = KernelGeometry.GroupSize / across;
+        int t = Group.IdxX, cc = (t & (across - 1)) * 8, rr = t / across;
         int n = Run(cols, c0 + cc);
-        for (int p = 0; p < tileRows; p += 32)
+        for (int p = 0; p < tileRows; p += 2 * step)
         {
             Vec8 a = StoredRow<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + p + rr, c0 + cc, n);
-            Vec8 b = StoredRow<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + p + 16 + rr, c0 + cc, n);
-            Vec8Io.StoreFloats(tile, (p + rr) * Cols + cc, a);
-            Vec8Io.StoreFloats(tile, (p + 16 + rr) * Cols + cc, b);
+            Vec8 b = StoredRow<TIo, T, TSrc>(codes, scales, outer, sourceRows, cols, r0 + p + step + rr, c0 + cc, n);
+            Vec8Io.StoreFloats(tile, (p + rr) * tileCols + cc, a);
+            Vec8Io.StoreFloats(tile, (p + step + rr) * tileCols + cc, b);
         }
     }
 
@@ -201,7 +206,7 @@ internal static class ColumnTiles
                 V4 = MxValue<TRule, TRound>(v.V4, inv.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, sc.V5, u.V5, e.V5),
                 V6 = MxValue<TRule, TRound>(v.V6, inv.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, sc.V7, u.V7, e.V7),
             };
-            Vec8Io.Store<TIo, T>(y, i, n, vector, q);
+            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q);
         }
     }
 

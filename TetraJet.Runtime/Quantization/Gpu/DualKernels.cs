@@ -40,7 +40,7 @@ public static class DualKernels
             if (r >= rows || n == 0) continue;
             int s = BlockMath.MxExponent<TRule>(m);
             var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, vector), default);
-            Vec8Io.Store<TIo, T>(y3, i, n, vector, BlockMath.MxValues(g, s));
+            BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s));
         }
         Group.Barrier();
         ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, scale, 0u);

@@ -10,9 +10,9 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 /// <remarks>
 /// A group per [128 × 128] region, launched over <see cref="KernelGeometry.Fp8DualThreads"/>: the load gives each
-/// 128-column row to 16 lanes, which produce Q3 from registers (a Q3 group is exactly those 16 lanes), and keeps the left
-/// 64 columns as a shared-memory tile for Q5; the right 64 are then loaded again (from L2: the group read them a moment
-/// before) for theirs. Shared memory stays one [128 × 64] tile. cols is a multiple of 32.
+/// 128-column row to 16 lanes, which produce Q3 from registers (a Q3 group is exactly those 16 lanes), and keeps the first
+/// 32 columns as the shared-memory tile of <see cref="Fp8ColumnKernels"/> for Q5; the other three quarters are then
+/// loaded again (from L2: the group read them a moment before) for theirs. cols is a multiple of 32.
 /// </remarks>
 public static class Fp8DualKernels
 {
@@ -33,10 +33,10 @@ public static class Fp8DualKernels
             long ia = (long)ra * cols + c0 + cc, ib = (long)rb * cols + c0 + cc;
             Vec8 a = Vec8Io.Load<TIo, T>(x, ia, na, vector && na == 8);
             Vec8 b = Vec8Io.Load<TIo, T>(x, ib, nb, vector && nb == 8);
-            if (cc < ColumnTiles.Cols)
+            if (cc < Fp8ColumnKernels.Cols)
             {
-                Vec8Io.StoreFloats(tile.Values, (p + rr) * ColumnTiles.Cols + cc, a);
-                Vec8Io.StoreFloats(tile.Values, (p + 8 + rr) * ColumnTiles.Cols + cc, b);
+                Vec8Io.StoreFloats(tile.Values, (p + rr) * Fp8ColumnKernels.Cols + cc, a);
+                Vec8Io.StoreFloats(tile.Values, (p + 8 + rr) * Fp8ColumnKernels.Cols + cc, b);
             }
             bool brokenA = Fp8RowKernels.Group<TIo, T, TRule, TRound, NoStore>(a, lane, ra, c0 + cc, ia, na, vector && na == 8, default, codes3, scales3,
                 default, default, rows, seed, stream3);
@@ -48,12 +48,13 @@ public static class Fp8DualKernels
         Group.Barrier();
         Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
             rows, cols, paddedRows, r0, c0, seed, stream5);
-        int right = c0 + ColumnTiles.Cols;
-        if (right >= cols) return;          // group-uniform
-        Group.Barrier();
-        ColumnTiles.LoadPlain<TIo, T>(x, tile.Values, rows, cols, r0, right, 128);
-        Group.Barrier();
-        Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
-            rows, cols, paddedRows, r0, right, seed, stream5);
+        for (int q = c0 + Fp8ColumnKernels.Cols; q < c0 + KernelGeometry.WideTileCols && q < cols; q += Fp8ColumnKernels.Cols)
+        {
+            Group.Barrier();
+            ColumnTiles.LoadPlain<TIo, T>(x, tile.Values, rows, cols, r0, q, 128, Fp8ColumnKernels.Cols);
+            Group.Barrier();
+            Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
+                rows, cols, paddedRows, r0, q, seed, stream5);
+        }
     }
 }

@@ -59,13 +59,24 @@ public static class Fp8Operand
     /// below that reach the element is written as a signed zero (its row is flagged).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Code(float g, int shift)
+    public static uint Code(float g, int shift) => Encode(g, Factor(shift));
+
+    /// <summary>2^shift where the block is within the bound (shift ≥ −8), else 0 (its elements become signed zeros).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Factor(int shift) => shift < 6 - MaxSpan ? 0f : Bits.Pow2(shift);
+
+    /// <summary>
+    /// The E4M3 code of g·<paramref name="factor"/> (an exact E4M3 value, or 0): normal (w ≥ 2^-6) it is the biased
+    /// exponent − 120 and the top 3 fraction bits; below, w is a multiple of 2^-9 and w + 2^-6 (exact) carries w / 2^-9
+    /// in those bits. Integer steps and one add: no float-to-integer conversion.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Encode(float g, float factor)
     {
         uint sign = (Bits.AsUInt(g) >> 24) & 0x80u;
-        if (shift < 6 - MaxSpan) return sign;
-        float w = Bits.Abs(g) * Bits.Pow2(shift);
-        // Normal E4M3 (w ≥ 2^-6): biased exponent − 120 and the top 3 fraction bits; subnormal: w / 2^-9.
-        return sign | (w >= 0.015625f ? (Bits.AsUInt(w) >> 20) - 960u : (uint)(w * 512f));
+        float w = Bits.Abs(g) * factor;
+        bool normal = w >= 0.015625f;
+        return sign | ((Bits.AsUInt(normal ? w : w + 0.015625f) >> 20) - (normal ? 960u : 968u));
     }
 
     /// <summary>The value of an E4M3 code (reference: E4M3.Decode), without branches.</summary>
@@ -87,9 +98,9 @@ public static class Fp8Operand
     {
         if (amax >= NonFiniteBits) return 0x7F7F7F7F7F7F7F7Ful;
         if (amax == 0) return 0ul;
-        int shift = s - sMax + 6;
-        return Code(g.V0, shift) | (ulong)Code(g.V1, shift) << 8 | (ulong)Code(g.V2, shift) << 16 | (ulong)Code(g.V3, shift) << 24
-            | (ulong)Code(g.V4, shift) << 32 | (ulong)Code(g.V5, shift) << 40 | (ulong)Code(g.V6, shift) << 48 | (ulong)Code(g.V7, shift) << 56;
+        float f = Factor(s - sMax + 6);
+        return Encode(g.V0, f) | (ulong)Encode(g.V1, f) << 8 | (ulong)Encode(g.V2, f) << 16 | (ulong)Encode(g.V3, f) << 24
+            | (ulong)Encode(g.V4, f) << 32 | (ulong)Encode(g.V5, f) << 40 | (ulong)Encode(g.V6, f) << 48 | (ulong)Encode(g.V7, f) << 56;
     }
 
     /// <summary>Appends <paramref name="index"/> to a flag list (count in flags[0]); entries past the list's room are counted, not written.</summary>

@@ -35,8 +35,8 @@ public static class KernelGeometry
         ? Tiles(rows, 128, cols, WideTileCols)
         : Tiles(rows, 32, cols, TileCols);
 
-    /// <summary>FP8 first-axis kernels: a group per [128 × 64] tile of the padded rows.</summary>
-    public static long Fp8ColumnThreads(int paddedRows, int cols) => Tiles(paddedRows, 128, cols, TileCols);
+    /// <summary>FP8 first-axis kernels: a group per [128 × 32] tile of the padded rows.</summary>
+    public static long Fp8ColumnThreads(int paddedRows, int cols) => Tiles(paddedRows, 128, cols, Fp8ColumnKernels.Cols);
 
     /// <summary>The fused FP8 dY kernel: a group per [128 × 128] region of the padded rows.</summary>
     public static long Fp8DualThreads(int paddedRows, int cols) => Tiles(paddedRows, 128, cols, WideTileCols);

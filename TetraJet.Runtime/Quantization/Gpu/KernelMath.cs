@@ -77,11 +77,7 @@ public static class KernelMath
         if (blocks)
         {
             ulong c = (ulong)i >> 2;
-            uint s0 = (uint)stream, s1 = (uint)(stream >> 32), k0 = (uint)seed, k1 = (uint)(seed >> 32);
-            Randomness.Philox.Block((uint)c, (uint)(c >> 32), s0, s1, k0, k1, out uint a0, out uint a1, out uint a2, out uint a3);
-            Randomness.Philox.Block((uint)(c + 1), (uint)((c + 1) >> 32), s0, s1, k0, k1, out uint b0, out uint b1, out uint b2, out uint b3);
-            u.V0 = Unit(a0); u.V1 = Unit(a1); u.V2 = Unit(a2); u.V3 = Unit(a3);
-            u.V4 = Unit(b0); u.V5 = Unit(b1); u.V6 = Unit(b2); u.V7 = Unit(b3);
+            PhiloxPair((uint)c, (uint)(c >> 32), (uint)(c + 1), (uint)((c + 1) >> 32), (uint)stream, (uint)(stream >> 32), (uint)seed, (uint)(seed >> 32), ref u);
             return u;
         }
         if (n > 0) u.V0 = Randomness.Philox.Uniform(seed, stream, i);
@@ -93,6 +89,48 @@ public static class KernelMath
         if (n > 6) u.V6 = Randomness.Philox.Uniform(seed, stream, i + 6);
         if (n > 7) u.V7 = Randomness.Philox.Uniform(seed, stream, i + 7);
         return u;
+    }
+
+    const uint M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+
+    /// <summary>One Philox4x32 round on a block, with the round's key (reference: Randomness.Philox.Block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Round(ref uint c0, ref uint c1, ref uint c2, ref uint c3, uint k0, uint k1)
+    {
+        ulong p0 = (ulong)M0 * c0, p1 = (ulong)M1 * c2;
+        uint n0 = (uint)(p1 >> 32) ^ c1 ^ k0, n2 = (uint)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint)p1; c3 = (uint)p0; c0 = n0; c2 = n2;
+    }
+
+    /// <summary>Round r of two blocks at once (independent chains: the multiplies of one hide the other's latency).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Round2(ref uint a0, ref uint a1, ref uint a2, ref uint a3, ref uint b0, ref uint b1, ref uint b2, ref uint b3, uint k0, uint k1, uint r)
+    {
+        Round(ref a0, ref a1, ref a2, ref a3, k0 + r * W0, k1 + r * W1);
+        Round(ref b0, ref b1, ref b2, ref b3, k0 + r * W0, k1 + r * W1);
+    }
+
+    /// <summary>
+    /// Philox4x32-10 of the two consecutive counters (ca0, ca1, s0, s1) and (cb0, cb1, s0, s1) under key (k0, k1), as
+    /// the uniforms of 8 elements: the rounds written out (ILGPU does not unroll loops) with the round keys k + r·W
+    /// folded per round. Same words as Randomness.Philox.Block; the SR kernels are checked against the reference bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PhiloxPair(uint ca0, uint ca1, uint cb0, uint cb1, uint s0, uint s1, uint k0, uint k1, ref Vec8 u)
+    {
+        uint a0 = ca0, a1 = ca1, a2 = s0, a3 = s1, b0 = cb0, b1 = cb1, b2 = s0, b3 = s1;
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 0);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 1);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 2);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 3);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 4);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 5);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 6);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 7);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 8);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 9);
+        u.V0 = Unit(a0); u.V1 = Unit(a1); u.V2 = Unit(a2); u.V3 = Unit(a3);
+        u.V4 = Unit(b0); u.V5 = Unit(b1); u.V6 = Unit(b2); u.V7 = Unit(b3);
     }
 
     /// <summary>A Philox output word as the uniform of ALGORITHMS.md §6: (w &gt;&gt; 8)·2^-24.</summary>

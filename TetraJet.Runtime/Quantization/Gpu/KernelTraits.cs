@@ -20,6 +20,11 @@ public interface IElementIo<T> where T : unmanaged
     Vec8 Load8(ArrayView<T> v, long i);
     /// <summary>Elements [i, i + 8) by 16-byte vector stores; alignment as <see cref="Load8"/>.</summary>
     void Store8(ArrayView<T> v, long i, Vec8 x);
+    /// <summary>
+    /// As <see cref="Store8"/> for values this type holds exactly (MXFP4 values: two significant bits times a power of
+    /// two): no rounding step, the same bits as <see cref="Store8"/>, NaN written as the canonical NaN.
+    /// </summary>
+    void Store8Exact(ArrayView<T> v, long i, Vec8 x);
 }
 
 /// <summary>float32 storage: loads and stores are exact.</summary>
@@ -53,6 +58,9 @@ public readonly struct F32Io : IElementIo<float>
         w[i >> 2] = new Bytes16 { A = Formats.Bits.AsUInt(x.V0), B = Formats.Bits.AsUInt(x.V1), C = Formats.Bits.AsUInt(x.V2), D = Formats.Bits.AsUInt(x.V3) };
         w[(i >> 2) + 1] = new Bytes16 { A = Formats.Bits.AsUInt(x.V4), B = Formats.Bits.AsUInt(x.V5), C = Formats.Bits.AsUInt(x.V6), D = Formats.Bits.AsUInt(x.V7) };
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8Exact(ArrayView<float> v, long i, Vec8 x) => Store8(v, i, x);
 }
 
 /// <summary>bfloat16 storage as raw bits: widened exactly, narrowed with RNE (NaN → 0x7FC0) exactly as torch does.</summary>
@@ -89,6 +97,15 @@ public readonly struct Bf16Io : IElementIo<ushort>
         C = Bf16.Narrow(x.V4) | (uint)Bf16.Narrow(x.V5) << 16,
         D = Bf16.Narrow(x.V6) | (uint)Bf16.Narrow(x.V7) << 16,
     };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8Exact(ArrayView<ushort> v, long i, Vec8 x) => Vec8Io.Wide(v)[i >> 3] = new Bytes16
+    {
+        A = Bf16.Truncate(x.V0) | Bf16.Truncate(x.V1) << 16,
+        B = Bf16.Truncate(x.V2) | Bf16.Truncate(x.V3) << 16,
+        C = Bf16.Truncate(x.V4) | Bf16.Truncate(x.V5) << 16,
+        D = Bf16.Truncate(x.V6) | Bf16.Truncate(x.V7) << 16,
+    };
 }
 
 /// <summary>bfloat16 conversions (torch's c10::BFloat16 round_to_nearest_even).</summary>
@@ -96,6 +113,14 @@ public static class Bf16
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => Formats.Bits.AsFloat((uint)bits << 16);
+
+    /// <summary>The bfloat16 bits of a value bfloat16 holds exactly (its low 16 bits are zero), NaN as 0x7FC0: Narrow's result without its rounding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Truncate(float x)
+    {
+        uint b = Formats.Bits.AsUInt(x);
+        return (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : b >> 16;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Narrow(float x)

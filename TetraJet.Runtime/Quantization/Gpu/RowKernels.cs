@@ -66,7 +66,7 @@ public static class RowKernels
         int s = BlockMath.MxExponent<TRule>(m);
         var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream, at.Index, at.Count, at.Vector),
             Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector));
-        Vec8Io.Store<TIo, T>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s));
+        BlockMath.StoreMx<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s));
         if (!default(TStore).Enabled) return;
         // Storage needs cols a multiple of the block (the caller checks), so every lane holds 8 whole elements.
         bool nan = m >= NonFiniteBits;

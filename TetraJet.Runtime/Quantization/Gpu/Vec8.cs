@@ -80,6 +80,14 @@ public static class Vec8Io
         if (n > 7) io.Store(v, i + 7, x.V7);
     }
 
+    /// <summary>As <see cref="Store"/> for values the element type holds exactly (no rounding step; see IElementIo.Store8Exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreExact<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x) where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        if (vector) default(TIo).Store8Exact(v, i, x);
+        else Store<TIo, T>(v, i, n, false, x);
+    }
+
     /// <summary>The EMA of elements [i, i + n) for EMA-guided rounding, zeros otherwise (no load).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec8 Ema<TRound>(ArrayView<float> ema, long i, int n, bool vector) where TRound : struct, IRoundingMode =>
