@@ -91,8 +91,13 @@ public static class BlockMath
 
     /// <summary>Reference: ReferenceQuantizer.NvInner. One element: round(x / scale) with IEEE divisions (the spec's), 0 for a zero scale.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float NvOne<TRound>(float v, float scale, float u, float e) where TRound : struct, IRoundingMode =>
-        scale == 0f ? 0f : Fp4Grid.Round<TRound>(v / scale, u, e / scale);
+    public static float NvOne<TRound>(float v, float scale, float u, float e) where TRound : struct, IRoundingMode
+    {
+        // Divide by 1 where the scale is 0 and select afterwards: one flat select instead of a branch around the division.
+        float d = scale == 0f ? 1f : scale;
+        float g = Fp4Grid.Round<TRound>(v / d, u, e / d);
+        return scale == 0f ? 0f : g;
+    }
 
     /// <summary>The grid values of eight NVFP4 elements with block scale FP32(s_i·s_o); 0 where the outer block is non-finite.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

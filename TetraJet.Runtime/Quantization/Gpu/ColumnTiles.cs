@@ -176,8 +176,11 @@ internal static class ColumnTiles
 
     /// <summary>One element of an MX block from its column's scaling (see <see cref="MxColumns"/>): +0 in a zero block, NaN in a non-finite one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MxValue<TRule, TRound>(float v, float inverse, float scale, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
-        inverse == 0f ? 0f : BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse) * scale;
+    public static float MxValue<TRule, TRound>(float v, float inverse, float scale, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode
+    {
+        float q = BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse) * scale;
+        return inverse == 0f ? 0f : q;
+    }
 
     /// <summary>
     /// Row phase of an MX tile: y[r0 + r, c0 + …] = Q for the tile's rows below <paramref name="rows"/>, 8 elements a thread,

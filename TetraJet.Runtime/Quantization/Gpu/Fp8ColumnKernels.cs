@@ -65,10 +65,12 @@ public static class Fp8ColumnKernels
 
     /// <summary>The code of one element from its block's scalings (see <see cref="Factor(uint, int, int)"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint Code<TRule, TRound>(float v, float inverse, float factor, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
-        float.IsNaN(factor) ? Fp8Operand.NaNCode
-        : factor < 0f ? 0u
-        : Fp8Operand.Encode(BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse), factor);
+    static uint Code<TRule, TRound>(float v, float inverse, float factor, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode
+    {
+        uint code = Fp8Operand.Encode(BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse), factor);
+        uint live = factor < 0f ? 0u : code;
+        return float.IsNaN(factor) ? Fp8Operand.NaNCode : live;
+    }
 
     /// <summary>
     /// Everything after the load of a [128 × 32] tile whose first row is r0 (a multiple of 128) and first column c0: block

@@ -202,15 +202,10 @@ public static class KernelMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vec8 Butterflies124(Vec8 v, int j0, uint signs)
     {
+        // d_j = −1 flips the sign bit (IEEE negation), with no branch.
         uint d = signs >> j0;
-        if ((d & 1) != 0) v.V0 = -v.V0;
-        if ((d & 2) != 0) v.V1 = -v.V1;
-        if ((d & 4) != 0) v.V2 = -v.V2;
-        if ((d & 8) != 0) v.V3 = -v.V3;
-        if ((d & 16) != 0) v.V4 = -v.V4;
-        if ((d & 32) != 0) v.V5 = -v.V5;
-        if ((d & 64) != 0) v.V6 = -v.V6;
-        if ((d & 128) != 0) v.V7 = -v.V7;
+        v.V0 = Flip(v.V0, d); v.V1 = Flip(v.V1, d >> 1); v.V2 = Flip(v.V2, d >> 2); v.V3 = Flip(v.V3, d >> 3);
+        v.V4 = Flip(v.V4, d >> 4); v.V5 = Flip(v.V5, d >> 5); v.V6 = Flip(v.V6, d >> 6); v.V7 = Flip(v.V7, d >> 7);
         float a, b;
         a = v.V0; b = v.V1; v.V0 = a + b; v.V1 = a - b;
         a = v.V2; b = v.V3; v.V2 = a + b; v.V3 = a - b;
@@ -226,6 +221,9 @@ public static class KernelMath
         a = v.V3; b = v.V7; v.V3 = a + b; v.V7 = a - b;
         return v;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Flip(float v, uint bit) => Bits.AsFloat(Bits.AsUInt(v) ^ (bit & 1u) << 31);
 
     /// <summary>
     /// The 16-point RHT (Hadamard.Transform16) when 16 consecutive elements are held by 2 lanes, 8 each: strides 1, 2, 4

@@ -23,7 +23,8 @@ internal readonly struct RowLane
     {
         Lane = t & 31;
         int chunks = (cols + 255) >> 8, warp = t >> 5;
-        Row = warp / chunks;
+        // Unsigned: the thread index and chunk count are non-negative, and an unsigned division is the shorter sequence.
+        Row = (int)((uint)warp / (uint)chunks);
         Pos = (warp - Row * chunks) * 256 + Lane * 8;
         Count = Min(Max(cols - Pos, 0), 8);
         InRows = Row < rows;
