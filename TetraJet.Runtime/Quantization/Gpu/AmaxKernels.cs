@@ -24,7 +24,7 @@ public static class AmaxKernels
         if (Warp.LaneIdx == 0 && m != 0) Atomic.Max(ref result[0], m);
     }
 
-    /// <summary>Per-tensor amax of the RHT-transformed tensor along the last axis (NVIDIA recipe with RHT): the row kernels' chunks, one per warp.</summary>
+    /// <summary>Per-tensor amax of the RHT-transformed tensor along the last axis (NVIDIA recipe with RHT): the row kernels' layout.</summary>
     public static void HadamardRows<TIo, T>(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {

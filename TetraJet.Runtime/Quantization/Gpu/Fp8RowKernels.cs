@@ -84,31 +84,17 @@ public static class Fp8RowKernels
         }
     }
 
-    /// <summary>
-    /// MXFP4 blocks of 32 along the last axis into the FP8 operand (and, with <see cref="Store"/>, the storage form). The
-    /// warps walk the 256-position chunks grid-stride, loading the next before working on the current (as
-    /// <see cref="RowKernels"/>). Launched over <see cref="KernelGeometry.RowThreads"/>.
-    /// </summary>
+    /// <summary>MXFP4 blocks of 32 along the last axis into the FP8 operand (and, with <see cref="Store"/>, the storage form). Launched over <see cref="KernelGeometry.RowThreads"/>.</summary>
     public static void Mx<TIo, T, TRule, TRound, TStore>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8,
         ArrayView<int> flags, ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, ulong seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where TStore : struct, IStoreMode
     {
-        int lane = ThreadIndex32() & 31, w = ThreadIndex32() >> 5, total = RowLane.Chunks(rows, cols), stride = RowLane.Warps();
-        if (w >= total) return;
-        var at = new RowLane(w, lane, rows, cols);
-        Vec8 v = RowLane.Load<TIo, T>(x, at);
-        while (true)
-        {
-            int wn = w + stride;
-            bool more = wn < total;
-            var an = new RowLane(more ? wn : w, lane, rows, cols);
-            Vec8 vn = more ? RowLane.Load<TIo, T>(x, an) : default;
-            bool broken = Group<TIo, T, TRule, TRound, TStore>(v, at.Lane, at.Row, at.Pos, at.Index, at.Count, at.Vector, ema, codes8, scales8,
-                codes, scales, rows, seed, stream);
-            Rare<TIo, T, TRule, TRound>(broken, at.Row, at.Lane, x, ema, flags, side, cols, seed, stream);
-            if (!more) return;
-            w = wn; at = an; v = vn;
-        }
+        var at = RowLane.Current(rows, cols);
+        if (!at.InRows) return;
+        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+        bool broken = Group<TIo, T, TRule, TRound, TStore>(v, at.Lane, at.Row, at.Pos, at.Index, at.Count, at.Vector, ema, codes8, scales8,
+            codes, scales, rows, seed, stream);
+        Rare<TIo, T, TRule, TRound>(broken, at.Row, at.Lane, x, ema, flags, side, cols, seed, stream);
     }
 }

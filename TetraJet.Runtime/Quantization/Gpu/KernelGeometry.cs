@@ -21,18 +21,8 @@ public static class KernelGeometry
 
     static long Ceil(long a, long b) => (a + b - 1) / b;
 
-    /// <summary>
-    /// Groups of a row kernel's grid at most: about two waves on a 132-SM Hopper at full occupancy (16 groups of 128 per
-    /// SM). The row kernels walk their chunks grid-stride, so any grid size is correct; this one keeps every SM busy
-    /// while each warp has several chunks to overlap.
-    /// </summary>
-    public const int RowGroupsCap = 132 * 16 * 2;
-
-    /// <summary>Row kernels (features axis, FP8 rows too): a warp per 256-position chunk of a row, capped at <see cref="RowGroupsCap"/> groups.</summary>
-    public static long RowThreads(int rows, int cols) => Math.Min(RowChunkThreads(rows, cols), (long)RowGroupsCap * GroupSize);
-
-    /// <summary>One thread per lane of every 256-position chunk (a warp per chunk, no stride).</summary>
-    static long RowChunkThreads(int rows, int cols) => Check((long)rows * Ceil(cols, 256) * 32);
+    /// <summary>Row kernels (features axis, FP8 rows too): a warp per 256 positions of a row.</summary>
+    public static long RowThreads(int rows, int cols) => Check((long)rows * Ceil(cols, 256) * 32);
 
     /// <summary>16×16 per-tensor NVFP4 tiles: a thread per (16-row band, 8 columns).</summary>
     public static long Tile16Threads(int rows, int cols) => Check((long)(rows / 16) * (cols / 8));
@@ -58,7 +48,7 @@ public static class KernelGeometry
     public static long AmaxThreads(long count) => Math.Max(1, Math.Min(Ceil(count, 8), 1L << 20));
 
     /// <summary>Per-tensor amax after the RHT along the last axis: the row kernels' layout.</summary>
-    public static long AmaxRowThreads(int rows, int cols) => RowChunkThreads(rows, cols);
+    public static long AmaxRowThreads(int rows, int cols) => RowThreads(rows, cols);
 
     /// <summary>Per-tensor amax after the RHT along the first axis: a thread per (column, 16 rows).</summary>
     public static long AmaxColumnThreads(int rows, int cols) => Check((long)cols * Ceil(rows, 16));

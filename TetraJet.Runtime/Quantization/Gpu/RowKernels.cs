@@ -6,7 +6,7 @@ using static TetraJet.Quantization.Gpu.KernelMath;
 namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
-/// Where one lane of a row kernel works on chunk <c>warp</c> of the row-major tensor: a chunk is 256 consecutive positions
+/// Where one lane of a row kernel works (<see cref="KernelGeometry.RowThreads"/>): a warp per 256 consecutive positions
 /// of a row, 8 consecutive positions per lane, so an MX block is 4 lanes, an NVFP4 inner block 2 lanes and a 128-block
 /// (NVFP4 outer block, FP8 group) 16 lanes. Index arithmetic is 32-bit; the element offset is widened once.
 /// </summary>
@@ -14,16 +14,16 @@ internal readonly struct RowLane
 {
     public readonly int Lane, Row, Pos, Count;
     public readonly long Index;
-    /// <summary>The chunk's row exists (warp-uniform).</summary>
+    /// <summary>The warp's row exists (warp-uniform).</summary>
     public readonly bool InRows;
     /// <summary>The lane's 8 elements are one aligned 16-byte (bf16) or 32-byte (f32) run: vector accesses, one Philox block per 4.</summary>
     public readonly bool Vector;
 
-    public RowLane(int warp, int lane, int rows, int cols)
+    public RowLane(int t, int rows, int cols)
     {
-        Lane = lane;
-        int chunks = (cols + 255) >> 8;
-        // Unsigned: the chunk index and count are non-negative, and an unsigned division is the shorter sequence.
+        Lane = t & 31;
+        int chunks = (cols + 255) >> 8, warp = t >> 5;
+        // Unsigned: the thread index and chunk count are non-negative, and an unsigned division is the shorter sequence.
         Row = (int)((uint)warp / (uint)chunks);
         Pos = (warp - Row * chunks) * 256 + Lane * 8;
         Count = Min(Max(cols - Pos, 0), 8);
@@ -33,26 +33,8 @@ internal readonly struct RowLane
         Vector = (cols & 7) == 0 && Count == 8;
     }
 
-    /// <summary>This thread's lane of the chunk its warp takes in a launch of one thread per position group (no stride).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static RowLane Current(int rows, int cols)
-    {
-        int t = ThreadIndex32();
-        return new(t >> 5, t & 31, rows, cols);
-    }
-
-    /// <summary>Chunks of a [rows, cols] tensor.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Chunks(int rows, int cols) => rows * ((cols + 255) >> 8);
-
-    /// <summary>Warps of the launch: the stride of a grid-stride walk over the chunks.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Warps() => (Grid.DimX * Group.DimX) >> 5;
-
-    /// <summary>The lane's elements of chunk <paramref name="at"/> (zeros past the row's end).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec8 Load<TIo, T>(ArrayView<T> x, RowLane at) where T : unmanaged where TIo : struct, IElementIo<T> =>
-        Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+    public static RowLane Current(int rows, int cols) => new(ThreadIndex32(), rows, cols);
 }
 
 /// <summary>
@@ -63,10 +45,8 @@ internal readonly struct RowLane
 /// Reference beside each: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>; the tests compare bit for bit.
 /// </summary>
 /// <remarks>
-/// Layout: <see cref="RowLane"/>; the warps walk the chunks grid-stride (<see cref="KernelGeometry.RowThreads"/> caps the
-/// grid near two waves), each loading its next chunk before working on the current one. Each lane reads its 8 elements
-/// with one 16-byte load (bf16; two for f32) and writes them likewise; the block amax is a shuffle reduction over the
-/// block's lanes. Lanes past a row's end (cols not a
+/// Layout: <see cref="RowLane"/>. Each lane reads its 8 elements with one 16-byte load (bf16; two for f32) and writes
+/// them likewise; the block amax is a shuffle reduction over the block's lanes. Lanes past a row's end (cols not a
 /// multiple of 256) load zeros (no amax changes), reach every shuffle and write nothing. Where cols is not a multiple
 /// of 8 (a bare call with a padded last axis) the lanes fall back to element accesses and one Philox block per element.
 /// </remarks>
@@ -78,30 +58,9 @@ public static class RowKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        int lane = ThreadIndex32() & 31, w = ThreadIndex32() >> 5, total = RowLane.Chunks(rows, cols), stride = RowLane.Warps();
-        if (w >= total) return;                                    // warp-uniform
-        var at = new RowLane(w, lane, rows, cols);
-        Vec8 v = RowLane.Load<TIo, T>(x, at);
-        while (true)
-        {
-            // The next chunk's load is issued before this chunk's work, so memory and arithmetic overlap.
-            int wn = w + stride;
-            bool more = wn < total;
-            var an = new RowLane(more ? wn : w, lane, rows, cols);
-            Vec8 vn = more ? RowLane.Load<TIo, T>(x, an) : default;
-            MxChunk<TIo, T, TRule, TRound, THad, TStore>(at, v, y, ema, codes, scales, seed, stream, signs);
-            if (!more) return;
-            w = wn; at = an; v = vn;
-        }
-    }
-
-    /// <summary>One chunk of <see cref="Mx"/>: every lane of the warp calls it (shuffles).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MxChunk<TIo, T, TRule, TRound, THad, TStore>(RowLane at, Vec8 v, ArrayView<T> y, ArrayView<float> ema,
-        ArrayView<byte> codes, ArrayView<byte> scales, ulong seed, ulong stream, uint signs)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
-        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
-    {
+        var at = RowLane.Current(rows, cols);
+        if (!at.InRows) return;
+        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint m = WarpMax(v.AbsMax(), 4);
         if (at.Count == 0) return;
@@ -126,29 +85,9 @@ public static class RowKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        int lane = ThreadIndex32() & 31, w = ThreadIndex32() >> 5, total = RowLane.Chunks(rows, cols), stride = RowLane.Warps();
-        if (w >= total) return;
-        var at = new RowLane(w, lane, rows, cols);
-        Vec8 v = RowLane.Load<TIo, T>(x, at);
-        while (true)
-        {
-            int wn = w + stride;
-            bool more = wn < total;
-            var an = new RowLane(more ? wn : w, lane, rows, cols);
-            Vec8 vn = more ? RowLane.Load<TIo, T>(x, an) : default;
-            NvChunk<TIo, T, TOuter, TRound, THad, TStore>(at, v, y, ema, tensorAmax, codes, scales, outer, seed, stream, signs);
-            if (!more) return;
-            w = wn; at = an; v = vn;
-        }
-    }
-
-    /// <summary>One chunk of <see cref="Nv"/>: every lane of the warp calls it (shuffles).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NvChunk<TIo, T, TOuter, TRound, THad, TStore>(RowLane at, Vec8 v, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ulong seed, ulong stream, uint signs)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
-        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
-    {
+        var at = RowLane.Current(rows, cols);
+        if (!at.InRows) return;
+        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint inner = WarpMax(v.AbsMax(), 2);
         uint outerBits = default(TOuter).PerTensor ? tensorAmax[0] : WarpMax(inner, 2, 16);
