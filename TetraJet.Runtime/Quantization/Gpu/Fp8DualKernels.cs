@@ -1,4 +1,6 @@
 using ILGPU;
+using TetraJet.Formats;
+using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
 
@@ -9,52 +11,94 @@ namespace TetraJet.Quantization.Gpu;
 /// columns, side5 [cols, paddedRows]), each with its own SR stream. Signature: <see cref="Fp8DualKernel{T}"/>.
 /// </summary>
 /// <remarks>
-/// A group per [128 × 128] region, launched over <see cref="KernelGeometry.Fp8DualThreads"/>: the load gives each
-/// 128-column row to 16 lanes, which produce Q3 from registers (a Q3 group is exactly those 16 lanes), and keeps the first
-/// 32 columns as the shared-memory tile of <see cref="Fp8ColumnKernels"/> for Q5; the other three quarters are then
-/// loaded again (from L2: the group read them a moment before) for theirs. cols is a multiple of 32.
+/// A group per [128 × 128] region, launched over <see cref="KernelGeometry.Fp8DualThreads"/>, taken as four [128 × 32]
+/// quarter tiles, each loaded once. From each quarter the group makes Q5 exactly as <see cref="Fp8ColumnKernels"/> does,
+/// and Q3's block of every row (a quarter row is one MX block of 32): its E2M1 grid values (4-bit codes), amax and
+/// exponent go to shared memory. Once the four quarters are in, each row's 128-group is complete: its scale, span and
+/// FP8 codes are written (8 bytes per thread, whole rows per half-warp). Shared memory ≈ 35 KB a group. cols is a
+/// multiple of 32.
 /// </remarks>
 public static class Fp8DualKernels
 {
+    const int Quarter = Fp8ColumnKernels.Cols;
+
     public static void Mx<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3,
         ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows,
         ulong seed, ulong stream3, ulong stream5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         var tile = Fp8ColumnKernels.Tile.Allocate();
+        var grid3 = SharedMemory.Allocate<uint>(128 * 16);    // Q3 grid codes: [row][quarter · 4 + word], 8 elements a word
+        var amax3 = SharedMemory.Allocate<uint>(128 * 4);     // Q3 block amax bits: [row][quarter]
+        var exp3 = SharedMemory.Allocate<int>(128 * 4);       // Q3 block exponents
+        var max3 = SharedMemory.Allocate<int>(128);           // Q3 group s_max per row
+        var broken3 = SharedMemory.Allocate<int>(128);
         ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
-        int t = Group.IdxX, lane = t & 31, cc = (t & 15) * 8, rr = t >> 4;
-        int n = ColumnTiles.Run(cols, c0 + cc);
-        bool vector = ColumnTiles.IsVector(cols, n);
-        for (int p = 0; p < 128; p += 16)
+        int t = Group.IdxX, lane = t & 31, cc = (t & 3) * 8, rr = t >> 2;
+        bool blocks = (cols & 3) == 0;
+        for (int q = 0; q < 4; q++)
         {
-            int ra = r0 + p + rr, rb = ra + 8;
-            int na = ra < rows ? n : 0, nb = rb < rows ? n : 0;
-            long ia = (long)ra * cols + c0 + cc, ib = (long)rb * cols + c0 + cc;
-            Vec8 a = Vec8Io.Load<TIo, T>(x, ia, na, vector && na == 8);
-            Vec8 b = Vec8Io.Load<TIo, T>(x, ib, nb, vector && nb == 8);
-            if (cc < Fp8ColumnKernels.Cols)
+            int cq = c0 + q * Quarter;
+            Group.Barrier();                                   // the previous quarter's readers are done with the tile
+            ColumnTiles.LoadPlain<TIo, T>(x, tile.Values, rows, cols, r0, cq, 128, Quarter);
+            Group.Barrier();
+            // Q3: thread (row 32p + rr, columns cc … cc + 7); a row's 32 columns are 4 neighbouring lanes, one MX block.
+            int n = ColumnTiles.Run(cols, cq + cc);
+            for (int p = 0; p < 4; p++)
             {
-                Vec8Io.StoreFloats(tile.Values, (p + rr) * Fp8ColumnKernels.Cols + cc, a);
-                Vec8Io.StoreFloats(tile.Values, (p + 8 + rr) * Fp8ColumnKernels.Cols + cc, b);
+                int r = 32 * p + rr;
+                Vec8 v = Vec8Io.LoadFloats(tile.Values, r * Quarter + cc);
+                uint m = WarpMax(v.AbsMax(), 4);
+                int s = BlockMath.MxExponent<TRule>(m);
+                uint word = 0;
+                if (r0 + r < rows && n > 0)
+                {
+                    long i = (long)(r0 + r) * cols + cq + cc;
+                    var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, blocks), default);
+                    word = BlockMath.Fp4Codes(g, false);
+                }
+                grid3[r * 16 + q * 4 + (t & 3)] = word;
+                if ((t & 3) == 0) { amax3[r * 4 + q] = m; exp3[r * 4 + q] = s; }
             }
-            bool brokenA = Fp8RowKernels.Group<TIo, T, TRule, TRound, NoStore>(a, lane, ra, c0 + cc, ia, na, vector && na == 8, default, codes3, scales3,
-                default, default, rows, seed, stream3);
-            Fp8RowKernels.Rare<TIo, T, TRule, TRound>(brokenA, ra, lane, x, default, flags3, side3, cols, seed, stream3);
-            bool brokenB = Fp8RowKernels.Group<TIo, T, TRule, TRound, NoStore>(b, lane, rb, c0 + cc, ib, nb, vector && nb == 8, default, codes3, scales3,
-                default, default, rows, seed, stream3);
-            Fp8RowKernels.Rare<TIo, T, TRule, TRound>(brokenB, rb, lane, x, default, flags3, side3, cols, seed, stream3);
+            if (cq < cols)                                     // group-uniform
+                Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
+                    rows, cols, paddedRows, r0, cq, seed, stream5);
         }
         Group.Barrier();
-        Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
-            rows, cols, paddedRows, r0, c0, seed, stream5);
-        for (int q = c0 + Fp8ColumnKernels.Cols; q < c0 + KernelGeometry.WideTileCols && q < cols; q += Fp8ColumnKernels.Cols)
+
+        // Q3 groups: thread t is row t of the region.
         {
-            Group.Barrier();
-            ColumnTiles.LoadPlain<TIo, T>(x, tile.Values, rows, cols, r0, q, 128, Fp8ColumnKernels.Cols);
-            Group.Barrier();
-            Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
-                rows, cols, paddedRows, r0, q, seed, stream5);
+            int sMax = Fp8Operand.NoneMax, sMin = Fp8Operand.NoneMin;
+            for (int q = 0; q < 4; q++)
+            {
+                sMax = Max(sMax, Fp8Operand.LiveMax(amax3[t * 4 + q], exp3[t * 4 + q]));
+                sMin = Min(sMin, Fp8Operand.LiveMin(amax3[t * 4 + q], exp3[t * 4 + q]));
+            }
+            bool inside = r0 + t < rows, broken = inside && Fp8Operand.Broken(sMax, sMin);
+            max3[t] = sMax;
+            broken3[t] = broken ? 1 : 0;
+            if (inside) scales3[(c0 >> 7) * rows + r0 + t] = Fp8Operand.GroupScale(sMax);
+            if (broken) Fp8Operand.Flag(flags3, r0 + t);
         }
+        Group.Barrier();
+        // Q3 codes: thread (row, 8 columns), 16 threads a row, so a half-warp writes a row's 128 bytes.
+        var words3 = codes3.Cast<ulong>();
+        for (int k = t; k < 128 * 16; k += KernelGeometry.GroupSize)
+        {
+            int r = k >> 4, j = k & 15, q = j >> 2, c = c0 + 8 * j;
+            if (r0 + r >= rows || c >= cols) continue;
+            uint word = grid3[r * 16 + j];
+            Vec8 g = new()
+            {
+                V0 = Fp4Grid.Decode(word), V1 = Fp4Grid.Decode(word >> 4), V2 = Fp4Grid.Decode(word >> 8), V3 = Fp4Grid.Decode(word >> 12),
+                V4 = Fp4Grid.Decode(word >> 16), V5 = Fp4Grid.Decode(word >> 20), V6 = Fp4Grid.Decode(word >> 24), V7 = Fp4Grid.Decode(word >> 28),
+            };
+            words3[((long)(r0 + r) * cols + c) >> 3] = Fp8Operand.Codes(g, amax3[r * 4 + q], exp3[r * 4 + q], max3[r]);
+        }
+        // Rare: each broken row of the region re-quantized whole into side3, by one warp (warp w takes rows w, w + 4, …).
+        if (!Group.BarrierOr(broken3[t] != 0)) return;
+        for (int r = t >> 5; r < 128; r += 4)
+            if (broken3[r] != 0)
+                Fp8RowKernels.SideRowOf<TIo, T, TRule, TRound>(x, default, side3, r0 + r, cols, lane, seed, stream3);
     }
 }

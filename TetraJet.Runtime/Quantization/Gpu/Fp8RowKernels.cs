@@ -47,7 +47,7 @@ public static class Fp8RowKernels
 
     /// <summary>
     /// The rare path, warp-uniform: for each half-warp whose group is broken, flag its row and write the row's exact
-    /// values (the same steps again over the whole row, <see cref="SideRow"/>). Every lane of the warp must call it.
+    /// values (the same steps again over the whole row, <see cref="SideRowOf"/>). Every lane of the warp must call it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Rare<TIo, T, TRule, TRound>(bool broken, int row, int lane, ArrayView<T> x, ArrayView<float> ema, ArrayView<int> flags,
@@ -61,13 +61,13 @@ public static class Fp8RowKernels
             int r = Warp.Shuffle(row, half * 16);
             if (Warp.Shuffle(mine, half * 16) == 0) continue;
             if (lane == 0) Fp8Operand.Flag(flags, r);
-            SideRow<TIo, T, TRule, TRound>(x, ema, side, r, cols, lane, seed, stream);
+            SideRowOf<TIo, T, TRule, TRound>(x, ema, side, r, cols, lane, seed, stream);
         }
     }
 
-    /// <summary>Q(x) of a whole row into the side copy, by the warp, 256 positions at a time: the main path's steps, so its values.</summary>
+    /// <summary>Q(x) of a whole row into the side copy, by the warp, 256 positions at a time: the main path's steps, so its values. Every lane of the warp calls it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void SideRow<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<float> ema, ArrayView<T> side, int row, int cols, int lane, ulong seed, ulong stream)
+    internal static void SideRowOf<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<float> ema, ArrayView<T> side, int row, int cols, int lane, ulong seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         for (int p = lane * 8; p - lane * 8 < cols; p += 256)
