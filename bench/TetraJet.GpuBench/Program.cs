@@ -50,6 +50,7 @@ int RunTests()
     var results = new List<GpuCheck>();
     var sw = Stopwatch.StartNew();
     foreach (var c in GpuSelfCheck.RunAll(device)
+        .Concat(Fp8SelfCheck.RunAll(device))
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
@@ -131,6 +132,25 @@ void RunQuantize()
         "reads dY once, writes two outputs");
     Report("fused dY: NVFP4 SR+RHT Q3 (N) + Q5 (T)", () => TimeMs(() => backend.Dual(nvDual, x, new(1, 2, 0xB4D2), new(1, 3, 0x2D4B)), iterations), n * 6,
         "reads dY once, writes two outputs");
+    // FP8 GEMM operands (MXFP4): bytes are those the kernel must move (bf16 in; E4M3 codes, FP32 group scales, packed
+    // MXFP4 and E8M0 scales out); flag lists and side copies are empty on Gaussian data.
+    var mxRtn = new QuantSpec(QuantFormat.MXFP4);
+    var mxSr = new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic);
+    var stored = PackedTensor.Allocate(mxRtn, (int)rows, (int)cols, ScalarType.BFloat16, device);
+    long fp8Out = n + n / 32;                       // codes8 + one FP32 scale per 128
+    Report("FP8 operand rows MXFP4 RTN + packed (Q1/Q2)", () => TimeMs(() => CudaFp8.Rows(x, mxRtn, 1, 2, null, stored), iterations),
+        2 * n + fp8Out + n / 2 + n / 32, "codes8, group scales, packed codes, E8M0 scales from one read");
+    Report("FP8 operand rows MXFP4 SR (Q3 alone)", () => TimeMs(() => CudaFp8.Rows(x, mxSr, 1, 2), iterations), 2 * n + fp8Out);
+    Report("FP8 operand first axis MXFP4 SR (Q5, transposed)", () => TimeMs(() => CudaFp8.Columns(x, mxSr, 1, 3), iterations), 2 * n + fp8Out);
+    Report("FP8 operand first axis from MXFP4 storage SR (Q4/Q6)", () => TimeMs(() => CudaFp8.StoredColumns(stored, mxSr, 1, 4), iterations),
+        n / 2 + n / 32 + fp8Out);
+    Report("FP8 fused dY MXFP4 SR Q3 (N) + Q5 (T, transposed)", () => TimeMs(() => CudaFp8.Dual(x, mxSr, 1, 5, 6), iterations), 2 * n + 2 * fp8Out,
+        "reads dY once, writes both operands");
+    {
+        var a = CudaFp8.Rows(x, mxRtn, 1, 2);
+        var d = empty(new long[] { rows, rows }, ScalarType.BFloat16, device);
+        Report("FP8 patch kernel, no flagged rows (launch cost)", () => TimeMs(() => CudaFp8.Patch(d, a, a, (int)cols), iterations), 8, "bytes: the two counts");
+    }
     Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
     Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });
 }
