@@ -105,6 +105,14 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     public QuantBackend? Backend { get; set; }
 
     /// <summary>
+    /// Mixed precision for this layer, as <c>torch.autocast</c> gives linear layers: with bfloat16 the quantizers read
+    /// X and W cast to bfloat16 and the GEMMs run in bfloat16 (accumulating in FP32), while the weights, their
+    /// gradients and the layer's output stay in the model's dtype. Null (the default) computes in the input's dtype
+    /// (float32 GEMMs on the CPU).
+    /// </summary>
+    public ScalarType? Autocast { get; set; }
+
+    /// <summary>
     /// Called with each quantized operand as the GEMMs consume it (slot 1–6: X̂, Ŵ, Q3(dY), Q4(Ŵ), Q5(dY), Q6(X̂)), on
     /// the device and in the dtype of the step; for checks and diagnostics. Null (the default) costs nothing.
     /// </summary>

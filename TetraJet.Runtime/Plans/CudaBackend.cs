@@ -8,7 +8,8 @@ namespace TetraJet.Plans;
 /// <summary>
 /// The CUDA backend: a quantizer's ILGPU kernel launched in place on torch's memory, in torch's context and on its
 /// default stream (ordered with torch's work, no synchronisation, no host round trip), bfloat16 kept as it is.
-/// Launch geometry per kernel family: a warp per 128 positions along a row; a thread per (column, run of rows).
+/// Launch geometry: <see cref="KernelGeometry"/> (one place per family). The kernels read and write with 16-byte vector
+/// accesses, so every tensor they touch starts 16-byte aligned: fresh allocations do; an input view that does not is copied.
 /// </summary>
 public sealed class CudaBackend : QuantBackend
 {
@@ -27,7 +28,7 @@ public sealed class CudaBackend : QuantBackend
         if (x.shape[0] > int.MaxValue || x.shape[1] > int.MaxValue) throw new ArgumentException($"tensor of [{x.shape[0]}, {x.shape[1]}] is too large");
     }
 
-    static long WarpPer128(long rows, long cols) => rows * ((cols + 127) / 128) * 32;
+    static Tensor Aligned(Tensor t) => DeviceTensors.Aligned(t);
 
     /// <summary>Zeroes the per-tensor amax and runs the amax pass of a per-tensor quantizer; returns the buffer's view.</summary>
     static DeviceView Amax(CudaRunner runner, GpuKernel? kernel, Tensor x, BlockAxis axis, bool hadamard, uint signs)
@@ -38,8 +39,7 @@ public sealed class CudaBackend : QuantBackend
         int rows = (int)x.shape[0], cols = (int)x.shape[1];
         long n = (long)rows * cols;
         runner.ZeroFirst(view);
-        long threads = !hadamard ? Math.Min(n, 1L << 20) : axis == BlockAxis.Last ? WarpPer128(rows, cols) : cols * ((rows + 15L) / 16);
-        runner.Launch(kernel.For(Bf16(x)), threads, [KernelArg.View(DeviceTensors.View(x)), KernelArg.View(view), KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.UInt(signs)]);
+        runner.Launch(kernel.For(Bf16(x)), KernelGeometry.Amax(axis, hadamard, rows, cols), [KernelArg.View(DeviceTensors.View(x)), KernelArg.View(view), KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.UInt(signs)]);
         return view;
     }
 
@@ -47,7 +47,7 @@ public sealed class CudaBackend : QuantBackend
     {
         if (spec.Rounding != Rounding.EmaGuided) return DeviceView.None;
         if (ema is null) throw new ArgumentException("EMA-guided rounding needs the EMA tensor");
-        return DeviceTensors.View(ema.reshape(like.shape).to(ScalarType.Float32, like.device).contiguous());
+        return DeviceTensors.View(Aligned(ema.reshape(like.shape).to(ScalarType.Float32, like.device)));
     }
 
     Tensor LaunchRows(RowQuantizer q, Tensor x, SlotStreams s, Tensor? ema, PackedTensor? stored, bool pad)
@@ -55,13 +55,12 @@ public sealed class CudaBackend : QuantBackend
         CheckInput(x);
         CheckShape(x, BlockAxis.Last, q.Spec, pad, q.Hadamard);
         var runner = DeviceTensors.Runner(x.device);
-        var x2 = x.contiguous();
+        var x2 = Aligned(x);
         var y = empty_like(x2);
         if (x2.numel() == 0) return y;
         int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
         var amax = Amax(runner, q.GpuAmax, x2, BlockAxis.Last, q.Hadamard, s.Signs);
-        long threads = q.Spec.Tile16 ? (long)(rows / 16) * cols : WarpPer128(rows, cols);
-        runner.Launch(q.Gpu.For(Bf16(x2)), threads,
+        runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Rows(q.Spec, rows, cols),
         [
             KernelArg.View(DeviceTensors.View(x2)), KernelArg.View(DeviceTensors.View(y)), KernelArg.View(EmaView(ema, q.Spec, x2)), KernelArg.View(amax),
             KernelArg.View(stored is null ? DeviceView.None : DeviceTensors.View(stored.Codes)),
@@ -94,12 +93,12 @@ public sealed class CudaBackend : QuantBackend
         CheckShape(x, BlockAxis.First, q.Spec, pad, q.Hadamard);
         using var scope = NewDisposeScope();
         var runner = DeviceTensors.Runner(x.device);
-        var x2 = x.contiguous();
+        var x2 = Aligned(x);
         var y = empty_like(x2);
         if (x2.numel() == 0) return y.MoveToOuterDisposeScope();
         int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
         var amax = Amax(runner, q.GpuAmax, x2, BlockAxis.First, q.Hadamard, s.Signs);
-        runner.Launch(q.Gpu.For(Bf16(x2)), (long)cols * ((rows + q.Run - 1) / q.Run),
+        runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Columns(q.Spec, rows, cols),
         [
             KernelArg.View(DeviceTensors.View(x2)), KernelArg.View(DeviceTensors.View(y)), KernelArg.View(EmaView(ema, q.Spec, x2)), KernelArg.View(amax),
             KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.ULong(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
@@ -115,7 +114,7 @@ public sealed class CudaBackend : QuantBackend
         var y = empty(new long[] { rows, source.Cols }, source.DType, source.Device);
         if (y.numel() == 0) return y.MoveToOuterDisposeScope();
         int cols = source.Cols;
-        DeviceTensors.Runner(source.Device).Launch(q.Gpu.For(source.DType == ScalarType.BFloat16), (long)cols * ((rows + q.Run - 1) / q.Run),
+        DeviceTensors.Runner(source.Device).Launch(q.Gpu.For(source.DType == ScalarType.BFloat16), KernelGeometry.Columns(q.Spec, (int)rows, cols),
         [
             KernelArg.View(DeviceTensors.View(source.Codes)), KernelArg.View(DeviceTensors.View(source.Scales)), KernelArg.View(DeviceTensors.View(source.OuterScales)),
             KernelArg.View(DeviceTensors.View(y)), KernelArg.Int((int)rows), KernelArg.Int(cols), KernelArg.Int(source.Rows),
@@ -131,12 +130,12 @@ public sealed class CudaBackend : QuantBackend
         if (q.Hadamard && dy.shape[0] % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {dy.shape[0]}");
         using var scope = NewDisposeScope();
         var runner = DeviceTensors.Runner(dy.device);
-        var x2 = dy.contiguous();
+        var x2 = Aligned(dy);
         var y3 = empty_like(x2);
         var y5 = empty_like(x2);
         if (x2.numel() == 0) return (y3.MoveToOuterDisposeScope(), y5.MoveToOuterDisposeScope());
         int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
-        runner.Launch(q.Gpu.For(Bf16(x2)), (long)cols * ((rows + q.Run - 1) / q.Run),
+        runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Dual(q.Spec, rows, cols),
         [
             KernelArg.View(DeviceTensors.View(x2)), KernelArg.View(DeviceTensors.View(y3)), KernelArg.View(DeviceTensors.View(y5)),
             KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.ULong(s3.Seed), KernelArg.ULong(s3.Stream), KernelArg.ULong(s5.Stream),

@@ -14,8 +14,12 @@ public sealed class LinearStep
     internal LinearStep(QLinear layer, QuantBackend backend, long step, bool needsBackward, ScalarType inputType, Device device)
     {
         (Layer, Backend, Step, NeedsBackward, InputType) = (layer, backend, step, needsBackward, inputType);
-        ComputeType = device.type == DeviceType.CPU ? ScalarType.Float32 : inputType;
+        Autocast = layer.Autocast;
+        ComputeType = Autocast ?? (device.type == DeviceType.CPU ? ScalarType.Float32 : inputType);
     }
+
+    /// <summary>The layer's <see cref="QLinear.Autocast"/> when this forward ran (backward follows it, not a later setting).</summary>
+    public ScalarType? Autocast { get; }
 
     public QLinear Layer { get; }
     public QuantBackend Backend { get; }
@@ -24,7 +28,10 @@ public sealed class LinearStep
     /// <summary>Whether backward will run (gradient mode on and something requires a gradient): else nothing is kept.</summary>
     public bool NeedsBackward { get; }
     public ScalarType InputType { get; }
-    /// <summary>FP32 on the CPU; on CUDA the input's dtype (BF16 GEMMs accumulate in FP32).</summary>
+    /// <summary>
+    /// The layer's <see cref="QLinear.Autocast"/> dtype where set (the plan then also sees X, W and dY in it); else FP32
+    /// on the CPU and the input's dtype on CUDA (BF16 GEMMs accumulate in FP32).
+    /// </summary>
     public ScalarType ComputeType { get; }
 
     /// <summary>Whether forward keeps X̂ and Ŵ in storage form (the layer's choice) rather than dequantized.</summary>

@@ -170,8 +170,7 @@ public sealed class PackedTensor : IDisposable
             y = empty(new long[] { Rows, Cols }, DType, Device);
             var runner = CudaRunner.ForDevice(Device.index < 0 ? 0 : Device.index);
             var unpack = Spec.Format switch { QuantFormat.MXFP4 => MxUnpack, QuantFormat.MXFP8 => Mx8Unpack, _ => NvUnpack };
-            var kernel = unpack.For(DType == ScalarType.BFloat16);
-            runner.Launch(kernel, Count / 4,
+            runner.Launch(unpack.For(DType == ScalarType.BFloat16), KernelGeometry.UnpackThreads(Count),
             [
                 KernelArg.View(DeviceTensors.View(Codes)), KernelArg.View(DeviceTensors.View(Scales)), KernelArg.View(DeviceTensors.View(OuterScales)),
                 KernelArg.View(DeviceTensors.View(y)), KernelArg.Long(Count),

@@ -48,6 +48,7 @@ public static class Trainer
             "cuda" => cuda.is_available() ? CUDA : throw new UsageException("--device cuda: TorchSharp sees no CUDA GPU (torch.cuda.is_available() is false); use --device cpu or install a CUDA libtorch"),
             _ => throw new UsageException($"unknown device '{o.Device}'; use cpu or cuda"),
         };
+        if (PrecisionOf(o, device) is not ("fp32" or "bf16")) throw new UsageException($"unknown precision '{o.Precision}'; use fp32 or bf16");
         var d = DefaultsFor(o.Model, o.Size);
         int batch = o.Batch ?? d.Batch;
         double lr = o.Lr ?? d.Lr, wd = o.WeightDecay ?? d.WeightDecay, smoothing = o.LabelSmoothing ?? d.LabelSmoothing;
@@ -97,6 +98,9 @@ public static class Trainer
         }
     }
 
+    /// <summary>--precision, or its default for the device: bf16 on CUDA, fp32 on the CPU.</summary>
+    static string PrecisionOf(TrainOptions o, Device device) => o.Precision ?? (device.type == DeviceType.CUDA ? "bf16" : "fp32");
+
     static int Train(TrainOptions o, Recipe recipe, Device device, int batch, double lr, double wd, double smoothing, Augment augment, Defaults d,
         string dir, Checkpoint? ckpt, bool restart, ref RunLock? folderLock, TextWriter stdout, TextWriter stderr, Interruption? interruption)
     {
@@ -114,6 +118,8 @@ public static class Trainer
         var configJson = JsonSerializer.Serialize(task.Config);
         var net = task.Net;
         using var trainer = new TaskTrainer(task, new TrainSettings { TotalSteps = total, PeakLearningRate = lr, WarmupFraction = o.WarmupFraction, WeightDecay = wd, ClipNorm = o.ClipNorm }, device);
+        // Mixed precision as torch.autocast does it for linear layers; the autocast dtype is not part of the checkpoint.
+        if (PrecisionOf(o, device) == "bf16") net.SetAutocast(ScalarType.BFloat16);
         bool quantized = recipe.IsQuantized;
         if (quantized) net.TrackOscillation();
         long start = 0;
@@ -174,7 +180,7 @@ public static class Trainer
         }
 
         if (ckpt is not null) stdout.WriteLine($"{title}: resuming at step {start} of {total} from {ckptPath}");
-        else stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device} → {dir}" +
+        else stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device} ({PrecisionOf(o, device)}) → {dir}" +
             (restart ? " (starting over: the run there had no checkpoint yet)" : ""));
 
         net.train();
@@ -270,7 +276,7 @@ public static class Trainer
         {
             Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = JsonDocument.Parse(configJson).RootElement,
             Parameters = paramCount, Steps = total, Epochs = (double)total / task.StepsPerEpoch, Batch = batch, Lr = lr, WeightDecay = wd, Seed = o.Seed,
-            Device = o.Device, Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
+            Device = o.Device, Precision = PrecisionOf(o, device), Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
             Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
             PeakDeviceMemoryGiB = gpu is null ? null : Math.Round(peakMemory / Gib, 2),
             EvalLoss = final.Loss, EvalAccuracy = final.Accuracy, EvalPerplexity = final.Perplexity,
@@ -376,6 +382,8 @@ public sealed record RunSummary
     public double WeightDecay { get; init; }
     public long Seed { get; init; }
     public required string Device { get; init; }
+    /// <summary>fp32, or bf16 (the linear layers under bfloat16 autocast).</summary>
+    public required string Precision { get; init; }
     public long Threads { get; init; }
     public double WallSeconds { get; init; }
     public double TrainSeconds { get; init; }

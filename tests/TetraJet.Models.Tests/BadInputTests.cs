@@ -21,6 +21,7 @@ public class BadInputTests
     [InlineData("unknown vit size 'huge'", "train", "vit", "--size", "huge")]
     [InlineData("unknown gpt size 'tiny'", "train", "gpt", "--size", "tiny")]
     [InlineData("unknown device 'tpu'", "train", "vit", "--device", "tpu")]
+    [InlineData("unknown precision 'fp16'", "train", "vit", "--precision", "fp16")]
     [InlineData("--bogus", "train", "vit", "--bogus")]
     [InlineData("--steps must be positive", "train", "vit", "--steps", "0")]
     [InlineData("multiples of 128", "train", "vit", "--size", "tiny", "--recipe", "tetrajet-v2", "--train-subset", "256", "--eval-subset", "64")]

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using ILGPU;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
@@ -7,58 +6,69 @@ namespace TetraJet.Quantization.Gpu;
 /// <summary>
 /// The per-tensor amax pass of per-tensor NVFP4 (the NVIDIA recipe), run before its quantizer: |x| bits maxed
 /// atomically into result[0] (zeroed by the caller), of x itself or of its RHT along either axis. Signature:
-/// <see cref="AmaxKernel{T}"/>.
+/// <see cref="AmaxKernel{T}"/>; geometry: <see cref="KernelGeometry"/> (AmaxThreads, AmaxRowThreads, AmaxColumnThreads).
 /// </summary>
 public static class AmaxKernels
 {
-    /// <summary>Per-tensor amax as |x| bits, atomically maxed into <paramref name="result"/>[0] (zeroed by the caller); grid-stride.</summary>
+    /// <summary>Per-tensor amax as |x| bits: a grid-stride pass over runs of 8 elements (16-byte loads), the tail element by element.</summary>
     public static void Plain<TIo, T>(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long n = (long)rows * cols;
-        long stride = (long)Grid.DimX * Group.DimX;
+        long n = (long)rows * cols, runs = n >> 3;
+        long stride = (long)Grid.DimX * Group.DimX, t = ThreadIndex32();
         uint m = 0;
-        for (long i = ThreadIndex(); i < n; i += stride) m = Max(m, AbsBits(default(TIo).Load(x, i)));
+        for (long k = t; k < runs; k += stride) m = Max(m, default(TIo).Load8(x, k << 3).AbsMax());
+        long tail = (runs << 3) + t;
+        if (tail < n) m = Max(m, AbsBits(default(TIo).Load(x, tail)));
         m = WarpMax(m, 32);
-        if (Warp.LaneIdx == 0) Atomic.Max(ref result[0], m);
+        if (Warp.LaneIdx == 0 && m != 0) Atomic.Max(ref result[0], m);
     }
 
     /// <summary>Per-tensor amax of the RHT-transformed tensor along the last axis (NVIDIA recipe with RHT): the row kernels' layout.</summary>
     public static void HadamardRows<TIo, T>(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        int lane = (int)(t & 31);
-        int chunks = (cols + 127) >> 7;
-        long warp = t >> 5, row = warp / chunks;
-        int p = (int)(warp - row * chunks) * 128 + lane * 4;
-        bool active = row < rows;
-        long i = row * cols + p;
-        var io = default(TIo);
-        float v0 = active && p < cols ? io.Load(x, i) : 0f;
-        float v1 = active && p + 1 < cols ? io.Load(x, i + 1) : 0f;
-        float v2 = active && p + 2 < cols ? io.Load(x, i + 2) : 0f;
-        float v3 = active && p + 3 < cols ? io.Load(x, i + 3) : 0f;
-        Hadamard4Lanes(ref v0, ref v1, ref v2, ref v3, lane & 3, signs);
-        uint m = WarpMax(Max(Max(AbsBits(v0), AbsBits(v1)), Max(AbsBits(v2), AbsBits(v3))), 32);
-        if (lane == 0 && m != 0) Atomic.Max(ref result[0], m);
+        var at = RowLane.Current(rows, cols);
+        if (!at.InRows) return;
+        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+        v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
+        uint m = WarpMax(v.AbsMax(), 32);
+        if (at.Lane == 0 && m != 0) Atomic.Max(ref result[0], m);
     }
 
-    /// <summary>Per-tensor amax of the RHT-transformed tensor along the first axis: one thread per (column, 16 rows).</summary>
+    /// <summary>
+    /// Per-tensor amax of the RHT-transformed tensor along the first axis: a thread per (column, 16 rows), the 16 values in
+    /// registers (consecutive threads, consecutive columns: each row's loads are coalesced); rows past the end are zeros.
+    /// </summary>
     public static void HadamardColumns<TIo, T>(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        long blk = t / cols;
-        int c = (int)(t - blk * cols);
+        int t = ThreadIndex32(), blk = t / cols, c = t - blk * cols;
         uint m = 0;
-        if (blk < (rows + 15) / 16)
+        if (blk < (rows + 15) >> 4)
         {
-            var buf = LocalMemory.Allocate<float>(16);
-            int r0 = (int)blk * 16;
-            for (int k = 0; k < 16 && r0 + k < rows; k++) m = Max(m, AbsBits(ColumnKernels.Value<TIo, T, WithHadamard>(x, buf, rows, cols, c, r0, k, signs)));
+            int r0 = blk * 16;
+            Vec8 lo = Column(x, rows, cols, r0, c), hi = Column(x, rows, cols, r0 + 8, c);
+            Hadamard16(ref lo, ref hi, signs);
+            m = Max(lo.AbsMax(), hi.AbsMax());
         }
         m = WarpMax(m, 32);
         if (Warp.LaneIdx == 0 && m != 0) Atomic.Max(ref result[0], m);
+
+        static Vec8 Column(ArrayView<T> x, int rows, int cols, int r, int c)
+        {
+            var io = default(TIo);
+            long i = (long)r * cols + c;
+            Vec8 v = default;
+            if (r < rows) v.V0 = io.Load(x, i);
+            if (r + 1 < rows) v.V1 = io.Load(x, i + cols);
+            if (r + 2 < rows) v.V2 = io.Load(x, i + 2L * cols);
+            if (r + 3 < rows) v.V3 = io.Load(x, i + 3L * cols);
+            if (r + 4 < rows) v.V4 = io.Load(x, i + 4L * cols);
+            if (r + 5 < rows) v.V5 = io.Load(x, i + 5L * cols);
+            if (r + 6 < rows) v.V6 = io.Load(x, i + 6L * cols);
+            if (r + 7 < rows) v.V7 = io.Load(x, i + 7L * cols);
+            return v;
+        }
     }
 }

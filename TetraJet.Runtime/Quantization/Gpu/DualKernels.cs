@@ -7,97 +7,103 @@ namespace TetraJet.Quantization.Gpu;
 /// <summary>
 /// The backward quantizers of dY [T, N] from one read of it: Q3 along N (blocks along the last axis) and Q5 along T
 /// (first axis, zero-padded), each with its own SR stream and, where the configuration has them, its own RHT signs
-/// (those of its GEMM pair). Signature: <see cref="DualKernel{T}"/>. Reference: two ReferenceQuantizer calls.
+/// (those of its GEMM pair). Signature: <see cref="DualKernel{T}"/>. Each group reads its tile once with 16-byte loads:
+/// Q3 comes from the registers of that read (its blocks lie along the rows the threads hold), Q5 from the tile in shared
+/// memory (<see cref="ColumnTiles"/>). Launched over <see cref="KernelGeometry.DualThreads"/>. Reference: two
+/// ReferenceQuantizer calls.
 /// </summary>
 public static class DualKernels
 {
     /// <summary>
-    /// Reads dY [T, N] once and writes Q3 = MX(dY) along N (last axis, stream3) and Q5 = MX(dY) along T (first axis,
-    /// zero-padded, stream5); no RHT (the signs are unused). One thread per (column, 32-row band); a warp holds 32 neighbouring columns, i.e. one
-    /// Q3 block per row, so Q3's amax is a warp reduction and Q5's is the thread's own. Needs N a multiple of 32.
-    /// Reference: two ReferenceQuantizer calls.
+    /// Q3 = MX(dY) along N (stream3) and Q5 = MX(dY) along T (zero-padded, stream5); no RHT (the signs are unused). A
+    /// [32 × 64] tile per group: a Q3 block is 4 lanes of the load, a Q5 block one tile column. Needs N a multiple of 32.
     /// </summary>
     public static void Mx<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5,
         int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
-        long t = ThreadIndex();
-        long band = t / cols;
-        int c = (int)(t - band * cols);
-        bool active = band < (rows + 31) / 32;      // warp-uniform: cols is a multiple of 32
-        if (!active) return;
-        int r0 = (int)band * 32, count = Math.Min(32, rows - r0);
-        uint m5 = 0;
-        for (int k = 0; k < count; k++)
+        var tile = SharedMemory.Allocate<float>(32 * ColumnTiles.Cols);
+        var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
+        var inverse = SharedMemory.Allocate<float>(ColumnTiles.Cols);
+        var scale = SharedMemory.Allocate<float>(ColumnTiles.Cols);
+        ColumnTiles.Origin(32, cols, ColumnTiles.Cols, out int r0, out int c0);
+        int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
+        int n = ColumnTiles.Run(cols, c0 + cc);
+        bool vector = ColumnTiles.IsVector(cols, n);
+        for (int p = 0; p < 32; p += 16)
         {
-            long i = (long)(r0 + k) * cols + c;
-            float v = default(TIo).Load(x, i);
-            uint a = AbsBits(v);
-            m5 = Max(m5, a);
-            uint m3 = WarpMax(a, 32);
-            int s3 = RowKernels.MxExponent<TRule>(m3);
-            default(TIo).Store(y3, i, RowKernels.MxGrid<TRule, TRound>(default, i, v, m3, s3, seed, stream3) * Formats.Bits.Pow2(s3));
+            int r = r0 + p + rr;
+            long i = (long)r * cols + c0 + cc;
+            Vec8 v = r < rows ? Vec8Io.Load<TIo, T>(x, i, n, vector) : default;
+            Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, v);
+            uint m = WarpMax(v.AbsMax(), 4);
+            if (r >= rows || n == 0) continue;
+            int s = BlockMath.MxExponent<TRule>(m);
+            var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, vector), default);
+            BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s));
         }
-        int s5 = RowKernels.MxExponent<TRule>(m5);
-        for (int k = 0; k < count; k++)
-        {
-            long i = (long)(r0 + k) * cols + c;
-            default(TIo).Store(y5, i, RowKernels.MxGrid<TRule, TRound>(default, i, default(TIo).Load(x, i), m5, s5, seed, stream5) * Formats.Bits.Pow2(s5));
-        }
+        Group.Barrier();
+        ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, scale, 0u);
+        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y5, default, rows, cols, r0, c0, 32, seed, stream5);
+    }
+
+    /// <summary>Q3 of one 128-column row held by 16 lanes (8 each): RHT over lane pairs, inner amax over 2 lanes, outer over 16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void NvRow<TIo, T, TRound, THad>(Vec8 v, ArrayView<T> y3, int lane, int rows, int cols, int r, long i, int n, bool vector,
+        ulong seed, ulong stream3, uint signs3)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
+    {
+        if (default(THad).Enabled) v = Hadamard2Lanes(v, (lane & 1) != 0, signs3);
+        uint inner = WarpMax(v.AbsMax(), 2);
+        uint outer = WarpMax(inner, 2, 16);
+        if (r >= rows || n == 0) return;
+        bool bad = outer >= NonFiniteBits;
+        float so = BlockMath.NvOuter(outer), scale = BlockMath.NvInner(outer, so, inner) * so;
+        var g = BlockMath.NvGrid<TRound>(v, scale, bad, Uniforms<TRound>(seed, stream3, i, n, vector), default);
+        Vec8Io.Store<TIo, T>(y3, i, n, vector, BlockMath.NvValues(g, scale, bad));
     }
 
     /// <summary>
-    /// TetraJet-v2's dY quantizers in one launch: Q3 = NVFP4(RHT(dY)) along N (stream3) and Q5 = NVFP4(RHT(dY)) along T
-    /// (zero-padded, stream5), both with the 16-in-128 double block. One thread per (column, 128-row band); per row, a
-    /// warp's 32 lanes hold 32 neighbouring columns, so the Q3 RHT and inner amax are 16-lane shuffles and the outer
-    /// 128-column amax is 4 warps' maxima through group-shared memory. Q5 is then NvFirst's loop on the thread's own
-    /// column (re-read from cache). Every thread runs every barrier (rows past the end are masked, not skipped), so
-    /// any group size that is a multiple of 128 works. Needs N a multiple of 128. Reference: two ReferenceQuantizer
-    /// calls after Hadamard.Apply.
+    /// TetraJet-v2's dY quantizers in one launch: Q3 = NVFP4(RHT(dY)) along N (stream3, signs3) and Q5 = NVFP4(RHT(dY))
+    /// along T (zero-padded, stream5, signs5), both with the 16-in-128 double block. A group per [128 × 128] region: the
+    /// load gives each 128-column row to 16 lanes, which quantize Q3 from registers, and keeps the left 64 columns as a
+    /// tile for Q5; the right 64 are then loaded again (from L2: the group read them a moment before) for their Q5.
+    /// Shared memory stays at one [128 × 64] FP32 tile. Needs N a multiple of 128.
     /// </summary>
     public static void Nv<TIo, T, TRound, THad>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5,
         int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        var partial = SharedMemory.Allocate<uint>(32);
-        long t = ThreadIndex();
-        long band = t / cols;
-        int c = (int)(t - band * cols);
-        int lane = Group.IdxX & 31, warp = Group.IdxX >> 5, first = warp & ~3;
-        bool active = band < (rows + 127) / 128;
-        int r0 = (int)band * 128, count = active ? Math.Min(128, rows - r0) : 0;
-        for (int k = 0; k < 128; k++)
+        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
+        var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
+        var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
+        ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
+        int t = Group.IdxX, lane = t & 31, cc = (t & 15) * 8, rr = t >> 4;
+        int n = ColumnTiles.Run(cols, c0 + cc);
+        bool vector = ColumnTiles.IsVector(cols, n);
+        for (int p = 0; p < 128; p += 16)
         {
-            bool valid = k < count;
-            long i = (long)(r0 + k) * cols + c;
-            float v = valid ? default(TIo).Load(x, i) : 0f;
-            if (default(THad).Enabled) v = Hadamard16Lanes(v, lane & 15, signs3);
-            uint inner = WarpMax(AbsBits(v), 16);
-            uint wmax = WarpMaxFrom(inner, 16);
-            if (lane == 0) partial[warp] = wmax;
-            Group.Barrier();
-            uint outer = Max(Max(partial[first], partial[first + 1]), Max(partial[first + 2], partial[first + 3]));
-            Group.Barrier();
-            if (!valid) continue;
-            float scale = RowKernels.NvScale(outer, inner, out bool bad);
-            RowKernels.NvStore<TIo, T>(y3, i, RowKernels.NvGrid<TRound>(default, i, v, scale, bad, seed, stream3), scale, bad);
-        }
-        if (!active) return;
-        var buf = LocalMemory.Allocate<float>(16);
-        uint outer5 = 0;
-        for (int k = 0; k < count; k++) outer5 = Max(outer5, AbsBits(ColumnKernels.Value<TIo, T, THad>(x, buf, rows, cols, c, r0, k, signs5)));
-        for (int b = 0; b < count; b += 16)
-        {
-            int n = Math.Min(16, count - b);
-            uint inner = 0;
-            for (int k = b; k < b + n; k++) inner = Max(inner, AbsBits(ColumnKernels.Value<TIo, T, THad>(x, buf, rows, cols, c, r0, k, signs5)));
-            float scale = RowKernels.NvScale(outer5, inner, out bool bad);
-            for (int k = b; k < b + n; k++)
+            int ra = r0 + p + rr, rb = ra + 8;
+            long ia = (long)ra * cols + c0 + cc, ib = (long)rb * cols + c0 + cc;
+            Vec8 a = ra < rows ? Vec8Io.Load<TIo, T>(x, ia, n, vector) : default;
+            Vec8 b = rb < rows ? Vec8Io.Load<TIo, T>(x, ib, n, vector) : default;
+            if (cc < ColumnTiles.Cols)
             {
-                long i = (long)(r0 + k) * cols + c;
-                float g = RowKernels.NvGrid<TRound>(default, i, ColumnKernels.Value<TIo, T, THad>(x, buf, rows, cols, c, r0, k, signs5), scale, bad, seed, stream5);
-                RowKernels.NvStore<TIo, T>(y5, i, g, scale, bad);
+                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, a);
+                Vec8Io.StoreFloats(tile, (p + 8 + rr) * ColumnTiles.Cols + cc, b);
             }
+            NvRow<TIo, T, TRound, THad>(a, y3, lane, rows, cols, ra, ia, n, vector, seed, stream3, signs3);
+            NvRow<TIo, T, TRound, THad>(b, y3, lane, rows, cols, rb, ib, n, vector, seed, stream3, signs3);
         }
+        Group.Barrier();
+        ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);
+        ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y5, default, rows, cols, r0, c0, seed, stream5);
+        int right = c0 + ColumnTiles.Cols;
+        if (right >= cols) return;           // group-uniform
+        Group.Barrier();
+        ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, right, 128);
+        Group.Barrier();
+        ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);
+        ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y5, default, rows, cols, r0, right, seed, stream5);
     }
 }

@@ -11,7 +11,7 @@ namespace TetraJet.Quantization.Gpu;
 /// reference (plus the optional RHT of <see cref="Quantizer.Quantize"/>). Each call takes quantizer handles, so a
 /// generated plan's kernel entry points run here as they are.
 /// </summary>
-public static class GpuQuantizer
+public static partial class GpuQuantizer
 {
     /// <summary>A buffer as the kernels' parameter type (ILGPU launches match parameter types exactly).</summary>
     static ArrayView<T> V<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer) where T : unmanaged => buffer.View;
@@ -80,16 +80,14 @@ public static class GpuQuantizer
             if ((rowQ is not null ? rowQ.GpuAmax : colQ!.GpuAmax) is { } amax)
             {
                 sv.SubView(0, 1).MemSetToZero();
-                long at = !hadamard ? Math.Min(n, 1L << 20) : axis == BlockAxis.Last ? (long)rows * ((cols + 127) / 128) * 32 : (long)cols * ((rows + 15) / 16);
-                runner.Launch(amax.For(bf16), at, xv, sv, rows, cols, signs);
+                runner.Launch(amax.For(bf16), KernelGeometry.Amax(axis, hadamard, rows, cols), xv, sv, rows, cols, signs);
             }
             if (rowQ is not null)
             {
-                long threads = spec.Tile16 ? (long)(rows / 16) * cols : (long)rows * ((cols + 127) / 128) * 32;
-                runner.Launch(rowQ.Gpu.For(bf16), threads, xv, yv, ev, sv, V(none), V(none), V(noneF), rows, cols, seed, stream, signs);
+                runner.Launch(rowQ.Gpu.For(bf16), KernelGeometry.Rows(spec, rows, cols), xv, yv, ev, sv, V(none), V(none), V(noneF), rows, cols, seed, stream, signs);
             }
             else
-                runner.Launch(colQ!.Gpu.For(bf16), (long)cols * ((rows + colQ.Run - 1) / colQ.Run), xv, yv, ev, sv, rows, cols, seed, stream, signs);
+                runner.Launch(colQ!.Gpu.For(bf16), KernelGeometry.Columns(spec, rows, cols), xv, yv, ev, sv, rows, cols, seed, stream, signs);
         }
         acc.Synchronize();
         yv.SubView(0, n).CopyToCPU(y[..n]);
@@ -120,9 +118,7 @@ public static class GpuQuantizer
         ArrayView<float> xv = xb.View, y3v = y3b.View, y5v = y5b.View;
         xv.SubView(0, n).CopyFromCPU(x[..n]);
         var runner = new IlgpuRunner(acc);
-        if (spec.Format == QuantFormat.NVFP4 && runner.GroupSize % 128 != 0)
-            throw new InvalidOperationException($"the fused NVFP4 kernel needs groups of a multiple of 128 threads, the accelerator gives {runner.GroupSize}");
-        if (n > 0) runner.Launch(q.Gpu.For(false), (long)cols * ((rows + q.Run - 1) / q.Run), xv, y3v, y5v, rows, cols, seed, stream3, stream5, s3, s5);
+        if (n > 0) runner.Launch(q.Gpu.For(false), KernelGeometry.Dual(spec, rows, cols), xv, y3v, y5v, rows, cols, seed, stream3, stream5, s3, s5);
         acc.Synchronize();
         y3v.SubView(0, n).CopyToCPU(y3[..n]);
         y5v.SubView(0, n).CopyToCPU(y5[..n]);
@@ -152,9 +148,9 @@ public static class GpuQuantizer
         using var ob = acc.Allocate1D<float>(Math.Max(1, nOuter));
         using var ub = acc.Allocate1D<float>(n);
         var runner = new IlgpuRunner(acc);
-        runner.Launch(q.Gpu.For(false), (long)rows * ((cols + 127) / 128) * 32, V(xb), V(yb), V(eb), V(ab), V(cb), V(sb), V(ob),
+        runner.Launch(q.Gpu.For(false), KernelGeometry.Rows(spec, rows, cols), V(xb), V(yb), V(eb), V(ab), V(cb), V(sb), V(ob),
             rows, cols, seed, stream, 0u);
-        runner.Launch(LibraryKernels.Unpack(spec).For(false), n / 4, V(cb), V(sb), V(ob), V(ub), (long)n);
+        runner.Launch(LibraryKernels.Unpack(spec).For(false), KernelGeometry.UnpackThreads(n), V(cb), V(sb), V(ob), V(ub), (long)n);
         acc.Synchronize();
         return (cb.GetAsArray1D(), sb.GetAsArray1D()[..nScales], ob.GetAsArray1D()[..nOuter], yb.GetAsArray1D(), ub.GetAsArray1D());
     }
@@ -179,7 +175,7 @@ public static class GpuQuantizer
         using var yb = acc.Allocate1D<float>((long)rows * cols);
         var runner = new IlgpuRunner(acc);
         if ((long)rows * cols > 0)
-            runner.Launch(q.Gpu.For(false), (long)cols * ((rows + q.Run - 1) / q.Run), V(cb), V(sb), V(ob), V(yb), rows, cols, sourceRows,
+            runner.Launch(q.Gpu.For(false), KernelGeometry.Columns(q.Spec, rows, cols), V(cb), V(sb), V(ob), V(yb), rows, cols, sourceRows,
                 seed, stream, signs);
         acc.Synchronize();
         return yb.GetAsArray1D();

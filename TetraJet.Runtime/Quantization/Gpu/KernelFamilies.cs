@@ -33,6 +33,39 @@ public delegate void UnpackKernel<T>(ArrayView<byte> codes, ArrayView<byte> scal
     where T : unmanaged;
 
 /// <summary>
+/// MXFP4 along the last axis (the GEMM's reduction axis) into the FP8 GEMM operand (<see cref="Fp8Operand"/>): E4M3 codes8
+/// [rows, cols], FP32 group scales scales8[g·rows + r], flags (count in flags[0], zeroed by the caller; then row indices),
+/// the flagged rows' exact values in side [rows, cols]; with a storing kernel also the MXFP4 storage form (codes
+/// [rows, cols/2], E8M0 scales) as <see cref="RowKernel{T}"/> writes it.
+/// </summary>
+public delegate void Fp8RowKernel<T>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags,
+    ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, ulong seed, ulong stream) where T : unmanaged;
+
+/// <summary>
+/// MXFP4 along the first axis of x [rows, cols] into the transposed FP8 operand: codes8 [cols, paddedRows], scales8
+/// [paddedRows/128][cols], flags of columns, side [cols, paddedRows]; rows from rows to paddedRows (a multiple of 128) are zeros.
+/// </summary>
+public delegate void Fp8ColumnKernel<T>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags,
+    ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream) where T : unmanaged;
+
+/// <summary>As <see cref="Fp8ColumnKernel{T}"/> from the MXFP4 storage form (along the last axis) of a [rows, cols] operand.</summary>
+public delegate void Fp8StoredColumnKernel<T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<byte> codes8, ArrayView<float> scales8,
+    ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream) where T : unmanaged;
+
+/// <summary>dY [rows, cols] read once into Q3's FP8 operand (as <see cref="Fp8RowKernel{T}"/>) and Q5's transposed one (as <see cref="Fp8ColumnKernel{T}"/>).</summary>
+public delegate void Fp8DualKernel<T>(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3,
+    ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows,
+    ulong seed, ulong stream3, ulong stream5) where T : unmanaged;
+
+/// <summary>
+/// The exact rows and columns of D [m, n] = A [m, k]·B [n, k]ᵀ for the flagged rows of A and of B, from FP8 operands
+/// (codes with leading dimension lda / ldb, group-major scales, flags, side copies).
+/// </summary>
+public delegate void Fp8PatchKernel<T>(ArrayView<byte> codesA, ArrayView<float> scalesA, ArrayView<int> flagsA, ArrayView<T> sideA,
+    ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<int> flagsB, ArrayView<T> sideB, ArrayView<T> d, int m, int n, int k, int lda, int ldb)
+    where T : unmanaged;
+
+/// <summary>
 /// One kernel entry point in both element types (float32, and bfloat16 as raw 16-bit patterns). Made once, from
 /// delegates of the two instantiations, so that launching needs no reflection.
 /// </summary>
@@ -51,6 +84,11 @@ public sealed class GpuKernel
     public static GpuKernel Dual(DualKernel<float> f32, DualKernel<ushort> bf16) => new(f32.Method, bf16.Method);
     public static GpuKernel Amax(AmaxKernel<float> f32, AmaxKernel<ushort> bf16) => new(f32.Method, bf16.Method);
     public static GpuKernel Unpack(UnpackKernel<float> f32, UnpackKernel<ushort> bf16) => new(f32.Method, bf16.Method);
+    public static GpuKernel Fp8Rows(Fp8RowKernel<float> f32, Fp8RowKernel<ushort> bf16) => new(f32.Method, bf16.Method);
+    public static GpuKernel Fp8Columns(Fp8ColumnKernel<float> f32, Fp8ColumnKernel<ushort> bf16) => new(f32.Method, bf16.Method);
+    public static GpuKernel Fp8StoredColumns(Fp8StoredColumnKernel<float> f32, Fp8StoredColumnKernel<ushort> bf16) => new(f32.Method, bf16.Method);
+    public static GpuKernel Fp8Dual(Fp8DualKernel<float> f32, Fp8DualKernel<ushort> bf16) => new(f32.Method, bf16.Method);
+    public static GpuKernel Fp8Patch(Fp8PatchKernel<float> f32, Fp8PatchKernel<ushort> bf16) => new(f32.Method, bf16.Method);
 
     /// <summary>Both instantiations of a generic kernel definition whose first two type parameters are the element I/O.</summary>
     internal static GpuKernel FromDefinition(MethodInfo definition, params Type[] traits) =>

@@ -14,6 +14,13 @@ public static class KernelMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long ThreadIndex() => (long)Grid.IdxX * Group.DimX + Group.IdxX;
 
+    /// <summary>
+    /// The global index of this thread in 32 bits: launches stay below 2^31 threads (<see cref="KernelGeometry"/>), so
+    /// index arithmetic needs no 64-bit division; element offsets are widened where they are formed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int ThreadIndex32() => Grid.IdxX * Group.DimX + Group.IdxX;
+
     /// <summary>Bits of |x|. For finite values their unsigned order is the float order; Inf and NaN sort above every finite value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint AbsBits(float x) => Bits.AsUInt(x) & 0x7FFFFFFFu;
@@ -31,6 +38,104 @@ public static class KernelMath
         for (int m = 1; m < width; m <<= 1) v = Max(v, Warp.ShuffleXor(v, m));
         return v;
     }
+
+    /// <summary>Max over aligned groups of <paramref name="width"/> lanes, continuing from groups of <paramref name="from"/> lanes that already agree.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint WarpMax(uint v, int from, int width)
+    {
+        for (int m = from; m < width; m <<= 1) v = Max(v, Warp.ShuffleXor(v, m));
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Max(int a, int b) => a > b ? a : b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Min(int a, int b) => a < b ? a : b;
+
+    /// <summary>Max and min of an int over aligned groups of <paramref name="width"/> lanes, from groups of <paramref name="from"/> that already agree.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WarpMaxMin(ref int max, ref int min, int from, int width)
+    {
+        for (int m = from; m < width; m <<= 1)
+        {
+            max = Max(max, Warp.ShuffleXor(max, m));
+            min = Min(min, Warp.ShuffleXor(min, m));
+        }
+    }
+
+    /// <summary>
+    /// The SR uniforms of elements [i, i + 8) (ALGORITHMS.md §6). With <paramref name="blocks"/> (i a multiple of 4, the
+    /// eight indices consecutive) two Philox blocks give all eight, as the counter i &gt;&gt; 2 is shared by four
+    /// elements; otherwise one block per element for the first <paramref name="n"/>. Zeros when the mode is not SR.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 Uniforms<TRound>(ulong seed, ulong stream, long i, int n, bool blocks) where TRound : struct, IRoundingMode
+    {
+        Vec8 u = default;
+        if (default(TRound).Mode != Rounding.Stochastic) return u;
+        if (blocks)
+        {
+            ulong c = (ulong)i >> 2;
+            PhiloxPair((uint)c, (uint)(c >> 32), (uint)(c + 1), (uint)((c + 1) >> 32), (uint)stream, (uint)(stream >> 32), (uint)seed, (uint)(seed >> 32), ref u);
+            return u;
+        }
+        if (n > 0) u.V0 = Randomness.Philox.Uniform(seed, stream, i);
+        if (n > 1) u.V1 = Randomness.Philox.Uniform(seed, stream, i + 1);
+        if (n > 2) u.V2 = Randomness.Philox.Uniform(seed, stream, i + 2);
+        if (n > 3) u.V3 = Randomness.Philox.Uniform(seed, stream, i + 3);
+        if (n > 4) u.V4 = Randomness.Philox.Uniform(seed, stream, i + 4);
+        if (n > 5) u.V5 = Randomness.Philox.Uniform(seed, stream, i + 5);
+        if (n > 6) u.V6 = Randomness.Philox.Uniform(seed, stream, i + 6);
+        if (n > 7) u.V7 = Randomness.Philox.Uniform(seed, stream, i + 7);
+        return u;
+    }
+
+    const uint M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+
+    /// <summary>One Philox4x32 round on a block, with the round's key (reference: Randomness.Philox.Block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Round(ref uint c0, ref uint c1, ref uint c2, ref uint c3, uint k0, uint k1)
+    {
+        ulong p0 = (ulong)M0 * c0, p1 = (ulong)M1 * c2;
+        uint n0 = (uint)(p1 >> 32) ^ c1 ^ k0, n2 = (uint)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint)p1; c3 = (uint)p0; c0 = n0; c2 = n2;
+    }
+
+    /// <summary>Round r of two blocks at once (independent chains: the multiplies of one hide the other's latency).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Round2(ref uint a0, ref uint a1, ref uint a2, ref uint a3, ref uint b0, ref uint b1, ref uint b2, ref uint b3, uint k0, uint k1, uint r)
+    {
+        Round(ref a0, ref a1, ref a2, ref a3, k0 + r * W0, k1 + r * W1);
+        Round(ref b0, ref b1, ref b2, ref b3, k0 + r * W0, k1 + r * W1);
+    }
+
+    /// <summary>
+    /// Philox4x32-10 of the two consecutive counters (ca0, ca1, s0, s1) and (cb0, cb1, s0, s1) under key (k0, k1), as
+    /// the uniforms of 8 elements: the rounds written out (ILGPU does not unroll loops) with the round keys k + r·W
+    /// folded per round. Same words as Randomness.Philox.Block; the SR kernels are checked against the reference bit for bit.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PhiloxPair(uint ca0, uint ca1, uint cb0, uint cb1, uint s0, uint s1, uint k0, uint k1, ref Vec8 u)
+    {
+        uint a0 = ca0, a1 = ca1, a2 = s0, a3 = s1, b0 = cb0, b1 = cb1, b2 = s0, b3 = s1;
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 0);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 1);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 2);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 3);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 4);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 5);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 6);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 7);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 8);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 9);
+        u.V0 = Unit(a0); u.V1 = Unit(a1); u.V2 = Unit(a2); u.V3 = Unit(a3);
+        u.V4 = Unit(b0); u.V5 = Unit(b1); u.V6 = Unit(b2); u.V7 = Unit(b3);
+    }
+
+    /// <summary>A Philox output word as the uniform of ALGORITHMS.md §6: (w &gt;&gt; 8)·2^-24.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Unit(uint w) => (w >> 8) * (1f / 16777216f);
 
     /// <summary>Max of a value's bits in the group of lanes [<paramref name="from"/>, 32) strides, i.e. continues a reduction from width <paramref name="from"/> to 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -91,6 +196,73 @@ public static class KernelMath
             v = (j & h) == 0 ? v + o : o - v;
         }
         return v * 0.25f;
+    }
+
+    /// <summary>Signs and the strides 1, 2, 4 of the RHT on eight consecutive elements j0 … j0 + 7 of a 16-group.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vec8 Butterflies124(Vec8 v, int j0, uint signs)
+    {
+        // d_j = −1 flips the sign bit (IEEE negation), with no branch.
+        uint d = signs >> j0;
+        v.V0 = Flip(v.V0, d); v.V1 = Flip(v.V1, d >> 1); v.V2 = Flip(v.V2, d >> 2); v.V3 = Flip(v.V3, d >> 3);
+        v.V4 = Flip(v.V4, d >> 4); v.V5 = Flip(v.V5, d >> 5); v.V6 = Flip(v.V6, d >> 6); v.V7 = Flip(v.V7, d >> 7);
+        float a, b;
+        a = v.V0; b = v.V1; v.V0 = a + b; v.V1 = a - b;
+        a = v.V2; b = v.V3; v.V2 = a + b; v.V3 = a - b;
+        a = v.V4; b = v.V5; v.V4 = a + b; v.V5 = a - b;
+        a = v.V6; b = v.V7; v.V6 = a + b; v.V7 = a - b;
+        a = v.V0; b = v.V2; v.V0 = a + b; v.V2 = a - b;
+        a = v.V1; b = v.V3; v.V1 = a + b; v.V3 = a - b;
+        a = v.V4; b = v.V6; v.V4 = a + b; v.V6 = a - b;
+        a = v.V5; b = v.V7; v.V5 = a + b; v.V7 = a - b;
+        a = v.V0; b = v.V4; v.V0 = a + b; v.V4 = a - b;
+        a = v.V1; b = v.V5; v.V1 = a + b; v.V5 = a - b;
+        a = v.V2; b = v.V6; v.V2 = a + b; v.V6 = a - b;
+        a = v.V3; b = v.V7; v.V3 = a + b; v.V7 = a - b;
+        return v;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Flip(float v, uint bit) => Bits.AsFloat(Bits.AsUInt(v) ^ (bit & 1u) << 31);
+
+    /// <summary>
+    /// The 16-point RHT (Hadamard.Transform16) when 16 consecutive elements are held by 2 lanes, 8 each: strides 1, 2, 4
+    /// inside a lane, stride 8 between the lanes of a pair (the lower keeps a + b, the upper a − b). Same FP32 operations
+    /// in the same stages as the reference. <paramref name="upper"/>: this lane holds elements 8 … 15.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 Hadamard2Lanes(Vec8 v, bool upper, uint signs)
+    {
+        v = Butterflies124(v, upper ? 8 : 0, signs);
+        v.V0 = Across(v.V0, upper); v.V1 = Across(v.V1, upper); v.V2 = Across(v.V2, upper); v.V3 = Across(v.V3, upper);
+        v.V4 = Across(v.V4, upper); v.V5 = Across(v.V5, upper); v.V6 = Across(v.V6, upper); v.V7 = Across(v.V7, upper);
+        return v.Times(0.25f);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Across(float v, bool upper)
+    {
+        float o = Warp.ShuffleXor(v, 1);
+        return upper ? o - v : v + o;
+    }
+
+    /// <summary>The 16-point RHT of 16 consecutive elements held by one thread as two halves (registers, no shuffles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Hadamard16(ref Vec8 lo, ref Vec8 hi, uint signs)
+    {
+        lo = Butterflies124(lo, 0, signs);
+        hi = Butterflies124(hi, 8, signs);
+        float a, b;
+        a = lo.V0; b = hi.V0; lo.V0 = a + b; hi.V0 = a - b;
+        a = lo.V1; b = hi.V1; lo.V1 = a + b; hi.V1 = a - b;
+        a = lo.V2; b = hi.V2; lo.V2 = a + b; hi.V2 = a - b;
+        a = lo.V3; b = hi.V3; lo.V3 = a + b; hi.V3 = a - b;
+        a = lo.V4; b = hi.V4; lo.V4 = a + b; hi.V4 = a - b;
+        a = lo.V5; b = hi.V5; lo.V5 = a + b; hi.V5 = a - b;
+        a = lo.V6; b = hi.V6; lo.V6 = a + b; hi.V6 = a - b;
+        a = lo.V7; b = hi.V7; lo.V7 = a + b; hi.V7 = a - b;
+        lo = lo.Times(0.25f);
+        hi = hi.Times(0.25f);
     }
 
     /// <summary>Hadamard.Transform16 over a 16-element view (local memory in kernels); Span is not available to ILGPU.</summary>

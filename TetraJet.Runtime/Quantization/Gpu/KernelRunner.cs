@@ -30,11 +30,14 @@ public sealed class IlgpuRunner(Accelerator accelerator)
 
     public Accelerator Accelerator { get; } = accelerator;
 
-    /// <summary>Threads per group: a multiple of 32 (the fused NVFP4 dY kernel needs a multiple of 128).</summary>
-    public int GroupSize => Math.Min(256, Accelerator.MaxNumThreadsPerGroup) / 32 * 32;
+    /// <summary>Threads per group: <see cref="KernelGeometry.GroupSize"/>, as on CUDA (a tile kernel's group is one tile).</summary>
+    public int GroupSize => KernelGeometry.GroupSize;
 
+    /// <summary>Runs <paramref name="kernel"/> over ⌈<paramref name="threads"/> / GroupSize⌉ groups (threads from <see cref="KernelGeometry"/>).</summary>
     public void Launch(MethodInfo kernel, long threads, params object[] args)
     {
+        if (Accelerator.MaxNumThreadsPerGroup < GroupSize || Accelerator.WarpSize != 32)
+            throw new NotSupportedException($"the kernels need groups of {GroupSize} threads in warps of 32; {Accelerator.Name} gives {Accelerator.MaxNumThreadsPerGroup} in warps of {Accelerator.WarpSize}");
         var k = kernels.GetOrAdd(kernel, m => Accelerator.LoadKernel(m));
         int groups = checked((int)Math.Max(1, (threads + GroupSize - 1) / GroupSize));
         k.Launch(Accelerator.DefaultStream, new KernelConfig(groups, GroupSize), args);
@@ -117,9 +120,10 @@ public sealed unsafe class CudaRunner
     /// <summary>The legacy default stream (handle 0): torch's default stream.</summary>
     public static IntPtr Stream => IntPtr.Zero;
 
-    public int GroupSize => 256;
+    /// <summary>Threads per group: <see cref="KernelGeometry.GroupSize"/> (a tile kernel's group is one tile).</summary>
+    public int GroupSize => KernelGeometry.GroupSize;
 
-    /// <summary>Queues <paramref name="kernel"/> over a 1-D grid of at least <paramref name="threads"/> threads on torch's default stream.</summary>
+    /// <summary>Queues <paramref name="kernel"/> over a 1-D grid of at least <paramref name="threads"/> threads (from <see cref="KernelGeometry"/>) on torch's default stream.</summary>
     public void Launch(MethodInfo kernel, long threads, ReadOnlySpan<KernelArg> args)
     {
         using var _ = new CurrentContext(context);

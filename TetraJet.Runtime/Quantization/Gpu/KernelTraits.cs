@@ -13,6 +13,18 @@ public interface IElementIo<T> where T : unmanaged
     void Store(ArrayView<T> v, long i, float x);
     /// <summary>x as it reads back after a store: what a value kept in this storage type holds.</summary>
     float Round(float x);
+    /// <summary>
+    /// Elements [i, i + 8) by 16-byte vector loads: the view must be 16-byte aligned and i a multiple of
+    /// 16 bytes' worth of elements (4 for float32, 8 for bfloat16).
+    /// </summary>
+    Vec8 Load8(ArrayView<T> v, long i);
+    /// <summary>Elements [i, i + 8) by 16-byte vector stores; alignment as <see cref="Load8"/>.</summary>
+    void Store8(ArrayView<T> v, long i, Vec8 x);
+    /// <summary>
+    /// As <see cref="Store8"/> for values this type holds exactly (MXFP4 values: two significant bits times a power of
+    /// two): no rounding step, the same bits as <see cref="Store8"/>, NaN written as the canonical NaN.
+    /// </summary>
+    void Store8Exact(ArrayView<T> v, long i, Vec8 x);
 }
 
 /// <summary>float32 storage: loads and stores are exact.</summary>
@@ -26,6 +38,29 @@ public readonly struct F32Io : IElementIo<float>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float Round(float x) => x;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vec8 Load8(ArrayView<float> v, long i)
+    {
+        var w = Vec8Io.Wide(v);
+        Bytes16 a = w[i >> 2], b = w[(i >> 2) + 1];
+        return new Vec8
+        {
+            V0 = Formats.Bits.AsFloat(a.A), V1 = Formats.Bits.AsFloat(a.B), V2 = Formats.Bits.AsFloat(a.C), V3 = Formats.Bits.AsFloat(a.D),
+            V4 = Formats.Bits.AsFloat(b.A), V5 = Formats.Bits.AsFloat(b.B), V6 = Formats.Bits.AsFloat(b.C), V7 = Formats.Bits.AsFloat(b.D),
+        };
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8(ArrayView<float> v, long i, Vec8 x)
+    {
+        var w = Vec8Io.Wide(v);
+        w[i >> 2] = new Bytes16 { A = Formats.Bits.AsUInt(x.V0), B = Formats.Bits.AsUInt(x.V1), C = Formats.Bits.AsUInt(x.V2), D = Formats.Bits.AsUInt(x.V3) };
+        w[(i >> 2) + 1] = new Bytes16 { A = Formats.Bits.AsUInt(x.V4), B = Formats.Bits.AsUInt(x.V5), C = Formats.Bits.AsUInt(x.V6), D = Formats.Bits.AsUInt(x.V7) };
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8Exact(ArrayView<float> v, long i, Vec8 x) => Store8(v, i, x);
 }
 
 /// <summary>bfloat16 storage as raw bits: widened exactly, narrowed with RNE (NaN → 0x7FC0) exactly as torch does.</summary>
@@ -39,6 +74,38 @@ public readonly struct Bf16Io : IElementIo<ushort>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float Round(float x) => Bf16.Widen(Bf16.Narrow(x));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vec8 Load8(ArrayView<ushort> v, long i)
+    {
+        Bytes16 a = Vec8Io.Wide(v)[i >> 3];
+        // Little-endian: element 2k is the low half of word k. Widening is the bits moved up (exact).
+        return new Vec8
+        {
+            V0 = Formats.Bits.AsFloat(a.A << 16), V1 = Formats.Bits.AsFloat(a.A & 0xFFFF0000u),
+            V2 = Formats.Bits.AsFloat(a.B << 16), V3 = Formats.Bits.AsFloat(a.B & 0xFFFF0000u),
+            V4 = Formats.Bits.AsFloat(a.C << 16), V5 = Formats.Bits.AsFloat(a.C & 0xFFFF0000u),
+            V6 = Formats.Bits.AsFloat(a.D << 16), V7 = Formats.Bits.AsFloat(a.D & 0xFFFF0000u),
+        };
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8(ArrayView<ushort> v, long i, Vec8 x) => Vec8Io.Wide(v)[i >> 3] = new Bytes16
+    {
+        A = Bf16.Narrow(x.V0) | (uint)Bf16.Narrow(x.V1) << 16,
+        B = Bf16.Narrow(x.V2) | (uint)Bf16.Narrow(x.V3) << 16,
+        C = Bf16.Narrow(x.V4) | (uint)Bf16.Narrow(x.V5) << 16,
+        D = Bf16.Narrow(x.V6) | (uint)Bf16.Narrow(x.V7) << 16,
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8Exact(ArrayView<ushort> v, long i, Vec8 x) => Vec8Io.Wide(v)[i >> 3] = new Bytes16
+    {
+        A = Bf16.Truncate(x.V0) | Bf16.Truncate(x.V1) << 16,
+        B = Bf16.Truncate(x.V2) | Bf16.Truncate(x.V3) << 16,
+        C = Bf16.Truncate(x.V4) | Bf16.Truncate(x.V5) << 16,
+        D = Bf16.Truncate(x.V6) | Bf16.Truncate(x.V7) << 16,
+    };
 }
 
 /// <summary>bfloat16 conversions (torch's c10::BFloat16 round_to_nearest_even).</summary>
@@ -46,6 +113,14 @@ public static class Bf16
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Widen(ushort bits) => Formats.Bits.AsFloat((uint)bits << 16);
+
+    /// <summary>The bfloat16 bits of a value bfloat16 holds exactly (its low 16 bits are zero), NaN as 0x7FC0: Narrow's result without its rounding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Truncate(float x)
+    {
+        uint b = Formats.Bits.AsUInt(x);
+        return (b & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : b >> 16;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Narrow(float x)

@@ -88,6 +88,46 @@ public static class LibraryKernels
         _ => throw new ArgumentException($"{spec} has no storage form to unpack on the GPU"),
     };
 
+    // ---------------------------------------------------------------- FP8 GEMM operands (MXFP4 only, no RHT)
+
+    static void CheckFp8(QuantSpec spec, bool fromStorage = false)
+    {
+        if (spec.Format != QuantFormat.MXFP4 || spec.Tile16) throw new ArgumentException($"{spec}: FP8 GEMM operands are exact for MXFP4 only");
+        if (fromStorage && spec.Rounding == Rounding.EmaGuided) throw new ArgumentException($"{spec}: a re-quantizer from storage has no EMA");
+    }
+
+    /// <summary>The FP8-operand kernel of <paramref name="spec"/> along the last axis; with <paramref name="store"/> it also writes the MXFP4 storage form.</summary>
+    public static GpuKernel Fp8Rows(QuantSpec spec, bool store)
+    {
+        CheckFp8(spec);
+        return GpuKernel.FromDefinition(Def(typeof(Fp8RowKernels), nameof(Fp8RowKernels.Mx)), MxRule(spec), Round(spec.Rounding), store ? typeof(Store) : typeof(NoStore));
+    }
+
+    /// <summary>The transposed FP8-operand kernel of <paramref name="spec"/> along the first axis of a plain tensor.</summary>
+    public static GpuKernel Fp8Columns(QuantSpec spec)
+    {
+        CheckFp8(spec);
+        return GpuKernel.FromDefinition(Def(typeof(Fp8ColumnKernels), nameof(Fp8ColumnKernels.Mx)), MxRule(spec), Round(spec.Rounding));
+    }
+
+    /// <summary>The transposed FP8-operand kernel of <paramref name="target"/> along the first axis of an operand kept in MXFP4 storage.</summary>
+    public static GpuKernel Fp8StoredColumns(QuantSpec source, QuantSpec target)
+    {
+        if (source.Format != QuantFormat.MXFP4 || source.Tile16) throw new ArgumentException($"the FP8 re-quantizers read MXFP4 storage, not {source}");
+        CheckFp8(target, fromStorage: true);
+        return GpuKernel.FromDefinition(Def(typeof(Fp8ColumnKernels), nameof(Fp8ColumnKernels.MxStored)), MxRule(target), Round(target.Rounding));
+    }
+
+    /// <summary>The fused dY kernel writing Q3's and Q5's FP8 operands with <paramref name="spec"/>.</summary>
+    public static GpuKernel Fp8Dual(QuantSpec spec)
+    {
+        CheckFp8(spec, fromStorage: true);
+        return GpuKernel.FromDefinition(Def(typeof(Fp8DualKernels), nameof(Fp8DualKernels.Mx)), MxRule(spec), Round(spec.Rounding));
+    }
+
+    /// <summary>The exact fallback of an FP8 GEMM (one kernel for every configuration).</summary>
+    public static GpuKernel Fp8Patch() => GpuKernel.FromDefinition(Def(typeof(Fp8PatchKernels), nameof(Fp8PatchKernels.Patch)));
+
     /// <summary>Every kernel instantiation the library can launch (the PTX compile test).</summary>
     public static IEnumerable<MethodInfo> All()
     {
@@ -122,6 +162,17 @@ public static class LibraryKernels
             kernels.Add(Dual(new(QuantFormat.NVFP4, r), false));
             kernels.Add(Dual(new(QuantFormat.NVFP4, r), true));
         }
+        foreach (Rounding r in Enum.GetValues<Rounding>())
+            foreach (var spec in new QuantSpec[] { new(QuantFormat.MXFP4, r), new(QuantFormat.MXFP4, r, ScaleRule.Ocp) })
+            {
+                kernels.Add(Fp8Rows(spec, store: false));
+                kernels.Add(Fp8Rows(spec, store: true));
+                kernels.Add(Fp8Columns(spec));
+                if (r == Rounding.EmaGuided) continue;
+                kernels.Add(Fp8StoredColumns(new(QuantFormat.MXFP4), spec));
+                kernels.Add(Fp8Dual(spec));
+            }
+        kernels.Add(Fp8Patch());
         kernels.Add(Unpack(new(QuantFormat.MXFP4)));
         kernels.Add(Unpack(new(QuantFormat.NVFP4)));
         kernels.Add(Unpack(new(QuantFormat.MXFP8)));

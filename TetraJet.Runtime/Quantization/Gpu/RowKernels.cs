@@ -6,6 +6,38 @@ using static TetraJet.Quantization.Gpu.KernelMath;
 namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
+/// Where one lane of a row kernel works (<see cref="KernelGeometry.RowThreads"/>): a warp per 256 consecutive positions
+/// of a row, 8 consecutive positions per lane, so an MX block is 4 lanes, an NVFP4 inner block 2 lanes and a 128-block
+/// (NVFP4 outer block, FP8 group) 16 lanes. Index arithmetic is 32-bit; the element offset is widened once.
+/// </summary>
+internal readonly struct RowLane
+{
+    public readonly int Lane, Row, Pos, Count;
+    public readonly long Index;
+    /// <summary>The warp's row exists (warp-uniform).</summary>
+    public readonly bool InRows;
+    /// <summary>The lane's 8 elements are one aligned 16-byte (bf16) or 32-byte (f32) run: vector accesses, one Philox block per 4.</summary>
+    public readonly bool Vector;
+
+    public RowLane(int t, int rows, int cols)
+    {
+        Lane = t & 31;
+        int chunks = (cols + 255) >> 8, warp = t >> 5;
+        // Unsigned: the thread index and chunk count are non-negative, and an unsigned division is the shorter sequence.
+        Row = (int)((uint)warp / (uint)chunks);
+        Pos = (warp - Row * chunks) * 256 + Lane * 8;
+        Count = Min(Max(cols - Pos, 0), 8);
+        InRows = Row < rows;
+        Index = (long)Row * cols + Pos;
+        // cols a multiple of 8 makes every row start, and so every lane's run, a multiple of 8 elements.
+        Vector = (cols & 7) == 0 && Count == 8;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static RowLane Current(int rows, int cols) => new(ThreadIndex32(), rows, cols);
+}
+
+/// <summary>
 /// Quantizers whose blocks run along the last axis of a row-major [rows, cols] tensor (a features axis: Q1, Q2, Q3),
 /// specialised by struct type parameters. Signature: <see cref="RowKernel{T}"/>. With <see cref="Store"/> the same pass
 /// also writes the operand's storage form (ALGORITHMS.md §1): codes [rows, cols/2] (FP4, element 2i in the low
@@ -13,184 +45,93 @@ namespace TetraJet.Quantization.Gpu;
 /// Reference beside each: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>; the tests compare bit for bit.
 /// </summary>
 /// <remarks>
-/// One warp per 128 consecutive positions of a row, 4 per lane: an MX block is 8 lanes, an NVFP4 inner block 4 lanes,
-/// an outer 128-block the whole warp. The last warp of a row is partly past its end when cols is not a multiple of
-/// 128; its lanes there load zeros (no amax changes) and write nothing. Every lane reaches every shuffle.
+/// Layout: <see cref="RowLane"/>. Each lane reads its 8 elements with one 16-byte load (bf16; two for f32) and writes
+/// them likewise; the block amax is a shuffle reduction over the block's lanes. Lanes past a row's end (cols not a
+/// multiple of 256) load zeros (no amax changes), reach every shuffle and write nothing. Where cols is not a multiple
+/// of 8 (a bare call with a padded last axis) the lanes fall back to element accesses and one Philox block per element.
 /// </remarks>
 public static class RowKernels
 {
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float Uniform<TRound>(ulong seed, ulong stream, long i) where TRound : struct, IRoundingMode =>
-        default(TRound).Mode == Rounding.Stochastic ? Randomness.Philox.Uniform(seed, stream, i) : 0f;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float Ema<TRound>(ArrayView<float> ema, long i) where TRound : struct, IRoundingMode =>
-        default(TRound).Mode == Rounding.EmaGuided ? ema[i] : 0f;
-
-    /// <summary>This lane's row and first position, and its 4 elements of x (zeros past the row's end).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static bool Lane<TIo, T>(ArrayView<T> x, int rows, int cols, out int lane, out long i, out int p,
-        out float v0, out float v1, out float v2, out float v3)
-        where T : unmanaged where TIo : struct, IElementIo<T>
-    {
-        long t = ThreadIndex();
-        lane = (int)(t & 31);
-        int chunks = (cols + 127) >> 7;
-        long warp = t >> 5, row = warp / chunks;
-        p = (int)(warp - row * chunks) * 128 + lane * 4;
-        bool active = row < rows;
-        i = row * cols + p;
-        var io = default(TIo);
-        v0 = active && p < cols ? io.Load(x, i) : 0f;
-        v1 = active && p + 1 < cols ? io.Load(x, i + 1) : 0f;
-        v2 = active && p + 2 < cols ? io.Load(x, i + 2) : 0f;
-        v3 = active && p + 3 < cols ? io.Load(x, i + 3) : 0f;
-        return active;
-    }
-
-    // ---------------------------------------------------------------- MX (MXFP4 both rules, MXFP8)
-
-    /// <summary>
-    /// Reference: ReferenceQuantizer.MxBlock. The grid value of one element of an MX block with amax bits
-    /// <paramref name="amax"/> (NaN in a non-finite block, 0 in a zero block) and the block's exponent.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float MxGrid<TRule, TRound>(ArrayView<float> ema, long i, float v, uint amax, int s, ulong seed, ulong stream)
-        where TRule : struct, IMxRule where TRound : struct, IRoundingMode
-    {
-        if (amax >= NonFiniteBits) return float.NaN;
-        if (amax == 0) return 0f;
-        return ScalarCore.MxGrid(v, s, default(TRule).Fp8, default(TRound).Mode, Uniform<TRound>(seed, stream, i), Ema<TRound>(ema, i));
-    }
-
-    /// <summary>The block exponent of an MX block with amax bits <paramref name="amax"/> (the minimum for a zero or non-finite block).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int MxExponent<TRule>(uint amax) where TRule : struct, IMxRule =>
-        amax == 0 || amax >= NonFiniteBits ? E8M0.MinExponent : ScalarCore.MxExponent(Bits.AsFloat(amax), default(TRule).Fp8, default(TRule).Rule);
-
-    /// <summary>Stores one element: y = g·2^s (exact), and its code when storing.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MxStore<TIo, T>(ArrayView<T> y, long i, float g, int s) where T : unmanaged where TIo : struct, IElementIo<T> =>
-        default(TIo).Store(y, i, g * Bits.Pow2(s));
-
-    /// <summary>MX blocks of 32 along the last axis; with RHT each 16 positions are transformed first (4 lanes).</summary>
+    /// <summary>MX blocks of 32 along the last axis; with RHT each 16 positions (2 lanes) are transformed first.</summary>
     public static void Mx<TIo, T, TRule, TRound, THad, TStore>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
         ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        bool active = Lane<TIo, T>(x, rows, cols, out int lane, out long i, out int p, out float v0, out float v1, out float v2, out float v3);
-        if (default(THad).Enabled) Hadamard4Lanes(ref v0, ref v1, ref v2, ref v3, lane & 3, signs);
-        uint m = WarpMax(Max(Max(AbsBits(v0), AbsBits(v1)), Max(AbsBits(v2), AbsBits(v3))), 8);
-        if (!active || p >= cols) return;
-        int s = MxExponent<TRule>(m);
-        float g0 = MxGrid<TRule, TRound>(ema, i, v0, m, s, seed, stream);
-        float g1 = p + 1 < cols ? MxGrid<TRule, TRound>(ema, i + 1, v1, m, s, seed, stream) : 0f;
-        float g2 = p + 2 < cols ? MxGrid<TRule, TRound>(ema, i + 2, v2, m, s, seed, stream) : 0f;
-        float g3 = p + 3 < cols ? MxGrid<TRule, TRound>(ema, i + 3, v3, m, s, seed, stream) : 0f;
-        MxStore<TIo, T>(y, i, g0, s);
-        if (p + 1 < cols) MxStore<TIo, T>(y, i + 1, g1, s);
-        if (p + 2 < cols) MxStore<TIo, T>(y, i + 2, g2, s);
-        if (p + 3 < cols) MxStore<TIo, T>(y, i + 3, g3, s);
+        var at = RowLane.Current(rows, cols);
+        if (!at.InRows) return;
+        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+        if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
+        uint m = WarpMax(v.AbsMax(), 4);
+        if (at.Count == 0) return;
+        int s = BlockMath.MxExponent<TRule>(m);
+        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream, at.Index, at.Count, at.Vector),
+            Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector));
+        BlockMath.StoreMx<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s));
         if (!default(TStore).Enabled) return;
-        // Storage needs cols a multiple of the block (the caller checks), so a lane holds 4 whole elements.
+        // Storage needs cols a multiple of the block (the caller checks), so every lane holds 8 whole elements.
         bool nan = m >= NonFiniteBits;
-        if (default(TRule).Fp8)
-            codes.Cast<uint>()[i >> 2] = nan ? 0u
-                : E4M3.Encode(g0) | (uint)E4M3.Encode(g1) << 8 | (uint)E4M3.Encode(g2) << 16 | (uint)E4M3.Encode(g3) << 24;
-        else
-            codes.Cast<ushort>()[i >> 2] = (ushort)(nan ? 0
-                : E2M1.Encode(g0) | E2M1.Encode(g1) << 4 | E2M1.Encode(g2) << 8 | E2M1.Encode(g3) << 12);
-        if ((lane & 7) == 0) scales[i >> 5] = nan ? E8M0.NaN : E8M0.Encode(s);
+        if (default(TRule).Fp8) codes.Cast<ulong>()[at.Index >> 3] = BlockMath.Fp8Codes(g, nan);
+        else codes.Cast<uint>()[at.Index >> 3] = BlockMath.Fp4Codes(g, nan);
+        if ((at.Lane & 3) == 0) scales[at.Index >> 5] = nan ? E8M0.NaN : E8M0.Encode(s);
     }
-
-    // ---------------------------------------------------------------- NVFP4 (double block and per-tensor)
-
-    /// <summary>Reference: ReferenceQuantizer.NvInner. The outer scale s_o (NaN for a non-finite outer block).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float NvOuter(uint outer) => outer >= NonFiniteBits ? float.NaN : ScalarCore.NvOuterScale(Bits.AsFloat(outer));
-
-    /// <summary>The inner E4M3 scale s_i of a block with amax bits <paramref name="inner"/> under outer scale <paramref name="so"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float NvInner(float so, uint inner) => so == 0f ? 0f : ScalarCore.NvInnerScale(Bits.AsFloat(inner), so);
-
-    /// <summary>Reference: ReferenceQuantizer.NvInner. Block scale FP32(s_i·s_o) from the outer and inner amax bits.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float NvScale(uint outer, uint inner, out bool bad)
-    {
-        bad = outer >= NonFiniteBits;
-        if (bad) return float.NaN;
-        float so = ScalarCore.NvOuterScale(Bits.AsFloat(outer));
-        return NvInner(so, inner) * so;
-    }
-
-    /// <summary>The grid value of one NVFP4 element (0 where the block is non-finite: its value is NaN regardless).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float NvGrid<TRound>(ArrayView<float> ema, long i, float v, float scale, bool bad, ulong seed, ulong stream)
-        where TRound : struct, IRoundingMode =>
-        bad ? 0f : ScalarCore.NvGrid(v, scale, default(TRound).Mode, Uniform<TRound>(seed, stream, i), Ema<TRound>(ema, i));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void NvStore<TIo, T>(ArrayView<T> y, long i, float g, float scale, bool bad) where T : unmanaged where TIo : struct, IElementIo<T> =>
-        default(TIo).Store(y, i, bad ? float.NaN : g * scale);
 
     /// <summary>
-    /// NVFP4 inner blocks of 16 along the last axis: one warp per 128 positions (= one outer block). The outer amax is
-    /// the warp's (TetraJet-v2) or the per-tensor amax bits in <paramref name="tensorAmax"/>[0] (NVIDIA recipe).
-    /// Storage: TetraJet-v2's double block only.
+    /// NVFP4 inner blocks of 16 along the last axis (2 lanes); the outer amax is the 128-block's (16 lanes, TetraJet-v2)
+    /// or the per-tensor amax bits in <paramref name="tensorAmax"/>[0] (NVIDIA recipe). Storage: TetraJet-v2's double block only.
     /// </summary>
     public static void Nv<TIo, T, TOuter, TRound, THad, TStore>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
         ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        bool active = Lane<TIo, T>(x, rows, cols, out int lane, out long i, out int p, out float v0, out float v1, out float v2, out float v3);
-        if (default(THad).Enabled) Hadamard4Lanes(ref v0, ref v1, ref v2, ref v3, lane & 3, signs);
-        uint inner = WarpMax(Max(Max(AbsBits(v0), AbsBits(v1)), Max(AbsBits(v2), AbsBits(v3))), 4);
-        uint outerBits = default(TOuter).PerTensor ? tensorAmax[0] : WarpMaxFrom(inner, 4);
-        if (!active || p >= cols) return;
+        var at = RowLane.Current(rows, cols);
+        if (!at.InRows) return;
+        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+        if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
+        uint inner = WarpMax(v.AbsMax(), 2);
+        uint outerBits = default(TOuter).PerTensor ? tensorAmax[0] : WarpMax(inner, 2, 16);
+        if (at.Count == 0) return;
         bool bad = outerBits >= NonFiniteBits;
-        float so = NvOuter(outerBits);
-        float si = bad ? float.NaN : NvInner(so, inner);
-        float scale = si * so;
-        float g0 = NvGrid<TRound>(ema, i, v0, scale, bad, seed, stream);
-        float g1 = p + 1 < cols ? NvGrid<TRound>(ema, i + 1, v1, scale, bad, seed, stream) : 0f;
-        float g2 = p + 2 < cols ? NvGrid<TRound>(ema, i + 2, v2, scale, bad, seed, stream) : 0f;
-        float g3 = p + 3 < cols ? NvGrid<TRound>(ema, i + 3, v3, scale, bad, seed, stream) : 0f;
-        NvStore<TIo, T>(y, i, g0, scale, bad);
-        if (p + 1 < cols) NvStore<TIo, T>(y, i + 1, g1, scale, bad);
-        if (p + 2 < cols) NvStore<TIo, T>(y, i + 2, g2, scale, bad);
-        if (p + 3 < cols) NvStore<TIo, T>(y, i + 3, g3, scale, bad);
+        float so = BlockMath.NvOuter(outerBits), si = BlockMath.NvInner(outerBits, so, inner), scale = si * so;
+        var g = BlockMath.NvGrid<TRound>(v, scale, bad, Uniforms<TRound>(seed, stream, at.Index, at.Count, at.Vector),
+            Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector));
+        Vec8Io.Store<TIo, T>(y, at.Index, at.Count, at.Vector, BlockMath.NvValues(g, scale, bad));
         if (!default(TStore).Enabled) return;
-        codes.Cast<ushort>()[i >> 2] = (ushort)(E2M1.Encode(g0) | E2M1.Encode(g1) << 4 | E2M1.Encode(g2) << 8 | E2M1.Encode(g3) << 12);
-        if ((lane & 3) == 0) scales[i >> 4] = E4M3.Encode(si);
-        if (lane == 0) outer[i >> 7] = so;
+        codes.Cast<uint>()[at.Index >> 3] = BlockMath.Fp4Codes(g, false);
+        if ((at.Lane & 1) == 0) scales[at.Index >> 4] = E4M3.Encode(si);
+        if ((at.Lane & 15) == 0) outer[at.Index >> 7] = so;
     }
 
     /// <summary>
-    /// Per-tensor NVFP4 with 16×16 tiles (reference: ReferenceQuantizer.NvTiles): one thread per (column, 16-row band),
-    /// the tile amax reduced over 16 lanes. Needs rows and cols multiples of 16. No storage form (the NVIDIA recipe keeps
-    /// its weight dequantized). Launched over (rows / 16)·cols threads.
+    /// Per-tensor NVFP4 with 16×16 tiles (reference: ReferenceQuantizer.NvTiles): one thread per (16-row band, 8 columns),
+    /// a tile's amax reduced over the 2 lanes of its 16 columns; the band is read twice (amax, then rounding; the second
+    /// time from cache) with 16-byte accesses. Needs rows and cols multiples of 16 (so 8 | cols). No storage form (the
+    /// NVIDIA recipe keeps its weight dequantized). Launched over <see cref="KernelGeometry.Tile16Threads"/>.
     /// </summary>
     public static void NvTile16<TIo, T, TRound>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
         ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
-        long t = ThreadIndex();
-        long band = t / cols;
-        int c = (int)(t - band * cols);
-        bool active = band < rows / 16;
-        long i0 = band * 16 * cols + c;
+        int t = ThreadIndex32(), perRow = cols >> 3;
+        int band = t / perRow, c = (t - band * perRow) * 8;
+        bool active = band < rows >> 4;
+        long i0 = (long)band * 16 * cols + c;
         uint m = 0;
         if (active)
-            for (int k = 0; k < 16; k++) m = Max(m, AbsBits(default(TIo).Load(x, i0 + (long)k * cols)));
-        m = WarpMax(m, 16);
+            for (int k = 0; k < 16; k++) m = Max(m, default(TIo).Load8(x, i0 + (long)k * cols).AbsMax());
+        // Every lane reaches the shuffle; the two lanes of a tile share their band (perRow is even).
+        m = WarpMax(m, 2);
         if (!active) return;
-        float scale = NvScale(tensorAmax[0], m, out bool bad);
+        uint outerBits = tensorAmax[0];
+        bool bad = outerBits >= NonFiniteBits;
+        float so = BlockMath.NvOuter(outerBits), scale = BlockMath.NvInner(outerBits, so, m) * so;
         for (int k = 0; k < 16; k++)
         {
             long i = i0 + (long)k * cols;
-            NvStore<TIo, T>(y, i, NvGrid<TRound>(ema, i, default(TIo).Load(x, i), scale, bad, seed, stream), scale, bad);
+            var g = BlockMath.NvGrid<TRound>(default(TIo).Load8(x, i), scale, bad, Uniforms<TRound>(seed, stream, i, 8, true),
+                Vec8Io.Ema<TRound>(ema, i, 8, true));
+            default(TIo).Store8(y, i, BlockMath.NvValues(g, scale, bad));
         }
     }
 }

@@ -6,56 +6,53 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// An operand's storage form back to values along the last axis (the form the row kernels write with
-/// <see cref="Store"/>): one thread per 4 elements, one 16-bit word of FP4 codes (32-bit of MXFP8). Reference: the reference quantizer's
-/// dequantized output, which the tests compare bit for bit.
+/// <see cref="Store"/>): a thread per 8 elements, one 4-byte code word (8 bytes for MXFP8) and one 16-byte store (bf16; two for f32);
+/// launched over <see cref="KernelGeometry.UnpackThreads"/>. The count is a multiple of 8 (rows of whole blocks).
+/// Reference: the reference quantizer's dequantized output, which the tests compare bit for bit.
 /// </summary>
 public static class UnpackKernels
 {
+    static Vec8 Decode(uint w, float scale) => new()
+    {
+        V0 = Fp4Grid.Decode(w) * scale, V1 = Fp4Grid.Decode(w >> 4) * scale, V2 = Fp4Grid.Decode(w >> 8) * scale, V3 = Fp4Grid.Decode(w >> 12) * scale,
+        V4 = Fp4Grid.Decode(w >> 16) * scale, V5 = Fp4Grid.Decode(w >> 20) * scale, V6 = Fp4Grid.Decode(w >> 24) * scale, V7 = Fp4Grid.Decode(w >> 28) * scale,
+    };
+
     /// <summary>MXFP4 storage back to values: code × 2^s, rounded to the element type on store.</summary>
     public static void Mx<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, long count)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        long i = t * 4;
+        int t = ThreadIndex32();
+        long i = (long)t * 8;
         if (i >= count) return;
-        int word = codes.Cast<ushort>()[t];
-        float scale = E8M0.Decode(scales[i >> 5]);
-        var io = default(TIo);
-        io.Store(y, i, E2M1.Decode(word & 15) * scale);
-        io.Store(y, i + 1, E2M1.Decode((word >> 4) & 15) * scale);
-        io.Store(y, i + 2, E2M1.Decode((word >> 8) & 15) * scale);
-        io.Store(y, i + 3, E2M1.Decode((word >> 12) & 15) * scale);
+        default(TIo).Store8(y, i, Decode(codes.Cast<uint>()[t], E8M0.Decode(scales[i >> 5])));
     }
 
     /// <summary>NVFP4 storage back to values: code × FP32(s_i·s_o).</summary>
     public static void Nv<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, long count)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        long i = t * 4;
+        int t = ThreadIndex32();
+        long i = (long)t * 8;
         if (i >= count) return;
-        int word = codes.Cast<ushort>()[t];
-        float scale = E4M3.Decode(scales[i >> 4]) * outer[i >> 7];
-        var io = default(TIo);
-        io.Store(y, i, E2M1.Decode(word & 15) * scale);
-        io.Store(y, i + 1, E2M1.Decode((word >> 4) & 15) * scale);
-        io.Store(y, i + 2, E2M1.Decode((word >> 8) & 15) * scale);
-        io.Store(y, i + 3, E2M1.Decode((word >> 12) & 15) * scale);
+        default(TIo).Store8(y, i, Decode(codes.Cast<uint>()[t], E4M3.Decode(scales[i >> 4]) * outer[i >> 7]));
     }
 
-    /// <summary>MXFP8 storage back to values: E4M3 value × 2^s, one 32-bit word of four codes per thread.</summary>
+    /// <summary>MXFP8 storage back to values: E4M3 value × 2^s, one 8-byte word of codes per thread.</summary>
     public static void Mx8<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, long count)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        long t = ThreadIndex();
-        long i = t * 4;
+        int t = ThreadIndex32();
+        long i = (long)t * 8;
         if (i >= count) return;
-        uint word = codes.Cast<uint>()[t];
+        ulong w = codes.Cast<ulong>()[t];
         float scale = E8M0.Decode(scales[i >> 5]);
-        var io = default(TIo);
-        io.Store(y, i, E4M3.Decode((byte)word) * scale);
-        io.Store(y, i + 1, E4M3.Decode((byte)(word >> 8)) * scale);
-        io.Store(y, i + 2, E4M3.Decode((byte)(word >> 16)) * scale);
-        io.Store(y, i + 3, E4M3.Decode((byte)(word >> 24)) * scale);
+        default(TIo).Store8(y, i, new Vec8
+        {
+            V0 = Fp8Operand.Value((uint)w & 0xFF) * scale, V1 = Fp8Operand.Value((uint)(w >> 8) & 0xFF) * scale,
+            V2 = Fp8Operand.Value((uint)(w >> 16) & 0xFF) * scale, V3 = Fp8Operand.Value((uint)(w >> 24) & 0xFF) * scale,
+            V4 = Fp8Operand.Value((uint)(w >> 32) & 0xFF) * scale, V5 = Fp8Operand.Value((uint)(w >> 40) & 0xFF) * scale,
+            V6 = Fp8Operand.Value((uint)(w >> 48) & 0xFF) * scale, V7 = Fp8Operand.Value((uint)(w >> 56) & 0xFF) * scale,
+        });
     }
 }

@@ -17,6 +17,9 @@ public class CudaTensorTests
     public void Every_quantizer_on_CUDA_tensors_matches_the_reference_bit_for_bit() => AssertAll(GpuSelfCheck.Correctness(CUDA));
 
     [CudaFact]
+    public void FP8_operands_on_CUDA_tensors_are_exact_and_flag_every_broken_span() => AssertAll(Fp8SelfCheck.RunAll(CUDA));
+
+    [CudaFact]
     public void Torch_op_then_kernel_then_torch_op_stays_ordered_without_synchronising()
     {
         AssertAll([

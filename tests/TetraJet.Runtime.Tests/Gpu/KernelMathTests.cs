@@ -43,6 +43,121 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
         GpuTestData.AssertBitsEqual(expected, buf2.GetAsArray1D(), "Hadamard4Lanes");
     }
 
+    static void Hadamard2LanesKernel(ArrayView<float> x, uint signs)
+    {
+        int lane = Group.IdxX;
+        var v = default(F32Io).Load8(x, lane * 8);
+        default(F32Io).Store8(x, lane * 8, KernelMath.Hadamard2Lanes(v, (lane & 1) != 0, signs));
+    }
+
+    static void Hadamard16RegistersKernel(ArrayView<float> x, uint signs)
+    {
+        int at = Grid.IdxX * 16;
+        Vec8 lo = default(F32Io).Load8(x, at), hi = default(F32Io).Load8(x, at + 8);
+        KernelMath.Hadamard16(ref lo, ref hi, signs);
+        default(F32Io).Store8(x, at, lo);
+        default(F32Io).Store8(x, at + 8, hi);
+    }
+
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(0xB4D2u)]
+    [InlineData(0xFFFFu)]
+    public void Eight_element_RHT_forms_match_Hadamard_Transform16(uint signs)
+    {
+        var rng = new Random((int)signs + 1);
+        var x = Enumerable.Range(0, 256).Select(_ => (float)(rng.NextDouble() * 20 - 10) * MathF.Pow(2, rng.Next(-20, 20))).ToArray();
+        var expected = (float[])x.Clone();
+        for (int b = 0; b < 256; b += 16) Hadamard.Transform16(expected.AsSpan(b, 16), signs);
+
+        var acc = fixture.Accelerator;
+        using var buf = acc.Allocate1D(x);
+        acc.LoadStreamKernel<ArrayView<float>, uint>(Hadamard2LanesKernel)(new KernelConfig(1, 32), buf.View, signs);
+        acc.Synchronize();
+        GpuTestData.AssertBitsEqual(expected, buf.GetAsArray1D(), "Hadamard2Lanes");
+
+        using var buf2 = acc.Allocate1D(x);
+        acc.LoadStreamKernel<ArrayView<float>, uint>(Hadamard16RegistersKernel)(new KernelConfig(16, 1), buf2.View, signs);
+        acc.Synchronize();
+        GpuTestData.AssertBitsEqual(expected, buf2.GetAsArray1D(), "Hadamard16 in registers");
+    }
+
+    /// <summary>Scaled values an E2M1 rounding meets: every tie and grid point ± 1 ulp, saturation, subnormals, zeros, random magnitudes.</summary>
+    static IEnumerable<float> RoundingInputs()
+    {
+        var rng = new Random(7);
+        float[] points = [0f, 0.25f, 0.5f, 0.75f, 1f, 1.25f, 1.5f, 1.75f, 2f, 2.5f, 3f, 3.5f, 4f, 5f, 6f, 7f, 8f, 1e30f, float.PositiveInfinity, 1e-45f, 1e-40f, 1.1754942E-38f];
+        foreach (float p in points)
+            foreach (int d in new[] { -2, -1, 0, 1, 2 })
+            {
+                uint b = BitConverter.SingleToUInt32Bits(p);
+                if ((long)b + d < 0 || p == float.PositiveInfinity && d > 0) continue;
+                float v = BitConverter.UInt32BitsToSingle((uint)((long)b + d));
+                yield return v;
+                yield return -v;
+            }
+        for (int k = 0; k < 20000; k++)
+        {
+            float v = (float)(rng.NextDouble() * 7) * (rng.Next(2) == 0 ? 1 : -1);
+            yield return k % 5 == 0 ? v * MathF.Pow(2, rng.Next(-30, 4)) : v;
+        }
+    }
+
+    [Fact]
+    public void Branch_free_E2M1_rounding_matches_the_reference_bit_for_bit()
+    {
+        var rng = new Random(11);
+        int n = 0;
+        foreach (float v in RoundingInputs())
+        {
+            float u = (rng.Next(1 << 24)) * (1f / 16777216f);
+            float e = (float)(rng.NextDouble() * 14 - 7);
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundNearest(v)), BitConverter.SingleToUInt32Bits(Fp4Grid.Nearest(v)));
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u)));
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundEmaGuided(v, e)), BitConverter.SingleToUInt32Bits(Fp4Grid.EmaGuided(v, e)));
+            // SR at the edges of its threshold: u just below and at p.
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0f)));
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f)));
+            n++;
+        }
+        Assert.True(n > 20000);
+    }
+
+    [Fact]
+    public void E2M1_codes_encode_and_decode_like_the_reference()
+    {
+        for (int code = 0; code < 16; code++)
+        {
+            float g = Formats.E2M1.Decode(code);
+            Assert.Equal(BitConverter.SingleToUInt32Bits(g), BitConverter.SingleToUInt32Bits(Fp4Grid.Decode((uint)code | 0xABC0u)));
+            Assert.Equal((uint)Formats.E2M1.Encode(g), Fp4Grid.Code(g));
+        }
+    }
+
+    [Fact]
+    public void Fp8_operand_codes_are_the_E4M3_codes_of_the_scaled_grid_values()
+    {
+        for (int code = 0; code < 16; code++)
+            for (int shift = -8; shift <= 6; shift++)
+            {
+                float g = Formats.E2M1.Decode(code);
+                float w = g * MathF.Pow(2, shift);
+                uint c8 = Fp8Operand.Code(g, shift);
+                Assert.Equal((uint)Formats.E4M3.Encode(w), c8);
+                // Exact: the code's value is the scaled grid value itself.
+                Assert.Equal(BitConverter.SingleToUInt32Bits(w), BitConverter.SingleToUInt32Bits(Fp8Operand.Value(c8)));
+            }
+        // Below the bound the element is a signed zero (its row is flagged); every E4M3 code decodes as the reference decodes it.
+        Assert.Equal(0x80u, Fp8Operand.Code(-6f, -9));
+        Assert.Equal(0u, Fp8Operand.Code(6f, -20));
+        for (int code = 0; code < 256; code++)
+        {
+            float a = Formats.E4M3.Decode((byte)code), b = Fp8Operand.Value((uint)code);
+            if (float.IsNaN(a)) Assert.True(float.IsNaN(b), $"code 0x{code:X2}");
+            else Assert.Equal(BitConverter.SingleToUInt32Bits(a), BitConverter.SingleToUInt32Bits(b));
+        }
+    }
+
     [Fact]
     public void Bf16_narrowing_matches_torch()
     {

@@ -1,0 +1,122 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using TetraJet.Formats;
+using static TetraJet.Quantization.Gpu.KernelMath;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// The block steps of ALGORITHMS.md §3 on eight elements at a time, shared by every kernel family. Reference beside each:
+/// ReferenceQuantizer.MxBlock and NvInner; every kernel built on them is compared with the reference bit for bit.
+/// </summary>
+public static class BlockMath
+{
+    // ---------------------------------------------------------------- MX (MXFP4 both rules, MXFP8)
+
+    /// <summary>The block exponent of an MX block with amax bits <paramref name="amax"/> (the minimum for a zero or non-finite block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int MxExponent<TRule>(uint amax) where TRule : struct, IMxRule =>
+        amax == 0 || amax >= NonFiniteBits ? E8M0.MinExponent : ScalarCore.MxExponent(Bits.AsFloat(amax), default(TRule).Fp8, default(TRule).Rule);
+
+    /// <summary>Reference: ScalarCore.MxGrid. One already-scaled element (v = x·2^-s, e = ema·2^-s) onto the element grid.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float MxOne<TRule, TRound>(float v, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
+        default(TRule).Fp8 ? ScalarCore.RoundFp8(v, default(TRound).Mode, u, e) : Fp4Grid.Round<TRound>(v, u, e);
+
+    /// <summary>
+    /// Reference: ReferenceQuantizer.MxBlock. The grid values of eight elements of an MX block with amax bits
+    /// <paramref name="amax"/> and exponent <paramref name="s"/>: NaN in a non-finite block, +0 in a zero block.
+    /// x·2^-s is a multiplication by an exact power of two, as in the reference.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 MxGrid<TRule, TRound>(Vec8 v, uint amax, int s, Vec8 u, Vec8 e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode
+    {
+        Vec8 g = default;
+        if (amax >= NonFiniteBits)
+        {
+            g.V0 = g.V1 = g.V2 = g.V3 = g.V4 = g.V5 = g.V6 = g.V7 = float.NaN;
+            return g;
+        }
+        if (amax == 0) return g;
+        float inv = Bits.Pow2(-s);
+        g.V0 = MxOne<TRule, TRound>(v.V0 * inv, u.V0, e.V0 * inv);
+        g.V1 = MxOne<TRule, TRound>(v.V1 * inv, u.V1, e.V1 * inv);
+        g.V2 = MxOne<TRule, TRound>(v.V2 * inv, u.V2, e.V2 * inv);
+        g.V3 = MxOne<TRule, TRound>(v.V3 * inv, u.V3, e.V3 * inv);
+        g.V4 = MxOne<TRule, TRound>(v.V4 * inv, u.V4, e.V4 * inv);
+        g.V5 = MxOne<TRule, TRound>(v.V5 * inv, u.V5, e.V5 * inv);
+        g.V6 = MxOne<TRule, TRound>(v.V6 * inv, u.V6, e.V6 * inv);
+        g.V7 = MxOne<TRule, TRound>(v.V7 * inv, u.V7, e.V7 * inv);
+        return g;
+    }
+
+    /// <summary>The values Q = g·2^s (exact scalings; NaN stays NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 MxValues(Vec8 g, int s) => g.Times(Bits.Pow2(s));
+
+    /// <summary>
+    /// Stores MX values: MXFP4 values (E2M1 × 2^s, at least 2^-128) are exact in bfloat16, so they skip the rounding
+    /// step; MXFP8 values can be FP32 subnormals with bits below bfloat16's, so they round as any value does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreMx<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
+    {
+        if (default(TRule).Fp8) Vec8Io.Store<TIo, T>(y, i, n, vector, q);
+        else Vec8Io.StoreExact<TIo, T>(y, i, n, vector, q);
+    }
+
+    /// <summary>The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Fp4Codes(Vec8 g, bool nan) => nan ? 0u
+        : Fp4Grid.Code(g.V0) | Fp4Grid.Code(g.V1) << 4 | Fp4Grid.Code(g.V2) << 8 | Fp4Grid.Code(g.V3) << 12
+        | Fp4Grid.Code(g.V4) << 16 | Fp4Grid.Code(g.V5) << 20 | Fp4Grid.Code(g.V6) << 24 | Fp4Grid.Code(g.V7) << 28;
+
+    /// <summary>The E4M3 codes of eight MXFP8 grid values in one 64-bit word (element k in byte k); 0 for a non-finite block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Fp8Codes(Vec8 g, bool nan) => nan ? 0ul
+        : E4M3.Encode(g.V0) | (ulong)E4M3.Encode(g.V1) << 8 | (ulong)E4M3.Encode(g.V2) << 16 | (ulong)E4M3.Encode(g.V3) << 24
+        | (ulong)E4M3.Encode(g.V4) << 32 | (ulong)E4M3.Encode(g.V5) << 40 | (ulong)E4M3.Encode(g.V6) << 48 | (ulong)E4M3.Encode(g.V7) << 56;
+
+    // ---------------------------------------------------------------- NVFP4 (double block and per-tensor)
+
+    /// <summary>Reference: ReferenceQuantizer (outer block). The outer scale s_o (NaN for a non-finite outer block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float NvOuter(uint outer) => outer >= NonFiniteBits ? float.NaN : ScalarCore.NvOuterScale(Bits.AsFloat(outer));
+
+    /// <summary>Reference: ReferenceQuantizer.NvInner. The inner E4M3 scale s_i under outer scale <paramref name="so"/> (NaN for a non-finite outer block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float NvInner(uint outer, float so, uint inner) =>
+        outer >= NonFiniteBits ? float.NaN : so == 0f ? 0f : ScalarCore.NvInnerScale(Bits.AsFloat(inner), so);
+
+    /// <summary>Reference: ReferenceQuantizer.NvInner. One element: round(x / scale) with IEEE divisions (the spec's), 0 for a zero scale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float NvOne<TRound>(float v, float scale, float u, float e) where TRound : struct, IRoundingMode
+    {
+        // Divide by 1 where the scale is 0 and select afterwards: one flat select instead of a branch around the division.
+        float d = scale == 0f ? 1f : scale;
+        float g = Fp4Grid.Round<TRound>(v / d, u, e / d);
+        return scale == 0f ? 0f : g;
+    }
+
+    /// <summary>The grid values of eight NVFP4 elements with block scale FP32(s_i·s_o); 0 where the outer block is non-finite.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 NvGrid<TRound>(Vec8 v, float scale, bool bad, Vec8 u, Vec8 e) where TRound : struct, IRoundingMode
+    {
+        Vec8 g = default;
+        if (bad) return g;
+        g.V0 = NvOne<TRound>(v.V0, scale, u.V0, e.V0);
+        g.V1 = NvOne<TRound>(v.V1, scale, u.V1, e.V1);
+        g.V2 = NvOne<TRound>(v.V2, scale, u.V2, e.V2);
+        g.V3 = NvOne<TRound>(v.V3, scale, u.V3, e.V3);
+        g.V4 = NvOne<TRound>(v.V4, scale, u.V4, e.V4);
+        g.V5 = NvOne<TRound>(v.V5, scale, u.V5, e.V5);
+        g.V6 = NvOne<TRound>(v.V6, scale, u.V6, e.V6);
+        g.V7 = NvOne<TRound>(v.V7, scale, u.V7, e.V7);
+        return g;
+    }
+
+    /// <summary>The values Q = g·scale (NaN throughout a non-finite outer block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 NvValues(Vec8 g, float scale, bool bad) => g.Times(bad ? float.NaN : scale);
+}

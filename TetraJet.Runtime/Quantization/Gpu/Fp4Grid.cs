@@ -1,0 +1,101 @@
+using System.Runtime.CompilerServices;
+using TetraJet.Formats;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// The E2M1 roundings of ALGORITHMS.md §2 without branch trees, for the kernels: the grid brackets come from the bits of
+/// the saturated |v| (one fraction bit above 1, halves below), so each mode is a few integer operations and selects.
+/// Reference beside each: <see cref="E2M1"/>; KernelMathTests compare them on every float class (ties, saturation,
+/// subnormals, signed zeros) bit for bit. None of them is called with NaN (the block paths return NaN first).
+/// </summary>
+public static class Fp4Grid
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Saturated(float v)
+    {
+        float a = Bits.Abs(v);
+        return a > E2M1.Max ? E2M1.Max : a;
+    }
+
+    /// <summary>Reference: E2M1.RoundNearest. Below 1 the grid is the multiples of 0.5; above, one fraction bit (RNE on the bits).</summary>
+    /// <remarks>Every choice is one flat select (nested conditionals compile to branches).</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Nearest(float v)
+    {
+        float a = Saturated(v);
+        // Below 1 the candidates are 0, 0.5 and 1; the ties 0.25 and 0.75 go to the even codes 0 and 2.
+        float half = a > 0.25f ? 0.5f : 0f, other = a >= 0.75f ? 0.5f : 0f;
+        float small = half + other;
+        uint b = Bits.AsUInt(a);
+        float large = Bits.AsFloat((b + 0x1FFFFFu + ((b >> 22) & 1u)) & 0xFFC00000u);
+        float r = a < 1f ? small : large;
+        return Bits.WithSignOf(r, v);
+    }
+
+    /// <summary>The grid values lo ≤ a &lt; hi around the saturated a = min(|v|, 6) (hi = lo = 6 at 6) and 1/(hi − lo).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Bracket(float v, out float lo, out float hi, out float inverseStep)
+    {
+        float a = Saturated(v);
+        uint b = Bits.AsUInt(a), t = b & 0xFFC00000u;
+        bool small = a < 1f;
+        float loSmall = a >= 0.5f ? 0.5f : 0f, loLarge = Bits.AsFloat(t);
+        float hiSmall = loSmall + 0.5f, hiLarge = Bits.AsFloat(t + 0x400000u);
+        lo = small ? loSmall : loLarge;
+        float next = small ? hiSmall : hiLarge;
+        hi = a >= E2M1.Max ? E2M1.Max : next;
+        // The step above 1 is 2^(e−1) for a in [2^e, 2^(e+1)); its inverse 2^(1−e) has biased exponent 255 − biased(a).
+        float inverseLarge = Bits.AsFloat((255u - (b >> 23)) << 23);
+        inverseStep = small ? 2f : inverseLarge;
+        return a;
+    }
+
+    /// <summary>Reference: E2M1.RoundStochastic. (a − lo)·2^k equals the reference's exact division by the power of two hi − lo.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Stochastic(float v, float u)
+    {
+        float a = Bracket(v, out float lo, out float hi, out float inverseStep);
+        return Bits.WithSignOf(u < (a - lo) * inverseStep ? hi : lo, v);
+    }
+
+    /// <summary>Reference: E2M1.RoundEmaGuided.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float EmaGuided(float v, float e)
+    {
+        Bracket(v, out float lo, out float hi, out _);
+        float se = (Bits.AsUInt(v) & 0x80000000u) != 0 ? -e : e;
+        return Bits.WithSignOf(se >= (lo + hi) * 0.5f ? hi : lo, v);
+    }
+
+    /// <summary>Reference: ScalarCore.RoundFp4 with the mode a compile-time constant.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Round<TRound>(float v, float u, float e) where TRound : struct, IRoundingMode => default(TRound).Mode switch
+    {
+        Rounding.Stochastic => Stochastic(v, u),
+        Rounding.EmaGuided => EmaGuided(v, e),
+        _ => Nearest(v),
+    };
+
+    /// <summary>Reference: E2M1.Encode. The 4-bit code of a grid value: below 1 it is 2|g| (0 or 1); above, the exponent and fraction bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Code(float g)
+    {
+        uint b = Bits.AsUInt(g), sign = (b >> 28) & 8u, m = b & 0x7FFFFFFFu;
+        // 1.0 = 0x3F800000: bits >> 22 is 254 for code 2, and each grid step above adds one.
+        uint small = m != 0 ? 1u : 0u, large = (m >> 22) - 252u;
+        uint code = m < 0x3F800000u ? small : large;
+        return sign | code;
+    }
+
+    /// <summary>Reference: E2M1.Decode. The value of the 4-bit code in the low bits of <paramref name="w"/> (bit 3 the sign), from bits alone.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Decode(uint w)
+    {
+        uint m = w & 7u;
+        // Codes 0 and 1 are 0 and 0.5 (0x3F000000); from 2 on, the exponent and fraction bit of (m + 252) << 22.
+        uint small = m * 0x3F000000u, large = (m + 252u) << 22;
+        uint bits = m < 2u ? small : large;
+        return Bits.AsFloat(bits | (w & 8u) << 28);
+    }
+}

@@ -1,0 +1,104 @@
+using ILGPU;
+using TetraJet.Formats;
+using static TetraJet.Quantization.Gpu.KernelMath;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// dY [rows, cols] read once into both FP8 operands of backward (<see cref="Fp8Operand"/>): Q3 along N (the rows kernel's
+/// output: codes3 [rows, cols], scales3 [⌈cols/128⌉][rows], flags3 of rows, side3 [rows, cols]) and Q5 along T,
+/// transposed (the first-axis kernel's output: codes5 [cols, paddedRows], scales5 [paddedRows/128][cols], flags5 of
+/// columns, side5 [cols, paddedRows]), each with its own SR stream. Signature: <see cref="Fp8DualKernel{T}"/>.
+/// </summary>
+/// <remarks>
+/// A group per [128 × 128] region, launched over <see cref="KernelGeometry.Fp8DualThreads"/>, taken as four [128 × 32]
+/// quarter tiles, each loaded once. From each quarter the group makes Q5 exactly as <see cref="Fp8ColumnKernels"/> does,
+/// and Q3's block of every row (a quarter row is one MX block of 32): its E2M1 grid values (4-bit codes), amax and
+/// exponent go to shared memory. Once the four quarters are in, each row's 128-group is complete: its scale, span and
+/// FP8 codes are written (8 bytes per thread, whole rows per half-warp). Shared memory ≈ 35 KB a group. cols is a
+/// multiple of 32.
+/// </remarks>
+public static class Fp8DualKernels
+{
+    const int Quarter = Fp8ColumnKernels.Cols;
+
+    public static void Mx<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3,
+        ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows,
+        ulong seed, ulong stream3, ulong stream5)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
+    {
+        var tile = Fp8ColumnKernels.Tile.Allocate();
+        var grid3 = SharedMemory.Allocate<uint>(128 * 16);    // Q3 grid codes: [row][quarter · 4 + word], 8 elements a word
+        var amax3 = SharedMemory.Allocate<uint>(128 * 4);     // Q3 block amax bits: [row][quarter]
+        var exp3 = SharedMemory.Allocate<int>(128 * 4);       // Q3 block exponents
+        var max3 = SharedMemory.Allocate<int>(128);           // Q3 group s_max per row
+        var broken3 = SharedMemory.Allocate<int>(128);
+        ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
+        int t = Group.IdxX, lane = t & 31, cc = (t & 3) * 8, rr = t >> 2;
+        bool blocks = (cols & 3) == 0;
+        for (int q = 0; q < 4; q++)
+        {
+            int cq = c0 + q * Quarter;
+            Group.Barrier();                                   // the previous quarter's readers are done with the tile
+            ColumnTiles.LoadPlain<TIo, T>(x, tile.Values, rows, cols, r0, cq, 128, Quarter);
+            Group.Barrier();
+            // Q3: thread (row 32p + rr, columns cc … cc + 7); a row's 32 columns are 4 neighbouring lanes, one MX block.
+            int n = ColumnTiles.Run(cols, cq + cc);
+            for (int p = 0; p < 4; p++)
+            {
+                int r = 32 * p + rr;
+                Vec8 v = Vec8Io.LoadFloats(tile.Values, r * Quarter + cc);
+                uint m = WarpMax(v.AbsMax(), 4);
+                int s = BlockMath.MxExponent<TRule>(m);
+                uint word = 0;
+                if (r0 + r < rows && n > 0)
+                {
+                    long i = (long)(r0 + r) * cols + cq + cc;
+                    var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, blocks), default);
+                    word = BlockMath.Fp4Codes(g, false);
+                }
+                grid3[r * 16 + q * 4 + (t & 3)] = word;
+                if ((t & 3) == 0) { amax3[r * 4 + q] = m; exp3[r * 4 + q] = s; }
+            }
+            if (cq < cols)                                     // group-uniform
+                Fp8ColumnKernels.Process<TIo, T, Fp8FromTensor, TRule, TRound>(tile, x, default, default, default, codes5, scales5, flags5, side5,
+                    rows, cols, paddedRows, r0, cq, seed, stream5);
+        }
+        Group.Barrier();
+
+        // Q3 groups: thread t is row t of the region.
+        {
+            int sMax = Fp8Operand.NoneMax, sMin = Fp8Operand.NoneMin;
+            for (int q = 0; q < 4; q++)
+            {
+                sMax = Max(sMax, Fp8Operand.LiveMax(amax3[t * 4 + q], exp3[t * 4 + q]));
+                sMin = Min(sMin, Fp8Operand.LiveMin(amax3[t * 4 + q], exp3[t * 4 + q]));
+            }
+            bool inside = r0 + t < rows, broken = inside && Fp8Operand.Broken(sMax, sMin);
+            max3[t] = sMax;
+            broken3[t] = broken ? 1 : 0;
+            if (inside) scales3[(c0 >> 7) * rows + r0 + t] = Fp8Operand.GroupScale(sMax);
+            if (broken) Fp8Operand.Flag(flags3, r0 + t);
+        }
+        Group.Barrier();
+        // Q3 codes: thread (row, 8 columns), 16 threads a row, so a half-warp writes a row's 128 bytes.
+        var words3 = codes3.Cast<ulong>();
+        for (int k = t; k < 128 * 16; k += KernelGeometry.GroupSize)
+        {
+            int r = k >> 4, j = k & 15, q = j >> 2, c = c0 + 8 * j;
+            if (r0 + r >= rows || c >= cols) continue;
+            uint word = grid3[r * 16 + j];
+            Vec8 g = new()
+            {
+                V0 = Fp4Grid.Decode(word), V1 = Fp4Grid.Decode(word >> 4), V2 = Fp4Grid.Decode(word >> 8), V3 = Fp4Grid.Decode(word >> 12),
+                V4 = Fp4Grid.Decode(word >> 16), V5 = Fp4Grid.Decode(word >> 20), V6 = Fp4Grid.Decode(word >> 24), V7 = Fp4Grid.Decode(word >> 28),
+            };
+            words3[((long)(r0 + r) * cols + c) >> 3] = Fp8Operand.Codes(g, amax3[r * 4 + q], exp3[r * 4 + q], max3[r]);
+        }
+        // Rare: each broken row of the region re-quantized whole into side3, by one warp (warp w takes rows w, w + 4, …).
+        if (!Group.BarrierOr(broken3[t] != 0)) return;
+        for (int r = t >> 5; r < 128; r += 4)
+            if (broken3[r] != 0)
+                Fp8RowKernels.SideRowOf<TIo, T, TRule, TRound>(x, default, side3, r0 + r, cols, lane, seed, stream3);
+    }
+}

@@ -1,0 +1,122 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using TetraJet.Formats;
+using static TetraJet.Quantization.Gpu.KernelMath;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// MXFP4 values as FP8 GEMM operands (HOPPER.md, "Exactness facts"). Along the GEMM's reduction axis every 128 consecutive
+/// elements form a group with one FP32 scale 2^(s_max − 6), s_max the largest E8M0 block exponent among the group's
+/// non-zero, finite blocks. An element g·2^s (g on the E2M1 grid) is then exactly the E4M3 value g·2^(s − s_max + 6)
+/// times the group scale iff s ≥ s_max − 14: E2M1 values times 2^e are E4M3 values for −8 ≤ e ≤ 6 (6·2^6 = 384 ≤ 448,
+/// 0.5·2^-8 = 2^-9 the smallest subnormal). A group whose live blocks span more than 14 binades is "broken": its row
+/// is flagged and computed exactly elsewhere (<see cref="Fp8PatchKernels"/>), so nothing is ever silently rounded.
+/// </summary>
+/// <remarks>
+/// Layouts (what the GEMM interop consumes): codes one E4M3 byte per element in the operand's [rows, reduction] layout;
+/// scales FP32 group-major, <c>scales8[g · rows + r]</c>; a group with no live block has scale 1. Codes: a non-finite
+/// block is all 0x7F (NaN, so NaN reaches the GEMM's output as the reference's NaN would), a zero block all 0x00, a
+/// block below the bound (only in a flagged row) 0 with the element's sign. Flags: <c>flags[0]</c> counts entries
+/// (atomically; the caller zeroes it), <c>flags[1 + i]</c> is a row index; a row may appear more than once; room for
+/// one entry per group (length ≥ 1 + number of group scales) is always enough. The side copy holds the flagged rows'
+/// exact quantized values Q(x) in the operand's dtype, in the codes' layout; other rows of it are left untouched.
+/// </remarks>
+public static class Fp8Operand
+{
+    /// <summary>Elements per group along the reduction axis (cuBLASLt's 1×128 scaling block).</summary>
+    public const int GroupLength = 128;
+
+    /// <summary>The largest span of block exponents (s_max − s) that E4M3 codes times a group scale represent exactly.</summary>
+    public const int MaxSpan = 14;
+
+    /// <summary>The code of every element of a non-finite block.</summary>
+    public const byte NaNCode = 0x7F;
+
+    /// <summary>Stand-ins for "no live block" in the group's max and min reductions (far outside E8M0's range).</summary>
+    public const int NoneMax = -1024, NoneMin = 1024;
+
+    /// <summary>A non-zero, finite block: the only kind that takes part in the group's exponent span.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Live(uint amax) => amax != 0 && amax < NonFiniteBits;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int LiveMax(uint amax, int s) => Live(amax) ? s : NoneMax;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int LiveMin(uint amax, int s) => Live(amax) ? s : NoneMin;
+
+    /// <summary>The group scale 2^(s_max − 6), or 1 for a group without a live block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float GroupScale(int sMax) => sMax == NoneMax ? 1f : Bits.Pow2(sMax - 6);
+
+    /// <summary>Whether the live blocks of a group span more than <see cref="MaxSpan"/> binades (never for fewer than two live blocks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Broken(int sMax, int sMin) => sMax - sMin > MaxSpan;
+
+    /// <summary>
+    /// The E4M3 code of g·2^shift, g an E2M1 grid value and −8 ≤ shift ≤ 6 (exact: the product is an E4M3 value);
+    /// below that reach the element is written as a signed zero (its row is flagged).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Code(float g, int shift) => Encode(g, Factor(shift));
+
+    /// <summary>2^shift where the block is within the bound (shift ≥ −8), else 0 (its elements become signed zeros).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Factor(int shift) => shift < 6 - MaxSpan ? 0f : Bits.Pow2(shift);
+
+    /// <summary>
+    /// The E4M3 code of g·<paramref name="factor"/> (an exact E4M3 value, or 0): normal (w ≥ 2^-6) it is the biased
+    /// exponent − 120 and the top 3 fraction bits; below, w is a multiple of 2^-9 and w + 2^-6 (exact) carries w / 2^-9
+    /// in those bits. Integer steps and one add: no float-to-integer conversion.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Encode(float g, float factor)
+    {
+        uint sign = (Bits.AsUInt(g) >> 24) & 0x80u;
+        float w = Bits.Abs(g) * factor;
+        bool normal = w >= 0.015625f;
+        return sign | ((Bits.AsUInt(normal ? w : w + 0.015625f) >> 20) - (normal ? 960u : 968u));
+    }
+
+    /// <summary>The value of an E4M3 code (reference: E4M3.Decode), without branches.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Value(uint code)
+    {
+        uint e = (code >> 3) & 15u, m = code & 7u;
+        float a = e == 0 ? m * 0.001953125f : Bits.AsFloat((e + 120u) << 23 | m << 20);
+        a = (code & 0x7Fu) == 0x7Fu ? float.NaN : a;
+        return (code & 0x80u) != 0 ? -a : a;
+    }
+
+    /// <summary>
+    /// The codes of 8 elements of one MX block (grid values <paramref name="g"/>, amax bits, exponent s) in a group with
+    /// largest live exponent <paramref name="sMax"/>, element k in byte k.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Codes(Vec8 g, uint amax, int s, int sMax)
+    {
+        if (amax >= NonFiniteBits) return 0x7F7F7F7F7F7F7F7Ful;
+        if (amax == 0) return 0ul;
+        float f = Factor(s - sMax + 6);
+        return Encode(g.V0, f) | (ulong)Encode(g.V1, f) << 8 | (ulong)Encode(g.V2, f) << 16 | (ulong)Encode(g.V3, f) << 24
+            | (ulong)Encode(g.V4, f) << 32 | (ulong)Encode(g.V5, f) << 40 | (ulong)Encode(g.V6, f) << 48 | (ulong)Encode(g.V7, f) << 56;
+    }
+
+    /// <summary>Appends <paramref name="index"/> to a flag list (count in flags[0]); entries past the list's room are counted, not written.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Flag(ArrayView<int> flags, int index)
+    {
+        int slot = Atomic.Add(ref flags[0], 1);
+        if (slot + 1L < flags.Length) flags[slot + 1] = index;
+    }
+
+    /// <summary>The number of entries a flag list holds (its count, capped by its room).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Count(ArrayView<int> flags)
+    {
+        if (flags.Length < 1) return 0;
+        long n = flags[0], room = flags.Length - 1;
+        return (int)(n < room ? n : room);
+    }
+}

@@ -1,0 +1,91 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using static TetraJet.Quantization.Gpu.KernelMath;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// The exact fallback of an FP8 GEMM D [m, n] = A [m, k] · B [n, k]ᵀ on operands written by the FP8 quantizers
+/// (<see cref="Fp8Operand"/>; A's rows are D's rows, B's rows D's columns): for every flagged row r of A it recomputes
+/// D[r, ·], and for every flagged row j of B the column D[·, j], from exact values — the side copy for a flagged row,
+/// code × group scale otherwise — with FP32 accumulation on CUDA cores, overwriting what the FP8 GEMM wrote there.
+/// Launched always, after the GEMM, on a fixed grid (<see cref="KernelGeometry.PatchThreads"/>), so the host never waits
+/// for the flag counts; with no flags it exits at once. Signature: <see cref="Fp8PatchKernel{T}"/>.
+/// </summary>
+/// <remarks>
+/// A warp per output element, grid-striding over (flagged row × n) then (flagged column × m) items. Lane L accumulates
+/// elements 4L … 4L + 3 of every 128 in order, then the warp adds the lanes' sums by a butterfly (xor 16, 8, 4, 2, 1):
+/// a fixed order, so the same bits on every device. Both operands' values have at most 4 significant bits (E4M3 codes
+/// times powers of two, or E2M1 values), so every product is exact (short of FP32 underflow) and a fused multiply-add
+/// rounds as the separate add does. An element flagged in both A and B is written twice with the same value. A flagged row may be listed more
+/// than once. k, lda and ldb are multiples of 4 (feature axes are multiples of 32, padded token axes of 128).
+/// </remarks>
+public static class Fp8PatchKernels
+{
+    /// <summary>Whether <paramref name="index"/> is in the flag list (warp-uniform: every lane scans a stride of it, then the warp agrees).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool Listed(ArrayView<int> flags, int count, int index, int lane)
+    {
+        uint found = 0;
+        for (int e = lane; e < count; e += 32)
+            if (flags[1 + e] == index) found = 1;
+        return WarpMax(found, 32) != 0;
+    }
+
+    /// <summary>Element q (0..3) of the 4 at row r, positions k0 … k0 + 3 of an operand: its exact value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Exact<TIo, T>(uint word, int q, bool flagged, ArrayView<T> side, long at, float scale) where T : unmanaged where TIo : struct, IElementIo<T> =>
+        flagged ? default(TIo).Load(side, at + q) : Fp8Operand.Value((word >> (8 * q)) & 0xFFu) * scale;
+
+    /// <summary>D[r, j] = Σ_k A[r, k]·B[j, k] from exact values, by one warp (see the remarks for the order).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Dot<TIo, T>(ArrayView<byte> codesA, ArrayView<float> scalesA, ArrayView<T> sideA, bool flaggedA, int r,
+        ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<T> sideB, bool flaggedB, int j, int m, int n, int k, int lda, int ldb, int lane)
+        where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        var wordsA = codesA.Cast<uint>();
+        var wordsB = codesB.Cast<uint>();
+        float acc = 0f;
+        for (int k0 = lane * 4; k0 < k; k0 += 128)
+        {
+            long atA = (long)r * lda + k0, atB = (long)j * ldb + k0;
+            int g = k0 >> 7;
+            float sa = scalesA[(long)g * m + r], sb = scalesB[(long)g * n + j];
+            uint wa = flaggedA ? 0u : wordsA[atA >> 2], wb = flaggedB ? 0u : wordsB[atB >> 2];
+            for (int q = 0; q < 4 && k0 + q < k; q++)
+                acc += Exact<TIo, T>(wa, q, flaggedA, sideA, atA, sa) * Exact<TIo, T>(wb, q, flaggedB, sideB, atB, sb);
+        }
+        for (int h = 16; h >= 1; h >>= 1) acc += Warp.ShuffleXor(acc, h);
+        return acc;
+    }
+
+    public static void Patch<TIo, T>(ArrayView<byte> codesA, ArrayView<float> scalesA, ArrayView<int> flagsA, ArrayView<T> sideA,
+        ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<int> flagsB, ArrayView<T> sideB, ArrayView<T> d, int m, int n, int k, int lda, int ldb)
+        where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        int countA = Fp8Operand.Count(flagsA), countB = Fp8Operand.Count(flagsB);
+        long rowItems = (long)countA * n, items = rowItems + (long)countB * m;
+        if (items == 0) return;
+        int t = ThreadIndex32(), lane = t & 31;
+        long warps = (long)Grid.DimX * Group.DimX >> 5;
+        for (long item = t >> 5; item < items; item += warps)
+        {
+            int r, j;
+            if (item < rowItems)
+            {
+                long e = item / n;
+                r = flagsA[1 + (int)e];
+                j = (int)(item - e * n);
+            }
+            else
+            {
+                long e = (item - rowItems) / m;
+                j = flagsB[1 + (int)e];
+                r = (int)(item - rowItems - e * m);
+            }
+            bool flaggedA = Listed(flagsA, countA, r, lane), flaggedB = Listed(flagsB, countB, j, lane);
+            float v = Dot<TIo, T>(codesA, scalesA, sideA, flaggedA, r, codesB, scalesB, sideB, flaggedB, j, m, n, k, lda, ldb, lane);
+            if (lane == 0) default(TIo).Store(d, (long)r * n + j, v);
+        }
+    }
+}

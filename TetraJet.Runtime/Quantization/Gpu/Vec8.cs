@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+using static TetraJet.Quantization.Gpu.KernelMath;
+
+namespace TetraJet.Quantization.Gpu;
+
+/// <summary>
+/// Sixteen bytes moved by one vector load or store (<c>ld.global.v4.u32</c>): what a view cast to this type and marked
+/// 16-byte aligned reads per element. Eight bfloat16 values or four float32 values.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Size = 16)]
+public struct Bytes16
+{
+    public uint A, B, C, D;
+}
+
+/// <summary>
+/// Eight consecutive elements held by one thread, as FP32. Kernels keep it in registers (ILGPU does not unroll loops,
+/// so every per-element step is written out for the eight fields).
+/// </summary>
+public struct Vec8
+{
+    public float V0, V1, V2, V3, V4, V5, V6, V7;
+
+    /// <summary>The largest |x| bit pattern of the eight (NaN and Inf sort above every finite value).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly uint AbsMax() =>
+        Max(Max(Max(AbsBits(V0), AbsBits(V1)), Max(AbsBits(V2), AbsBits(V3))), Max(Max(AbsBits(V4), AbsBits(V5)), Max(AbsBits(V6), AbsBits(V7))));
+
+    /// <summary>Every element times <paramref name="s"/> (one FP32 rounding each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly Vec8 Times(float s) => new() { V0 = V0 * s, V1 = V1 * s, V2 = V2 * s, V3 = V3 * s, V4 = V4 * s, V5 = V5 * s, V6 = V6 * s, V7 = V7 * s };
+
+    /// <summary>Element <paramref name="k"/> (0..7); a select chain, for the rare per-element paths.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float Get(int k) => k < 4
+        ? (k < 2 ? (k == 0 ? V0 : V1) : (k == 2 ? V2 : V3))
+        : (k < 6 ? (k == 4 ? V4 : V5) : (k == 6 ? V6 : V7));
+}
+
+/// <summary>Loads and stores of <see cref="Vec8"/>: vector accesses where the layout allows, element by element otherwise.</summary>
+public static class Vec8Io
+{
+    /// <summary>
+    /// Elements [i, i + n) of <paramref name="v"/> (n ≤ 8; zeros past n). With <paramref name="vector"/> (n = 8, i a
+    /// multiple of 8, the view 16-byte aligned) one or two 16-byte loads, else one load per element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 Load<TIo, T>(ArrayView<T> v, long i, int n, bool vector) where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        if (vector) return default(TIo).Load8(v, i);
+        var io = default(TIo);
+        Vec8 r = default;
+        if (n > 0) r.V0 = io.Load(v, i);
+        if (n > 1) r.V1 = io.Load(v, i + 1);
+        if (n > 2) r.V2 = io.Load(v, i + 2);
+        if (n > 3) r.V3 = io.Load(v, i + 3);
+        if (n > 4) r.V4 = io.Load(v, i + 4);
+        if (n > 5) r.V5 = io.Load(v, i + 5);
+        if (n > 6) r.V6 = io.Load(v, i + 6);
+        if (n > 7) r.V7 = io.Load(v, i + 7);
+        return r;
+    }
+
+    /// <summary>Stores the first <paramref name="n"/> elements of <paramref name="x"/> at [i, i + n); as <see cref="Load"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x) where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        if (vector) { default(TIo).Store8(v, i, x); return; }
+        var io = default(TIo);
+        if (n > 0) io.Store(v, i, x.V0);
+        if (n > 1) io.Store(v, i + 1, x.V1);
+        if (n > 2) io.Store(v, i + 2, x.V2);
+        if (n > 3) io.Store(v, i + 3, x.V3);
+        if (n > 4) io.Store(v, i + 4, x.V4);
+        if (n > 5) io.Store(v, i + 5, x.V5);
+        if (n > 6) io.Store(v, i + 6, x.V6);
+        if (n > 7) io.Store(v, i + 7, x.V7);
+    }
+
+    /// <summary>As <see cref="Store"/> for values the element type holds exactly (no rounding step; see IElementIo.Store8Exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreExact<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x) where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        if (vector) default(TIo).Store8Exact(v, i, x);
+        else Store<TIo, T>(v, i, n, false, x);
+    }
+
+    /// <summary>The EMA of elements [i, i + n) for EMA-guided rounding, zeros otherwise (no load).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 Ema<TRound>(ArrayView<float> ema, long i, int n, bool vector) where TRound : struct, IRoundingMode =>
+        default(TRound).Mode == Rounding.EmaGuided ? Load<F32Io, float>(ema, i, n, vector) : default;
+
+    /// <summary>Eight floats from a 16-byte aligned float view at a multiple of 4 (shared-memory tiles): two vector loads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 LoadFloats(ArrayView<float> v, int i) => default(F32Io).Load8(v, i);
+
+    /// <summary>Eight floats to a 16-byte aligned float view at a multiple of 4: two vector stores.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreFloats(ArrayView<float> v, int i, Vec8 x) => default(F32Io).Store8(v, i, x);
+
+    /// <summary><paramref name="v"/> as 16-byte elements, marked aligned so that ILGPU emits vector accesses.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ArrayView<Bytes16> Wide<T>(ArrayView<T> v) where T : unmanaged => v.Cast<Bytes16>().AsAligned16();
+}
