@@ -43,13 +43,13 @@ public static class QuantizationExtensions
         foreach (var (_, layer) in model.QuantizedLinears()) layer.PackSavedOperands = pack;
     }
 
-    /// <summary>Bytes the quantized layers kept for backward in their last training forward (their activation memory).</summary>
     /// <summary>Sets <see cref="QLinear.Autocast"/> on every quantized layer (null: compute in the input's dtype).</summary>
     public static void SetAutocast(this nn.Module model, ScalarType? dtype)
     {
         foreach (var (_, layer) in model.QuantizedLinears()) layer.Autocast = dtype;
     }
 
+    /// <summary>Bytes the quantized layers kept for backward in their last training forward (their activation memory).</summary>
     public static long SavedBytes(this nn.Module model) => model.QuantizedLinears().Sum(l => l.Layer.LastSavedBytes);
 
     /// <summary>
