@@ -79,6 +79,7 @@ internal static class ConfigReader
         var leanFraction = Number("OsciResetLeanFraction", ConfigSpec.DefaultOsciResetLeanFraction);
         var outliers = Number("OutlierFraction", ConfigSpec.DefaultOutlierFraction);
         var ocp = named.TryGetValue("ScaleRule", out var rule) && rule.Value is int r && r == (int)ScaleRuleKind.Ocp;
+        var fp8Gemm = named.TryGetValue("Gemm", out var gemm) && gemm.Value is int g && g == (int)GemmKind.FP8;
 
         var format = RecipeTable.FormatOf(recipe);
         var recipeName = recipe.ToString();
@@ -115,6 +116,7 @@ internal static class ConfigReader
             if (qEma) NoEffect("QEma", "Q-EMA guides the rounding of MXFP4 weights only");
             if (qRamping) NoEffect("QRamping", "Q-Ramping damps MXFP4 weight oscillation only");
             if (ocp) NoEffect("ScaleRule", "the OCP scale rule applies to MXFP4 blocks only");
+            if (fp8Gemm) NoEffect("Gemm", "FP8 GEMMs multiply MXFP4 operands only (NVFP4's two-level scales do not fit FP8)");
         }
         if (format == FormatKind.BF16)
         {
@@ -133,7 +135,7 @@ internal static class ConfigReader
         if (ocp && recipe == RecipeKind.TetraJet) recipe = RecipeKind.Microscaling;
 
         return new ConfigSpec(recipe, qEma, emaDecay, qRamping, osciReset, threshold, osciResetLean, leanFraction, outControl, outliers,
-            RecipeTable.Slots(recipe));
+            RecipeTable.Slots(recipe), fp8Gemm);
     }
 
     // ---- [QuantizeSlot] ----

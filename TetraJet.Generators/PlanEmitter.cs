@@ -32,13 +32,14 @@ internal static class PlanEmitter
             PadsTokens = Q5.Hadamard || Q6.Hadamard;
             QEma = p.QEma;
             OutControl = p.OutControl;
+            Fp8 = p.Fp8;
         }
 
         // Under OutControl the FP4 part is kept the same way, in its gathered blocks.
-        private static bool Stores(SlotModel s) => !s.Hadamard && Dataflow.HasStorage(s.Format, s.Tile16);
+        private static bool Stores(SlotModel s) => PlanSpec.Stores(s);
 
         public readonly SlotModel Q1, Q2, Q3, Q4, Q5, Q6;
-        public readonly bool KeepsXhat, KeepsWhat, Q1Kept, Q2Kept, FusedDy, HasQ4, Q4FromStorage, Q6FromStorage, PadsTokens, QEma, OutControl;
+        public readonly bool KeepsXhat, KeepsWhat, Q1Kept, Q2Kept, FusedDy, HasQ4, Q4FromStorage, Q6FromStorage, PadsTokens, QEma, OutControl, Fp8;
     }
 
     public static string Emit(PlanSpec plan, string ns)
@@ -76,6 +77,14 @@ internal static class PlanEmitter
     private const string StoredArgs = "(codes, scales, outer, y, rows, cols, sourceRows, seed, stream, signs)";
     private const string DualParams = "(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)";
     private const string DualArgs = "(x, y3, y5, rows, cols, seed, stream3, stream5, signs3, signs5)";
+    private const string Fp8RowParams = "(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, ulong seed, ulong stream)";
+    private const string Fp8RowArgs = "(x, ema, codes8, scales8, flags, side, codes, scales, rows, cols, seed, stream)";
+    private const string Fp8ColumnParams = "(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream)";
+    private const string Fp8ColumnArgs = "(x, ema, codes8, scales8, flags, side, rows, cols, paddedRows, seed, stream)";
+    private const string Fp8StoredParams = "(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream)";
+    private const string Fp8StoredArgs = "(codes, scales, codes8, scales8, flags, side, rows, cols, paddedRows, seed, stream)";
+    private const string Fp8DualParams = "(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3, ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows, ulong seed, ulong stream3, ulong stream5)";
+    private const string Fp8DualArgs = "(x, codes3, scales3, flags3, side3, codes5, scales5, flags5, side5, rows, cols, paddedRows, seed, stream3, stream5)";
     private const string AmaxParams = "(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs)";
     private const string AmaxArgs = "(x, result, rows, cols, signs)";
 
@@ -138,6 +147,28 @@ internal static class PlanEmitter
         Entry(w, "The per-tensor amax pass of " + what + (s.Hadamard ? ", after the RHT" : "") + ".", name, AmaxParams, "AmaxKernels." + kernel + "<TIo, T>" + AmaxArgs);
     }
 
+    private static void Fp8Kernels(SourceWriter w, Dataflows f)
+    {
+        string Row(SlotModel q, int rounding, bool store) =>
+            "Fp8RowKernels.Mx<TIo, T, " + Rule(q) + ", " + Round(rounding) + ", " + (store ? "Store" : "NoStore") + ">" + Fp8RowArgs;
+        string Stored(SlotModel q) => "Fp8ColumnKernels.MxStored<TIo, T, " + Rule(q) + ", " + Round(q.Rounding) + ">" + Fp8StoredArgs;
+        Entry(w, "Q1 as an FP8 GEMM operand (E4M3 codes, power-of-two group scales, exact side copy of flagged rows), with X̂'s storage form.",
+            "Q1Fp8", Fp8RowParams, Row(f.Q1, f.Q1.Rounding, true));
+        Entry(w, "Q2 as an FP8 GEMM operand, with Ŵ's storage form.", "Q2Fp8", Fp8RowParams, Row(f.Q2, f.Q2.Rounding, true));
+        if (f.QEma) Entry(w, "Q2 under Q-EMA as an FP8 GEMM operand, with Ŵ's storage form.", "Q2EmaFp8", Fp8RowParams, Row(f.Q2, Dataflow.EmaGuided, true));
+        if (f.FusedDy)
+            Entry(w, "Q3 + Q5 from one read of dY into their FP8 operands (Q5 transposed, T zero-padded to 128).", "Q3Q5Fp8", Fp8DualParams,
+                "Fp8DualKernels.Mx<TIo, T, " + Rule(f.Q3) + ", " + Round(f.Q3.Rounding) + ">" + Fp8DualArgs);
+        else
+        {
+            Entry(w, "Q3 as an FP8 GEMM operand.", "Q3Fp8", Fp8RowParams, Row(f.Q3, f.Q3.Rounding, false));
+            Entry(w, "Q5 as a transposed FP8 GEMM operand.", "Q5Fp8", Fp8ColumnParams,
+                "Fp8ColumnKernels.Mx<TIo, T, " + Rule(f.Q5) + ", " + Round(f.Q5.Rounding) + ">" + Fp8ColumnArgs);
+        }
+        Entry(w, "Q4 from Ŵ's storage form as a transposed FP8 GEMM operand.", "Q4Fp8", Fp8StoredParams, Stored(f.Q4));
+        Entry(w, "Q6 from X̂'s storage form as a transposed FP8 GEMM operand.", "Q6Fp8", Fp8StoredParams, Stored(f.Q6));
+    }
+
     private static void EmitKernels(SourceWriter w, PlanSpec p, Dataflows f, string kernels)
     {
         w.Line("/// <summary>");
@@ -194,6 +225,7 @@ internal static class PlanEmitter
             if (f.Q6.Format == Dataflow.Nvfp4Tensor) AmaxEntry(w, "Q6Amax", "X along T", f.Q6, false);
             if (f.Q6FromStorage) StoredEntry(w, "Q6Stored", "Q6 reading X̂'s storage form in one pass (dequantize" + (f.Q6.Hadamard ? ", RHT" : "") + ", quantize).", f.Q1, f.Q6);
         }
+        if (f.Fp8) Fp8Kernels(w, f);
         w.Close();
     }
 
@@ -262,6 +294,20 @@ internal static class PlanEmitter
             Handle("ColumnQuantizer Q6 = new(" + f.Q6.SpecExpression(f.Q6.Rounding) + ", " + Bool(f.Q6.Hadamard) + ", " + Pair(kernels, "Q6", "Columns") + ", " + AmaxOf(kernels, f.Q6, "Q6Amax") + ")");
             if (f.Q6FromStorage) Handle("StoredColumnQuantizer Q6Stored = new(" + f.Q1.SpecExpression(f.Q1.Rounding) + ", " + f.Q6.SpecExpression(f.Q6.Rounding) + ", " + Bool(f.Q6.Hadamard) + ", " + Pair(kernels, "Q6Stored", "StoredColumns") + ")");
         }
+        if (f.Fp8)
+        {
+            Handle("Fp8RowQuantizer Q1Fp8 = new(" + f.Q1.SpecExpression(f.Q1.Rounding) + ", true, " + Pair(kernels, "Q1Fp8", "Fp8Rows") + ")");
+            Handle("Fp8RowQuantizer Q2Fp8 = new(" + f.Q2.SpecExpression(f.Q2.Rounding) + ", true, " + Pair(kernels, "Q2Fp8", "Fp8Rows") + ")");
+            if (f.QEma) Handle("Fp8RowQuantizer Q2EmaFp8 = new(" + f.Q2.SpecExpression(Dataflow.EmaGuided) + ", true, " + Pair(kernels, "Q2EmaFp8", "Fp8Rows") + ")");
+            if (f.FusedDy) Handle("Fp8DualQuantizer Q3Q5Fp8 = new(" + f.Q3.SpecExpression(f.Q3.Rounding) + ", " + Pair(kernels, "Q3Q5Fp8", "Fp8Dual") + ")");
+            else
+            {
+                Handle("Fp8RowQuantizer Q3Fp8 = new(" + f.Q3.SpecExpression(f.Q3.Rounding) + ", false, " + Pair(kernels, "Q3Fp8", "Fp8Rows") + ")");
+                Handle("Fp8ColumnQuantizer Q5Fp8 = new(" + f.Q5.SpecExpression(f.Q5.Rounding) + ", " + Pair(kernels, "Q5Fp8", "Fp8Columns") + ")");
+            }
+            Handle("Fp8StoredColumnQuantizer Q4Fp8 = new(" + f.Q2.SpecExpression(f.Q2.Rounding) + ", " + f.Q4.SpecExpression(f.Q4.Rounding) + ", " + Pair(kernels, "Q4Fp8", "Fp8StoredColumns") + ")");
+            Handle("Fp8StoredColumnQuantizer Q6Fp8 = new(" + f.Q1.SpecExpression(f.Q1.Rounding) + ", " + f.Q6.SpecExpression(f.Q6.Rounding) + ", " + Pair(kernels, "Q6Fp8", "Fp8StoredColumns") + ")");
+        }
         if (any) w.Line();
 
         EmitForward(w, p, f);
@@ -294,6 +340,23 @@ internal static class PlanEmitter
     {
         w.Open("public override Tensor Forward(LinearStep s, Tensor x, Tensor w, Tensor? b)");
         if (f.OutControl) EmitOutControlForward(w, f);
+        if (f.Fp8)
+        {
+            w.Line("// FP8 GEMMs where the device and the shapes allow (else the dataflow below, same operands): each forward operand");
+            w.Line("// written once as E4M3 codes with power-of-two group scales, and in its storage form for backward.");
+            w.Open("if (s.Fp8Gemms(x, w))");
+            w.Line("var x1 = s.Fp8Rows(Q1Fp8, x, 1, null, out var x1Kept);");
+            if (f.QEma)
+            {
+                w.Line("var emaFp8 = s.EmaReady;");
+                w.Line("var w2 = emaFp8 is null ? s.Fp8Rows(Q2Fp8, w, 2, null, out var w2Kept) : s.Fp8Rows(Q2EmaFp8, w, 2, emaFp8, out w2Kept);");
+            }
+            else w.Line("var w2 = s.Fp8Rows(Q2Fp8, w, 2, null, out var w2Kept);");
+            w.Line("var yFp8 = s.Fp8Linear(x1, w2, b);");
+            w.Line("s.Save(SavedOperand.Stored(x1Kept!), SavedOperand.Stored(w2Kept!));");
+            w.Line("return yFp8;");
+            w.Close();
+        }
         // Q1
         if (f.Q1.IsQuantized)
         {
@@ -369,6 +432,21 @@ internal static class PlanEmitter
     private static void EmitBackward(SourceWriter w, Dataflows f)
     {
         w.Open("public override (Tensor Dx, Tensor Dw) Backward(LinearStep s, Tensor dy)");
+        if (f.Fp8)
+        {
+            w.Line("// FP8 GEMMs when forward took them: Q4 and Q6 re-quantize Ŵ and X̂ from their storage forms.");
+            w.Open("if (s.UsesFp8)");
+            if (f.FusedDy) w.Line("var (d3, d5) = s.Fp8Dual(Q3Q5Fp8, dy);");
+            else
+            {
+                w.Line("var d3 = s.Fp8Rows(Q3Fp8, dy, 3, null, out _);");
+                w.Line("var d5 = s.Fp8Columns(Q5Fp8, dy, 5);");
+            }
+            w.Line("var dxFp8 = s.Fp8Dgrad(d3, s.Fp8FromStored(Q4Fp8, s.SavedW!.Storage!, 4));");
+            w.Line("var dwFp8 = s.Fp8Wgrad(d5, s.Fp8FromStored(Q6Fp8, s.SavedX!.Storage!, 6), (int)dy.shape[0]);");
+            w.Line("return (dxFp8, dwFp8);");
+            w.Close();
+        }
         w.Line("var d = s.Backend;");
         w.Line("var (xs, ws) = (s.SavedX!, s.SavedW!);");
         if (f.PadsTokens)

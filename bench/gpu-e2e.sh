@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end training throughput on CUDA, one process per run (so each run's peak device memory is its own):
-# GPT-70m and ViT-small (DeiT-S) with each recipe at the trainer's defaults, bfloat16 autocast (--precision's CUDA
+# GPT-70m and ViT-small (DeiT-S) with each recipe at the trainer's defaults (TetraJet also with --gemm fp8), bfloat16 autocast (--precision's CUDA
 # default). Throughput is the median of the per-step items/s over the second half of the run (the first steps compile
 # the kernels). Run on the GPU machine from the repository root after packing the CLI into .gpu/app:
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
@@ -22,7 +22,9 @@ run() {
 }
 
 for r in bf16 tetrajet tetrajet-v2; do run "gpt-70m-$r" gpt --size 70m --recipe "$r" --eval-subset 65536 "$@"; done
+run gpt-70m-tetrajet-fp8 gpt --size 70m --recipe tetrajet --gemm fp8 --eval-subset 65536 "$@"
 for r in bf16 tetrajet tetrajet-v2; do run "vit-small-$r" vit --size small --recipe "$r" --eval-subset 1000 "$@"; done
+run vit-small-tetrajet-fp8 vit --size small --recipe tetrajet --gemm fp8 --eval-subset 1000 "$@"
 
 python3 - "$out" <<'PY'
 import csv, json, os, statistics, sys
@@ -30,7 +32,7 @@ out = sys.argv[1]
 rows = []
 for model in ("gpt-70m", "vit-small"):
     base = None
-    for recipe in ("bf16", "tetrajet", "tetrajet-v2"):
+    for recipe in ("bf16", "tetrajet", "tetrajet-fp8", "tetrajet-v2"):
         name = f"{model}-{recipe}"
         try:
             with open(os.path.join(out, name + ".metrics.csv")) as f:
@@ -46,7 +48,7 @@ for model in ("gpt-70m", "vit-small"):
         ratio = rate / base if base else float("nan")
         rows.append(dict(run=name, unit=summary.get("ThroughputUnit"), median_per_s=rate, ratio_to_bf16=ratio,
                          peak_device_memory_gib=summary.get("PeakDeviceMemoryGiB"), precision=summary.get("Precision"),
-                         final_eval_loss=summary.get("EvalLoss")))
+                         final_eval_loss=summary.get("EvalLoss"), fp8_fallbacks=summary.get("Fp8Fallbacks")))
         print(f"{name:24} {rate:12,.0f} {summary.get('ThroughputUnit')}  {ratio:5.2f}x bf16  peak {summary.get('PeakDeviceMemoryGiB')} GiB")
 with open(os.path.join(out, "e2e.json"), "w") as f:
     json.dump(rows, f, indent=2)

@@ -21,7 +21,8 @@ internal sealed record ConfigSpec(
     double OsciResetLeanFraction,
     bool OutControl,
     double OutlierFraction,
-    EquatableArray<SlotSpec> Slots)
+    EquatableArray<SlotSpec> Slots,
+    bool Fp8Gemm = false)
 {
     public const double DefaultEmaDecay = 0.998;
     public const double DefaultOsciResetThreshold = 8;
@@ -87,6 +88,7 @@ internal sealed record ConfigSpec(
             if (OsciResetLeanFraction != DefaultOsciResetLeanFraction) parts.Add("OsciResetLeanFraction" + NumberName(OsciResetLeanFraction));
             if (OutControl) parts.Add("OutControl");
             if (OutlierFraction != DefaultOutlierFraction) parts.Add("OutlierFraction" + NumberName(OutlierFraction));
+            if (Fp8Gemm) parts.Add("Fp8Gemm");
             for (var i = 0; i < 6; i++)
             {
                 if (IsOverridden(i)) parts.Add(SlotSpec.Names[i] + Slots[i].NamePart);
@@ -110,6 +112,7 @@ internal sealed record ConfigSpec(
             if (OsciResetLeanFraction != DefaultOsciResetLeanFraction) options.Add("OsciResetLeanFraction = " + Literal(OsciResetLeanFraction));
             if (OutControl) options.Add("OutControl = true");
             if (OutlierFraction != DefaultOutlierFraction) options.Add("OutlierFraction = " + Literal(OutlierFraction));
+            if (Fp8Gemm) options.Add("Gemm = global::TetraJet.GemmPath.FP8");
             return options;
         }
     }
@@ -124,6 +127,7 @@ internal sealed record ConfigSpec(
             if (QRamping) text += ", Q-Ramping";
             if (OsciReset) text += ", OsciReset (τ = " + Literal(OsciResetThreshold) + (OsciResetLean ? ", lean: " + Literal(OsciResetLeanFraction) + " of W" : "") + ")";
             if (OutControl) text += ", OutControl (" + Literal(OutlierFraction) + " of K in MXFP8)";
+            if (Fp8Gemm) text += ", FP8 GEMMs";
             for (var i = 0; i < 6; i++)
             {
                 if (IsOverridden(i)) text += ", " + SlotSpec.Names[i] + " " + Slots[i].Text;

@@ -45,3 +45,10 @@ internal enum SourceKind
     ForwardCodesTransposed = 2,
     Original = 3,
 }
+
+/// <summary>Mirrors <c>TetraJet.GemmPath</c>.</summary>
+internal enum GemmKind
+{
+    BF16 = 0,
+    FP8 = 1,
+}

@@ -65,7 +65,7 @@ internal sealed record SlotModel(int Format, int Rounding, bool Ocp, bool Tile16
 /// What decides a generated plan (mirrors <c>TetraJet.Plans.PlanKey</c>): the six slots and the options that change
 /// the dataflow. Configurations with equal keys share one plan.
 /// </summary>
-internal sealed record PlanSpec(string Name, string Title, string RecipeExpression, EquatableArray<SlotModel> Slots, bool QEma, bool OutControl)
+internal sealed record PlanSpec(string Name, string Title, string RecipeExpression, EquatableArray<SlotModel> Slots, bool QEma, bool OutControl, bool Fp8)
 {
     public SlotModel Slot(int number) => Slots[number - 1];
 
@@ -82,17 +82,40 @@ internal sealed record PlanSpec(string Name, string Title, string RecipeExpressi
             name += "_" + SlotSpec.Names[i] + config.Slots[i].NamePart;
             title += ", " + SlotSpec.Names[i] + " " + config.Slots[i].Text;
         }
+        bool fp8 = config.Fp8Gemm && Fp8Capable(slots, outControl);
         if (qEma) { name += "_QEma"; title += ", Q-EMA"; }
         if (outControl) { name += "_OutControl"; title += ", OutControl"; }
+        if (fp8) { name += "_Fp8Gemm"; title += ", FP8 GEMMs"; }
         var options = new List<string>();
         if (qEma) options.Add("QEma = true");
         if (outControl) options.Add("OutControl = true");
+        if (fp8) options.Add("Gemm = GemmPath.FP8");
         var recipe = "Recipe.Get(RecipeId." + config.Recipe + ")" + string.Concat(config.OverrideCalls)
             + (options.Count == 0 ? "" : " with { " + string.Join(", ", options) + " }");
-        return new PlanSpec(name, title, recipe, slots.ToEquatableArray(), qEma, outControl);
+        return new PlanSpec(name, title, recipe, slots.ToEquatableArray(), qEma, outControl, fp8);
     }
 
-    /// <summary>The plans of the named recipes with every combination of the options that change a dataflow (Q-EMA, OutControl).</summary>
+    /// <summary>
+    /// Whether slots (Q1..Q6) can run their GEMMs on FP8 tensor cores (<see cref="Dataflow.UsesFp8Gemms"/>, as the
+    /// runtime's unspecialised plan decides it): the same storage decisions the plan emitter makes.
+    /// </summary>
+    public static bool Fp8Capable(IReadOnlyList<SlotModel> s, bool outControl)
+    {
+        bool keepsXhat = s[5].Source == SlotModel.ForwardDequantized, keepsWhat = s[3].Source != SlotModel.Direct;
+        bool q1Kept = s[0].IsQuantized && keepsXhat && Stores(s[0]), q2Kept = s[1].IsQuantized && keepsWhat && Stores(s[1]);
+        bool q4 = s[3].IsQuantized && s[3].Source != SlotModel.ForwardCodesTransposed && q2Kept
+            && Dataflow.ReadsStorage(s[1].Format, s[1].Tile16, s[3].Format, s[3].Tile16, s[3].Rounding);
+        bool q6 = s[5].IsQuantized && q1Kept && Dataflow.ReadsStorage(s[0].Format, s[0].Tile16, s[5].Format, s[5].Tile16, s[5].Rounding);
+        return Dataflow.UsesFp8Gemms(s.All(x => Dataflow.Fp8Operand(x.Format, x.Tile16, x.Hadamard)), q1Kept, q2Kept, q4, q6, outControl);
+    }
+
+    /// <summary>A forward slot keeps its storage form when the format has one and no RHT is involved.</summary>
+    public static bool Stores(SlotModel s) => !s.Hadamard && Dataflow.HasStorage(s.Format, s.Tile16);
+
+    /// <summary>
+    /// The plans of the named recipes with every combination of the options that change a dataflow (Q-EMA, OutControl,
+    /// and FP8 GEMMs where the recipe has them).
+    /// </summary>
     public static IEnumerable<PlanSpec> NamedRecipes()
     {
         foreach (RecipeKind recipe in Enum.GetValues(typeof(RecipeKind)))
@@ -100,9 +123,10 @@ internal sealed record PlanSpec(string Name, string Title, string RecipeExpressi
             var plain = ConfigSpec.Plain(recipe);
             yield return From(plain);
             if (recipe == RecipeKind.BF16) continue;
-            yield return From(plain with { QEma = true });
-            yield return From(plain with { OutControl = true });
-            yield return From(plain with { QEma = true, OutControl = true });
+            foreach (var options in new[] { plain with { QEma = true }, plain with { OutControl = true }, plain with { QEma = true, OutControl = true } })
+                yield return From(options);
+            foreach (var options in new[] { plain with { Fp8Gemm = true }, plain with { QEma = true, Fp8Gemm = true } })
+                if (From(options) is { Fp8: true } fp8) yield return fp8;
         }
     }
 }

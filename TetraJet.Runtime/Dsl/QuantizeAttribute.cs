@@ -40,4 +40,6 @@ public sealed class QuantizeAttribute : Attribute
     public double OutlierFraction { get; set; } = 0.1;
     /// <summary>MXFP4 scale rule; the Microscaling recipe is TetraJet with <see cref="TetraJet.ScaleRule.Ocp"/>.</summary>
     public ScaleRule ScaleRule { get; set; } = ScaleRule.TetraJet;
+    /// <summary>The GEMMs' tensor cores on CUDA (<see cref="TetraJet.Recipe.Gemm"/>): FP8 for all-MXFP4 layers without RHT.</summary>
+    public GemmPath Gemm { get; set; } = GemmPath.BF16;
 }

@@ -48,4 +48,15 @@ internal static class Dataflow
         format3 == format5 && rounding3 == rounding5 && ocp3 == ocp5 && !tile3 && !tile5 && rht3 == rht5
         && rounding3 != EmaGuided
         && (format3 == Nvfp4 || (format3 == Mxfp4 && !rht3));
+
+    /// <summary>Whether a slot's quantizer can write an FP8 GEMM operand: MXFP4 (either scale rule) without RHT.</summary>
+    public static bool Fp8Operand(int format, bool tile16, bool hadamard) => format == Mxfp4 && !tile16 && !hadamard;
+
+    /// <summary>
+    /// Whether a configuration that asks for FP8 GEMMs gets them: every slot an FP8 operand, X̂ and Ŵ kept in MXFP4
+    /// storage and Q4 and Q6 re-quantizing from it (so that forward writes no dequantized copy), and no OutControl
+    /// (whose outlier part is MXFP8).
+    /// </summary>
+    public static bool UsesFp8Gemms(bool everySlotFp8, bool q1Kept, bool q2Kept, bool q4FromStorage, bool q6FromStorage, bool outControl) =>
+        everySlotFp8 && q1Kept && q2Kept && q4FromStorage && q6FromStorage && !outControl;
 }

@@ -15,6 +15,11 @@ public sealed class DynamicPlan : LinearPlan
     readonly StoredColumnQuantizer? q4Stored, q6Stored;
     readonly DualQuantizer? q3q5;
     readonly bool keepsXhat, keepsWhat, padsTokens;
+    // GemmPath.FP8: the same quantizers writing FP8 GEMM operands (CUDA).
+    readonly Fp8RowQuantizer? f1, f2, f2Ema, f3;
+    readonly Fp8ColumnQuantizer? f5;
+    readonly Fp8DualQuantizer? f3f5;
+    readonly Fp8StoredColumnQuantizer? f4, f6;
 
     public DynamicPlan(Recipe recipe) : base(recipe)
     {
@@ -56,6 +61,37 @@ public sealed class DynamicPlan : LinearPlan
             if (q1Stored is not null && ReadsStorage(r.Q1, r.Q6)) q6Stored = StoredColumnQuantizer.Of(r.Q1.Spec, r.Q6.Spec, r.Q6.Hadamard);
         }
         padsTokens = r.Q5.Hadamard || r.Q6.Hadamard;
+        if (r.Gemm == GemmPath.FP8 && Fp8Eligible(r, q1Stored is not null, q2Stored is not null, q4Stored is not null, q6Stored is not null))
+        {
+            f1 = Fp8RowQuantizer.Of(r.Q1.Spec, stores: true);
+            f2 = Fp8RowQuantizer.Of(r.Q2.Spec, stores: true);
+            if (r.QEma) f2Ema = Fp8RowQuantizer.Of(r.Q2.Spec with { Rounding = Rounding.EmaGuided }, stores: true);
+            if (q3q5 is not null) f3f5 = Fp8DualQuantizer.Of(r.Q3.Spec);
+            else
+            {
+                f3 = Fp8RowQuantizer.Of(r.Q3.Spec, stores: false);
+                f5 = Fp8ColumnQuantizer.Of(r.Q5.Spec);
+            }
+            f4 = Fp8StoredColumnQuantizer.Of(r.Q2.Spec, r.Q4.Spec);
+            f6 = Fp8StoredColumnQuantizer.Of(r.Q1.Spec, r.Q6.Spec);
+        }
+    }
+
+    static bool Fp8Eligible(Recipe r, bool q1Kept, bool q2Kept, bool q4FromStorage, bool q6FromStorage) =>
+        Dataflow.UsesFp8Gemms(new[] { r.Q1, r.Q2, r.Q3, r.Q4, r.Q5, r.Q6 }.All(s => Dataflow.Fp8Operand((int)s.Spec.Format, s.Spec.Tile16, s.Hadamard)),
+            q1Kept, q2Kept, q4FromStorage, q6FromStorage, r.OutControl && r.Q1.IsQuantized);
+
+    /// <summary>Whether <paramref name="recipe"/> runs FP8 GEMMs on CUDA (it asks for them and its configuration has them).</summary>
+    public static bool RunsFp8Gemms(Recipe recipe) => recipe.Gemm == GemmPath.FP8 && PlanKey.Of(recipe).Fp8;
+
+    /// <summary>The same rule without the request: whether the configuration's GEMMs could run in FP8.</summary>
+    internal static bool Fp8Capable(Recipe r)
+    {
+        bool keepsX = r.Q6.Source == SlotSource.ForwardDequantized, keepsW = r.Q4.Source != SlotSource.Direct;
+        bool q1Kept = r.Q1.IsQuantized && keepsX && Stores(r.Q1), q2Kept = r.Q2.IsQuantized && keepsW && Stores(r.Q2);
+        bool q4 = q2Kept && r.Q4.IsQuantized && r.Q4.Source != SlotSource.ForwardCodesTransposed && ReadsStorage(r.Q2, r.Q4);
+        bool q6 = q1Kept && r.Q6.IsQuantized && ReadsStorage(r.Q1, r.Q6);
+        return Fp8Eligible(r, q1Kept, q2Kept, q4, q6);
     }
 
     /// <summary>Storage is kept for a forward slot when the format has one and no RHT is involved.</summary>
@@ -83,6 +119,7 @@ public sealed class DynamicPlan : LinearPlan
                 "its layers run the unspecialised plan (same numbers, kernels chosen at run time). Declare the configuration with " +
                 "[Quantize]/[QuantizeSlot] on a model class to generate its plan.");
         if (s.OutControl is { } oc) return ForwardParts(s, x, w, b, oc);
+        if (f1 is not null && s.Fp8Gemms(x, w)) return ForwardFp8(s, x, w, b);
         var (xq, xStored) = q1 is null ? (x, null) : s.Quantize(q1, q1Stored, x, 1);
         var (wq, wStored) = QuantizeW(s, w, EmaFor(s));
         var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
@@ -110,10 +147,32 @@ public sealed class DynamicPlan : LinearPlan
         return y;
     }
 
+    /// <summary>GemmPath.FP8 on CUDA: the forward operands written as FP8 GEMM operands with their MXFP4 storage in one pass each.</summary>
+    Tensor ForwardFp8(LinearStep s, Tensor x, Tensor w, Tensor? b)
+    {
+        var x1 = s.Fp8Rows(f1!, x, 1, null, out var xKept);
+        var ema = EmaFor(s);
+        var w2 = ema is null ? s.Fp8Rows(f2!, w, 2, null, out var wKept) : s.Fp8Rows(f2Ema!, w, 2, ema, out wKept);
+        var y = s.Fp8Linear(x1, w2, b);
+        s.Save(SavedOperand.Stored(xKept!), SavedOperand.Stored(wKept!));
+        return y;
+    }
+
+    (Tensor Dx, Tensor Dw) BackwardFp8(LinearStep s, Tensor dy)
+    {
+        var (dy3, dy5) = f3f5 is not null ? s.Fp8Dual(f3f5, dy) : (s.Fp8Rows(f3!, dy, 3, null, out _), s.Fp8Columns(f5!, dy, 5));
+        var w4 = s.Fp8FromStored(f4!, s.SavedW!.Storage!, 4);
+        var dx = s.Fp8Dgrad(dy3, w4);
+        var x6 = s.Fp8FromStored(f6!, s.SavedX!.Storage!, 6);
+        var dw = s.Fp8Wgrad(dy5, x6, (int)dy.shape[0]);
+        return (dx, dw);
+    }
+
     Tensor? EmaFor(LinearStep s) => q2Ema is null ? null : s.EmaReady;
 
     public override (Tensor Dx, Tensor Dw) Backward(LinearStep s, Tensor dy)
     {
+        if (s.UsesFp8) return BackwardFp8(s, dy);
         var d = s.Backend;
         var xs = s.SavedX!;
         var ws = s.SavedW!;

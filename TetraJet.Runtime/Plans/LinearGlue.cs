@@ -48,6 +48,7 @@ static class LinearGlue
             bd = bd?.to(t);
         }
         var y = plan.Forward(step, x2, wd, bd);
+        layer.LastForwardUsedFp8 = step.UsesFp8;
         var outShape = x.shape.ToArray();
         outShape[^1] = layer.OutFeatures;
         var output = y.reshape(outShape).MoveToOuterDisposeScope();

@@ -1,4 +1,5 @@
 using TetraJet.Quantization;
+using TetraJet.Quantization.Gpu;
 using TetraJet.Randomness;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -143,6 +144,124 @@ public sealed class LinearStep
         var fp4 = dy5.to(ComputeType).t().matmul(x6.to(ComputeType));
         var outliers = d8.to(ComputeType).t().matmul(x8.to(ComputeType));
         return TetraJet.OutControl.Mix(fp4, outliers, channels).to(Layer.weight.dtype).MoveToOuterDisposeScope();
+    }
+
+    // ---------------------------------------------------------------- FP8 GEMMs (GemmPath.FP8, CUDA)
+
+    /// <summary>Whether this forward, and so its backward, multiplies on FP8 tensor cores (<see cref="Fp8Gemms"/>).</summary>
+    public bool UsesFp8 { get; private set; }
+
+    /// <summary>
+    /// Decides, at forward, whether this step takes the FP8 GEMMs: on a CUDA device whose FP8 GEMM passed its check
+    /// (once per device, <see cref="Gemm.Fp8Gemm.Unavailable"/>), with shapes cuBLASLt's FP8 GEMM takes: T a multiple of
+    /// 16, K and N of 128 (each is some GEMM's reduction axis). Otherwise the plan's BF16 dataflow runs, same operands.
+    /// </summary>
+    public bool Fp8Gemms(Tensor x, Tensor w)
+    {
+        long t = x.shape[0], k = x.shape[1], n = w.shape[0];
+        UsesFp8 = x.device_type == DeviceType.CUDA && t % 16 == 0 && k % Fp8Operand.GroupLength == 0 && n % Fp8Operand.GroupLength == 0
+            && Layer.Backend is null && Gemm.Fp8Gemm.Unavailable(x.device) is null;
+        return UsesFp8;
+    }
+
+    /// <summary>
+    /// A features-axis slot's FP8 operand, with its MXFP4 storage from the same pass where <paramref name="q"/> stores
+    /// (this path keeps X̂ and Ŵ in storage form whatever <see cref="QLinear.PackSavedOperands"/> says).
+    /// </summary>
+    public Fp8Tensors Fp8Rows(Fp8RowQuantizer q, Tensor x, int slot, Tensor? ema, out PackedTensor? kept)
+    {
+        kept = q.Stores ? PackedTensor.Allocate(q.Spec, (int)x.shape[0], (int)x.shape[1], x.dtype, x.device) : null;
+        var s = Streams(slot);
+        return CudaFp8.Rows(x, q.Spec, s.Seed, s.Stream, ema, kept, q.Gpu);
+    }
+
+    /// <summary>Q5's transposed FP8 operand from dY.</summary>
+    public Fp8Tensors Fp8Columns(Fp8ColumnQuantizer q, Tensor dy, int slot)
+    {
+        var s = Streams(slot);
+        return CudaFp8.Columns(dy, q.Spec, s.Seed, s.Stream, kernel: q.Gpu);
+    }
+
+    /// <summary>Q4's or Q6's transposed FP8 operand from the forward operand's MXFP4 storage.</summary>
+    public Fp8Tensors Fp8FromStored(Fp8StoredColumnQuantizer q, PackedTensor source, int slot)
+    {
+        var s = Streams(slot);
+        return CudaFp8.StoredColumns(source, q.Spec, s.Seed, s.Stream, q.Gpu);
+    }
+
+    /// <summary>Q3's and Q5's FP8 operands from one read of dY.</summary>
+    public (Fp8Tensors Q3, Fp8Tensors Q5) Fp8Dual(Fp8DualQuantizer q, Tensor dy)
+    {
+        var s3 = Streams(3);
+        return CudaFp8.Dual(dy, q.Spec, s3.Seed, s3.Stream, Streams(5).Stream, q.Gpu);
+    }
+
+    /// <summary>Counts an operand's exactly computed pieces on the layer (<see cref="QLinear.Fp8Fallbacks"/>).</summary>
+    void Count(int slot, Fp8Tensors t) => Layer.CountFp8(slot, t.Flags, (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength));
+
+    /// <summary>D = A·Bᵀ on FP8 tensor cores, then the rows and columns of flagged lines recomputed exactly over <paramref name="k"/>.</summary>
+    static Tensor Fp8Product(Fp8Tensors a, Fp8Tensors b, int k)
+    {
+        var d = Gemm.Fp8Gemm.Multiply(a.Codes8, a.Scales8, b.Codes8, b.Scales8, a.Side.dtype);
+        CudaFp8.Patch(d, a, b, k);
+        return d;
+    }
+
+    /// <summary>Forward on FP8 tensor cores: Y = Q1(X)·Q2(W)ᵀ + b, in the input's dtype.</summary>
+    public Tensor Fp8Linear(Fp8Tensors x1, Fp8Tensors w2, Tensor? b)
+    {
+        Fp8Probe(1, x1, null);
+        Fp8Probe(2, w2, null);
+        Count(1, x1);
+        Count(2, w2);
+        using var scope = NewDisposeScope();
+        var y = Fp8Product(x1, w2, x1.Length);
+        if (b is not null) y.add_(b.to(y.dtype));
+        return y.to(InputType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Dgrad on FP8 tensor cores: dX = Q3(dY)·Q4(Ŵ), in the input's dtype.</summary>
+    public Tensor Fp8Dgrad(Fp8Tensors dy3, Fp8Tensors w4)
+    {
+        Fp8Probe(3, dy3, null);
+        Fp8Probe(4, w4, w4.Length);
+        Count(3, dy3);
+        Count(4, w4);
+        using var scope = NewDisposeScope();
+        return Fp8Product(dy3, w4, dy3.Length).to(InputType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Wgrad on FP8 tensor cores: dW = Q5(dY)ᵀ·Q6(X̂) over the <paramref name="tokens"/> real rows, in the weight's dtype.</summary>
+    public Tensor Fp8Wgrad(Fp8Tensors dy5, Fp8Tensors x6, int tokens)
+    {
+        Fp8Probe(5, dy5, tokens);
+        Fp8Probe(6, x6, tokens);
+        Count(5, dy5);
+        Count(6, x6);
+        using var scope = NewDisposeScope();
+        return Fp8Product(dy5, x6, tokens).to(Layer.weight.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Hands an FP8 operand's values (code × group scale, the exact side copy on flagged lines) to the probe, in the
+    /// layout the BF16 dataflow's operand has: transposed operands back to [rows, lines], <paramref name="rows"/> of them.
+    /// </summary>
+    void Fp8Probe(int slot, Fp8Tensors t, long? rows)
+    {
+        if (Layer.OperandProbe is not { } probe) return;
+        using var scope = NewDisposeScope();
+        var values = Fp8Values(t);
+        probe(slot, rows is long r ? values.t().narrow(0, 0, r) : values);
+    }
+
+    static Tensor Fp8Values(Fp8Tensors t)
+    {
+        var table = tensor(Enumerable.Range(0, 256).Select(c => Formats.E4M3.Decode((byte)c)).ToArray()).to(t.Codes8.device);
+        var values = table.index_select(0, t.Codes8.flatten().to(ScalarType.Int64)).view(t.Lines, t.Length);
+        var scales = t.Scales8.t().repeat_interleave(Fp8Operand.GroupLength, dim: 1).narrow(1, 0, t.Length);
+        values = values.mul(scales).to(t.Side.dtype);
+        foreach (int line in t.FlaggedLines().Distinct()) values[line] = t.Side[line];
+        return values;
     }
 
     /// <summary>Zero rows appended up to <paramref name="rows"/> (the token axis' padding).</summary>

@@ -10,9 +10,11 @@ namespace TetraJet.Plans;
 /// state or the optimizer, not on the plan. Recipes with equal keys share a plan.
 /// </summary>
 public sealed record PlanKey(QuantizerSlot Q1, QuantizerSlot Q2, QuantizerSlot Q3, QuantizerSlot Q4, QuantizerSlot Q5, QuantizerSlot Q6,
-    bool QEma, bool OutControl)
+    bool QEma, bool OutControl, bool Fp8)
 {
-    public static PlanKey Of(Recipe r) => new(r.Q1, r.Q2, r.Q3, r.Q4, r.Q5, r.Q6, r.QEma && r.Q2.IsQuantized, r.OutControl && r.Q1.IsQuantized);
+    /// <summary>The key of a recipe; <see cref="Fp8"/> only where FP8 GEMMs are asked for and the configuration has them.</summary>
+    public static PlanKey Of(Recipe r) => new(r.Q1, r.Q2, r.Q3, r.Q4, r.Q5, r.Q6, r.QEma && r.Q2.IsQuantized, r.OutControl && r.Q1.IsQuantized,
+        r.Gemm == GemmPath.FP8 && DynamicPlan.Fp8Capable(r));
 }
 
 /// <summary>
@@ -75,7 +77,7 @@ public static class PlanRegistry
         Find(recipe) ?? Unspecialised.GetOrAdd(PlanKey.Of(recipe), _ => new DynamicPlan(recipe));
 
     internal static string Describe(PlanKey k) =>
-        $"Q1 {k.Q1}, Q2 {k.Q2}, Q3 {k.Q3}, Q4 {k.Q4}, Q5 {k.Q5}, Q6 {k.Q6}{(k.QEma ? ", Q-EMA" : "")}{(k.OutControl ? ", OutControl" : "")}";
+        $"Q1 {k.Q1}, Q2 {k.Q2}, Q3 {k.Q3}, Q4 {k.Q4}, Q5 {k.Q5}, Q6 {k.Q6}{(k.QEma ? ", Q-EMA" : "")}{(k.OutControl ? ", OutControl" : "")}{(k.Fp8 ? ", FP8 GEMMs" : "")}";
 }
 
 /// <summary>One-line run-time notices (a layer's configuration, an option that cannot apply): standard error by default.</summary>

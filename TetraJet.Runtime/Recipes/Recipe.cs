@@ -41,6 +41,13 @@ public sealed partial record Recipe
 
     public bool IsQuantized => Q1.IsQuantized || Q2.IsQuantized || Q3.IsQuantized || Q4.IsQuantized || Q5.IsQuantized || Q6.IsQuantized;
 
+    /// <summary>
+    /// Which tensor cores multiply the quantized operands on CUDA (docs/GPU.md). <see cref="GemmPath.FP8"/> runs the
+    /// three GEMMs of an all-MXFP4 configuration without RHT on FP8 tensor cores with the same operands, bit for bit;
+    /// other configurations, the CPU and GPUs without FP8 tensor cores use <see cref="GemmPath.BF16"/>.
+    /// </summary>
+    public GemmPath Gemm { get; init; } = GemmPath.BF16;
+
     /// <summary>Q-EMA (§5): Q2 rounds EMA-guided once 10 EMA steps have been taken.</summary>
     public bool QEma { get; init; }
     public double EmaDecay { get; init; } = 0.998;
@@ -174,6 +181,7 @@ public sealed partial record Recipe
         if (OsciReset) opts.Add(OsciResetLean ? $"OsciReset (τ = {OsciResetThreshold}, lean: {OsciResetLeanFraction:0.####%} of W nearest a midpoint)" : $"OsciReset (τ = {OsciResetThreshold})");
         if (OutControl) opts.Add($"OutControl ({OutlierFraction:P0} of K in MXFP8)");
         if (Bf16TailFraction > 0) opts.Add($"last {Bf16TailFraction:P0} of blocks in BF16");
+        if (Gemm == GemmPath.FP8) opts.Add(Plans.DynamicPlan.RunsFp8Gemms(this) ? "FP8 GEMMs on CUDA" : "FP8 GEMMs asked for (not applicable: they need MXFP4 without RHT in every slot)");
         sb.AppendLine("options: " + (opts.Count == 0 ? "none" : string.Join(", ", opts)));
         return sb.ToString();
     }

@@ -59,7 +59,7 @@ static class LinearChecks
         ("BF16 + Q1 MXFP4, Q6 NVFP4", Recipe.Get(RecipeId.BF16).WithSlot(Slot.Q1, Format.MXFP4).WithSlot(Slot.Q6, Format.NVFP4)),
     };
 
-    static bool Same(Tensor a, Tensor b, out long mismatches)
+    internal static bool Same(Tensor a, Tensor b, out long mismatches)
     {
         var x = a.cpu().to(ScalarType.Float32); var y = b.cpu().to(ScalarType.Float32);
         // Bit equality: zeros must agree in sign too; any NaN matches any NaN.
@@ -68,10 +68,10 @@ static class LinearChecks
         return mismatches == 0;
     }
 
-    static long Mismatch(Tensor a, Tensor b) { Same(a, b, out long m); return m; }
+    internal static long Mismatch(Tensor a, Tensor b) { Same(a, b, out long m); return m; }
 
     /// <summary>A forward and backward through autograd of the same layer on the CPU and on CUDA, operands caught by the probe.</summary>
-    static (Tensor? Y, Tensor? Dx, Tensor? Dw, Tensor?[] Operands) Step(QLinear layer, Tensor x, Tensor dy, Device device)
+    internal static (Tensor? Y, Tensor? Dx, Tensor? Dw, Tensor?[] Operands) Step(QLinear layer, Tensor x, Tensor dy, Device device)
     {
         var seen = new Tensor?[9];
         layer.OperandProbe = (slot, t) => seen[slot] = t.detach().cpu().clone().DetachFromDisposeScope();

@@ -52,6 +52,7 @@ int RunTests()
     foreach (var c in GpuSelfCheck.RunAll(device)
         .Concat(Fp8SelfCheck.RunAll(device))
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(Fp8Checks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(ExportChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
@@ -189,6 +190,7 @@ void RunLinear()
         Recipe recipe = id;
         variants.Add(new($"QLinear {recipe.Name}", (k, n) => new QLinear(k, n, recipe)));
     }
+    variants.Add(new("QLinear TetraJet, FP8 GEMMs", (k, n) => new QLinear(k, n, Recipe.Get(RecipeId.TetraJet) with { Gemm = GemmPath.FP8 })));
     foreach (var v in variants.Skip(1))
         if (IsPlainLinear((QLinear)v.Build(256, 256))) Console.WriteLine($"linear {v.Name}: NOT FP4 (QLinear gives a plain linear's output)");
     var results = LinearBench.Run(device, variants, TimeMs, Console.WriteLine);

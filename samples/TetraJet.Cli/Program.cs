@@ -74,6 +74,7 @@ public static class Program
         var clip = new Option<double>("--clip") { Description = "gradient-norm clipping threshold (0: off; negative values are refused)", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<long>("--seed") { Description = "seed for initialisation, data order and augmentation", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        var gemm = new Option<string>("--gemm") { Description = "bf16, or fp8: on CUDA, MXFP4 recipes multiply on FP8 tensor cores, the same operands bit for bit", DefaultValueFactory = _ => "bf16" };
         var precision = new Option<string?>("--precision") { Description = "fp32, or bf16: linear layers quantize and multiply in bfloat16, weights and the rest stay float32 (default: bf16 on cuda, fp32 on cpu)" };
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<model>-<recipe>)" };
         var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint (or start it over if it stopped before its first one)" };
@@ -89,7 +90,7 @@ public static class Program
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
-            device, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
+            device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
         };
         cmd.SetAction(p =>
         {
@@ -99,7 +100,7 @@ public static class Program
                 OsciReset = p.GetValue(osciReset), OsciResetLean = p.GetValue(osciResetLean), OutControl = p.GetValue(outControl), Size = p.GetValue(size)!,
                 Steps = p.GetValue(steps), Epochs = p.GetValue(epochs), Batch = p.GetValue(batch), Lr = p.GetValue(lr),
                 WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
-                Device = p.GetValue(device)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
+                Device = p.GetValue(device)!, Gemm = p.GetValue(gemm)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
             };

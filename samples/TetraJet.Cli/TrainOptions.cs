@@ -11,6 +11,8 @@ public sealed record TrainOptions
     /// <summary>Lean OsciReset; switches OsciReset on as well.</summary>
     public bool OsciResetLean { get; init; }
     public bool OutControl { get; init; }
+    /// <summary>bf16 or fp8: the tensor cores of the quantized GEMMs on CUDA (<see cref="TetraJet.Recipe.Gemm"/>).</summary>
+    public string Gemm { get; init; } = "bf16";
     public string Size { get; init; } = "tiny-cpu";
     public int? Steps { get; init; }
     public double? Epochs { get; init; }
@@ -44,10 +46,20 @@ public sealed record TrainOptions
         TetraJet.Recipe r;
         try { r = TetraJet.Recipe.Parse(Recipe); }
         catch (ArgumentException) { throw new UsageException($"unknown recipe '{Recipe}'; use bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2"); }
-        return r with
+        var built = r with
         {
             QEma = r.QEma || QEma, QRamping = r.QRamping || QRamping, OutControl = r.OutControl || OutControl,
             OsciReset = r.OsciReset || OsciReset || OsciResetLean, OsciResetLean = r.OsciResetLean || OsciResetLean,
+            Gemm = Gemm switch
+            {
+                "bf16" => GemmPath.BF16,
+                "fp8" => GemmPath.FP8,
+                _ => throw new UsageException($"unknown --gemm '{Gemm}'; use bf16 or fp8"),
+            },
         };
+        if (built.Gemm == GemmPath.FP8 && !TetraJet.Plans.DynamicPlan.RunsFp8Gemms(built))
+            throw new UsageException($"--gemm fp8: {built.Name}{(built.OutControl ? " with OutControl" : "")} does not multiply MXFP4 operands without RHT in every GEMM; " +
+                "FP8 GEMMs apply to microscaling and tetrajet (without --out-control)");
+        return built;
     }
 }

@@ -236,6 +236,7 @@ public static class Trainer
                 tb.Scalar($"train/{task.Unit.Replace("/", "_per_")}", throughput, done);
                 if (trainAcc is double ta) tb.Scalar("train/accuracy", ta, done);
                 if (quantized && (done % evalEvery == 0 || done == total)) ReportOscillation(net, oscillationPath, tb, done, view);
+                if (recipe.Gemm == GemmPath.FP8 && (done % evalEvery == 0 || done == total)) ReportFp8(net, tb, done, view);
                 if (done % ckptEvery == 0 || done == stopAt) Save();
                 var eta = TimeSpan.FromSeconds(wall.Elapsed.TotalSeconds / (done - start) * (total - done));
                 var status = $"loss {result.Loss.ToString("0.0000", Inv)}" +
@@ -280,6 +281,7 @@ public static class Trainer
             Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
             PeakDeviceMemoryGiB = gpu is null ? null : Math.Round(peakMemory / Gib, 2),
             EvalLoss = final.Loss, EvalAccuracy = final.Accuracy, EvalPerplexity = final.Perplexity,
+            Fp8Fallbacks = recipe.Gemm == GemmPath.FP8 ? Fp8Fallbacks(net) : null,
         };
         var summaryTmp = Path.Combine(dir, "summary.json.tmp");
         File.WriteAllText(summaryTmp, JsonSerializer.Serialize(summary, RunSummary.Json));
@@ -305,6 +307,32 @@ public static class Trainer
     };
 
     /// <summary>Oscillation of the quantized weights since the last report: console, TensorBoard and oscillation.csv.</summary>
+    /// <summary>Per layer and slot Q1–Q6: [row-groups computed exactly, row-groups in all] since the run (or its resume) started.</summary>
+    static Dictionary<string, Dictionary<string, long[]>> Fp8Fallbacks(nn.Module<Tensor, Tensor> net) =>
+        net.QuantizedLinears().ToDictionary(l => l.Path, l =>
+        {
+            var counts = l.Layer.Fp8Fallbacks();
+            return Enumerable.Range(1, 6).ToDictionary(i => "Q" + i, i => new[] { counts[i].Exact, counts[i].Total });
+        });
+
+    /// <summary>FP8 GEMMs: the row-groups (an operand line's 128 elements along the reduction axis) computed exactly, per slot over all layers.</summary>
+    static void ReportFp8(nn.Module<Tensor, Tensor> net, TfEventsWriter tb, long step, ProgressView view)
+    {
+        var exact = new long[7];
+        var total = new long[7];
+        bool used = false;
+        foreach (var (_, layer) in net.QuantizedLinears())
+        {
+            used |= layer.LastForwardUsedFp8;
+            var c = layer.Fp8Fallbacks();
+            for (int i = 1; i <= 6; i++) { exact[i] += c[i].Exact; total[i] += c[i].Total; }
+        }
+        long all = total.Sum(), flagged = exact.Sum();
+        if (all > 0) tb.Scalar("fp8/exact_fraction", (double)flagged / all, step);
+        view.Line(!used && all == 0 ? $"step {step}: FP8 GEMMs asked for, but no layer took them (device or shapes: docs/GPU.md)"
+            : $"step {step}: FP8 GEMMs, row-groups computed exactly: " + string.Join(", ", Enumerable.Range(1, 6).Select(i => $"Q{i} {exact[i]:N0}/{total[i]:N0}")));
+    }
+
     static void ReportOscillation(nn.Module<Tensor, Tensor> net, string path, TfEventsWriter tb, long step, ProgressView view)
     {
         var m = net.OscillationSummary(reset: true);
@@ -394,4 +422,6 @@ public sealed record RunSummary
     public double EvalLoss { get; init; }
     public double? EvalAccuracy { get; init; }
     public double? EvalPerplexity { get; init; }
+    /// <summary>--gemm fp8: per layer and slot, [row-groups computed exactly, row-groups in all].</summary>
+    public Dictionary<string, Dictionary<string, long[]>>? Fp8Fallbacks { get; init; }
 }

@@ -28,6 +28,7 @@ public class SlotOverrideTests
         Same<RoundingKind, Rounding>();
         Same<ScaleRuleKind, ScaleRule>();
         Same<SourceKind, SlotSource>();
+        Same<GemmKind, GemmPath>();
         Assert.Equal(Enumerable.Range(1, 6), Enum.GetValues<Slot>().Select(s => (int)s));   // Slot.Qn = n, index n − 1 in the generator
     }
 

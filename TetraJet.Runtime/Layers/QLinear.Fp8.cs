@@ -1,0 +1,47 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TetraJet;
+
+/// <summary>
+/// What the FP8 GEMMs (<see cref="GemmPath.FP8"/>) did on this layer: whether the last forward took them, and per slot
+/// how many (line, 128-group) pieces of an operand were computed exactly because their block scales spanned more than
+/// 14 binades (docs/GPU.md). The counts accumulate on the device, so reading them is the only synchronisation.
+/// </summary>
+public sealed partial class QLinear
+{
+    Tensor? _fp8Flagged;
+    readonly long[] _fp8Groups = new long[7];
+
+    /// <summary>Whether the last forward multiplied on FP8 tensor cores.</summary>
+    public bool LastForwardUsedFp8 { get; internal set; }
+
+    /// <summary>Adds an operand's flag count (a device int32 scalar) and its number of (line, group) pieces to slot <paramref name="slot"/>'s totals.</summary>
+    internal void CountFp8(int slot, Tensor flags, long pieces)
+    {
+        using var _ = no_grad();
+        if (_fp8Flagged is null || _fp8Flagged.device_type != flags.device_type || _fp8Flagged.device_index != flags.device_index)
+        {
+            var moved = (_fp8Flagged ?? zeros(7, dtype: ScalarType.Int64)).to(flags.device).DetachFromDisposeScope();
+            _fp8Flagged?.Dispose();
+            _fp8Flagged = moved;
+        }
+        _fp8Flagged[slot].add_(flags[0].to(ScalarType.Int64));
+        _fp8Groups[slot] += pieces;
+    }
+
+    /// <summary>
+    /// Per slot Q1–Q6 (index 1–6): (line, 128-group) pieces computed exactly, and pieces in all, since the last reset.
+    /// </summary>
+    public (long Exact, long Total)[] Fp8Fallbacks(bool reset = false)
+    {
+        var exact = _fp8Flagged is null ? new long[7] : _fp8Flagged.cpu().data<long>().ToArray();
+        var result = Enumerable.Range(0, 7).Select(i => (exact[i], _fp8Groups[i])).ToArray();
+        if (reset)
+        {
+            _fp8Flagged?.zero_();
+            Array.Clear(_fp8Groups);
+        }
+        return result;
+    }
+}
