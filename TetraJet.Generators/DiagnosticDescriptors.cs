@@ -59,6 +59,11 @@ internal static class DiagnosticDescriptors
         "OsciResetLeanFraction out of range",
         "OsciResetLeanFraction = {0} is outside (0, 1]; use a fraction of the weight such as 0.1 (the default)");
 
+    public static readonly DiagnosticDescriptor OutControlLeavesTooFewChannels = Error(
+        DiagnosticIds.OutControlLeavesTooFewChannels,
+        "OutControl on a layer too narrow for it",
+        "OutControl on layer '{0}' with inFeatures = {1} and OutlierFraction = {2} would split the input channels into {3} outlier and {4} FP4 channels, but it needs a whole block of 128 in each part (the outliers round up to blocks of 128); give this layer a [Quantize] without OutControl, or at least {5} input features");
+
     public static readonly DiagnosticDescriptor OptionHasNoEffect = Warning(
         DiagnosticIds.OptionHasNoEffect,
         "Quantization option has no effect",

@@ -15,6 +15,7 @@ internal static class DiagnosticIds
     public const string SizeMemberNotFound = "TJ1010";
     public const string ConstructorSkipsInitialization = "TJ1011";
     public const string OsciResetLeanFractionOutOfRange = "TJ1012";
+    public const string OutControlLeavesTooFewChannels = "TJ1013";
     public const string QuantizeWithoutLinear = "TJ1014";
     public const string FormatNotARecipe = "TJ1015";
     public const string HadamardNotPaired = "TJ1016";

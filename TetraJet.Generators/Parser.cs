@@ -121,7 +121,19 @@ internal static class Parser
                     return invalid;
                 }
                 var multiple = config?.FeatureMultiple ?? 1;
-                if (value % multiple == 0) return new SizeSpec(value, null, Text(value));
+                if (value % multiple == 0)
+                {
+                    // OutControl needs 128 FP4 channels beside its outliers (multiples of 128), else the layer keeps plain FP4.
+                    if (parameter == InFeatures && config is { OutControl: true } && config.Slots[0].IsQuantized
+                        && OutControlChannels.KeepsPlainFp4(value, config.OutlierFraction))
+                    {
+                        var outliers = OutControlChannels.OutlierCount(value, config.OutlierFraction);
+                        diagnostics?.Add(DiagnosticDescriptors.OutControlLeavesTooFewChannels, Where(), layer, Text(value), ConfigSpec.Literal(config.OutlierFraction),
+                            Text(outliers), Text(value - outliers),
+                            OutControlChannels.SmallestWidth(value, multiple, config.OutlierFraction).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                    return new SizeSpec(value, null, Text(value));
+                }
                 if (diagnostics is not null)
                 {
                     var suggestion = ((long)value / multiple + 1) * multiple;   // long: no overflow near int.MaxValue

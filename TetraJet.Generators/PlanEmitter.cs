@@ -22,8 +22,8 @@ internal static class PlanEmitter
             Q1 = p.Slot(1); Q2 = p.Slot(2); Q3 = p.Slot(3); Q4 = p.Slot(4); Q5 = p.Slot(5); Q6 = p.Slot(6);
             KeepsXhat = Q6.Source == SlotModel.ForwardDequantized;
             KeepsWhat = Q4.Source != SlotModel.Direct;
-            Q1Kept = Q1.IsQuantized && KeepsXhat && Stores(p, Q1);
-            Q2Kept = Q2.IsQuantized && KeepsWhat && Stores(p, Q2);
+            Q1Kept = Q1.IsQuantized && KeepsXhat && Stores(Q1);
+            Q2Kept = Q2.IsQuantized && KeepsWhat && Stores(Q2);
             FusedDy = Q3.IsQuantized && Q5.IsQuantized
                 && Dataflow.FusesDy(Q3.Format, Q3.Rounding, Q3.Ocp, Q3.Tile16, Q3.Hadamard, Q5.Format, Q5.Rounding, Q5.Ocp, Q5.Tile16, Q5.Hadamard);
             HasQ4 = Q4.IsQuantized && Q4.Source != SlotModel.ForwardCodesTransposed;
@@ -34,8 +34,8 @@ internal static class PlanEmitter
             OutControl = p.OutControl;
         }
 
-        // OutControl mixes FP4 and MXFP8 columns in X̂ and Ŵ, so it keeps them dequantized.
-        private static bool Stores(PlanSpec p, SlotModel s) => !p.OutControl && !s.Hadamard && Dataflow.HasStorage(s.Format, s.Tile16);
+        // Under OutControl the FP4 part is kept the same way, in its gathered blocks.
+        private static bool Stores(SlotModel s) => !s.Hadamard && Dataflow.HasStorage(s.Format, s.Tile16);
 
         public readonly SlotModel Q1, Q2, Q3, Q4, Q5, Q6;
         public readonly bool KeepsXhat, KeepsWhat, Q1Kept, Q2Kept, FusedDy, HasQ4, Q4FromStorage, Q6FromStorage, PadsTokens, QEma, OutControl;
@@ -293,17 +293,7 @@ internal static class PlanEmitter
     private static void EmitForward(SourceWriter w, PlanSpec p, Dataflows f)
     {
         w.Open("public override Tensor Forward(LinearStep s, Tensor x, Tensor w, Tensor? b)");
-        if (f.OutControl)
-        {
-            w.Line("// OutControl, once its channels are fixed: the regular channels in FP4, the outlier channels in MXFP8 (kept dequantized).");
-            w.Open("if (s.Layer.OutlierMask is { } mask)");
-            w.Line("var xo = s.OutlierFeatures(x, Recipe.Q1, mask, null);");
-            w.Line("var wo = s.OutlierFeatures(w, Recipe.Q2, mask, " + (f.QEma ? "s.EmaReady" : "null") + ");");
-            w.Line("var yo = s.Linear(s.Probe(1, xo), s.Probe(2, wo), b);");
-            w.Line("s.Save(" + (f.KeepsXhat ? "SavedOperand.Plain(xo)" : "SavedOperand.Plain(x)") + ", " + (f.KeepsWhat ? "SavedOperand.Plain(wo)" : "SavedOperand.Plain(w)") + ");");
-            w.Line("return yo;");
-            w.Close();
-        }
+        if (f.OutControl) EmitOutControlForward(w, f);
         // Q1
         if (f.Q1.IsQuantized)
         {
@@ -338,6 +328,41 @@ internal static class PlanEmitter
             + (f.Q1Kept || f.Q2Kept ? ", in storage form where written" : "") + ".");
         w.Line("s.Save(" + keepX + ", " + keepW + ");");
         w.Line("return y;");
+        w.Close();
+    }
+
+    /// <summary>
+    /// OutControl once its channels are fixed (§5): the FP4 part through Q1 and Q2 in its gathered blocks (kept as the
+    /// plain dataflow keeps X̂ and Ŵ), the outlier part in MXFP8 with RTN, two GEMMs.
+    /// </summary>
+    private static void EmitOutControlForward(SourceWriter w, Dataflows f)
+    {
+        w.Line("// OutControl, once its channels are fixed: each part gathered into contiguous blocks, largest norm sum first.");
+        w.Open("if (s.OutControl is { } oc)");
+        w.Line("var (xf, xo) = (OutControl.Gather(x, oc.Fp4), OutControl.Gather(x, oc.Outliers));");
+        w.Line("var (wf, wo) = (OutControl.Gather(w, oc.Fp4), OutControl.Gather(w, oc.Outliers));");
+        w.Line(f.Q1.IsQuantized
+            ? "var (xqf, xKeptF) = s.Quantize(Q1, " + (f.Q1Kept ? "Q1Kept" : "null") + ", xf, slot: 1);   // Q1 over the FP4 part"
+            : "var (xqf, xKeptF) = (xf, (PackedTensor?)null);   // Q1: BF16");
+        if (!f.Q2.IsQuantized) w.Line("var (wqf, wKeptF) = (wf, (PackedTensor?)null);   // Q2: BF16");
+        else if (f.QEma)
+        {
+            w.Line("var emaReady = s.EmaReady;   // Q2 over the FP4 part, EMA-guided by the EMA's FP4 part once Q-EMA has warmed up");
+            w.Line("var (wqf, wKeptF) = emaReady is null ? s.Quantize(Q2, " + (f.Q2Kept ? "Q2Kept" : "null") + ", wf, slot: 2) : s.Quantize(Q2Ema, "
+                + (f.Q2Kept ? "Q2EmaKept" : "null") + ", wf, slot: 2, OutControl.Gather(emaReady, oc.Fp4));");
+        }
+        else w.Line("var (wqf, wKeptF) = s.Quantize(Q2, " + (f.Q2Kept ? "Q2Kept" : "null") + ", wf, slot: 2);   // Q2 over the FP4 part");
+        w.Line("// The outlier part: MXFP8, RTN, along K.");
+        w.Line("var (xqo, xKeptO) = s.QuantizeOutliers(xo);");
+        w.Line("var (wqo, wKeptO) = s.QuantizeOutliers(wo);");
+        w.Line("// Forward GEMMs: FP4 part + outlier part.");
+        w.Line("var yo = s.LinearParts(xqf, wqf, xqo, wqo, b, oc);");
+        var keepX = f.KeepsXhat ? "SavedOperand.Parts(SavedOperand.Of(xqf, xKeptF), SavedOperand.Of(xqo, xKeptO), oc)"
+            : "SavedOperand.Parts(SavedOperand.Plain(xf), SavedOperand.Plain(xo), oc)";
+        var keepW = f.KeepsWhat ? "SavedOperand.Parts(SavedOperand.Of(wqf, wKeptF), SavedOperand.Of(wqo, wKeptO), oc)" : "SavedOperand.Plain(w)";
+        w.Line("// Kept for backward: " + (f.KeepsXhat ? "X̂" : "X") + " and " + (f.KeepsWhat ? "Ŵ" : "W") + (f.KeepsWhat ? ", in their two parts." : ", X in its two parts."));
+        w.Line("s.Save(" + keepX + ", " + keepW + ");");
+        w.Line("return yo;");
         w.Close();
     }
 
@@ -380,19 +405,29 @@ internal static class PlanEmitter
         w.Line("// Dgrad GEMM.");
         w.Line("var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));");
         w.Line("long rows = " + dyT + ".shape[0];");
+        var xs6 = "xs";
+        if (f.OutControl)
+        {
+            w.Line("// OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).");
+            w.Line("var xs6 = xs.Fp4Part ?? xs;");
+            xs6 = "xs6";
+        }
         if (!f.Q6.IsQuantized) w.Line("// Q6: BF16.");
         else if (f.Q6FromStorage) w.Line("// Q6: X̂ along T, from its storage form in one pass where it was kept so; T zero-padded.");
         else w.Line("// Q6: " + (f.KeepsXhat ? "X̂" : "X") + " along T, zero-padded.");
-        w.Line(!f.Q6.IsQuantized ? "var x6 = LinearStep.PadRows(xs.Value(), rows);"
-            : f.Q6FromStorage ? "var x6 = xs.Storage is { } xStored ? d.ColumnsFromStored(Q6Stored, xStored, rows, s.Streams(6)) : d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);"
-            : "var x6 = d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);");
-        if (f.OutControl && f.Q6.IsQuantized)
+        w.Line(!f.Q6.IsQuantized ? "var x6 = LinearStep.PadRows(" + xs6 + ".Value(), rows);"
+            : f.Q6FromStorage ? "var x6 = " + xs6 + ".Storage is { } xStored ? d.ColumnsFromStored(Q6Stored, xStored, rows, s.Streams(6)) : d.Columns(Q6, LinearStep.PadRows(" + xs6 + ".Value(), rows), s.Streams(6), pad: true);"
+            : "var x6 = d.Columns(Q6, LinearStep.PadRows(" + xs6 + ".Value(), rows), s.Streams(6), pad: true);");
+        if (f.OutControl)
         {
-            w.Line("// OutControl: the outlier channels' columns of Q6 in MXFP8.");
-            w.Line("if (s.Layer.OutlierMask is { } mask) x6 = s.OutlierWgrad(x6, LinearStep.PadRows(xs.Value(), rows), mask);");
+            w.Line("// Wgrad GEMMs: the FP4 part's, and under OutControl MXFP8(dY)ᵀ·MXFP8(X̂_out) along T for the outlier channels.");
+            w.Line("var dw = xs.Channels is { } oc ? s.WgradParts(s.Probe(5, dy5), s.Probe(6, x6), dy, xs.OutlierPart!.Value(), oc) : s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));");
         }
-        w.Line("// Wgrad GEMM.");
-        w.Line("var dw = s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));");
+        else
+        {
+            w.Line("// Wgrad GEMM.");
+            w.Line("var dw = s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));");
+        }
         w.Line("return (dx, dw);");
         w.Close();
     }

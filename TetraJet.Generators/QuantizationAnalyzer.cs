@@ -25,6 +25,7 @@ public sealed class QuantizationAnalyzer : DiagnosticAnalyzer
         DiagnosticDescriptors.EmaDecayOutOfRange,
         DiagnosticDescriptors.OsciResetThresholdOutOfRange,
         DiagnosticDescriptors.OutlierFractionOutOfRange,
+        DiagnosticDescriptors.OutControlLeavesTooFewChannels,
         DiagnosticDescriptors.OptionHasNoEffect,
         DiagnosticDescriptors.InvalidLinearProperty,
         DiagnosticDescriptors.SizeMemberNotFound,

@@ -21,8 +21,8 @@ public static class OscillationExperiment
     public static IReadOnlyList<OscillationResult> Run(int steps = 400, int seed = 0, Action<string>? log = null)
     {
         Recipe tj = Recipe.TetraJet, v2 = Recipe.TetraJetV2;
-        // The §5 schedules scaled to a short run: OsciReset from 65% every steps/10 with a window of a quarter of that,
-        // OutControl collecting from step steps/8 for 10 steps.
+        // The §5 schedules scaled to a short run: OsciReset from 64% (its default), every steps/10 with a window of a quarter
+        // of that; OutControl collecting from step steps/8 for 10 steps (K = 256: 128 outlier channels, 128 FP4).
         int period = Math.Max(8, steps / 10);
         var variants = new (string Name, Recipe Recipe)[]
         {
@@ -80,7 +80,6 @@ public static class OscillationExperiment
             l2.weight.copy_(teacher2 + randn(Width, Width, generator: g) * 0.002f);
         }
         var model = nn.Sequential(("l1", l1), ("act", nn.GELU()), ("l2", l2));
-        model.AssignLayerIds((ulong)seed);
         var opt = new AdamWRamping(model.parameters(), lr: 5e-4, weightDecay: 0);
         var xs = Inputs(2048, g);
         var ys = Target(xs);

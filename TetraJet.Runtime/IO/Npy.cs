@@ -15,6 +15,7 @@ public sealed class NpyFormatException(string message) : Exception(message);
 public static class Npy
 {
     static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+    const int ChunkFloats = 1 << 24;
 
     /// <summary>Reads a [rows, cols] float32 matrix.</summary>
     public static float[] ReadMatrix(string path, out int rows, out int cols)
@@ -51,8 +52,13 @@ public static class Npy
         rows = (int)shape[0];
         cols = (int)shape[1];
         var data = new float[rows * (long)cols];
-        var bytes = MemoryMarshal.AsBytes(data.AsSpan());
-        if (!TryReadExactly(stream, bytes)) throw new NpyFormatException($"truncated .npy data: shape ({rows}, {cols}) needs {bytes.Length} bytes");
+        // In pieces: the bytes of more than 2^29 floats do not fit one span.
+        for (int at = 0, n; at < data.Length; at += n)
+        {
+            n = Math.Min(ChunkFloats, data.Length - at);
+            if (!TryReadExactly(stream, MemoryMarshal.AsBytes(data.AsSpan(at, n))))
+                throw new NpyFormatException($"truncated .npy data: shape ({rows}, {cols}) needs {4L * data.Length} bytes");
+        }
         if (stream.ReadByte() != -1) throw new NpyFormatException($"trailing bytes after the .npy data of shape ({rows}, {cols})");
         if (!BitConverter.IsLittleEndian)
         {
@@ -84,13 +90,18 @@ public static class Npy
         BinaryPrimitives.WriteUInt16LittleEndian(len, (ushort)header.Length);
         stream.Write(len);
         stream.Write(Encoding.Latin1.GetBytes(header));
-        if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(data));
-        else
+        for (int at = 0, n; at < data.Length; at += n)
         {
-            var copy = data.ToArray();
-            var words = MemoryMarshal.Cast<float, uint>(copy.AsSpan());
-            BinaryPrimitives.ReverseEndianness(words, words);
-            stream.Write(MemoryMarshal.AsBytes(copy.AsSpan()));
+            n = Math.Min(ChunkFloats, data.Length - at);
+            var piece = data.Slice(at, n);
+            if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(piece));
+            else
+            {
+                var copy = piece.ToArray();
+                var words = MemoryMarshal.Cast<float, uint>(copy.AsSpan());
+                BinaryPrimitives.ReverseEndianness(words, words);
+                stream.Write(MemoryMarshal.AsBytes(copy.AsSpan()));
+            }
         }
     }
 

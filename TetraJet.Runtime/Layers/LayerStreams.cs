@@ -1,24 +1,71 @@
+using static TorchSharp.torch;
+
 namespace TetraJet;
 
 /// <summary>
 /// Derives the Philox stream of each random draw of a linear layer from (step, layer id, slot), so a run is
-/// reproducible from its seed (ALGORITHMS.md §6): stream = step·2^24 + (layer id mod 2^20)·2^4 + slot.
-/// Slots 1–6 are the quantizers Q1–Q6 (SR draws); slot 7 is the RHT signs of the dgrad pair (Q3, Q4), slot 8 those
-/// of the wgrad pair (Q5, Q6), slot 9 those of the forward pair (Q1, Q2, where a per-slot override gives them an RHT):
-/// a pair shares its signs so that the transforms cancel in the product.
+/// reproducible from its seed (ALGORITHMS.md §6): stream = (step mod 2^32)·2^32 + (layer id mod 2^28)·2^4 + slot.
+/// The step is the layer's count of training forwards; slots 1–6 are the quantizers Q1–Q6 (SR draws); slot 7 is the
+/// RHT signs of the dgrad pair (Q3, Q4), slot 8 those of the wgrad pair (Q5, Q6), slot 9 those of the forward pair
+/// (Q1, Q2, where a per-slot override gives them an RHT): a pair shares its signs so that the transforms cancel in the
+/// product. Distinct (step, layer id, slot) give distinct streams while the step stays below 2^32 training forwards.
 /// </summary>
+/// <remarks>
+/// A layer's id is <see cref="IdOfInitialWeights"/>: a hash of the weight and bias it was created with. Two layers
+/// of one class (two blocks of a transformer) are initialised with different random numbers, so their ids differ
+/// without anything to call, and the same seed recreates the same ids. The id is part of the layer's state dict,
+/// so a model loaded from a checkpoint continues the streams of the run that saved it.
+/// </remarks>
 public static class LayerStreams
 {
     public const int DgradHadamard = 7, WgradHadamard = 8, ForwardHadamard = 9;
 
-    public static ulong For(long step, int layerId, int slot) =>
-        ((ulong)step << 24) | (((ulong)(uint)layerId & 0xFFFFFu) << 4) | ((ulong)slot & 0xFu);
+    /// <summary>Layer ids are taken modulo 2^28: the bits the stream id has for them.</summary>
+    public const int IdBits = 28;
 
-    /// <summary>A stable layer id from a module path (FNV-1a), used when models name their layers.</summary>
-    public static int IdOf(string path)
+    const uint IdMask = (1u << IdBits) - 1;
+
+    public static ulong For(long step, int layerId, int slot) =>
+        ((ulong)step << 32) | (((ulong)(uint)layerId & IdMask) << 4) | ((ulong)slot & 0xFu);
+
+    /// <summary>
+    /// A 28-bit id from the bits of a layer's freshly initialised parameters (FNV-style multiply-xor over 8-byte words,
+    /// then SplitMix64's finaliser). Weights initialised from different random numbers give different ids except with
+    /// probability 2^−28 per pair; <see cref="QuantizationExtensions.MakeLayerIdsDistinct"/> settles such a collision.
+    /// </summary>
+    public static int IdOfInitialWeights(Tensor weight, Tensor? bias)
     {
-        uint h = 2166136261;
-        foreach (char c in path) { h ^= c; h *= 16777619; }
-        return (int)(h & 0xFFFFF);
+        ulong h = 0xCBF29CE484222325;
+        h = HashInto(h, weight);
+        if (bias is not null) h = HashInto(h, bias);
+        return (int)(Finish(h) & IdMask);
+    }
+
+    /// <summary>Another id for a layer whose id collides with an earlier layer's: a hash of its id and its module path.</summary>
+    public static int Rehash(int layerId, string path)
+    {
+        ulong h = (ulong)(uint)layerId * 0x9E3779B97F4A7C15;
+        foreach (char c in path) h = (h ^ c) * 0x100000001B3;
+        return (int)(Finish(h) & IdMask);
+    }
+
+    static unsafe ulong HashInto(ulong h, Tensor t)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var cpu = t.detach().to(CPU).contiguous();
+        long bytes = cpu.numel() * cpu.ElementSize;
+        byte* p = (byte*)Interop.TensorMemory.DataPointer(cpu);
+        long i = 0;
+        for (; i + 8 <= bytes; i += 8) h = (h ^ *(ulong*)(p + i)) * 0x100000001B3;
+        for (; i < bytes; i++) h = (h ^ p[i]) * 0x100000001B3;
+        return (h ^ (ulong)bytes) * 0x100000001B3;
+    }
+
+    static ulong Finish(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+        return z ^ (z >> 31);
     }
 }

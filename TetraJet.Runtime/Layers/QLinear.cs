@@ -28,15 +28,6 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     /// </summary>
     public LinearPlan Plan { get; }
 
-    /// <summary>Philox key of this layer's stochastic rounding and RHT signs (the run seed).</summary>
-    public ulong Seed { get; set; }
-
-    /// <summary>Layer id in the stream derivation; defaults to a hash of the name, set per model path by <see cref="QuantizationExtensions.AssignLayerIds"/>.</summary>
-    public int LayerId { get; set; }
-
-    /// <summary>Quantized training forwards so far; the step part of every stream id. Restore it on resume.</summary>
-    public long Step { get; set; }
-
     internal long CurrentStep { get; private set; }
 
     /// <summary>
@@ -69,10 +60,11 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         Plan = plan ?? PlanRegistry.For(recipe);
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        LayerId = LayerStreams.IdOf(name);
         weight = new Parameter(empty(outFeatures, inFeatures));
         this.bias = bias ? new Parameter(empty(outFeatures)) : null;
         ResetParameters();
+        // Distinct per layer with nothing to call: two blocks of one class start from different random weights.
+        LayerId = LayerStreams.IdOfInitialWeights(weight, this.bias);
         RegisterComponents();
         RegisterQuantizationState();
     }
@@ -98,9 +90,10 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
         NeedsBackward = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
         if (is_grad_enabled() && training)
         {
+            CheckTrainingProtocol();
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
-            if (Recipe.OutControl) CollectChannelNorms(input.reshape(-1, InFeatures));
+            if (_outControl) CollectChannelNorms(input.reshape(-1, InFeatures));
         }
         return Plan.Apply(this, input);
     }
@@ -112,49 +105,16 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     public QuantBackend? Backend { get; set; }
 
     /// <summary>
+    /// Mixed precision for this layer, as <c>torch.autocast</c> gives linear layers: with bfloat16 the quantizers read
+    /// X and W cast to bfloat16 and the GEMMs run in bfloat16 (accumulating in FP32), while the weights, their
+    /// gradients and the layer's output stay in the model's dtype. Null (the default) computes in the input's dtype
+    /// (float32 GEMMs on the CPU).
+    /// </summary>
+    public ScalarType? Autocast { get; set; }
+
+    /// <summary>
     /// Called with each quantized operand as the GEMMs consume it (slot 1–6: X̂, Ŵ, Q3(dY), Q4(Ŵ), Q5(dY), Q6(X̂)), on
     /// the device and in the dtype of the step; for checks and diagnostics. Null (the default) costs nothing.
     /// </summary>
     public Action<int, Tensor>? OperandProbe { get; set; }
-
-    /// <summary>MXFP8 of OutControl's outlier channels: RTN in Q1/Q2, SR in Q6 (§5).</summary>
-    static readonly QuantSpec OutlierForward = new(QuantFormat.MXFP8), OutlierWgrad = new(QuantFormat.MXFP8, Rounding.Stochastic);
-
-    /// <summary>
-    /// OutControl along K: the regular channels, gathered contiguously (zero-padded to the block), in the slot's
-    /// FP4 format; the outlier channels in MXFP8. Same as permuting channels and summing an FP4 and an FP8 GEMM.
-    /// </summary>
-    internal Tensor QuantizeFeaturesWithOutliers(Tensor t, QuantizerSlot slot, Tensor mask, Tensor? ema)
-    {
-        if (!slot.IsQuantized) return t;
-        if (ema is not null) slot = slot with { Spec = slot.Spec with { Rounding = Rounding.EmaGuided } };
-        var outIdx = mask.nonzero().squeeze(1).to(t.device);
-        var restIdx = mask.logical_not().nonzero().squeeze(1).to(t.device);
-        var result = empty_like(t);
-        var rest = t.index_select(1, restIdx);
-        var restEma = ema?.index_select(1, restIdx);
-        result.index_copy_(1, restIdx, QuantizeSlot(rest, slot, pad: true, ema: restEma));
-        result.index_copy_(1, outIdx, Quantizer.Quantize(t.index_select(1, outIdx), OutlierForward));
-        return result;
-    }
-
-    /// <summary>
-    /// OutControl's Q6 outlier columns: blocks along T are per channel, so only the outlier channels change, to MXFP8
-    /// SR (after the same RHT) of the padded X̂ (§5).
-    /// </summary>
-    internal Tensor WgradOutliers(Tensor xq, Tensor xPadded, Tensor mask, SlotStreams s)
-    {
-        var outIdx = mask.nonzero().squeeze(1).to(xPadded.device);
-        var q = Recipe.Q6.Hadamard
-            ? Quantizer.QuantizeWithSigns(xPadded.index_select(1, outIdx), OutlierWgrad, BlockAxis.First, s.Seed, s.Stream, s.Signs, padBlockAxis: true)
-            : Quantizer.Quantize(xPadded.index_select(1, outIdx), OutlierWgrad, BlockAxis.First, s.Seed, s.Stream, padBlockAxis: true);
-        return xq.index_copy(1, outIdx, q);
-    }
-
-    /// <summary>The slot's own quantizer call (OutControl's parts): RTN/EMA along K, no RHT.</summary>
-    Tensor QuantizeSlot(Tensor t, QuantizerSlot slot, bool pad, Tensor? ema)
-    {
-        if (!slot.IsQuantized) return t;
-        return Quantizer.Quantize(t, slot.Spec, BlockAxis.Last, Seed, 0, ema, padBlockAxis: pad);
-    }
 }

@@ -12,17 +12,29 @@ public static class QuantizationExtensions
             if (module is QLinear q) yield return (name, q);
     }
 
-    /// <summary>Gives every QLinear a layer id from its module path and the run seed, so streams differ per layer.</summary>
-    public static void AssignLayerIds(this nn.Module model, ulong seed)
+    /// <summary>
+    /// Makes the layer ids of the model's QLinears distinct: a layer whose id (taken modulo 2^28, as the streams use it)
+    /// equals an earlier layer's gets <see cref="LayerStreams.Rehash"/> of it and its path. Ids normally differ already
+    /// (they hash the initial weights); this settles a hash collision or layers created with identical weights, and
+    /// is deterministic, so a run and its rerun agree. Returns the paths of the layers it changed.
+    /// </summary>
+    public static IReadOnlyList<string> MakeLayerIdsDistinct(this nn.Module model)
     {
+        var seen = new HashSet<int>();
+        var changed = new List<string>();
+        const int mask = (1 << LayerStreams.IdBits) - 1;
         foreach (var (path, layer) in model.QuantizedLinears())
         {
-            layer.LayerId = LayerStreams.IdOf(path);
-            layer.Seed = seed;
+            int id = layer.LayerId & mask;
+            if (seen.Add(id)) continue;
+            do id = LayerStreams.Rehash(id, path); while (!seen.Add(id));
+            layer.LayerId = id;
+            changed.Add(path);
         }
+        return changed;
     }
 
-    /// <summary>Sets the step counter of every QLinear (on resume, to continue the same random streams).</summary>
+    /// <summary>Sets the step counter of every QLinear (it is in the state dict; this is for experiments that rewind).</summary>
     public static void SetQuantizationStep(this nn.Module model, long step)
     {
         foreach (var (_, layer) in model.QuantizedLinears()) layer.Step = step;
@@ -38,6 +50,12 @@ public static class QuantizationExtensions
     }
 
     /// <summary>Bytes the quantized layers kept for backward in their last training forward (their activation memory).</summary>
+    /// <summary>Sets <see cref="QLinear.Autocast"/> on every quantized layer (null: compute in the input's dtype).</summary>
+    public static void SetAutocast(this nn.Module model, ScalarType? dtype)
+    {
+        foreach (var (_, layer) in model.QuantizedLinears()) layer.Autocast = dtype;
+    }
+
     public static long SavedBytes(this nn.Module model) => model.QuantizedLinears().Sum(l => l.Layer.LastSavedBytes);
 
     /// <summary>
@@ -53,6 +71,26 @@ public static class QuantizationExtensions
     public static void TrackOscillation(this nn.Module model, bool on = true)
     {
         foreach (var (_, layer) in model.QuantizedLinears()) layer.TrackOscillation(on && layer.Recipe.Q2.IsQuantized);
+    }
+
+    /// <summary>
+    /// Writes the oscillation trackers' windows (the reporting of <see cref="TrackOscillation"/>, not part of the
+    /// state dict), so that a resumed run reports the same windows as an uninterrupted one.
+    /// </summary>
+    public static void SaveOscillationTracking(this nn.Module model, BinaryWriter writer)
+    {
+        var layers = model.QuantizedLinears().ToList();
+        writer.Write(layers.Count);
+        foreach (var (_, layer) in layers) layer.SaveOscillationTracker(writer);
+    }
+
+    /// <summary>Restores what <see cref="SaveOscillationTracking"/> wrote, into a model with the same layers.</summary>
+    public static void LoadOscillationTracking(this nn.Module model, BinaryReader reader)
+    {
+        var layers = model.QuantizedLinears().ToList();
+        int count = reader.ReadInt32();
+        if (count != layers.Count) throw new InvalidDataException($"the oscillation tracking holds {count} layers, this model has {layers.Count}");
+        foreach (var (_, layer) in layers) layer.LoadOscillationTracker(reader);
     }
 
     /// <summary>Oscillation metrics per layer (and optionally starts a new window).</summary>

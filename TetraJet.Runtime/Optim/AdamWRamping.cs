@@ -12,11 +12,13 @@ namespace TetraJet.Optim;
 /// </summary>
 public sealed class AdamWRamping : IDisposable
 {
-    sealed class State(Parameter p)
+    sealed class State(Parameter p, double weightDecay)
     {
         public readonly Parameter Param = p;
-        public Tensor M = zeros_like(p), V = zeros_like(p), StepAcc = zeros_like(p), GradAcc = zeros_like(p);
-        public Tensor Period = ones_like(p, dtype: ScalarType.Int32);
+        public readonly double WeightDecay = weightDecay;
+        public Tensor M = zeros_like(p).DetachFromDisposeScope(), V = zeros_like(p).DetachFromDisposeScope(),
+            StepAcc = zeros_like(p).DetachFromDisposeScope(), GradAcc = zeros_like(p).DetachFromDisposeScope();
+        public Tensor Period = ones_like(p, dtype: ScalarType.Int32).DetachFromDisposeScope();
         public Tensor[] All => [M, V, StepAcc, GradAcc, Period];
     }
 
@@ -27,15 +29,24 @@ public sealed class AdamWRamping : IDisposable
     public double Beta1 { get; }
     public double Beta2 { get; }
     public double Eps { get; }
-    public double WeightDecay { get; }
     /// <summary>Global step count t (bias corrections).</summary>
     public long StepCount => _t;
 
     public AdamWRamping(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
+        : this(parameters.Select(p => (p, weightDecay)), lr, beta1, beta2, eps)
     {
-        _states = parameters.Select(p => new State(p)).ToList();
-        LearningRate = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
     }
+
+    /// <summary>With a decoupled weight decay per parameter (e.g. 0 for norms and biases), as AdamW's parameter groups give.</summary>
+    public AdamWRamping(IEnumerable<(Parameter Parameter, double WeightDecay)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
+    {
+        _states = parameters.Select(p => new State(p.Parameter, p.WeightDecay)).ToList();
+        if (_states.Any(s => s.WeightDecay < 0)) throw new ArgumentException("weight decay must be ≥ 0");
+        LearningRate = lr; Beta1 = beta1; Beta2 = beta2; Eps = eps;
+    }
+
+    /// <summary>The decoupled weight decay of <paramref name="p"/>.</summary>
+    public double WeightDecay(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).WeightDecay;
 
     public IEnumerable<Parameter> Parameters => _states.Select(s => s.Param);
 
@@ -46,10 +57,17 @@ public sealed class AdamWRamping : IDisposable
         if (!period.shape.SequenceEqual(p.shape)) throw new ArgumentException($"period shape [{string.Join(", ", period.shape)}] differs from the parameter's [{string.Join(", ", p.shape)}]");
         if (period.lt(1).any().item<bool>()) throw new ArgumentException("periods must be at least 1");
         s.Period.Dispose();
-        s.Period = period.to(ScalarType.Int32, p.device).clone();
+        // Owned by the optimizer: a dispose scope around the caller's training step must not take it.
+        s.Period = period.to(ScalarType.Int32, p.device).clone().DetachFromDisposeScope();
     }
 
     public Tensor Period(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).Period;
+
+    /// <summary>step_acc of one parameter: the steps accumulated per element since its last update.</summary>
+    public Tensor StepAccumulator(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).StepAcc;
+
+    /// <summary>grad_acc of one parameter: the gradients accumulated per element since its last update.</summary>
+    public Tensor GradientAccumulator(Parameter p) => _states.First(x => ReferenceEquals(x.Param, p)).GradAcc;
 
     public void zero_grad()
     {
@@ -67,7 +85,7 @@ public sealed class AdamWRamping : IDisposable
             var g = s.Param.grad;
             if (g is null) continue;
             using var scope = NewDisposeScope();
-            s.Param.mul_(1 - lr * WeightDecay);
+            s.Param.mul_(1 - lr * s.WeightDecay);
             s.StepAcc.add_(1);
             if (g.isfinite().all().item<bool>()) s.GradAcc.add_(g);
             var due = s.StepAcc.remainder(s.Period.to(s.StepAcc.dtype)).eq(0);
@@ -81,6 +99,21 @@ public sealed class AdamWRamping : IDisposable
             s.Param.copy_(where(due, updated, s.Param));
             s.StepAcc.masked_fill_(due, 0);
             s.GradAcc.masked_fill_(due, 0);
+        }
+    }
+
+    /// <summary>
+    /// Every period 1 and nothing accumulated (step_acc = grad_acc = 0): plain AdamW, as Q-Ramping's calibration steps
+    /// run. Calibration restores the state afterwards.
+    /// </summary>
+    public void ClearRamping()
+    {
+        using var _ = no_grad();
+        foreach (var s in _states)
+        {
+            s.Period.fill_(1);
+            s.StepAcc.zero_();
+            s.GradAcc.zero_();
         }
     }
 

@@ -1,4 +1,5 @@
 using TetraJet.Quantization;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TetraJet.Oscillation;
@@ -72,6 +73,33 @@ public sealed class OscillationTracker : IDisposable
             _dfp.mean().item<float>(), _dq!.mean().item<float>(),
             OscillatingMask(threshold).to(ScalarType.Float32).mean().item<float>(),
             _changed!.item<double>() / _steps);
+    }
+
+    /// <summary>Writes the window so far (steps and accumulators), for a run that stops and resumes.</summary>
+    public void Save(BinaryWriter writer)
+    {
+        writer.Write(_steps);
+        writer.Write(_prevW is not null);
+        if (_prevW is null) return;
+        foreach (var t in new[] { _prevW, _prevQ!, _dfp!, _dq!, _changed! })
+        {
+            using var cpu = t.cpu();
+            cpu.Save(writer);
+        }
+    }
+
+    /// <summary>Replaces the window with one that <see cref="Save"/> wrote; tensors go to <paramref name="device"/>.</summary>
+    public void Load(BinaryReader reader, Device device)
+    {
+        Dispose();
+        _steps = reader.ReadInt64();
+        if (!reader.ReadBoolean()) return;
+        Tensor Next()
+        {
+            using var cpu = TensorExtensionMethods.Load(reader);
+            return cpu.to(device).DetachFromDisposeScope();
+        }
+        _prevW = Next(); _prevQ = Next(); _dfp = Next(); _dq = Next(); _changed = Next();
     }
 
     /// <summary>Clears the accumulators; the next <see cref="Observe"/> starts a new window.</summary>

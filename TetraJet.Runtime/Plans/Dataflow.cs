@@ -25,15 +25,18 @@ internal static class Dataflow
         _ => 1,
     };
 
-    /// <summary>Whether an operand quantized along its features axis has a storage form (codes and scales) to keep.</summary>
-    public static bool HasStorage(int format, bool tile16) => !tile16 && format is Mxfp4 or Nvfp4;
+    /// <summary>
+    /// Whether an operand quantized along its features axis has a storage form (codes and scales) to keep: FP4, and
+    /// MXFP8 (OutControl's outlier channels).
+    /// </summary>
+    public static bool HasStorage(int format, bool tile16) => !tile16 && format is Mxfp4 or Nvfp4 or Mxfp8;
 
     /// <summary>
     /// Whether a first-axis quantizer (Q4, Q6) can read its source in storage form in one pass (dequantize, RHT,
     /// quantize), rather than from the dequantized tensor.
     /// </summary>
     public static bool ReadsStorage(int sourceFormat, bool sourceTile16, int targetFormat, bool targetTile16, int targetRounding) =>
-        HasStorage(sourceFormat, sourceTile16) && !targetTile16 && targetFormat is Mxfp4 or Nvfp4 && targetRounding != EmaGuided;
+        HasStorage(sourceFormat, sourceTile16) && sourceFormat != Mxfp8 && !targetTile16 && targetFormat is Mxfp4 or Nvfp4 && targetRounding != EmaGuided;
 
     /// <summary>
     /// Whether Q3 (dY along N) and Q5 (dY along T) come from one read of dY: the same block format (MXFP4 or

@@ -58,8 +58,8 @@ public sealed class DynamicPlan : LinearPlan
         padsTokens = r.Q5.Hadamard || r.Q6.Hadamard;
     }
 
-    /// <summary>Storage is kept for a forward slot when the format has one and no RHT is involved; OutControl mixes formats and keeps none.</summary>
-    bool Stores(QuantizerSlot slot) => !Recipe.OutControl && !slot.Hadamard && Dataflow.HasStorage((int)slot.Spec.Format, slot.Spec.Tile16);
+    /// <summary>Storage is kept for a forward slot when the format has one and no RHT is involved.</summary>
+    static bool Stores(QuantizerSlot slot) => !slot.Hadamard && Dataflow.HasStorage((int)slot.Spec.Format, slot.Spec.Tile16);
 
     static bool ReadsStorage(QuantizerSlot source, QuantizerSlot target) =>
         Dataflow.ReadsStorage((int)source.Spec.Format, source.Spec.Tile16, (int)target.Spec.Format, target.Spec.Tile16, (int)target.Spec.Rounding);
@@ -82,25 +82,31 @@ public sealed class DynamicPlan : LinearPlan
             Notices.Write($"TetraJet: recipe {Recipe.Name} ({PlanRegistry.Describe(PlanKey.Of(Recipe))}) has no generated plan in this program; " +
                 "its layers run the unspecialised plan (same numbers, kernels chosen at run time). Declare the configuration with " +
                 "[Quantize]/[QuantizeSlot] on a model class to generate its plan.");
-        var d = s.Backend;
-        var layer = s.Layer;
-        Tensor xq, wq;
-        PackedTensor? xStored = null, wStored = null;
-        if (Recipe.OutControl && layer.OutlierMask is { } mask)
-        {
-            // OutControl once the channels are fixed: FP4 over the regular channels, MXFP8 over the outliers.
-            xq = s.OutlierFeatures(x, Recipe.Q1, mask, null);
-            wq = s.OutlierFeatures(w, Recipe.Q2, mask, EmaFor(s));
-        }
-        else
-        {
-            (xq, xStored) = q1 is null ? (x, null) : s.Quantize(q1, q1Stored, x, 1);
-            var ema = EmaFor(s);
-            (wq, wStored) = q2 is null ? (w, null) : ema is null ? s.Quantize(q2, q2Stored, w, 2) : s.Quantize(q2Ema!, q2EmaStored, w, 2, ema);
-        }
+        if (s.OutControl is { } oc) return ForwardParts(s, x, w, b, oc);
+        var (xq, xStored) = q1 is null ? (x, null) : s.Quantize(q1, q1Stored, x, 1);
+        var (wq, wStored) = QuantizeW(s, w, EmaFor(s));
         var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
         s.Save(keepsXhat ? SavedOperand.Of(xq, xStored) : SavedOperand.Plain(x),
                keepsWhat ? SavedOperand.Of(wq, wStored) : SavedOperand.Plain(w));
+        return y;
+    }
+
+    (Tensor Q, PackedTensor? Kept) QuantizeW(LinearStep s, Tensor w, Tensor? ema) =>
+        q2 is null ? (w, null) : ema is null ? s.Quantize(q2, q2Stored, w, 2) : s.Quantize(q2Ema!, q2EmaStored, w, 2, ema);
+
+    /// <summary>OutControl once its channels are fixed: the FP4 part through Q1/Q2 in its gathered blocks, the outlier part in MXFP8.</summary>
+    Tensor ForwardParts(LinearStep s, Tensor x, Tensor w, Tensor? b, OutControlChannels oc)
+    {
+        var (xf, xo) = (OutControl.Gather(x, oc.Fp4), OutControl.Gather(x, oc.Outliers));
+        var (wf, wo) = (OutControl.Gather(w, oc.Fp4), OutControl.Gather(w, oc.Outliers));
+        var (xqf, xKeptF) = q1 is null ? (xf, null) : s.Quantize(q1, q1Stored, xf, 1);
+        var ema = EmaFor(s);
+        var (wqf, wKeptF) = QuantizeW(s, wf, ema is null ? null : OutControl.Gather(ema, oc.Fp4));
+        var (xqo, xKeptO) = s.QuantizeOutliers(xo);
+        var (wqo, wKeptO) = s.QuantizeOutliers(wo);
+        var y = s.LinearParts(xqf, wqf, xqo, wqo, b, oc);
+        s.Save(keepsXhat ? SavedOperand.Parts(SavedOperand.Of(xqf, xKeptF), SavedOperand.Of(xqo, xKeptO), oc) : SavedOperand.Parts(SavedOperand.Plain(xf), SavedOperand.Plain(xo), oc),
+               keepsWhat ? SavedOperand.Parts(SavedOperand.Of(wqf, wKeptF), SavedOperand.Of(wqo, wKeptO), oc) : SavedOperand.Plain(w));
         return y;
     }
 
@@ -133,12 +139,13 @@ public sealed class DynamicPlan : LinearPlan
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
 
         long rows = dyT.shape[0];
-        Tensor x6 = q6 is null ? LinearStep.PadRows(xs.Value(), rows)
-            : q6Stored is not null && xs.Storage is { } xst ? d.ColumnsFromStored(q6Stored, xst, rows, s.Streams(6))
-            : d.Columns(q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
-        if (Recipe.OutControl && q6 is not null && s.Layer.OutlierMask is { } mask)
-            x6 = s.OutlierWgrad(x6, LinearStep.PadRows(xs.Value(), rows), mask);
-        var dw = s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));
+        var x6Source = xs.Fp4Part ?? xs;   // OutControl: Q6 covers the FP4 part
+        Tensor x6 = q6 is null ? LinearStep.PadRows(x6Source.Value(), rows)
+            : q6Stored is not null && x6Source.Storage is { } xst ? d.ColumnsFromStored(q6Stored, xst, rows, s.Streams(6))
+            : d.Columns(q6, LinearStep.PadRows(x6Source.Value(), rows), s.Streams(6), pad: true);
+        var dw = xs.Channels is { } oc
+            ? s.WgradParts(s.Probe(5, dy5), s.Probe(6, x6), dy, xs.OutlierPart!.Value(), oc)
+            : s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));
         return (dx, dw);
     }
 

@@ -38,7 +38,16 @@ static class LinearGlue
         // Intermediates die here rather than in the caller's scope (or, with none, at the garbage collector's leisure).
         using var scope = NewDisposeScope();
         var step = new LinearStep(layer, layer.Backend ?? QuantBackend.For(x.device), layer.CurrentStep, layer.NeedsBackward, x.dtype, x.device);
-        var y = plan.Forward(step, x.reshape(-1, layer.InFeatures), w.detach(), b?.detach());
+        Tensor x2 = x.reshape(-1, layer.InFeatures), wd = w.detach();
+        var bd = b?.detach();
+        if (step.Autocast is { } t)
+        {
+            // Mixed precision: the plan quantizes and multiplies in t; its outputs come back in the model's dtypes.
+            x2 = x2.to(t);
+            wd = wd.to(t);
+            bd = bd?.to(t);
+        }
+        var y = plan.Forward(step, x2, wd, bd);
         var outShape = x.shape.ToArray();
         outShape[^1] = layer.OutFeatures;
         var output = y.reshape(outShape).MoveToOuterDisposeScope();
@@ -87,7 +96,7 @@ static class LinearGlue
         {
             var layer = step.Layer;
             var dy = grads[0].reshape(-1, layer.OutFeatures);
-            var (dx, dw) = pending.Plan.Backward(step, dy);
+            var (dx, dw) = pending.Plan.Backward(step, step.Autocast is { } t ? dy.to(t) : dy);
             var result = new List<Tensor> { dx.reshape(pending.InputShape), dw };
             if (pending.HasBias) result.Add(dy.to(ScalarType.Float32).sum(dim: 0).to(layer.bias!.dtype));
             result.Add(null!);

@@ -14,8 +14,12 @@ public sealed class LinearStep
     internal LinearStep(QLinear layer, QuantBackend backend, long step, bool needsBackward, ScalarType inputType, Device device)
     {
         (Layer, Backend, Step, NeedsBackward, InputType) = (layer, backend, step, needsBackward, inputType);
-        ComputeType = device.type == DeviceType.CPU ? ScalarType.Float32 : inputType;
+        Autocast = layer.Autocast;
+        ComputeType = Autocast ?? (device.type == DeviceType.CPU ? ScalarType.Float32 : inputType);
     }
+
+    /// <summary>The layer's <see cref="QLinear.Autocast"/> when this forward ran (backward follows it, not a later setting).</summary>
+    public ScalarType? Autocast { get; }
 
     public QLinear Layer { get; }
     public QuantBackend Backend { get; }
@@ -24,7 +28,10 @@ public sealed class LinearStep
     /// <summary>Whether backward will run (gradient mode on and something requires a gradient): else nothing is kept.</summary>
     public bool NeedsBackward { get; }
     public ScalarType InputType { get; }
-    /// <summary>FP32 on the CPU; on CUDA the input's dtype (BF16 GEMMs accumulate in FP32).</summary>
+    /// <summary>
+    /// The layer's <see cref="QLinear.Autocast"/> dtype where set (the plan then also sees X, W and dY in it); else FP32
+    /// on the CPU and the input's dtype on CUDA (BF16 GEMMs accumulate in FP32).
+    /// </summary>
     public ScalarType ComputeType { get; }
 
     /// <summary>Whether forward keeps X̂ and Ŵ in storage form (the layer's choice) rather than dequantized.</summary>
@@ -93,11 +100,50 @@ public sealed class LinearStep
     public (Tensor Q, PackedTensor? Kept) Quantize(RowQuantizer q, RowQuantizer? kept, Tensor x, int slot, Tensor? ema = null) =>
         kept is not null && KeepsStorage ? Backend.RowsStored(kept, x, Streams(slot), ema) : (Backend.Rows(q, x, Streams(slot), ema), null);
 
-    /// <summary>OutControl along K once the channels are fixed: regular channels in the slot's format, outliers in MXFP8 (§5).</summary>
-    public Tensor OutlierFeatures(Tensor t, QuantizerSlot slot, Tensor mask, Tensor? ema) => Layer.QuantizeFeaturesWithOutliers(t, slot, mask, ema);
+    // ---------------------------------------------------------------- OutControl (§5), once its channels are fixed
 
-    /// <summary>OutControl's Q6: the outlier channels' columns of <paramref name="x6"/> replaced by their MXFP8 quantization along T.</summary>
-    public Tensor OutlierWgrad(Tensor x6, Tensor xPadded, Tensor mask) => Layer.WgradOutliers(x6, xPadded, mask, Streams(6));
+    /// <summary>The layer's OutControl channels once fixed, else null (the plan then runs its plain dataflow).</summary>
+    public OutControlChannels? OutControl => Layer.OutControlChannels;
+
+    static readonly RowQuantizer OutlierRows = RowQuantizer.Of(TetraJet.OutControl.OutlierSpec),
+        OutlierRowsStored = RowQuantizer.Of(TetraJet.OutControl.OutlierSpec, stores: true);
+
+    /// <summary>MXFP8 with RTN along K of a gathered outlier part of X or W, with its storage form when backward keeps storage.</summary>
+    public (Tensor Q, PackedTensor? Kept) QuantizeOutliers(Tensor part) => Quantize(OutlierRows, OutlierRowsStored, part, slot: 0);
+
+    /// <summary>
+    /// Y = X̂_fp4·Ŵ_fp4ᵀ + X̂_out·Ŵ_outᵀ (+ b): two GEMMs in the compute dtype, summed in that order (as
+    /// <see cref="TetraJet.OutControl.Product"/>); the probe sees slots 1 and 2 with the parts back in their channels.
+    /// </summary>
+    public Tensor LinearParts(Tensor xFp4, Tensor wFp4, Tensor xOutliers, Tensor wOutliers, Tensor? b, OutControlChannels channels)
+    {
+        if (Layer.OperandProbe is { } probe)
+        {
+            probe(1, TetraJet.OutControl.Mix(xFp4, xOutliers, channels));
+            probe(2, TetraJet.OutControl.Mix(wFp4, wOutliers, channels));
+        }
+        using var scope = NewDisposeScope();
+        var y = nn.functional.linear(xFp4.to(ComputeType), wFp4.to(ComputeType));
+        y.add_(nn.functional.linear(xOutliers.to(ComputeType), wOutliers.to(ComputeType)));
+        if (b is not null) y.add_(b.to(ComputeType));
+        return y.to(InputType).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// dW with OutControl: Q5(dY)ᵀ·Q6(X̂_fp4) for the FP4 channels and MXFP8(dY)ᵀ·MXFP8(X̂_out) (RTN along T, no RHT)
+    /// for the outlier channels, each put back in its channels; in the weight's dtype. The probe sees the outlier
+    /// product's operands as slots 7 (dY) and 8 (X̂_out).
+    /// </summary>
+    public Tensor WgradParts(Tensor dy5, Tensor x6, Tensor dy, Tensor xOutliers, OutControlChannels channels)
+    {
+        using var scope = NewDisposeScope();
+        var (d8, x8) = TetraJet.OutControl.QuantizeOutlierWgradOperands(dy, xOutliers);
+        Probe(7, d8);
+        Probe(8, x8);
+        var fp4 = dy5.to(ComputeType).t().matmul(x6.to(ComputeType));
+        var outliers = d8.to(ComputeType).t().matmul(x8.to(ComputeType));
+        return TetraJet.OutControl.Mix(fp4, outliers, channels).to(Layer.weight.dtype).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Zero rows appended up to <paramref name="rows"/> (the token axis' padding).</summary>
     public static Tensor PadRows(Tensor t, long rows) => rows == t.shape[0] ? t : nn.functional.pad(t, [0, 0, 0, rows - t.shape[0]]);

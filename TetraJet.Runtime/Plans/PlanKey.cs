@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Reflection;
+using System.Runtime.CompilerServices;
 
 namespace TetraJet.Plans;
 
@@ -28,8 +30,42 @@ public static class PlanRegistry
         foreach (var p in plans) Plans.TryAdd(PlanKey.Of(p.Recipe), p);
     }
 
-    /// <summary>The generated plan of <paramref name="recipe"/>'s configuration, or null.</summary>
-    public static LinearPlan? Find(Recipe recipe) => Plans.TryGetValue(PlanKey.Of(recipe), out var p) ? p : null;
+    /// <summary>
+    /// The generated plan of <paramref name="recipe"/>'s configuration, or null. A miss first registers the plans of
+    /// the program's assemblies not yet seen: generated code registers from a module initializer, which .NET runs only
+    /// when something in that assembly is first used, and a layer may be built before any model type is touched.
+    /// </summary>
+    public static LinearPlan? Find(Recipe recipe)
+    {
+        var key = PlanKey.Of(recipe);
+        if (Plans.TryGetValue(key, out var p)) return p;
+        RegisterProgramAssemblies();
+        return Plans.TryGetValue(key, out p) ? p : null;
+    }
+
+    static readonly HashSet<string> Scanned = [];
+    static readonly Lock ScanGate = new();
+
+    /// <summary>Runs the module initializer of every loaded or entry-referenced assembly that references this one.</summary>
+    static void RegisterProgramAssemblies()
+    {
+        var runtime = typeof(PlanRegistry).Assembly.GetName().Name;
+        var candidates = new List<Assembly>(AppDomain.CurrentDomain.GetAssemblies());
+        if (Assembly.GetEntryAssembly() is { } entry)
+            foreach (var name in entry.GetReferencedAssemblies())
+            {
+                try { candidates.Add(Assembly.Load(name)); }
+                catch (Exception e) when (e is FileNotFoundException or FileLoadException or BadImageFormatException) { }
+            }
+        foreach (var asm in candidates)
+        {
+            if (asm.IsDynamic) continue;
+            lock (ScanGate)
+                if (!Scanned.Add(asm.FullName ?? asm.ManifestModule.Name)) continue;
+            if (asm.GetReferencedAssemblies().Any(r => r.Name == runtime))
+                RuntimeHelpers.RunModuleConstructor(asm.ManifestModule.ModuleHandle);
+        }
+    }
 
     /// <summary>
     /// The generated plan of <paramref name="recipe"/>'s configuration, or the unspecialised plan of it (one per

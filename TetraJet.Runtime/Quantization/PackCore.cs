@@ -4,9 +4,9 @@ using TetraJet.Formats;
 namespace TetraJet.Quantization;
 
 /// <summary>
-/// The block-level steps of the FP4 storage form as the CPU loop (<see cref="Cpu.CpuPacking"/>) computes it after
-/// the quantizer: scale bytes from a block's amax bits, exactly as the quantizer chose the scale, and 4-bit codes from
-/// dequantized values. Reference: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>.
+/// The block-level steps of the FP4 and MXFP8 storage forms as the CPU loop (<see cref="Cpu.CpuPacking"/>) computes
+/// them after the quantizer: scale bytes from a block's amax bits, exactly as the quantizer chose the scale, and element
+/// codes (4-bit E2M1, or E4M3 bytes) from dequantized values. Reference: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>.
 /// </summary>
 public static class PackCore
 {
@@ -22,6 +22,25 @@ public static class PackCore
         inverse = Bits.Pow2(-s);
         return E8M0.Encode(s);
     }
+
+    /// <summary>MXFP8: the E8M0 byte of a block with these amax bits (round-up rule, §3.4; 0xFF if non-finite) and 2^-s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static byte Mx8Scale(uint amaxBits, out float inverse)
+    {
+        inverse = 0f;
+        if (amaxBits >= NonFiniteBits) return E8M0.NaN;
+        int s = amaxBits == 0 ? E8M0.MinExponent : ScalarCore.MxExponent(Bits.AsFloat(amaxBits), true, ScaleRule.TetraJet);
+        inverse = Bits.Pow2(-s);
+        return E8M0.Encode(s);
+    }
+
+    /// <summary>
+    /// E4M3 byte of an MXFP8 value: the nearest E4M3 grid point of q·2^-s (exact, so q's own grid value), q's sign.
+    /// Rounding rather than encoding keeps the code right where q·2^s overflowed to ±Inf (it saturates to 448, which
+    /// decodes to the same Inf) or where a bfloat16 q lost bits of a subnormal.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static byte Mx8Code(float q, float inverse) => E4M3.Encode(E4M3.Round(q * inverse));
 
     /// <summary>NVFP4 (TetraJet-v2): the E4M3 byte of an inner block, the outer scale s_o and the product scale s_i·s_o.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

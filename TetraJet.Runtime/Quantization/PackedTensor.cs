@@ -158,7 +158,7 @@ public sealed class PackedTensor : IDisposable
 
     /// <summary>
     /// The dequantized tensor in the original shape and dtype, on the storage's device: one pass of the GPU kernel or
-    /// the CPU loop for a last-axis FP4 storage, else the reference decode.
+    /// the CPU loop for a last-axis FP4 or MXFP8 storage, else the reference decode.
     /// </summary>
     public Tensor Dequantize()
     {
@@ -169,8 +169,8 @@ public sealed class PackedTensor : IDisposable
         {
             y = empty(new long[] { Rows, Cols }, DType, Device);
             var runner = CudaRunner.ForDevice(Device.index < 0 ? 0 : Device.index);
-            var kernel = (Spec.Format == QuantFormat.MXFP4 ? MxUnpack : NvUnpack).For(DType == ScalarType.BFloat16);
-            runner.Launch(kernel, KernelGeometry.UnpackThreads(Count),
+            var unpack = Spec.Format switch { QuantFormat.MXFP4 => MxUnpack, QuantFormat.MXFP8 => Mx8Unpack, _ => NvUnpack };
+            runner.Launch(unpack.For(DType == ScalarType.BFloat16), KernelGeometry.UnpackThreads(Count),
             [
                 KernelArg.View(DeviceTensors.View(Codes)), KernelArg.View(DeviceTensors.View(Scales)), KernelArg.View(DeviceTensors.View(OuterScales)),
                 KernelArg.View(DeviceTensors.View(y)), KernelArg.Long(Count),
@@ -197,7 +197,8 @@ public sealed class PackedTensor : IDisposable
         return y.reshape(Shape).MoveToOuterDisposeScope();
     }
 
-    static readonly GpuKernel MxUnpack = LibraryKernels.Unpack(new QuantSpec(QuantFormat.MXFP4)), NvUnpack = LibraryKernels.Unpack(new QuantSpec(QuantFormat.NVFP4));
+    static readonly GpuKernel MxUnpack = LibraryKernels.Unpack(new QuantSpec(QuantFormat.MXFP4)), NvUnpack = LibraryKernels.Unpack(new QuantSpec(QuantFormat.NVFP4)),
+        Mx8Unpack = LibraryKernels.Unpack(new QuantSpec(QuantFormat.MXFP8));
 
     /// <summary>A copy on <paramref name="device"/>.</summary>
     public PackedTensor To(Device device) =>

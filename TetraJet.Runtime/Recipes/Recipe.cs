@@ -56,17 +56,21 @@ public sealed partial record Recipe
     public bool OsciResetLean { get; init; }
     /// <summary>Fraction of W that lean OsciReset tracks, in (0, 1] (§5: 10%).</summary>
     public double OsciResetLeanFraction { get; init; } = 0.1;
-    /// <summary>OutControl (§5).</summary>
+    /// <summary>
+    /// OutControl (§5): the input channels with the largest summed L2 norms are kept in MXFP8, in whole blocks of 128
+    /// channels; a layer whose K would keep fewer than 128 FP4 channels stays plain FP4.
+    /// </summary>
     public bool OutControl { get; init; }
+    /// <summary>OutControl's f: k = min(⌊K/128⌋·128, ⌈⌊f·K⌋/128⌉·128) outlier channels, f in (0, 0.5] (§5: 0.1).</summary>
     public double OutlierFraction { get; init; } = 0.1;
-    /// <summary>OsciReset starts at this fraction of the training steps (§5: 65%).</summary>
-    public double OsciResetStart { get; init; } = 0.65;
-    /// <summary>OsciReset period P in steps (§5: 200).</summary>
+    /// <summary>OsciReset's S as a fraction of the training steps: the first snapshot is at a multiple of P at or after it (§5: 64%).</summary>
+    public double OsciResetStart { get; init; } = 0.64;
+    /// <summary>OsciReset period P in steps: a snapshot at every t ≥ S with t mod P = 0 (§5: 200).</summary>
     public int OsciResetPeriod { get; init; } = 200;
-    /// <summary>OsciReset window W: the last W steps of each period are measured (§5: 50).</summary>
+    /// <summary>OsciReset window W: the W steps after each snapshot are measured, the next one resets (§5: 50).</summary>
     public int OsciResetWindow { get; init; } = 50;
-    /// <summary>OutControl starts collecting channel norms at this step (§5: 500).</summary>
-    public int OutControlStart { get; init; } = 500;
+    /// <summary>OutControl adds the channel norms of the training forwards from this step on (§5: 501; steps count from 1).</summary>
+    public int OutControlStart { get; init; } = 501;
     /// <summary>OutControl collects channel norms over this many steps, then fixes the channels (§5: 50).</summary>
     public int OutControlWindow { get; init; } = 50;
     /// <summary>NVIDIA recipe: the last fraction of transformer blocks stays BF16 (applied by models).</summary>

@@ -6,7 +6,9 @@ using static TorchSharp.torch;
 /// <summary>
 /// QLinear on CUDA against QLinear on the CPU, through autograd: the six quantized operands of every recipe must be the
 /// same bits (float32 and bfloat16, same seed/step/layer id) on every legal shape, and the outputs and gradients close.
-/// TetraJet-v2 with OutControl must fix the same outlier channels on both devices and then give the same operands too.
+/// TetraJet-v2 with OutControl must fix the same channels in the same order on both devices and then give the same
+/// operands too (the outlier wgrad's MXFP8 ones included), keep both parts packed with the same gradients as unpacked,
+/// and reset the same FP4-part elements under OsciReset.
 /// </summary>
 static class LinearChecks
 {
@@ -24,6 +26,7 @@ static class LinearChecks
                 yield return Operands(recipe, label, 199, 256, 384, dtype, device);
         foreach (var check in OutControl(device)) yield return check;
         yield return LeanOsciReset(device);
+        yield return OsciResetUnderOutControl(device);
     }
 
     /// <summary>
@@ -70,9 +73,9 @@ static class LinearChecks
     /// <summary>A forward and backward through autograd of the same layer on the CPU and on CUDA, operands caught by the probe.</summary>
     static (Tensor? Y, Tensor? Dx, Tensor? Dw, Tensor?[] Operands) Step(QLinear layer, Tensor x, Tensor dy, Device device)
     {
-        var seen = new Tensor?[7];
+        var seen = new Tensor?[9];
         layer.OperandProbe = (slot, t) => seen[slot] = t.detach().cpu().clone().DetachFromDisposeScope();
-        var xl = x.to(device).requires_grad_();
+        var xl = x.detach().to(device).clone().requires_grad_();   // a leaf of its own on either device
         var y = layer.call(xl);
         y.backward([dy.to(device)]);
         layer.OperandProbe = null;
@@ -143,13 +146,14 @@ static class LinearChecks
     }
 
     /// <summary>
-    /// TetraJet-v2 + OutControl with its schedule forced (start 0, window 1): the first training step fixes the outlier
-    /// channels. X has 32 channels (10% of K = 256, one MXFP8 block) scaled far above the rest, so the choice does not
-    /// hinge on the last bits of the channel norms, which the two devices sum in different orders.
+    /// TetraJet-v2 + OutControl with its schedule forced (start 1, window 1): the first training step fixes the channels.
+    /// K = 256 gives k = 128 outlier channels. Every column of X has its own norm (the 128 injected outliers 40 … 167,
+    /// the rest 1 … 2.3), so neither the choice nor the order of either part (which fixes the blocks) hinges on the last
+    /// bits of the norm sums, which the two devices add in different orders.
     /// </summary>
     static IEnumerable<(string, bool, string)> OutControl(Device device)
     {
-        var recipe = Recipe.Get(RecipeId.TetraJetV2) with { OutControl = true, OutControlStart = 0, OutControlWindow = 1 };
+        var recipe = Recipe.Get(RecipeId.TetraJetV2) with { OutControl = true, OutControlStart = 1, OutControlWindow = 1 };
         string name = $"QLinear {recipe.Name} + OutControl";
         const int T = 200, K = 256, N = 384, Steps = 3;
         manual_seed(7);
@@ -157,9 +161,11 @@ static class LinearChecks
         var gpuLayer = new QLinear(K, N, recipe, name: "outcontrol") { Seed = 77, LayerId = 4 };
         gpuLayer.load_state_dict(cpuLayer.state_dict());
         gpuLayer.to(device);
-        var outliers = Enumerable.Range(0, 32).Select(i => (long)(7 * i + 3) % K).ToArray();   // distinct: 7 is odd
+        var outliers = Enumerable.Range(0, 128).Select(i => (long)(7 * i + 3) % K).ToArray();   // distinct: 7 is odd
+        var scale = Enumerable.Range(0, K).Select(j => 1f + 0.005f * j).ToArray();
+        for (int i = 0; i < outliers.Length; i++) scale[outliers[i]] = 40f + i;
         var x = randn(T, K);
-        for (int i = 0; i < outliers.Length; i++) x[.., outliers[i]] *= 40f + i;
+        x = x / x.norm(dim: 0, keepdim: true) * tensor(scale);   // column j has norm scale[j]
         var dy = randn(T, N);
 
         Tensor? yC = null, yG = null, dxC = null, dxG = null, dwC = null, dwG = null;
@@ -182,34 +188,65 @@ static class LinearChecks
             gpuLayer.UpdateQuantizationState(step, 100);
         }
 
-        var maskC = cpuLayer.OutlierMask; var maskG = gpuLayer.OutlierMask;
-        bool fixedBoth = maskC is not null && maskG is not null;
-        bool sameMask = fixedBoth && Same(maskC!, maskG!, out _);
-        var expected = zeros(K, dtype: ScalarType.Bool); expected.index_fill_(0, tensor(outliers), true);
-        bool injected = fixedBoth && Same(maskC!, expected, out _);
-        yield return ($"{name} outlier mask CUDA == CPU", sameMask && injected,
-            !fixedBoth ? $"mask fixed on CPU {maskC is not null}, on CUDA {maskG is not null}"
-                : $"{maskC!.sum().item<long>()} channels on the CPU, {maskG!.sum().item<long>()} on CUDA, identical {sameMask}, the 32 injected ones {injected}");
+        var chC = cpuLayer.OutControlChannels; var chG = gpuLayer.OutControlChannels;
+        bool fixedBoth = chC is not null && chG is not null;
+        bool sameChannels = fixedBoth && Same(chC!.Outliers.to(ScalarType.Float32), chG!.Outliers.to(ScalarType.Float32), out _)
+            && Same(chC.Fp4.to(ScalarType.Float32), chG.Fp4.to(ScalarType.Float32), out _);
+        // Largest first: the injected channels in the order of their scales, 167 down to 40.
+        var expected = tensor(outliers.Reverse().ToArray()).to(ScalarType.Float32);
+        bool injected = fixedBoth && Same(chC!.Outliers.to(ScalarType.Float32), expected, out _);
+        yield return ($"{name} channels and their order CUDA == CPU", sameChannels && injected,
+            !fixedBoth ? $"channels fixed on CPU {chC is not null}, on CUDA {chG is not null}"
+                : $"{chC!.Outliers.numel()} outlier and {chC.Fp4.numel()} FP4 channels, both parts' order identical {sameChannels}, the 128 injected ones largest first {injected}");
         bool sameState = Same(cpuLayer.state_dict()["outcontrol_state"], gpuLayer.state_dict()["outcontrol_state"], out _);
         yield return ($"{name} schedule state CUDA == CPU", sameState, $"[collected, fixed, last step] = [{string.Join(", ", cpuLayer.state_dict()["outcontrol_state"].data<long>().ToArray())}]");
-        if (!sameMask) yield break;
+        if (!sameChannels) yield break;
 
-        // The six operands of the next step, outlier channels in MXFP8 (Q1, Q2, Q6), on the same weights.
+        // The operands of the next step on the same weights: Q1/Q2 mixed (FP4 part in its gathered blocks, MXFP8 part),
+        // Q3/Q4 over all K, Q5/Q6 over the FP4 part, and the outlier wgrad's MXFP8 operands along T (probe slots 7, 8).
+        long at = cpuLayer.Step;
         cpuLayer.zero_grad(); gpuLayer.zero_grad();
         var c = Step(cpuLayer, x, dy, CPU);
         var g = Step(gpuLayer, x, dy, device);
-        for (int slot = 1; slot <= 6; slot++)
+        string[] labels = ["", "Q1", "Q2", "Q3", "Q4", "Q5", "Q6 (FP4 part)", "MXFP8(dY) along T", "MXFP8(X̂_out) along T"];
+        for (int slot = 1; slot <= 8; slot++)
         {
             long bad = c.Operands[slot] is { } co && g.Operands[slot] is { } go ? Mismatch(co, go) : -1;
-            yield return ($"{name} Q{slot} CUDA == CPU", bad == 0, bad == 0 ? $"{c.Operands[slot]!.numel()} elements identical" : bad < 0 ? "not seen" : $"{bad} differ");
+            yield return ($"{name} {labels[slot]} CUDA == CPU", bad == 0, bad == 0 ? $"{c.Operands[slot]!.numel()} elements identical" : bad < 0 ? "not seen" : $"{bad} differ");
         }
 
-        // The last training step's output and gradients through the autograd path with the mask set: the operands
+        // The last training step's output and gradients through the autograd path with the channels fixed: the operands
         // are the same bits (checked above), so only the float32 GEMMs' summation order differs (~1e-6).
         double Rel(Tensor c, Tensor g) => ((g.cpu() - c).norm() / c.norm()).item<float>();
         double ry = Rel(yC!.detach(), yG!.detach()), rdx = Rel(dxC!, dxG!), rdw = Rel(dwC!, dwG!);
         bool close = Math.Max(ry, Math.Max(rdx, rdw)) < 1e-4;
         yield return ($"{name} forward+backward CUDA ≈ CPU", close, $"relative difference Y {ry:E2}, dX {rdx:E2}, dW {rdw:E2}");
+
+        // Both parts in storage form on CUDA (NVFP4 FP4 part, MXFP8 outlier part): the CPU's bytes, and the same
+        // gradients as keeping them unpacked, bf16 and float32.
+        foreach (var dtype in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+        {
+            Tensor[] Run(bool pack)
+            {
+                gpuLayer.PackSavedOperands = pack;
+                gpuLayer.to(dtype);
+                gpuLayer.Step = at;
+                gpuLayer.zero_grad();
+                var xg = x.to(dtype, device).requires_grad_();
+                var y = gpuLayer.call(xg);
+                y.backward([dy.to(dtype, device)]);
+                return [y.detach(), xg.grad!, gpuLayer.weight.grad!.clone(), gpuLayer.bias!.grad!.clone()];
+            }
+            var plain = Run(false);
+            long plainBytes = gpuLayer.LastSavedBytes;
+            var packed = Run(true);
+            long packedBytes = gpuLayer.LastSavedBytes;
+            long bad = plain.Zip(packed).Sum(p => Same(p.First, p.Second, out long b) ? 0 : b);
+            bool ok = bad == 0 && packedBytes < plainBytes;
+            yield return ($"{name} packed X̂/Ŵ (NVFP4 + MXFP8 parts) == plain on CUDA ({dtype} y, dX, dW, db)", ok,
+                $"{bad} elements differ; saved {packedBytes} bytes packed, {plainBytes} plain");
+        }
+        gpuLayer.PackSavedOperands = true;
     }
 
     /// <summary>
@@ -227,9 +264,9 @@ static class LinearChecks
         var gpuLayer = new QLinear(512, 256, recipe, name: "lean");
         gpuLayer.load_state_dict(cpuLayer.state_dict());
         gpuLayer.to(device);
-        var noise = randn(9, 256, 512) * 2e-3f;                  // a random walk standing in for optimizer steps
+        var noise = randn(15, 256, 512) * 2e-3f;                 // a random walk standing in for optimizer steps
         Tensor before = cpuLayer.weight.detach().clone();
-        for (int step = 1; step <= 9; step++)                    // step 5 chooses the elements, 6–9 measure, 9 resets
+        for (int step = 1; step <= 15; step++)                   // step 10 snapshots and chooses the elements, 11–14 measure, 15 resets
         {
             using (no_grad())
             {
@@ -246,5 +283,50 @@ static class LinearChecks
         return ($"QLinear {recipe.Name} + lean OsciReset CUDA == CPU", sameIndex && sameWeights && reset > 0,
             $"{cpuLayer.OsciResetIndex!.numel()} tracked elements {(sameIndex ? "identical" : $"({badIndex} differ)")}, " +
             $"{reset} reset on the CPU, weights after the reset {(sameWeights ? "identical" : $"differ in {badWeights} elements")}");
+    }
+
+    /// <summary>
+    /// Full OsciReset with OutControl's channels fixed: the window tracks and resets the FP4 part only, gathered and
+    /// blocked as the forward pass quantizes it; CUDA must reset the same elements to the same bits as the CPU and leave
+    /// the outlier columns alone.
+    /// </summary>
+    static (string, bool, string) OsciResetUnderOutControl(Device device)
+    {
+        var recipe = Recipe.Get(RecipeId.TetraJetV2) with
+        {
+            OutControl = true, OutControlStart = 1, OutControlWindow = 1,
+            OsciReset = true, OsciResetStart = 0, OsciResetPeriod = 10, OsciResetWindow = 4, OsciResetThreshold = 2,
+        };
+        const int K = 512, N = 256;
+        manual_seed(9);
+        var cpuLayer = new QLinear(K, N, recipe, name: "oscoc");
+        var gpuLayer = new QLinear(K, N, recipe, name: "oscoc");
+        gpuLayer.load_state_dict(cpuLayer.state_dict());
+        gpuLayer.to(device);
+        // Distinct channel norms: the same channels and order on both devices (see the OutControl checks).
+        var x = randn(64, K);
+        x = x / x.norm(dim: 0, keepdim: true) * arange(K).to(ScalarType.Float32).mul(0.01f).add(1f);
+        cpuLayer.train(); gpuLayer.train();
+        cpuLayer.call(x); gpuLayer.call(x.to(device));
+        var noise = randn(15, N, K) * 2e-3f;
+        Tensor before = cpuLayer.weight.detach().clone();
+        for (int step = 1; step <= 15; step++)                   // 1 fixes the channels; 10 snapshots, 11–14 measure, 15 resets
+        {
+            using (no_grad())
+            {
+                cpuLayer.weight.add_(noise[step - 1]);
+                gpuLayer.weight.copy_(cpuLayer.weight);
+                before = cpuLayer.weight.detach().clone();
+            }
+            cpuLayer.UpdateQuantizationState(step, 100);
+            gpuLayer.UpdateQuantizationState(step, 100);
+        }
+        var channels = cpuLayer.OutControlChannels!;
+        bool sameWeights = Same(cpuLayer.weight.detach(), gpuLayer.weight.detach(), out long badWeights);
+        var changed = cpuLayer.weight.detach().ne(before);
+        long reset = changed.sum().item<long>();
+        long inOutliers = changed.index_select(1, channels.Outliers).sum().item<long>();
+        return ($"QLinear {recipe.Name} + OutControl + OsciReset CUDA == CPU", sameWeights && reset > 0 && inOutliers == 0,
+            $"{reset} elements reset on the CPU ({inOutliers} in outlier columns), weights after the reset {(sameWeights ? "identical" : $"differ in {badWeights} elements")}");
     }
 }

@@ -33,6 +33,7 @@ static class MemoryChecks
         {
             ("MXFP4 RTN", new(QuantFormat.MXFP4)), ("MXFP4/ocp RTN", new(QuantFormat.MXFP4, ScaleRule: ScaleRule.Ocp)),
             ("MXFP4 SR", new(QuantFormat.MXFP4, Rounding.Stochastic)), ("NVFP4 RTN", new(QuantFormat.NVFP4)),
+            ("MXFP8 RTN", new(QuantFormat.MXFP8)),
         };
         foreach (var (name, spec) in specs)
             foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })

@@ -53,7 +53,9 @@ int RunTests()
         .Concat(Fp8SelfCheck.RunAll(device))
         .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
         .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+        .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(ExportChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
+        .Concat(TrainingChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");
@@ -181,48 +183,26 @@ static void ComposedTetraJet(Tensor x, Tensor w, Tensor dy)
 
 void RunLinear()
 {
-    const int T = 8192, K = 4096, N = 4096, iterations = 20;
-    var results = new List<object>();
-    void Time(string name, nn.Module<Tensor, Tensor> layer, string note)
+    var variants = new List<LinearBench.Variant> { new("nn.Linear bf16", (k, n) => nn.Linear(k, n)) };
+    foreach (var id in new[] { RecipeId.TetraJet, RecipeId.TetraJetV2 })
     {
-        using var scope = NewDisposeScope();
-        try
-        {
-            layer.to(device);
-            layer.to(ScalarType.BFloat16);
-            var x = randn(new long[] { T, K }, ScalarType.BFloat16, device).requires_grad_(true);
-            var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
-            double ms = TimeMs(() => { var y = layer.call(x); y.backward(new List<Tensor> { dy }); }, iterations);
-            double tflops = 3.0 * 2 * T * (double)K * N / (ms * 1e-3) / 1e12;
-            Console.WriteLine($"linear {name,-40} {ms,8:F3} ms fwd+bwd  ({tflops:F0} TFLOP/s of bf16-equivalent GEMM work) {note}");
-            results.Add(new { name, ms, tflops, note });
-        }
-        catch (Exception e)
-        {
-            Console.WriteLine($"linear {name}: FAIL {e.GetType().Name}: {e.Message}");
-            results.Add(new { name, error = e.Message });
-        }
+        Recipe recipe = id;
+        variants.Add(new($"QLinear {recipe.Name}", (k, n) => new QLinear(k, n, recipe)));
     }
-    Time("nn.Linear bf16", nn.Linear(K, N), "");
-    foreach (var (label, recipe) in new[] { ("QLinear Recipe.TetraJet", (Recipe)Recipe.TetraJet), ("QLinear Recipe.TetraJetV2", (Recipe)Recipe.TetraJetV2) })
-        foreach (bool pack in new[] { true, false })
-        {
-            var layer = new QLinear(K, N, recipe) { PackSavedOperands = pack };
-            string note;
-            try { note = IsPlainLinear(layer) ? "NOT FP4: QLinear is a plain linear in this build" : "FP4"; }
-            catch (Exception e) { note = "FP4 check failed: " + e.Message; }
-            Time(label + (pack ? " (X̂/Ŵ packed)" : " (X̂/Ŵ bf16)"), layer, note);
-        }
+    foreach (var v in variants.Skip(1))
+        if (IsPlainLinear((QLinear)v.Build(256, 256))) Console.WriteLine($"linear {v.Name}: NOT FP4 (QLinear gives a plain linear's output)");
+    var results = LinearBench.Run(device, variants, TimeMs, Console.WriteLine);
     {
+        const int T = 8192, K = 4096, N = 4096;
         using var scope = NewDisposeScope();
         var x = randn(new long[] { T, K }, ScalarType.BFloat16, device);
         var w = randn(new long[] { N, K }, ScalarType.BFloat16, device);
         var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
-        double ms = TimeMs(() => ComposedTetraJet(x, w, dy), iterations);
-        Console.WriteLine($"linear {"TetraJet composed from eager TorchSharp ops",-40} {ms,8:F3} ms fwd+bwd  (approximate numerics: a timing baseline)");
-        results.Add(new { name = "TetraJet composed from eager TorchSharp ops", ms, note = "approximate numerics" });
+        double ms = TimeMs(() => ComposedTetraJet(x, w, dy), 20);
+        Console.WriteLine($"linear reference T {T} K {K} N {N}  {"TetraJet composed from eager ops",-34} {ms,8:F3} ms  (approximate numerics: a timing baseline)");
+        results.Add(new { model = "reference", T, K, N, variant = "TetraJet composed from eager TorchSharp ops", ms, note = "approximate numerics" });
     }
-    Write("linear", new { device = deviceName, T, K, N, dtype = "bfloat16", results });
+    Write("linear", new { device = deviceName, dtype = "bfloat16", results });
 }
 
 // QLinear's numerics come from another part of the project: tell FP4 from a plain linear by comparing outputs.

@@ -21,16 +21,24 @@ foreach (var (name, module) in model.named_modules())
 }
 Console.WriteLine($"parameters: {model.parameters().Sum(p => p.numel())}");
 
-using var optimizer = optim.AdamW(model.parameters(), lr: 2e-3, weight_decay: 0.01);
+// AdamW, the learning rate of each step, and after every step what the recipes' options need (Q-EMA, OsciReset,
+// OutControl; Q-Ramping's calibration when CalibrationDue). Without it, a layer with such an option stops the run.
+using var training = new QuantizedTraining(model, new QuantizedTrainingOptions
+{
+    TotalSteps = steps,
+    LearningRate = 2e-3,
+    WeightDecay = 0.01,
+    StepsPerEpoch = 100,
+});
 var clock = System.Diagnostics.Stopwatch.StartNew();
 for (var step = 1; step <= steps; step++)
 {
     using var scope = NewDisposeScope();
-    var (x, y) = data.Batch(Batch);
-    optimizer.zero_grad();
-    var loss = nn.functional.cross_entropy(model.call(x), y);
+    if (training.CalibrationDue) training.Calibrate(() => LossOf(data.Batch(Batch)));
+    training.ZeroGrad();
+    var loss = LossOf(data.Batch(Batch));
     loss.backward();
-    optimizer.step();
+    training.Step();
     if (step % LogEvery == 0 || step == 1)
     {
         Console.WriteLine($"step {step,4}  loss {loss.item<float>():F4}  ({clock.Elapsed.TotalSeconds:F1} s)");
@@ -45,6 +53,8 @@ using (var scope = NewDisposeScope())
     var accuracy = model.call(x).argmax(1).eq(y).to_type(ScalarType.Float32).mean().item<float>();
     Console.WriteLine($"held-out accuracy: {accuracy:P1} (chance {1.0 / Classes:P0})");
 }
+
+Tensor LossOf((Tensor X, Tensor Y) batch) => nn.functional.cross_entropy(model.call(batch.X), batch.Y);
 
 string? Option(string name)
 {

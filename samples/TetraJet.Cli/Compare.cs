@@ -9,6 +9,7 @@ public static class Compare
     public static int Run(string[] runs, string output, TextWriter stdout)
     {
         var inv = CultureInfo.InvariantCulture;
+        CheckOutput(runs, output);
         var loaded = new List<(string Name, RunSummary? Summary, List<MetricsRow> Rows)>();
         foreach (var run in runs)
         {
@@ -33,9 +34,17 @@ public static class Compare
             lossSeries.Add(new Series(name, color, Plot.Smooth(rows.Select(r => ((double)r.Step, r.Loss)).ToList())));
             evalSeries.Add(new Series(name, color, gpt
                 ? rows.Where(r => r.EvalPpl.HasValue).Select(r => ((double)r.Step, r.EvalPpl!.Value)).ToList()
-                : rows.Where(r => r.EvalAcc.HasValue).Select(r => ((double)r.Step, 100 * r.EvalAcc!.Value)).ToList()));
+                : rows.Where(r => r.EvalAcc.HasValue).Select(r => ((double)r.Step, 100 * r.EvalAcc!.Value)).ToList(), Markers: true));
         }
-        var png = Plot.Render([new Panel("training loss", "step", lossSeries), new Panel(gpt ? "validation perplexity" : "test accuracy %", "step", evalSeries)]);
+        Panel[] panels =
+        [
+            new Panel("Training loss (moving average)", RunPlots.StepAxis, RunPlots.LossAxis, lossSeries),
+            gpt ? new Panel("Validation perplexity", RunPlots.StepAxis, RunPlots.PerplexityAxis, evalSeries, RunPlots.Decimal2)
+                : new Panel("Test accuracy", RunPlots.StepAxis, RunPlots.AccuracyAxis, evalSeries, RunPlots.Percent),
+        ];
+        byte[] png;
+        try { png = Plot.Render(panels); }
+        catch (PlotUnavailableException e) { throw new UsageException($"compare cannot plot in this build: {e.Message}"); }
         var folder = Path.GetDirectoryName(Path.GetFullPath(output))!;
         Directory.CreateDirectory(folder);
         File.WriteAllBytes(output, png);
@@ -57,5 +66,15 @@ public static class Compare
         }
         stdout.WriteLine($"curves: {output}");
         return 0;
+    }
+
+    /// <summary>The plot must not land in a run folder (it would replace a run's file) or on a folder.</summary>
+    static void CheckOutput(string[] runs, string output)
+    {
+        if (Directory.Exists(output)) throw new UsageException($"--out {output} is a folder; give a file name such as {Path.Combine(output, "compare.png")}");
+        var full = Path.GetFullPath(output);
+        var folder = Path.GetDirectoryName(full)!;
+        bool inRun = Trainer.HoldsRun(folder) || runs.Any(r => string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)), folder, StringComparison.Ordinal));
+        if (inRun) throw new UsageException($"--out {output} is inside the run folder {folder}; write the plot elsewhere, e.g. {Path.Combine(Path.GetDirectoryName(folder) ?? ".", "compare.png")}");
     }
 }

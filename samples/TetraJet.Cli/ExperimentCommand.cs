@@ -18,13 +18,21 @@ public static class ExperimentCommand
         oscillation.SetAction(p =>
         {
             int n = p.GetValue(steps);
-            if (n < 20) { Console.Error.WriteLine("error: --steps must be at least 20"); return 2; }
+            if (n < 20) throw new UsageException("--steps must be at least 20");
+            var path = p.GetValue(output);
+            if (path is not null)
+            {
+                // Checked before the experiment runs, so that minutes of training are not lost to a bad path.
+                if (Directory.Exists(path)) throw new UsageException($"--out {path} is a folder; give a file name such as {Path.Combine(path, "oscillation.md")}");
+                var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+                if (!Directory.Exists(folder)) throw new UsageException($"--out {path}: the folder {folder} does not exist; create it or choose another path");
+            }
             stdout.WriteLine($"oscillation experiment: {n} steps per variant, seed {p.GetValue(seed)}");
             var results = OscillationExperiment.Run(n, p.GetValue(seed), stdout.WriteLine);
             var table = OscillationExperiment.Markdown(results);
             stdout.WriteLine();
             stdout.Write(table);
-            if (p.GetValue(output) is { } path) File.WriteAllText(path, table);
+            if (path is not null) File.WriteAllText(path, table);
             return 0;
         });
         return new Command("experiment", "experiments that reproduce the papers' findings") { oscillation };

@@ -19,30 +19,92 @@ public static class MetricsCsv
     public static string Format(MetricsRow r) =>
         $"{r.Step},{r.Epoch.ToString("0.####", Inv)},{F(r.Loss)},{F(r.Lr)},{F(r.TrainAcc)},{F(r.EvalLoss)},{F(r.EvalAcc)},{F(r.EvalPpl)},{r.ItemsPerSecond.ToString("0.#", Inv)},{r.ElapsedSeconds.ToString("0.###", Inv)}";
 
-    public static List<MetricsRow> Read(string path)
+    /// <summary>Reads every row; a damaged file is a <see cref="UsageException"/> naming the line.</summary>
+    public static List<MetricsRow> Read(string path) => RunCsv.ReadLines(path, Header, "tetrajet train").Select(l => Parse(path, l.Number, l.Text)).ToList();
+
+    /// <summary>
+    /// The lines to keep when a run resumes at <paramref name="step"/>: the header and the rows up to it. A last line
+    /// cut off by a kill is dropped; a damaged complete row is an error (it is the run's history, not a torn write).
+    /// </summary>
+    public static List<string> KeepThrough(string path, long step)
     {
-        var rows = new List<MetricsRow>();
-        var lines = File.ReadAllLines(path);
-        if (lines.Length == 0 || lines[0] != Header) throw new UsageException($"{path} is not a metrics.csv written by 'tetrajet train'");
-        static double? N(string s) => s.Length == 0 ? null : double.Parse(s, Inv);
-        foreach (var line in lines.Skip(1))
+        var keep = new List<string> { Header };
+        foreach (var (number, text) in RunCsv.ReadLines(path, Header, "tetrajet train"))
         {
-            if (line.Length == 0) continue;
-            var f = line.Split(',');
-            if (f.Length != 10) throw new UsageException($"{path}: malformed row '{line}'");
-            rows.Add(new MetricsRow(long.Parse(f[0], Inv), double.Parse(f[1], Inv), double.Parse(f[2], Inv), double.Parse(f[3], Inv),
-                N(f[4]), N(f[5]), N(f[6]), N(f[7]), double.Parse(f[8], Inv), double.Parse(f[9], Inv)));
+            var row = Parse(path, number, text);
+            if (row.Step <= step) keep.Add(text);
         }
-        return rows;
+        return keep;
     }
 
-    /// <summary>Keeps the header and the rows up to <paramref name="step"/> (resume drops rows past the checkpoint).</summary>
-    public static void Truncate(string path, long step)
+    static MetricsRow Parse(string path, int number, string line)
     {
-        if (!File.Exists(path)) return;
-        var keep = File.ReadAllLines(path).Where((l, i) => i == 0 || l.Length > 0 && long.Parse(l[..l.IndexOf(',')], Inv) <= step);
+        var f = line.Split(',');
+        UsageException Bad() => new($"{path} line {number} is damaged ('{RunCsv.Shorten(line)}'); repair or delete that line, or move the file away");
+        if (f.Length != 10) throw Bad();
+        static bool D(string s, out double v) => double.TryParse(s, NumberStyles.Float, Inv, out v);
+        static bool N(string s, out double? v)
+        {
+            v = null;
+            if (s.Length == 0) return true;
+            if (!D(s, out var d)) return false;
+            v = d;
+            return true;
+        }
+        if (!long.TryParse(f[0], NumberStyles.None, Inv, out long step) || !D(f[1], out var epoch) || !D(f[2], out var loss) || !D(f[3], out var lr)
+            || !N(f[4], out var trainAcc) || !N(f[5], out var evalLoss) || !N(f[6], out var evalAcc) || !N(f[7], out var evalPpl)
+            || !D(f[8], out var items) || !D(f[9], out var elapsed))
+            throw Bad();
+        return new MetricsRow(step, epoch, loss, lr, trainAcc, evalLoss, evalAcc, evalPpl, items, elapsed);
+    }
+}
+
+/// <summary>The CSV files of a run folder (metrics.csv, oscillation.csv): a fixed header, then one line per row.</summary>
+public static class RunCsv
+{
+    /// <summary>
+    /// The complete data lines (ending in a newline) with their 1-based line numbers; an unfinished last line, which
+    /// only a killed writer leaves, is left out. The first line must be <paramref name="header"/>.
+    /// </summary>
+    public static List<(int Number, string Text)> ReadLines(string path, string header, string writer)
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"cannot read {path}: {e.Message}"); }
+        var lines = text.Split('\n');
+        // Split leaves the text after the last newline as the final element: empty when the file ends in one.
+        int complete = lines.Length - 1;
+        if (complete < 1 || lines[0].TrimEnd('\r') != header) throw new UsageException($"{path} is not a {Path.GetFileName(path)} written by '{writer}' (its first line is not the header)");
+        var result = new List<(int, string)>();
+        for (int i = 1; i < complete; i++)
+        {
+            var line = lines[i].TrimEnd('\r');
+            if (line.Length > 0) result.Add((i + 1, line));
+        }
+        return result;
+    }
+
+    /// <summary>Keeps the header and the rows whose first field, a step, is at most <paramref name="step"/>.</summary>
+    public static List<string> KeepThrough(string path, string header, string writer, long step)
+    {
+        var keep = new List<string> { header };
+        foreach (var (number, line) in ReadLines(path, header, writer))
+        {
+            int comma = line.IndexOf(',');
+            if (comma <= 0 || !long.TryParse(line.AsSpan(0, comma), NumberStyles.None, CultureInfo.InvariantCulture, out long s))
+                throw new UsageException($"{path} line {number} is damaged ('{Shorten(line)}'); repair or delete that line, or move the file away");
+            if (s <= step) keep.Add(line);
+        }
+        return keep;
+    }
+
+    /// <summary>Replaces the file with <paramref name="lines"/> (temp file and rename).</summary>
+    public static void Rewrite(string path, IEnumerable<string> lines)
+    {
         var tmp = path + ".tmp";
-        File.WriteAllLines(tmp, keep);
+        File.WriteAllLines(tmp, lines);
         File.Move(tmp, path, overwrite: true);
     }
+
+    internal static string Shorten(string line) => line.Length <= 60 ? line : line[..57] + "...";
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using TetraJet.Models.Data;
+using TetraJet.Models.Training;
 
 namespace TetraJet.Cli;
 
@@ -9,35 +10,52 @@ public static class Program
     public static int Main(string[] args)
     {
         NativeEnvironment.PreferPassiveOpenMpWait();
-        return Run(args, Console.Out, Console.Error);
+        using var interruption = Interruption.FromSignals();
+        return Run(args, Console.Out, Console.Error, interruption);
     }
 
-    /// <summary>Runs the CLI with the given writers; returns the exit code (0 ok, 1 failed run, 2 bad input).</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// Runs the CLI with the given writers; returns the exit code: 0 ok, 1 a run stopped on a non-finite loss,
+    /// 2 anything else that failed (one <c>error:</c> line, never a stack trace), 128 + signal when interrupted.
+    /// </summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, Interruption? interruption = null)
     {
         var root = new RootCommand("TetraJet.NET: fully-quantized FP4 training of transformers");
-        root.Subcommands.Add(TrainCommand(stdout, stderr));
+        root.Subcommands.Add(TrainCommand(stdout, stderr, interruption));
         root.Subcommands.Add(CompareCommand(stdout, stderr));
         root.Subcommands.Add(Quantize.QuantizeCommand.Create());
         root.Subcommands.Add(ExperimentCommand.Create(stdout));
+        root.Subcommands.Add(ExportCommand.Create(stdout, stderr));
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
             var cmd = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
-            stderr.WriteLine($"error: {parsed.Errors[0].Message} (see 'tetrajet{cmd} --help')");
+            stderr.WriteLine($"error: {OneLine(parsed.Errors[0].Message)} (see 'tetrajet{cmd} --help')");
             return 2;
         }
-        return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        return Guard(stderr, () => parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false }));
     }
 
+    /// <summary>Turns every failure into one <c>error:</c> line and exit code 2.</summary>
     static int Guard(TextWriter stderr, Func<int> action)
     {
         try { return action(); }
-        catch (UsageException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
-        catch (DataException e) { stderr.WriteLine($"error: {e.Message}"); return 2; }
+        catch (UsageException e) { return Fail(e.Message); }
+        catch (DataException e) { return Fail(e.Message); }
+        catch (CheckpointException e) { return Fail(e.Message); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Fail(e.Message); }
+        catch (Exception e) when (e is not OutOfMemoryException) { return Fail($"{e.GetType().Name}: {e.Message}"); }
+
+        int Fail(string message)
+        {
+            stderr.WriteLine($"error: {OneLine(message)}");
+            return 2;
+        }
     }
 
-    static Command TrainCommand(TextWriter stdout, TextWriter stderr)
+    static string OneLine(string text) => string.Join(" ", text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    static Command TrainCommand(TextWriter stdout, TextWriter stderr, Interruption? interruption)
     {
         var model = new Argument<string>("model") { Description = "vit (Fashion-MNIST classifier) or gpt (King James Bible language model)", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "vit" };
         var recipe = new Option<string>("--recipe") { Description = "bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2", DefaultValueFactory = _ => "tetrajet" };
@@ -53,12 +71,13 @@ public static class Program
         var lr = new Option<double?>("--lr") { Description = "peak learning rate (linear warmup over 5% of the steps, then cosine decay to zero)" };
         var wd = new Option<double?>("--weight-decay") { Description = "decoupled AdamW weight decay on matrices (vit 0.05, gpt 0.1)" };
         var smoothing = new Option<double?>("--label-smoothing") { Description = "label smoothing (vit default 0.1, gpt 0)" };
-        var clip = new Option<double>("--clip") { Description = "gradient-norm clipping threshold (0: off)", DefaultValueFactory = _ => 1.0 };
+        var clip = new Option<double>("--clip") { Description = "gradient-norm clipping threshold (0: off; negative values are refused)", DefaultValueFactory = _ => 1.0 };
         var seed = new Option<long>("--seed") { Description = "seed for initialisation, data order and augmentation", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+        var precision = new Option<string?>("--precision") { Description = "fp32, or bf16: linear layers quantize and multiply in bfloat16, weights and the rest stay float32 (default: bf16 on cuda, fp32 on cpu)" };
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<model>-<recipe>)" };
-        var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint" };
-        var data = new Option<string?>("--data") { Description = "vit: folder with Fashion-MNIST-format idx files; gpt: a UTF-8 text file (plain or .gz)" };
+        var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint (or start it over if it stopped before its first one)" };
+        var data = new Option<string?>("--data") { Description = "vit: folder with Fashion-MNIST-format idx files; gpt: a UTF-8 text file (plain or .gz) of at least 320 KiB" };
         var evalEvery = new Option<int?>("--eval-every") { Description = "evaluate every N steps (default: vit once per epoch, gpt every 100 for tiny-cpu)" };
         var ckptEvery = new Option<int?>("--checkpoint-every") { Description = "write a checkpoint every N steps (default: with each evaluation)" };
         var stopAfter = new Option<int?>("--stop-after") { Description = "stop this invocation after step N (continue later with --resume)" };
@@ -70,9 +89,9 @@ public static class Program
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
-            device, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
+            device, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
         };
-        cmd.SetAction(p => Guard(stderr, () =>
+        cmd.SetAction(p =>
         {
             var options = new TrainOptions
             {
@@ -80,12 +99,12 @@ public static class Program
                 OsciReset = p.GetValue(osciReset), OsciResetLean = p.GetValue(osciResetLean), OutControl = p.GetValue(outControl), Size = p.GetValue(size)!,
                 Steps = p.GetValue(steps), Epochs = p.GetValue(epochs), Batch = p.GetValue(batch), Lr = p.GetValue(lr),
                 WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
-                Device = p.GetValue(device)!, Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
+                Device = p.GetValue(device)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
             };
-            return Trainer.Run(options, stdout, stderr);
-        }));
+            return Trainer.Run(options, stdout, stderr, interruption);
+        });
         return cmd;
     }
 
@@ -94,7 +113,7 @@ public static class Program
         var runs = new Argument<string[]>("runs") { Description = "run folders written by 'tetrajet train'", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "PNG to write", DefaultValueFactory = _ => Path.Combine("runs", "compare.png") };
         var cmd = new Command("compare", "plot several runs' curves in one PNG and print a table of final metrics") { runs, output };
-        cmd.SetAction(p => Guard(stderr, () => Compare.Run(p.GetValue(runs)!, p.GetValue(output)!, stdout)));
+        cmd.SetAction(p => Compare.Run(p.GetValue(runs)!, p.GetValue(output)!, stdout));
         return cmd;
     }
 }

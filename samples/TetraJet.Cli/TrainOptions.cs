@@ -22,6 +22,8 @@ public sealed record TrainOptions
     public double WarmupFraction { get; init; } = 0.05;
     public long Seed { get; init; }
     public string Device { get; init; } = "cpu";
+    /// <summary>fp32 or bf16 (linear layers under bfloat16 autocast); null: bf16 on CUDA, fp32 on the CPU.</summary>
+    public string? Precision { get; init; }
     public string? Out { get; init; }
     public bool Resume { get; init; }
     public string? Data { get; init; }

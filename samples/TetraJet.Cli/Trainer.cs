@@ -3,16 +3,22 @@ using System.Globalization;
 using System.Text.Json;
 using TetraJet.Models;
 using TetraJet.Models.Data;
+using TetraJet.Models.Training;
 using TetraJet.Quantization.Gpu;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TetraJet.Cli;
 
-/// <summary>The plain training loop behind <c>tetrajet train</c>.</summary>
+/// <summary>
+/// <c>tetrajet train</c>: checks the options, owns the run folder (lock, metrics.csv, TensorBoard events,
+/// oscillation.csv, checkpoints, summary, plot) and shows progress. The training itself is
+/// <see cref="TaskTrainer"/>'s, in TetraJet.Models.
+/// </summary>
 public static class Trainer
 {
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    const string OscillationCsv = "oscillation.csv", OscillationHeader = "step,window_steps,rate_of_change,oscillating_fraction,mean_d_fp,mean_d_q";
     // Loaded data sets, reused by later runs in the same process (tests run many short trainings).
     static readonly Dictionary<string, FashionMnist> ImageCache = [];
     static readonly Dictionary<string, TextCorpus> TextCache = [];
@@ -29,7 +35,7 @@ public static class Trainer
         _ => new(32, 3e-4, 0.1, 0, Epochs: null, Steps: 2000, EvalEvery: 250),
     };
 
-    public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr)
+    public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr, Interruption? interruption = null)
     {
         // 1. Everything that can be checked without touching the disk or loading data.
         if (o.Model is not ("vit" or "gpt")) throw new UsageException($"unknown model '{o.Model}'; use vit or gpt");
@@ -42,6 +48,7 @@ public static class Trainer
             "cuda" => cuda.is_available() ? CUDA : throw new UsageException("--device cuda: TorchSharp sees no CUDA GPU (torch.cuda.is_available() is false); use --device cpu or install a CUDA libtorch"),
             _ => throw new UsageException($"unknown device '{o.Device}'; use cpu or cuda"),
         };
+        if (PrecisionOf(o, device) is not ("fp32" or "bf16")) throw new UsageException($"unknown precision '{o.Precision}'; use fp32 or bf16");
         var d = DefaultsFor(o.Model, o.Size);
         int batch = o.Batch ?? d.Batch;
         double lr = o.Lr ?? d.Lr, wd = o.WeightDecay ?? d.WeightDecay, smoothing = o.LabelSmoothing ?? d.LabelSmoothing;
@@ -51,108 +58,132 @@ public static class Trainer
         if (o.Epochs is double ep && !(ep > 0)) throw new UsageException("--epochs must be positive");
         if (o.Steps is not null && o.Epochs is not null) throw new UsageException("give --steps or --epochs, not both");
         if (o.EvalEvery is <= 0 || o.CheckpointEvery is <= 0 || o.StopAfter is <= 0) throw new UsageException("--eval-every, --checkpoint-every and --stop-after must be positive");
-        if (wd < 0 || smoothing is < 0 or >= 1) throw new UsageException("--weight-decay must be ≥ 0 and --label-smoothing in [0, 1)");
+        if (!(wd >= 0) || !(smoothing is >= 0 and < 1)) throw new UsageException("--weight-decay must be ≥ 0 and --label-smoothing in [0, 1)");
+        if (!(o.ClipNorm >= 0)) throw new UsageException($"--clip {o.ClipNorm.ToString(Inv)}: use 0 (no clipping) or a positive gradient norm");
+        if (o.LogEvery <= 0) throw new UsageException("--log-every must be positive");
+        var augment = ParseAugment(o.Augment);
 
+        // 2. The run folder: held by this run from here on; what it holds decides between new, resumed and restarted.
         var dir = o.OutDir;
         var ckptPath = Path.Combine(dir, Checkpoint.FileName);
         if (File.Exists(dir)) throw new UsageException($"--out {dir} is a file; choose a folder");
-        if (!o.Resume && HoldsRun(dir))
-            throw new UsageException($"{dir} already holds a run; pass --resume to continue it, or choose another --out");
-        Checkpoint? ckpt = null;
-        if (o.Resume)
+        var folderLock = Directory.Exists(dir) ? RunLock.Acquire(dir) : null;
+        try
         {
-            if (!File.Exists(ckptPath)) throw new UsageException($"--resume: {dir} has no {Checkpoint.FileName}; drop --resume to start a new run there");
-            ckpt = Checkpoint.Read(ckptPath);
-            var h = ckpt.Header;
-            if (h.Model != o.Model || h.Size != o.Size || h.RecipeDescription != recipe.Describe())
-                throw new UsageException($"checkpoint in {dir} is {h.Model} {h.Size} with recipe {Describe(h.RecipeDescription)}, not {o.Model} {o.Size} with {Describe(recipe.Describe())}; repeat the original flags or choose another --out");
-            if (h.Seed != o.Seed || h.Batch != batch)
-                throw new UsageException($"checkpoint in {dir} was trained with --seed {h.Seed} --batch {h.Batch}; pass the same values to resume");
+            bool holdsRun = HoldsRun(dir), hasCheckpoint = File.Exists(ckptPath);
+            if (!o.Resume && holdsRun)
+                throw new UsageException(hasCheckpoint
+                    ? $"{dir} already holds a run; pass --resume to continue it, or choose another --out"
+                    : $"{dir} holds a run that stopped before its first checkpoint; pass --resume to start it over there, or choose another --out");
+            if (o.Resume && !holdsRun)
+                throw new UsageException($"--resume: {dir} has no checkpoint and no run to start over; drop --resume to start a new run there");
+            Checkpoint? ckpt = null;
+            if (o.Resume && hasCheckpoint)
+            {
+                try { ckpt = Checkpoint.Read(ckptPath); }
+                catch (CheckpointException e) { throw new UsageException(e.Message); }
+                var h = ckpt.Header;
+                if (h.Model != o.Model || h.Size != o.Size || h.RecipeDescription != recipe.Describe())
+                    throw new UsageException($"checkpoint in {dir} is {h.Model} {h.Size} with recipe {Describe(h.RecipeDescription)}, not {o.Model} {o.Size} with {Describe(recipe.Describe())}; repeat the original flags or choose another --out");
+                if (h.Seed != o.Seed || h.Batch != batch)
+                    throw new UsageException($"checkpoint in {dir} was trained with --seed {h.Seed} --batch {h.Batch}; pass the same values to resume");
+                if (h.Format < 2)
+                    throw new UsageException($"checkpoint in {dir} was written by an earlier version (format {h.Format}) that did not save the layers' random-stream counters, so it cannot continue exactly; start a new run in another --out");
+            }
+            return Train(o, recipe, device, batch, lr, wd, smoothing, augment, d, dir, ckpt, restart: o.Resume && !hasCheckpoint, ref folderLock, stdout, stderr, interruption);
         }
+        finally
+        {
+            folderLock?.Dispose();
+        }
+    }
 
-        // 2. Data and model (data errors are bad input too).
+    /// <summary>--precision, or its default for the device: bf16 on CUDA, fp32 on the CPU.</summary>
+    static string PrecisionOf(TrainOptions o, Device device) => o.Precision ?? (device.type == DeviceType.CUDA ? "bf16" : "fp32");
+
+    static int Train(TrainOptions o, Recipe recipe, Device device, int batch, double lr, double wd, double smoothing, Augment augment, Defaults d,
+        string dir, Checkpoint? ckpt, bool restart, ref RunLock? folderLock, TextWriter stdout, TextWriter stderr, Interruption? interruption)
+    {
+        var ckptPath = Path.Combine(dir, Checkpoint.FileName);
+        var metricsPath = Path.Combine(dir, MetricsCsv.FileName);
+        var oscillationPath = Path.Combine(dir, OscillationCsv);
+
+        // 3. Data, model and trainer (data errors are bad input too).
         manual_seed(o.Seed);
-        using ITrainTask task = BuildTask(o, recipe, batch, smoothing);
+        using ITrainTask task = BuildTask(o, recipe, batch, smoothing, augment);
         long total = o.Steps ?? d.Steps ?? (long)Math.Max(1, Math.Round((o.Epochs ?? d.Epochs ?? 1) * task.StepsPerEpoch));
         if (o.Epochs is double e2) total = Math.Max(1, (long)Math.Round(e2 * task.StepsPerEpoch));
         int evalEvery = o.EvalEvery ?? d.EvalEvery ?? task.StepsPerEpoch;
         int ckptEvery = o.CheckpointEvery ?? evalEvery;
         var configJson = JsonSerializer.Serialize(task.Config);
         var net = task.Net;
-        net.to(device);
-        var named = net.named_parameters().ToList();
-        var decayed = named.Where(p => task.Decays(p.name, p.parameter)).Select(p => p.parameter).ToList();
-        var optimizer = StepOptimizer.Create(named.Select(p => p.parameter), lr, task.Beta2, recipe.QRamping);
-        // Every QLinear draws its stochastic rounding and RHT signs from (seed, layer path, step, slot).
-        net.AssignLayerIds((ulong)o.Seed);
+        using var trainer = new TaskTrainer(task, new TrainSettings { TotalSteps = total, PeakLearningRate = lr, WarmupFraction = o.WarmupFraction, WeightDecay = wd, ClipNorm = o.ClipNorm }, device);
+        // Mixed precision as torch.autocast does it for linear layers; the autocast dtype is not part of the checkpoint.
+        if (PrecisionOf(o, device) == "bf16") net.SetAutocast(ScalarType.BFloat16);
         bool quantized = recipe.IsQuantized;
         if (quantized) net.TrackOscillation();
         long start = 0;
         double elapsedBefore = 0, trainSecondsBefore = 0;
+        List<string>? keptMetrics = null, keptOscillation = null;
         if (ckpt is not null)
         {
-            var h = ckpt.Header;
-            if (h.ModelConfig != configJson)
-                throw new UsageException($"checkpoint in {dir} has model config {h.ModelConfig} but this run builds {configJson} (different --data?); resume with the original data or choose another --out");
-            try
-            {
-                net.load(new BinaryReader(new MemoryStream(ckpt.ModelState)), strict: true);
-                optimizer.Load(new BinaryReader(new MemoryStream(ckpt.OptimizerState)));
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                throw new UsageException($"checkpoint in {dir} does not fit this model ({ex.Message}); choose another --out");
-            }
-            set_rng_state(tensor(Convert.FromBase64String(h.TorchRngState), ScalarType.Byte));
-            start = h.Step;
-            elapsedBefore = h.ElapsedSeconds;
-            trainSecondsBefore = h.TrainSeconds;
+            try { trainer.Resume(ckpt); }
+            catch (CheckpointException e) { throw new UsageException($"checkpoint in {dir}: {e.Message}; choose another --out"); }
+            start = trainer.Step;
+            elapsedBefore = ckpt.Header.ElapsedSeconds;
+            trainSecondsBefore = ckpt.Header.TrainSeconds;
             if (start >= total) throw new UsageException($"the checkpoint in {dir} is at step {start}, and this run has {total} steps; raise --steps to train further");
+            // Read (and check) the history before anything is written.
+            keptMetrics = File.Exists(metricsPath) ? MetricsCsv.KeepThrough(metricsPath, start) : null;
+            keptOscillation = File.Exists(oscillationPath) ? RunCsv.KeepThrough(oscillationPath, OscillationHeader, "tetrajet train", start) : null;
         }
 
-        // 3. From here on the run folder is written.
-        Directory.CreateDirectory(dir);
-        var metricsPath = Path.Combine(dir, MetricsCsv.FileName);
-        if (ckpt is not null) MetricsCsv.Truncate(metricsPath, start);
+        // 4. From here on the run folder is written.
+        if (folderLock is null)
+        {
+            Directory.CreateDirectory(dir);
+            folderLock = RunLock.Acquire(dir);
+            if (HoldsRun(dir)) throw new UsageException($"{dir} already holds a run (another 'tetrajet train' just wrote it); choose another --out");
+        }
+        if (restart)
+        {
+            // The run stopped before its first checkpoint: nothing of it can be continued, so it starts over.
+            foreach (var f in Directory.GetFiles(dir, TfEventsWriter.Prefix + "*").Append(metricsPath).Append(oscillationPath).Append(ckptPath + ".tmp"))
+                File.Delete(f);
+        }
+        if (keptMetrics is not null) RunCsv.Rewrite(metricsPath, keptMetrics);
+        if (keptOscillation is not null) RunCsv.Rewrite(oscillationPath, keptOscillation);
         bool newMetrics = !File.Exists(metricsPath);
         using var metrics = new StreamWriter(metricsPath, append: true);
         if (newMetrics) metrics.WriteLine(MetricsCsv.Header);
-        using var tb = new TfEventsWriter(dir);
-        long paramCount = named.Sum(p => p.parameter.numel());
+        using var tb = ckpt is null ? TfEventsWriter.Create(dir) : TfEventsWriter.Continue(dir, start);
+        long paramCount = net.parameters().Sum(p => p.numel());
 
         var wall = Stopwatch.StartNew();
         double trainSeconds = trainSecondsBefore;
         string title = $"{o.Model} {o.Size} {recipe.Name}";
         long lastGood = start;
         EvalResult? lastEval = null;
-
-        void Save(long step)
+        var header = new CheckpointHeader
         {
-            var modelStream = new MemoryStream();
-            net.save(new BinaryWriter(modelStream));
-            var optStream = new MemoryStream();
-            optimizer.Save(new BinaryWriter(optStream));
+            Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), RecipeSpec = Checkpoint.RecipeToJson(recipe),
+            ModelConfig = configJson, Step = start, TotalSteps = total, Seed = o.Seed, Batch = batch,
+            ElapsedSeconds = 0, TrainSeconds = 0, TorchRngState = "",
+        };
+
+        void Save()
+        {
+            // Everything up to this step reaches the disk before the checkpoint that says it happened.
             metrics.Flush(); tb.Flush();
-            new Checkpoint
-            {
-                Header = new CheckpointHeader
-                {
-                    Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = configJson,
-                    Step = step, TotalSteps = total, Seed = o.Seed, Batch = batch,
-                    ElapsedSeconds = elapsedBefore + wall.Elapsed.TotalSeconds, TrainSeconds = trainSeconds,
-                    TorchRngState = Convert.ToBase64String(get_rng_state().data<byte>().ToArray()),
-                },
-                ModelState = modelStream.ToArray(),
-                OptimizerState = optStream.ToArray(),
-            }.Write(ckptPath);
-            lastGood = step;
+            trainer.Capture(header with { ElapsedSeconds = elapsedBefore + wall.Elapsed.TotalSeconds, TrainSeconds = trainSeconds }).Write(ckptPath);
+            lastGood = trainer.Step;
         }
 
-        if (ckpt is null) stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device} → {dir}");
-        else stdout.WriteLine($"{title}: resuming at step {start} of {total} from {ckptPath}");
+        if (ckpt is not null) stdout.WriteLine($"{title}: resuming at step {start} of {total} from {ckptPath}");
+        else stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device} ({PrecisionOf(o, device)}) → {dir}" +
+            (restart ? " (starting over: the run there had no checkpoint yet)" : ""));
 
         net.train();
-        int warmup = (int)Math.Max(1, Math.Round(o.WarmupFraction * total));
         long stopAt = Math.Min(total, o.StopAfter ?? long.MaxValue);
         double windowItems = 0, windowSeconds = 0;
         // Device memory in use after each step, so a run shows its footprint and any growth from step to step.
@@ -162,42 +193,19 @@ public static class Trainer
         {
             for (long step = start; step < stopAt; step++)
             {
+                if (interruption?.Requested == true) return Interrupted(view);
                 var stepTimer = Stopwatch.StartNew();
-                double stepLr = Schedule(step, total, warmup, lr);
-                optimizer.LearningRate = stepLr;
-                if (optimizer is StepOptimizer.Ramping ramping && step % task.StepsPerEpoch == 0)
-                    CalibrateRamping(net, ramping, task, device, step, view);
-                net.SetQuantizationStep(step);
-                float lossValue; long? correct;
-                using (var scope = NewDisposeScope())
-                {
-                    var (x, y) = task.Batch(step);
-                    x = x.to(device); y = y.to(device);
-                    var (loss, c) = task.Loss(net.call(x), y);
-                    lossValue = loss.item<float>();
-                    correct = c;
-                    if (float.IsFinite(lossValue))
-                    {
-                        optimizer.ZeroGrad();
-                        loss.backward();
-                        double norm = o.ClipNorm > 0 ? nn.utils.clip_grad_norm_(named.Select(p => p.parameter), o.ClipNorm) : 0;
-                        if (!double.IsFinite(norm)) lossValue = float.NaN;   // a non-finite gradient would poison the weights
-                        else
-                        {
-                            using (no_grad())
-                                foreach (var p in decayed) p.mul_(1 - stepLr * wd);   // decoupled (AdamW) weight decay
-                            optimizer.Step();
-                            net.UpdateQuantizationState(step + 1, total);   // Q-EMA, OsciReset, OutControl
-                        }
-                    }
-                }
-                if (!float.IsFinite(lossValue))
+                var result = trainer.TrainStep();
+                if (result.CalibrationMeanPeriod is double period)
+                    view.Line($"step {step}: Q-Ramping calibrated, mean period {period.ToString("0.00", Inv)}");
+                if (!result.Finite)
                 {
                     metrics.Flush(); tb.Flush();
                     view.Line("");
-                    stderr.WriteLine($"error: loss is not finite ({lossValue.ToString(Inv)}) at step {step + 1}; training stopped. " +
+                    string what = float.IsFinite(result.Loss) ? $"the gradient norm is not finite ({result.GradNorm.ToString(Inv)})" : $"loss is not finite ({result.Loss.ToString(Inv)})";
+                    stderr.WriteLine($"error: {what} at step {step + 1}; training stopped. " +
                         (File.Exists(ckptPath) ? $"The last good checkpoint (step {lastGood}) is kept in {ckptPath}; " : "No checkpoint was written yet; ") +
-                        "lower --lr or raise --clip and start again or --resume.");
+                        "lower --lr or raise --clip and --resume (or start again in another --out).");
                     return 1;
                 }
                 stepTimer.Stop();
@@ -205,10 +213,10 @@ public static class Trainer
                 if (memory is long m) { peakMemory = Math.Max(peakMemory, m); tb.Scalar("train/device_memory_gib", m / Gib, step + 1); }
                 trainSeconds += stepTimer.Elapsed.TotalSeconds;
                 windowItems += task.ItemsPerStep; windowSeconds += stepTimer.Elapsed.TotalSeconds;
-                long done = step + 1;
+                long done = result.Step;
                 double throughput = windowItems / Math.Max(windowSeconds, 1e-9);
                 if (windowSeconds > 5) { windowItems = 0; windowSeconds = 0; }
-                double? trainAcc = correct is long k ? (double)k / batch : null;
+                double? trainAcc = result.Correct is long k ? (double)k / batch : null;
                 EvalResult? ev = null;
                 if (done % evalEvery == 0 || done == total)
                 {
@@ -220,17 +228,17 @@ public static class Trainer
                     if (ev.Accuracy is double acc) tb.Scalar("eval/accuracy", acc, done);
                     if (ev.Perplexity is double ppl) tb.Scalar("eval/perplexity", ppl, done);
                 }
-                var row = new MetricsRow(done, (double)done / task.StepsPerEpoch, lossValue, stepLr, trainAcc, ev?.Loss, ev?.Accuracy, ev?.Perplexity,
+                var row = new MetricsRow(done, (double)done / task.StepsPerEpoch, result.Loss, result.LearningRate, trainAcc, ev?.Loss, ev?.Accuracy, ev?.Perplexity,
                     throughput, elapsedBefore + wall.Elapsed.TotalSeconds);
                 metrics.WriteLine(MetricsCsv.Format(row));
-                tb.Scalar("train/loss", lossValue, done);
-                tb.Scalar("train/lr", stepLr, done);
+                tb.Scalar("train/loss", result.Loss, done);
+                tb.Scalar("train/lr", result.LearningRate, done);
                 tb.Scalar($"train/{task.Unit.Replace("/", "_per_")}", throughput, done);
                 if (trainAcc is double ta) tb.Scalar("train/accuracy", ta, done);
-                if (quantized && (done % evalEvery == 0 || done == total)) ReportOscillation(net, dir, tb, done, view);
-                if (done % ckptEvery == 0 || done == stopAt) Save(done);
+                if (quantized && (done % evalEvery == 0 || done == total)) ReportOscillation(net, oscillationPath, tb, done, view);
+                if (done % ckptEvery == 0 || done == stopAt) Save();
                 var eta = TimeSpan.FromSeconds(wall.Elapsed.TotalSeconds / (done - start) * (total - done));
-                var status = $"loss {lossValue.ToString("0.0000", Inv)}" +
+                var status = $"loss {result.Loss.ToString("0.0000", Inv)}" +
                     (lastEval?.Accuracy is double la ? $"  acc {(100 * la).ToString("0.0", Inv)}%" : "") +
                     (lastEval?.Perplexity is double lp ? $"  ppl {lp.ToString("0.0", Inv)}" : "") +
                     $"  {throughput.ToString("0", Inv)} {task.Unit}" +
@@ -239,6 +247,18 @@ public static class Trainer
             }
             return 0;
         });
+
+        int Interrupted(ProgressView view)
+        {
+            long step = trainer.Step;
+            if (step > lastGood) Save();
+            else { metrics.Flush(); tb.Flush(); }
+            view.Line(step > 0 || File.Exists(ckptPath)
+                ? $"{interruption!.Signal}: stopped after step {step} of {total}, which the checkpoint {ckptPath} holds. Continue with the same command and --resume"
+                : $"{interruption!.Signal}: stopped before the first step; nothing to keep. Start again with the same command and --resume");
+            return interruption.ExitCode;
+        }
+
         metrics.Flush(); tb.Flush();
         if (exit != 0) return exit;
         if (stopAt < total)
@@ -247,16 +267,16 @@ public static class Trainer
             return 0;
         }
 
-        // 4. Summary and plot.
+        // 5. Summary and plot.
         double wallSeconds = elapsedBefore + wall.Elapsed.TotalSeconds;
         var final = lastEval ?? task.Evaluate(device);
         var rows = MetricsCsv.Read(metricsPath);
-        File.WriteAllBytes(Path.Combine(dir, "curves.png"), Plot.Render(RunPlots.For(o.Model, rows)));
+        RunPlots.WriteCurves(Path.Combine(dir, "curves.png"), o.Model, rows, stderr);
         var summary = new RunSummary
         {
             Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = JsonDocument.Parse(configJson).RootElement,
             Parameters = paramCount, Steps = total, Epochs = (double)total / task.StepsPerEpoch, Batch = batch, Lr = lr, WeightDecay = wd, Seed = o.Seed,
-            Device = o.Device, Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
+            Device = o.Device, Precision = PrecisionOf(o, device), Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
             Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
             PeakDeviceMemoryGiB = gpu is null ? null : Math.Round(peakMemory / Gib, 2),
             EvalLoss = final.Loss, EvalAccuracy = final.Accuracy, EvalPerplexity = final.Perplexity,
@@ -284,30 +304,8 @@ public static class Trainer
         _ => throw new UsageException($"unknown augmentation '{text}'; use none, flip, crop or crop+flip"),
     };
 
-    /// <summary>
-    /// Q-Ramping's per-epoch calibration: 30 ordinary steps on the epoch's first batches, measured and then undone,
-    /// set each quantized weight's update periods. The RNG state is restored too, so the run itself is unchanged.
-    /// </summary>
-    static void CalibrateRamping(nn.Module<Tensor, Tensor> net, StepOptimizer.Ramping ramping, ITrainTask task, Device device, long step, ProgressView view)
-    {
-        var rng = get_rng_state();
-        long k = 0;
-        var periods = Optim.QRampingCalibration.Calibrate(net, ramping.Optimizer, () =>
-        {
-            using var scope = NewDisposeScope();
-            var (x, y) = task.Batch(step + k++);
-            var (loss, _) = task.Loss(net.call(x.to(device)), y.to(device));
-            ramping.ZeroGrad();
-            loss.backward();
-            ramping.Step();
-        }, task.StepsPerEpoch);
-        set_rng_state(rng);
-        net.SetQuantizationStep(step);
-        view.Line($"step {step}: Q-Ramping calibrated, mean period {periods.Values.DefaultIfEmpty(1).Average().ToString("0.00", Inv)}");
-    }
-
     /// <summary>Oscillation of the quantized weights since the last report: console, TensorBoard and oscillation.csv.</summary>
-    static void ReportOscillation(nn.Module<Tensor, Tensor> net, string dir, TfEventsWriter tb, long step, ProgressView view)
+    static void ReportOscillation(nn.Module<Tensor, Tensor> net, string path, TfEventsWriter tb, long step, ProgressView view)
     {
         var m = net.OscillationSummary(reset: true);
         if (m.Steps == 0) return;
@@ -315,42 +313,33 @@ public static class Trainer
         tb.Scalar("oscillation/oscillating_fraction", m.OscillatingFraction, step);
         tb.Scalar("oscillation/d_fp", m.MeanDfp, step);
         tb.Scalar("oscillation/d_q", m.MeanDq, step);
-        var path = Path.Combine(dir, "oscillation.csv");
         bool fresh = !File.Exists(path);
         using (var w = new StreamWriter(path, append: true))
         {
-            if (fresh) w.WriteLine("step,window_steps,rate_of_change,oscillating_fraction,mean_d_fp,mean_d_q");
+            if (fresh) w.WriteLine(OscillationHeader);
             w.WriteLine(string.Join(",", step, m.Steps, m.RateOfChange.ToString("G6", Inv), m.OscillatingFraction.ToString("G6", Inv),
                 m.MeanDfp.ToString("G6", Inv), m.MeanDq.ToString("G6", Inv)));
         }
         view.Line($"step {step}: r(W_Q) {m.RateOfChange.ToString("0.00000", Inv)}, oscillating {(100 * m.OscillatingFraction).ToString("0.00", Inv)}% of weights");
     }
 
-    static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing)
+    static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing, Augment augment)
     {
         var images = o.Model == "vit" ? Images(o) : null;
         var text = o.Model == "gpt" ? Text(o) : null;
         try
         {
             return images is not null
-                ? new VitTask(o.Size, recipe, images, batch, o.Seed, smoothing, ParseAugment(o.Augment))
+                ? new VitTask(o.Size, recipe, images, batch, o.Seed, smoothing, augment)
                 : new GptTask(o.Size, recipe, text!, batch, o.Seed, o.TrainSubset, o.EvalSubset);
         }
         catch (ArgumentException e) { throw new UsageException(e.Message); }   // e.g. features the recipe's format cannot block
     }
 
-    /// <summary>Linear warmup to the peak, then cosine decay to zero.</summary>
-    public static double Schedule(long step, long total, int warmup, double peak)
-    {
-        if (step < warmup) return peak * (step + 1) / warmup;
-        double progress = (double)(step - warmup) / Math.Max(1, total - warmup);
-        return peak * 0.5 * (1 + Math.Cos(Math.PI * progress));
-    }
-
     /// <summary>A folder holds a run when it has any of the files a run writes.</summary>
     public static bool HoldsRun(string dir) =>
         Directory.Exists(dir) && (File.Exists(Path.Combine(dir, Checkpoint.FileName)) || File.Exists(Path.Combine(dir, MetricsCsv.FileName))
-            || File.Exists(Path.Combine(dir, "summary.json")) || Directory.EnumerateFiles(dir, "events.out.tfevents.*").Any());
+            || File.Exists(Path.Combine(dir, "summary.json")) || Directory.EnumerateFiles(dir, TfEventsWriter.Prefix + "*").Any());
 
     static string Describe(string description)
     {
@@ -393,6 +382,8 @@ public sealed record RunSummary
     public double WeightDecay { get; init; }
     public long Seed { get; init; }
     public required string Device { get; init; }
+    /// <summary>fp32, or bf16 (the linear layers under bfloat16 autocast).</summary>
+    public required string Precision { get; init; }
     public long Threads { get; init; }
     public double WallSeconds { get; init; }
     public double TrainSeconds { get; init; }

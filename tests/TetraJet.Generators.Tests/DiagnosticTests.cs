@@ -202,6 +202,45 @@ public class DiagnosticTests
     }
 
     [Theory]
+    [InlineData("[Quantize(Format.NVFP4, OutControl = true)]", "[Linear([|128|], 128)]", 128, "0.1", 128, 0, 256)]
+    [InlineData("[Quantize(Format.MXFP4, OutControl = true)]", "[Linear([|192|], 64)]", 192, "0.1", 128, 64, 256)]
+    [InlineData("[Quantize(Format.MXFP4)]", "[Linear([|288|], 64), Quantize(Format.MXFP4, OutControl = true, OutlierFraction = 0.5)]", 288, "0.5", 256, 32, 384)]
+    [InlineData("[Quantize(Format.NVFP4, OutControl = true, OutlierFraction = 0.005)]", "[Linear([|128|], 128)]", 128, "0.005", 0, 128, 256)]
+    public void TJ1013_out_control_on_a_layer_too_narrow_for_it(string classAttribute, string linear, int k, string fraction, int outliers, int fp4, int widthNeeded)
+    {
+        var d = Single($$"""
+            {{classAttribute}}
+            public sealed partial class M{{Module}}
+            {
+                {{linear}} public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """, "TJ1013", DiagnosticSeverity.Error);
+        Assert.Equal($"OutControl on layer 'L' with inFeatures = {k} and OutlierFraction = {fraction} would split the input channels into {outliers} outlier and {fp4} FP4 channels, " +
+            $"but it needs a whole block of 128 in each part (the outliers round up to blocks of 128); give this layer a [Quantize] without OutControl, or at least {widthNeeded} input features", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[Linear(256, 128)]")]                                                          // 128 outliers + 128 FP4 channels
+    [InlineData("[Linear(128, 128), Quantize(Format.NVFP4)]")]                                    // the property drops OutControl
+    [InlineData("[Linear(nameof(Width), 128)]")]                                                  // unknown until run time: a notice there
+    public void TJ1013_not_where_OutControl_fits_or_is_off(string linear)
+    {
+        var source = $$"""
+            [Quantize(Format.NVFP4, OutControl = true)]
+            public sealed partial class M{{Module}}
+            {
+                public int Width { get; } = 128;
+                {{linear}} public partial QLinear L { get; }
+                public M() : base("M") { InitializeQuantization(); }
+            {{Body}}
+            }
+            """;
+        Assert.Empty(GeneratorHarness.Run(Usings + source).GeneratorDiagnostics);
+    }
+
+    [Theory]
     [InlineData("[Quantize(Format.NVFP4, [|QEma = true|])]", "QEma has no effect with recipe TetraJetV2: Q-EMA guides the rounding of MXFP4 weights only; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Format.BF16, [|QRamping = true|])]", "QRamping has no effect with recipe BF16: Q-Ramping damps MXFP4 weight oscillation only; remove the option or choose a recipe that uses it")]
     [InlineData("[Quantize(Format.BF16, [|OsciReset = true|])]", "OsciReset has no effect with recipe BF16: BF16 weights are not quantized, so they do not oscillate; remove the option or choose a recipe that uses it")]

@@ -75,8 +75,9 @@ public sealed partial class RecipeZoo : nn.Module<Tensor, Tensor>
 {
     [Linear(128, 128), Quantize(Recipe.Microscaling)] public partial QLinear Micro { get; }
     [Linear(128, 128), Quantize(Recipe.NvidiaNvfp4)] public partial QLinear Nvidia { get; }
-    [Linear(128, 128), Quantize(Format.MXFP4, ScaleRule = ScaleRule.Ocp, QEma = true)] public partial QLinear MicroEma { get; }
-    [Linear(128, 128), Quantize(Format.NVFP4, OutControl = true, OutlierFraction = 0.25)] public partial QLinear Outliers { get; }
+    [Linear(128, 256), Quantize(Format.MXFP4, ScaleRule = ScaleRule.Ocp, QEma = true)] public partial QLinear MicroEma { get; }
+    // OutControl needs K ≥ 256: 128 outlier channels (a whole block) and at least 128 FP4 channels beside them.
+    [Linear(256, 128), Quantize(Format.NVFP4, OutControl = true, OutlierFraction = 0.25)] public partial QLinear Outliers { get; }
     [Linear(128, 128), Quantize(Recipe.TetraJetV2, OsciReset = true, OsciResetLean = true, OsciResetLeanFraction = 0.05)] public partial QLinear Lean { get; }
 
     public RecipeZoo() : base(nameof(RecipeZoo))

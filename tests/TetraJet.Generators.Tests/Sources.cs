@@ -34,8 +34,8 @@ internal static class Sources
         internal partial class Encoder : nn.Module<Tensor, Tensor>
         {
             [Linear(64, 96)] internal partial QLinear Query { get; }
-            [Linear(96, 64, bias: false), Quantize(Format.MXFP4, ScaleRule = ScaleRule.Ocp)] public partial QLinear Output { get; }
-            [Linear(64, 32), Quantize(Recipe.NvidiaNvfp4, OutControl = true, OutlierFraction = 0.05)] public partial QLinear Probe { get; }
+            [Linear(96, 256, bias: false), Quantize(Format.MXFP4, ScaleRule = ScaleRule.Ocp)] public partial QLinear Output { get; }
+            [Linear(256, 32), Quantize(Recipe.NvidiaNvfp4, OutControl = true, OutlierFraction = 0.05)] public partial QLinear Probe { get; }
 
             public Encoder() : base("Encoder") { InitializeQuantization(); RegisterComponents(); }
             public override Tensor forward(Tensor x) => Probe.call(Output.call(Query.call(x)));

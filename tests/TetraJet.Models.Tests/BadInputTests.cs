@@ -1,4 +1,5 @@
 using TetraJet.Cli;
+using TetraJet.Models.Training;
 
 namespace TetraJet.Models.Tests;
 
@@ -20,9 +21,12 @@ public class BadInputTests
     [InlineData("unknown vit size 'huge'", "train", "vit", "--size", "huge")]
     [InlineData("unknown gpt size 'tiny'", "train", "gpt", "--size", "tiny")]
     [InlineData("unknown device 'tpu'", "train", "vit", "--device", "tpu")]
+    [InlineData("unknown precision 'fp16'", "train", "vit", "--precision", "fp16")]
     [InlineData("--bogus", "train", "vit", "--bogus")]
     [InlineData("--steps must be positive", "train", "vit", "--steps", "0")]
     [InlineData("multiples of 128", "train", "vit", "--size", "tiny", "--recipe", "tetrajet-v2", "--train-subset", "256", "--eval-subset", "64")]
+    [InlineData("--clip -1: use 0", "train", "vit", "--clip", "-1")]
+    [InlineData("--clip NaN", "train", "vit", "--clip", "NaN")]
     public void Unknown_names_and_values_are_refused(string expected, params string[] args)
     {
         var dir = Path.Combine(CliHarness.TempDir("names"), "run");
@@ -116,5 +120,40 @@ public class BadInputTests
         Assert.InRange(ckpt.Header.Step, 1, 39);
         Assert.Contains($"step {ckpt.Header.Step}", err);
         Assert.False(File.Exists(Path.Combine(dir, "summary.json")));
+    }
+
+    [Fact]
+    public void Compare_refuses_an_output_inside_a_run_folder()
+    {
+        var root = CliHarness.TempDir("cmpout");
+        var dir = Path.Combine(root, "run");
+        Assert.Equal(0, CliHarness.Run(CliHarness.QuickVit(dir, "tetrajet", 2)).Code);
+        var before = CliHarness.Snapshot(dir);
+        AssertUsageError(CliHarness.Run("compare", dir, "--out", Path.Combine(dir, MetricsCsv.FileName)), "inside the run folder");
+        AssertUsageError(CliHarness.Run("compare", dir, "--out", Path.Combine(dir, "compare.png")), "inside the run folder");
+        AssertUsageError(CliHarness.Run("compare", dir, "--out", dir), "is a folder");
+        CliHarness.AssertUnchanged(before, dir);
+        var r = CliHarness.Run("compare", dir, "--out", Path.Combine(root, "compare.png"));
+        Assert.True(r.Code == 0, r.Err);
+    }
+
+    [Fact]
+    public void Experiment_output_into_a_missing_folder_fails_before_the_experiment()
+    {
+        var missing = Path.Combine(CliHarness.TempDir("expout"), "no", "such", "table.md");
+        var r = CliHarness.Run("experiment", "oscillation", "--out", missing);
+        AssertUsageError(r, "does not exist");
+        Assert.Equal("", r.Out);   // nothing ran: the experiment prints its header first
+        AssertUsageError(CliHarness.Run("experiment", "oscillation", "--steps", "5"), "at least 20");
+    }
+
+    [Fact]
+    public void A_failure_of_the_file_system_is_one_line_too()
+    {
+        var root = CliHarness.TempDir("fsfail");
+        var file = Path.Combine(root, "a-file");
+        File.WriteAllText(file, "x");
+        // The run folder's parent is a file: creating the folder fails deep inside the run.
+        AssertUsageError(CliHarness.Run(CliHarness.QuickVit(Path.Combine(file, "run"), "tetrajet", 2)), "a-file");
     }
 }

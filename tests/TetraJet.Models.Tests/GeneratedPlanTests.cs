@@ -96,8 +96,8 @@ public sealed class GeneratedPlanTests : IDisposable
         Notices.Sink = notices.Add;
         try
         {
-            // RHT on the forward pair, which no recipe of the shipped models has.
-            var recipe = (Recipe)Recipe.TetraJetV2 with { Name = "forward-RHT", Q1 = ((Recipe)Recipe.TetraJetV2).Q1 with { Hadamard = true }, Q2 = ((Recipe)Recipe.TetraJetV2).Q2 with { Hadamard = true } };
+            // MXFP8 in the dgrad pair, which no recipe of the shipped models has.
+            var recipe = Recipe.Get(RecipeId.TetraJetV2).WithSlot(Slot.Q3, Format.MXFP8, hadamard: false).WithSlot(Slot.Q4, Format.MXFP8, hadamard: false) with { Name = "mxfp8-dgrad" };
             var a = new QLinear(128, 128, recipe);
             var b = new QLinear(128, 128, recipe);
             Assert.False(a.Plan.IsGenerated);
@@ -107,7 +107,7 @@ public sealed class GeneratedPlanTests : IDisposable
             a.call(x).Dispose();
             b.call(x).Dispose();
             Assert.Single(notices);
-            Assert.Contains("forward-RHT", notices[0]);
+            Assert.Contains("mxfp8-dgrad", notices[0]);
             Assert.Contains("unspecialised plan", notices[0]);
         }
         finally { Notices.Sink = sink; }

@@ -1,4 +1,5 @@
 using TetraJet.Cli;
+using TetraJet.Models.Training;
 
 namespace TetraJet.Models.Tests;
 

@@ -51,8 +51,10 @@ public sealed class QuantizeCliTests : IDisposable
         const int rows = 128, cols = 256;
         var x = RandomMatrix(rows, cols, 1);
         Npy.WriteMatrix(PathOf("in.npy"), x, rows, cols);
-        var (code, stdout, stderr) = Cli("--format", format, "--scale-rule", rule, "--rounding", rounding, "--axis", axis,
-            "--seed", "42", "--stream", "7", "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        // --scale-rule belongs to MXFP4 alone; the other formats refuse it.
+        string[] ruleArgs = format == "mxfp4" ? ["--scale-rule", rule] : [];
+        var (code, stdout, stderr) = Cli(["--format", format, .. ruleArgs, "--rounding", rounding, "--axis", axis,
+            "--seed", "42", "--stream", "7", "--input", PathOf("in.npy"), "--output", PathOf("out.npy")]);
         Assert.True(code == 0, stderr);
         Assert.Equal("", stdout);
         var y = Npy.ReadMatrix(PathOf("out.npy"), out int r, out int c);
@@ -124,6 +126,134 @@ public sealed class QuantizeCliTests : IDisposable
         Assert.Equal(0, code);
         using var json2 = JsonDocument.Parse(stdout);
         Assert.Equal(0.0, json2.RootElement.GetProperty("saturated_fraction").GetDouble());
+    }
+
+    [Fact]
+    public void Stats_stay_valid_json_when_an_error_is_infinite()
+    {
+        const int rows = 4, cols = 64;
+        var x = RandomMatrix(rows, cols, 5);
+        for (int i = 0; i < 32; i += 3) x[i] = 3.0e38f;   // near FP32's limit: the block's scale times 6 overflows to ∞
+        Npy.WriteMatrix(PathOf("in.npy"), x, rows, cols);
+        var (code, stdout, stderr) = Cli("--format", "mxfp4", "--stats", "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        Assert.True(code == 0, stderr);
+        var y = Npy.ReadMatrix(PathOf("out.npy"), out _, out _);
+        Assert.Contains(y, float.IsPositiveInfinity);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.Equal("Infinity", json.RootElement.GetProperty("rmse").GetString());
+        Assert.Equal("Infinity", json.RootElement.GetProperty("max_abs_error").GetString());
+        var options = new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+        Assert.Equal(double.PositiveInfinity, json.RootElement.GetProperty("rmse").Deserialize<double>(options));
+        Assert.Equal("tetrajet", json.RootElement.GetProperty("scale_rule").GetString());
+    }
+
+    [Fact]
+    public void The_readme_example_runs_on_the_shipped_input()
+    {
+        // README: quantize --format nvfp4 --input data/examples/activations.npy --output q.npy --stats
+        var input = Path.Combine(Data.DataFiles.Shipped("examples"), "activations.npy");
+        var (code, stdout, stderr) = Cli("--format", "nvfp4", "--input", input, "--output", PathOf("q.npy"), "--stats");
+        Assert.True(code == 0, stderr);
+        var x = Npy.ReadMatrix(input, out int rows, out int cols);
+        Assert.Equal((64, 256), (rows, cols));
+        var expected = new float[x.Length];
+        ReferenceQuantizer.Quantize(x, expected, rows, cols, BlockAxis.Last, new QuantSpec(QuantFormat.NVFP4));
+        AssertBitsEqual(expected, Npy.ReadMatrix(PathOf("q.npy"), out _, out _));
+        using var json = JsonDocument.Parse(stdout);
+        Assert.InRange(json.RootElement.GetProperty("rmse").GetDouble(), 0.01, 1.0);
+        Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("scale_rule").ValueKind);
+    }
+
+    [Fact]
+    public void The_output_may_not_be_the_input()
+    {
+        var x = RandomMatrix(4, 64, 6);
+        Npy.WriteMatrix(PathOf("in.npy"), x, 4, 64);
+        var before = File.ReadAllBytes(PathOf("in.npy"));
+        File.CreateSymbolicLink(PathOf("link.npy"), PathOf("in.npy"));
+        foreach (var output in new[] { PathOf("in.npy"), Path.Combine(_dir.FullName, ".", "in.npy"), PathOf("link.npy") })
+        {
+            var (code, stdout, stderr) = Cli("--format", "mxfp4", "--input", PathOf("in.npy"), "--output", output);
+            AssertOneLineError(code, stdout, stderr);
+            Assert.Contains("is the input file", stderr);
+            Assert.Equal(before, File.ReadAllBytes(PathOf("in.npy")));
+        }
+    }
+
+    [Theory]
+    [InlineData("nvfp4", "tetrajet")]
+    [InlineData("nvfp4-tensor", "ocp")]
+    [InlineData("mxfp8", "ocp")]
+    public void A_scale_rule_with_a_format_that_has_none_is_refused(string format, string rule)
+    {
+        Npy.WriteMatrix(PathOf("in.npy"), new float[128 * 128], 128, 128);
+        var (code, stdout, stderr) = Cli("--format", format, "--scale-rule", rule, "--input", PathOf("in.npy"), "--output", PathOf("out.npy"));
+        AssertOneLineError(code, stdout, stderr);
+        Assert.Contains("--scale-rule applies to --format mxfp4 only", stderr);
+        Assert.False(File.Exists(PathOf("out.npy")));
+    }
+
+    [Fact]
+    public void Arrays_of_more_than_2_to_the_29_elements_load_and_save()
+    {
+        // 2^29 + 64 floats: their bytes do not fit one span. A sparse file, so the disk holds only the ends.
+        const int rows = (1 << 23) + 1, cols = 64;
+        long count = (long)rows * cols;
+        var path = PathOf("big.npy");
+        using (var s = File.Create(path))
+        {
+            string dict = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}";
+            string header = dict + new string(' ', 64 - (10 + dict.Length + 1) % 64) + "\n";
+            s.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+            s.Write(BitConverter.GetBytes((ushort)header.Length));
+            s.Write(Encoding.ASCII.GetBytes(header));
+            long end = s.Position + 4 * count;
+            s.SetLength(end);
+            s.Position = end - 4;
+            s.Write(BitConverter.GetBytes(1.5f));
+        }
+        var data = Npy.ReadMatrix(path, out int r, out int c);
+        Assert.Equal((rows, cols), (r, c));
+        Assert.Equal(count, data.LongLength);
+        Assert.Equal(1.5f, data[^1]);
+        Assert.Equal(0f, data[1 << 29]);
+        File.Delete(path);
+
+        // Writing goes through a stream that keeps only its length and last bytes: no second 2 GiB on disk.
+        data[^2] = -2f;
+        var sink = new TailStream();
+        Npy.WriteMatrix(sink, data, rows, cols);
+        Assert.Equal(4 * count, sink.Length - sink.HeaderLength);
+        Assert.Equal([-2f, 1.5f], [BitConverter.ToSingle(sink.Tail, 0), BitConverter.ToSingle(sink.Tail, 4)]);
+    }
+
+    /// <summary>A write-only stream that counts bytes and keeps the header (up to its newline) and the last 8 bytes.</summary>
+    sealed class TailStream : Stream
+    {
+        long _length;
+        public long HeaderLength { get; private set; }
+        public byte[] Tail { get; } = new byte[8];
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (HeaderLength == 0 && buffer.IndexOf((byte)'\n') is int nl and >= 0) HeaderLength = _length + nl + 1;
+            _length += buffer.Length;
+            if (buffer.Length >= 8) buffer[^8..].CopyTo(Tail);
+            else
+            {
+                var joined = Tail.Concat(buffer.ToArray()).ToArray();
+                joined.AsSpan(joined.Length - 8).CopyTo(Tail);
+            }
+        }
     }
 
     public static TheoryData<string> BadCases() => new()

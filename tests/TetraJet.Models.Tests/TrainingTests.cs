@@ -1,4 +1,5 @@
 using TetraJet.Cli;
+using TetraJet.Models.Training;
 
 namespace TetraJet.Models.Tests;
 
@@ -81,11 +82,29 @@ public class TrainingTests
         using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
         Assert.InRange(summary.RootElement.GetProperty("EvalAccuracy").GetDouble(), 0, 1);
         Assert.Contains("| Q1 | X | K |", summary.RootElement.GetProperty("RecipeDescription").GetString());
+        Assert.Equal("fp32", summary.RootElement.GetProperty("Precision").GetString());   // the CPU's default
 
         var comparePng = Path.Combine(Path.GetDirectoryName(dir)!, "cmp.png");
         var cmp = CliHarness.Run("compare", dir, dir, "--out", comparePng);
         Assert.Equal(0, cmp.Code);
         Assert.Contains("| run |", cmp.Out);
         Assert.True(OutputFormats.PngSize(File.ReadAllBytes(comparePng)).Width >= 600);
+    }
+
+    [Fact]
+    public void Bf16_precision_trains_the_linear_layers_under_autocast()
+    {
+        var dir = Path.Combine(CliHarness.TempDir("bf16"), "run");
+        var (code, stdout, err) = CliHarness.Run(CliHarness.QuickVit(dir, "tetrajet", 3, "--precision", "bf16"));
+        Assert.True(code == 0, err);
+        using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
+        Assert.Equal("bf16", summary.RootElement.GetProperty("Precision").GetString());
+        var losses = Metrics(dir).Select(r => r.Loss).ToList();
+        Assert.Equal(3, losses.Count);
+        Assert.All(losses, l => Assert.True(double.IsFinite(l) && l > 0 && l < 10, $"loss {l}"));
+        // Not the float32 run: the quantizers saw bfloat16 inputs.
+        var fp32 = Path.Combine(Path.GetDirectoryName(dir)!, "fp32");
+        Assert.Equal(0, CliHarness.Run(CliHarness.QuickVit(fp32, "tetrajet", 3)).Code);
+        Assert.NotEqual(Metrics(fp32).Select(r => r.Loss), losses);
     }
 }

@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 namespace TetraJet.Runtime.Tests;
 
 /// <summary>
-/// The storage form QLinear keeps X̂ and Ŵ in, written by the storing quantizer on the CPU: its bytes are the reference
-/// quantizer's, and unpacking gives back Q(x) bit for bit, on the quantizer test data (ties, amax beside 6·2^k,
-/// subnormals, huge values, NaN/Inf), in float32 and bfloat16.
+/// The storage form QLinear keeps X̂ and Ŵ in (FP4, and MXFP8 for OutControl's outlier channels), written by the
+/// storing quantizer on the CPU: its bytes are the reference quantizer's, and unpacking gives back Q(x) bit for bit,
+/// on the quantizer test data (ties, amax beside 6·2^k, subnormals, huge values, NaN/Inf), in float32 and bfloat16.
 /// </summary>
 public class StorageFormTests
 {
@@ -27,6 +27,8 @@ public class StorageFormTests
         ["mxfp4-ema"] = new(QuantFormat.MXFP4, Rounding.EmaGuided),
         ["nvfp4"] = new(QuantFormat.NVFP4),
         ["nvfp4-sr"] = new(QuantFormat.NVFP4, Rounding.Stochastic),
+        ["mxfp8"] = new(QuantFormat.MXFP8),
+        ["mxfp8-sr"] = new(QuantFormat.MXFP8, Rounding.Stochastic),
     };
 
     [Theory]
@@ -72,7 +74,7 @@ public class StorageFormTests
     public void Scalar_fallback_writes_the_same_bytes()
     {
         var rng = new Random(4);
-        foreach (var spec in new[] { Specs["mxfp4"], Specs["nvfp4"] })
+        foreach (var spec in new[] { Specs["mxfp4"], Specs["nvfp4"], Specs["mxfp8"] })
         {
             var x = tensor(QuantizerTestData.Tensor(rng, 8, 256, nonFinite: true), 8, 256);
             using var vectorised = Quantizer.QuantizeStored(x, spec).Stored;
@@ -119,7 +121,57 @@ public class StorageFormTests
         Assert.Equal(new byte[] { 126 }, packed.Scales.data<byte>().ToArray());
     }
 
+    [Fact]
+    public void MXFP8_storage_is_the_reference_quantizers_codes_and_scales()
+    {
+        var spec = new QuantSpec(QuantFormat.MXFP8);
+        manual_seed(5);
+        var x = randn(6, 256).mul(tensor(new float[] { 1, 1e-3f, 40, 1e-30f, 7, 1e4f }).unsqueeze(1));
+        x[1, 40] = tensor(0f);      // a zero and a negative zero keep their signs in the codes
+        x[1, 41] = tensor(-0f);
+        using var reference = Quantizer.QuantizePacked(x, spec);
+        using var packed = Quantizer.QuantizeStored(x, spec).Stored;
+        Assert.Equal(new long[] { 6, 256 }, packed.Codes.shape);
+        Assert.Equal(reference.Codes.data<byte>().ToArray(), packed.Codes.data<byte>().ToArray());
+        Assert.Equal(reference.Scales.data<byte>().ToArray(), packed.Scales.data<byte>().ToArray());
+        Assert.Equal(0, packed.OuterScales.numel());
+    }
+
+    [Fact]
+    public void MXFP8_of_a_worked_block_stores_E4M3_codes_and_the_round_up_scale()
+    {
+        // amax 500 > 448: the round-up rule takes s = 1 (448·2 ≥ 500). 500/2 = 250 → E4M3 256 (code 0x78), -3/2 = -1.5
+        // (code 0x80 | 0x3C), 0.3/2 = 0.15 → 0.15625 (code 0x22), 2^-12/2 = 2^-13 → 0 (below half the subnormal step).
+        var values = new float[32];
+        values[0] = 500f; values[1] = -3f; values[2] = 0.3f; values[3] = MathF.ScaleB(1f, -12);
+        var x = tensor(values, 1, 32);
+        var q = Quantizer.Quantize(x, new QuantSpec(QuantFormat.MXFP8));
+        Assert.Equal(new[] { 512f, -3f, 0.3125f, 0f }, q.data<float>().ToArray()[..4]);
+        using var packed = Quantizer.QuantizeStored(x, new QuantSpec(QuantFormat.MXFP8)).Stored;
+        var codes = packed.Codes.data<byte>().ToArray();
+        Assert.Equal(new byte[] { 0x78, 0xBC, 0x22, 0x00 }, codes[..4]);
+        Assert.Equal(new byte[] { 128 }, packed.Scales.data<byte>().ToArray());
+    }
+
+    [Fact]
+    public void MXFP8_values_that_overflowed_to_infinity_unpack_to_the_same_infinity()
+    {
+        // amax = 1.99·2^127 takes s = 120: 1.99·2^7 rounds to E4M3 256 and 256·2^120 = 2^128 overflows to Inf.
+        var values = new float[32];
+        values[0] = 1.99f * MathF.ScaleB(1f, 127); values[1] = -values[0]; values[2] = 1f;
+        var x = tensor(values, 1, 32);
+        var spec = new QuantSpec(QuantFormat.MXFP8);
+        var q = Quantizer.Quantize(x, spec);
+        Assert.True(float.IsPositiveInfinity(q[0, 0].item<float>()) && float.IsNegativeInfinity(q[0, 1].item<float>()));
+        using var packed = Quantizer.QuantizeStored(x, spec).Stored;
+        using var reference = Quantizer.QuantizePacked(x, spec);
+        Assert.Equal(reference.Codes.data<byte>().ToArray(), packed.Codes.data<byte>().ToArray());
+        Assert.Equal(new byte[] { 0x78, 0xF8 }, packed.Codes.data<byte>().ToArray()[..2]);   // ±256: the grid values, whose product overflowed
+        QuantizerTestData.AssertBitsEqual(q.data<float>().ToArray(), packed.Dequantize().data<float>().ToArray(), "overflowed block");
+    }
+
     [Theory]
+    [InlineData(QuantFormat.MXFP8, 1 + 1.0 / 32)]
     [InlineData(QuantFormat.MXFP4, 0.5 + 1.0 / 32)]
     [InlineData(QuantFormat.NVFP4, 0.5 + 1.0 / 16 + 4.0 / 128)]
     public void Bytes_per_element_are_the_storage_formats(QuantFormat format, double perElement)

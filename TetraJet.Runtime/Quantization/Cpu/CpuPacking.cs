@@ -5,14 +5,14 @@ using TetraJet.Randomness;
 namespace TetraJet.Quantization.Cpu;
 
 /// <summary>
-/// The CPU fast path of the FP4 storage form along the last axis: a loop per row, parallel over rows, with the steps of
+/// The CPU fast path of the FP4 and MXFP8 storage forms along the last axis: a loop per row, parallel over rows, with the steps of
 /// <see cref="PackCore"/>. Writes the same bytes as <see cref="Reference.ReferenceQuantizer.QuantizePacked"/> (its
 /// reference; the tests compare them).
 /// </summary>
 public static unsafe class CpuPacking
 {
     /// <summary>
-    /// Codes (two per byte), scale bytes and, for NVFP4, outer scales of q = Q(x), both [rows, cols] float32, quantized
+    /// Codes (two per byte; MXFP8 one per byte), scale bytes and, for NVFP4, outer scales of q = Q(x), both [rows, cols] float32, quantized
     /// with <paramref name="spec"/> along the last axis with Philox key <paramref name="seed"/>, stream
     /// <paramref name="stream"/> and (EMA-guided) the EMA weights <paramref name="ema"/>. Codes come from q, except in
     /// a block whose values can overflow FP32 (q = ±Inf no longer tells the grid value): there the grid values are
@@ -21,6 +21,7 @@ public static unsafe class CpuPacking
     public static void Pack(float* x, float* q, byte* codes, byte* scales, float* outer, int rows, int cols, QuantSpec spec,
         ulong seed = 0, ulong stream = 0, float* ema = null)
     {
+        if (spec.Format == QuantFormat.MXFP8) { PackMx8(x, q, codes, scales, rows, cols, spec, seed, stream, ema); return; }
         bool mx = spec.Format == QuantFormat.MXFP4;
         var rule = spec.ScaleRule;
         Rows(rows, cols, r =>
@@ -71,14 +72,18 @@ public static unsafe class CpuPacking
     {
         float u = spec.Rounding == Rounding.Stochastic ? Philox.Uniform(seed, stream, i) : 0f;
         float e = spec.Rounding == Rounding.EmaGuided ? ema[i] : 0f;
-        return spec.Format == QuantFormat.MXFP4
-            ? ScalarCore.MxGrid(x[i], s, false, spec.Rounding, u, e)
-            : ScalarCore.NvGrid(x[i], scale, spec.Rounding, u, e);
+        return spec.Format switch
+        {
+            QuantFormat.MXFP4 => ScalarCore.MxGrid(x[i], s, false, spec.Rounding, u, e),
+            QuantFormat.MXFP8 => ScalarCore.MxGrid(x[i], s, true, spec.Rounding, u, e),
+            _ => ScalarCore.NvGrid(x[i], scale, spec.Rounding, u, e),
+        };
     }
 
     /// <summary>The float32 values of a [rows, cols] tensor in storage form.</summary>
     public static void Unpack(byte* codes, byte* scales, float* outer, float* y, int rows, int cols, QuantSpec spec)
     {
+        if (spec.Format == QuantFormat.MXFP8) { UnpackMx8(codes, scales, y, rows, cols); return; }
         bool mx = spec.Format == QuantFormat.MXFP4;
         int block = mx ? 32 : 16;
         Rows(rows, cols, r =>
@@ -101,6 +106,41 @@ public static unsafe class CpuPacking
             }
         });
     }
+
+    /// <summary>MXFP8: one E4M3 code per element, one E8M0 byte per 32 (<see cref="PackCore.Mx8Scale"/>, <see cref="PackCore.Mx8Code"/>).</summary>
+    static void PackMx8(float* x, float* q, byte* codes, byte* scales, int rows, int cols, QuantSpec spec, ulong seed, ulong stream, float* ema) =>
+        Rows(rows, cols, r =>
+        {
+            long row = (long)r * cols;
+            for (int b = 0; b < cols; b += 32)
+            {
+                byte scale = PackCore.Mx8Scale(AmaxBits(x + row + b, 32), out float inverse);
+                scales[(row + b) / 32] = scale;
+                byte* cb = codes + row + b;
+                float* qb = q + row + b;
+                if (scale == E8M0.NaN) new Span<byte>(cb, 32).Clear();
+                else if (scale < E8M0.Encode(Mx8OverflowExponent)) for (int k = 0; k < 32; k++) cb[k] = PackCore.Mx8Code(qb[k], inverse);
+                else for (int k = 0; k < 32; k++) cb[k] = E4M3.Encode(Grid(x, ema, row + b + k, scale - 127, 0f, spec, seed, stream));
+            }
+        });
+
+    /// <summary>From this MXFP8 exponent up, an E4M3 value (up to 448 = 1.75·2^8) times 2^s can overflow FP32.</summary>
+    const int Mx8OverflowExponent = 127 - 8;
+
+    /// <summary>All 256 E4M3 values, so that unpacking is a look-up and one exact product per element.</summary>
+    static readonly float[] E4M3Values = Enumerable.Range(0, 256).Select(c => E4M3.Decode((byte)c)).ToArray();
+
+    static void UnpackMx8(byte* codes, byte* scales, float* y, int rows, int cols) => Rows(rows, cols, r =>
+    {
+        long row = (long)r * cols;
+        for (int b = 0; b < cols; b += 32)
+        {
+            float scale = E8M0.Decode(scales[(row + b) / 32]);
+            byte* cb = codes + row + b;
+            float* yb = y + row + b;
+            for (int k = 0; k < 32; k++) yb[k] = E4M3Values[cb[k]] * scale;
+        }
+    });
 
     /// <summary>
     /// Codes of n values (a multiple of 8), two per byte: <see cref="PackCore.MxCode"/> (q·factor) or

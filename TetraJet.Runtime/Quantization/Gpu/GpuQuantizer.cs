@@ -150,8 +150,7 @@ public static partial class GpuQuantizer
         var runner = new IlgpuRunner(acc);
         runner.Launch(q.Gpu.For(false), KernelGeometry.Rows(spec, rows, cols), V(xb), V(yb), V(eb), V(ab), V(cb), V(sb), V(ob),
             rows, cols, seed, stream, 0u);
-        if (spec.Format != QuantFormat.MXFP8)
-            runner.Launch(LibraryKernels.Unpack(spec).For(false), KernelGeometry.UnpackThreads(n), V(cb), V(sb), V(ob), V(ub), (long)n);
+        runner.Launch(LibraryKernels.Unpack(spec).For(false), KernelGeometry.UnpackThreads(n), V(cb), V(sb), V(ob), V(ub), (long)n);
         acc.Synchronize();
         return (cb.GetAsArray1D(), sb.GetAsArray1D()[..nScales], ob.GetAsArray1D()[..nOuter], yb.GetAsArray1D(), ub.GetAsArray1D());
     }

@@ -84,6 +84,7 @@ public static class LibraryKernels
     {
         QuantFormat.MXFP4 when !spec.Tile16 => GpuKernel.FromDefinition(Def(typeof(UnpackKernels), nameof(UnpackKernels.Mx))),
         QuantFormat.NVFP4 => GpuKernel.FromDefinition(Def(typeof(UnpackKernels), nameof(UnpackKernels.Nv))),
+        QuantFormat.MXFP8 => GpuKernel.FromDefinition(Def(typeof(UnpackKernels), nameof(UnpackKernels.Mx8))),
         _ => throw new ArgumentException($"{spec} has no storage form to unpack on the GPU"),
     };
 
@@ -174,6 +175,7 @@ public static class LibraryKernels
         kernels.Add(Fp8Patch());
         kernels.Add(Unpack(new(QuantFormat.MXFP4)));
         kernels.Add(Unpack(new(QuantFormat.NVFP4)));
+        kernels.Add(Unpack(new(QuantFormat.MXFP8)));
         return kernels.SelectMany(k => new[] { k.F32, k.Bf16 }).Distinct();
     }
 }

@@ -8,8 +8,8 @@ public sealed record QuantizeArgs
 {
     /// <summary>mxfp4 | nvfp4 | nvfp4-tensor | mxfp8.</summary>
     public string? Format { get; init; }
-    /// <summary>tetrajet | ocp (MXFP4 only).</summary>
-    public string ScaleRule { get; init; } = "tetrajet";
+    /// <summary>tetrajet | ocp; MXFP4 only (null: tetrajet). Given with another format, it is refused.</summary>
+    public string? ScaleRule { get; init; }
     /// <summary>nearest | stochastic.</summary>
     public string Rounding { get; init; } = "nearest";
     public ulong Seed { get; init; }

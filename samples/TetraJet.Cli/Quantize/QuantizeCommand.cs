@@ -12,16 +12,17 @@ namespace TetraJet.Cli.Quantize;
 
 /// <summary>
 /// <c>tetrajet quantize</c>: reads a 2-D float32 <c>.npy</c>, quantizes it (optionally after the RHT) and writes the
-/// dequantized values. Bad input of any kind gives one stderr line and exit code 2, and leaves the output untouched.
+/// dequantized values. Any failure (bad input, a file that cannot be read or written) gives one stderr line and exit
+/// code 2, and leaves the output untouched.
 /// </summary>
 public static class QuantizeCommand
 {
-    public const int Ok = 0, BadInput = 2, Failed = 1;
+    public const int Ok = 0, BadInput = 2;
 
     public static Command Create()
     {
         var format = new Option<string>("--format") { Description = "mxfp4 | nvfp4 | nvfp4-tensor | mxfp8", Required = true };
-        var scaleRule = new Option<string>("--scale-rule") { Description = "MXFP4 scale rule: tetrajet | ocp", DefaultValueFactory = _ => "tetrajet" };
+        var scaleRule = new Option<string?>("--scale-rule") { Description = "MXFP4 scale rule: tetrajet (default) | ocp; only with --format mxfp4" };
         var rounding = new Option<string>("--rounding") { Description = "nearest | stochastic", DefaultValueFactory = _ => "nearest" };
         var seed = new Option<ulong>("--seed") { Description = "Philox seed for stochastic rounding and RHT signs" };
         var stream = new Option<ulong>("--stream") { Description = "Philox stream id" };
@@ -37,7 +38,7 @@ public static class QuantizeCommand
         command.Action = new QuantizeAction(r => new QuantizeArgs
         {
             Format = r.GetValue(format),
-            ScaleRule = r.GetValue(scaleRule) ?? "tetrajet",
+            ScaleRule = r.GetValue(scaleRule),
             Rounding = r.GetValue(rounding) ?? "nearest",
             Seed = r.GetValue(seed),
             Stream = r.GetValue(stream),
@@ -55,8 +56,8 @@ public static class QuantizeCommand
         Create().Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
 
     /// <summary>
-    /// Runs the command on already-parsed arguments. Returns 0 on success, 2 on bad input (one line on
-    /// <paramref name="stderr"/>, output untouched), 1 on an unexpected failure.
+    /// Runs the command on already-parsed arguments. Returns 0 on success, 2 on bad input or a file that cannot be
+    /// read or written (one line on <paramref name="stderr"/>, output untouched).
     /// </summary>
     public static int Run(QuantizeArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -67,6 +68,8 @@ public static class QuantizeCommand
             if (string.IsNullOrEmpty(args.Input)) throw new UsageException("--input is required");
             if (string.IsNullOrEmpty(args.Output)) throw new UsageException("--output is required");
             if (!File.Exists(args.Input)) throw new UsageException($"input file '{args.Input}' not found");
+            if (SameFile(args.Input, args.Output))
+                throw new UsageException($"--output '{args.Output}' is the input file; writing it would replace the data being quantized. Choose another --output");
             float[] x;
             int rows, cols;
             try { x = Npy.ReadMatrix(args.Input, out rows, out cols); }
@@ -79,13 +82,15 @@ public static class QuantizeCommand
             if (args.Hadamard) CpuHadamard.Apply(x, x, rows, cols, axis, Philox.HadamardSigns(args.Seed, args.Stream));
             var y = new float[x.Length];
             CpuQuantizer.Quantize(x, y, rows, cols, axis, spec, args.Seed, args.Stream);
+            // Before the output is written: a failure here must not leave a half-finished command behind.
+            string? stats = args.Stats ? QuantizeStats.Compute(x, y, rows, cols, axis, spec, args).ToJson() : null;
 
             // Write next to the target and rename, so a failure never leaves a partial or clobbered output.
             temp = Path.Combine(outDir, $".{Path.GetFileName(args.Output)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
             Npy.WriteMatrix(temp, y, rows, cols);
             File.Move(temp, args.Output, overwrite: true);
             temp = null;
-            if (args.Stats) stdout.WriteLine(QuantizeStats.Compute(x, y, rows, cols, axis, spec, args).ToJson());
+            if (stats is not null) stdout.WriteLine(stats);
             return Ok;
         }
         catch (UsageException e)
@@ -93,10 +98,10 @@ public static class QuantizeCommand
             stderr.WriteLine($"tetrajet quantize: {e.Message}");
             return BadInput;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or OutOfMemoryException)
         {
             stderr.WriteLine($"tetrajet quantize: {e.Message.ReplaceLineEndings(" ")}");
-            return Failed;
+            return BadInput;
         }
         finally
         {
@@ -117,10 +122,12 @@ public static class QuantizeCommand
         };
         var rule = a.ScaleRule switch
         {
-            "tetrajet" => ScaleRule.TetraJet,
+            null or "tetrajet" => ScaleRule.TetraJet,
             "ocp" => ScaleRule.Ocp,
             _ => throw new UsageException($"unknown --scale-rule '{a.ScaleRule}' (expected tetrajet | ocp)"),
         };
+        if (a.ScaleRule is not null && format != QuantFormat.MXFP4)
+            throw new UsageException($"--scale-rule applies to --format mxfp4 only; {a.Format} has its own scales. Drop --scale-rule");
         var rounding = a.Rounding switch
         {
             "nearest" => Rounding.Nearest,
@@ -134,6 +141,19 @@ public static class QuantizeCommand
             _ => throw new UsageException($"unknown --axis '{a.Axis}' (expected last | first)"),
         };
         return new QuantSpec(format, rounding, rule);
+    }
+
+    /// <summary>Whether two paths name one file (after links are followed), so that writing one destroys the other.</summary>
+    static bool SameFile(string a, string b)
+    {
+        static string Resolve(string path)
+        {
+            var full = Path.GetFullPath(path);
+            try { return File.Exists(full) ? new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full : full; }
+            catch (IOException) { return full; }
+        }
+        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        return string.Equals(Resolve(a), Resolve(b), comparison);
     }
 
     sealed class UsageException(string message) : Exception(message);

@@ -10,6 +10,7 @@ namespace TetraJet.Cli.Quantize;
 /// The <c>--stats</c> line of <c>tetrajet quantize</c>. Every quantity refers to the tensor that was quantized (after
 /// the RHT when <c>--hadamard</c> is given) and to its scale-sharing blocks (inner 16-blocks for NVFP4).
 /// </summary>
+/// <param name="ScaleRule">The MXFP4 scale rule; null (JSON null) for the other formats.</param>
 /// <param name="Rmse">sqrt(mean((Q(x) − x)²)) over the elements of finite blocks (those not dequantized to NaN); 0 when there are none.</param>
 /// <param name="MaxAbsError">max |Q(x) − x| over the same elements.</param>
 /// <param name="SaturatedFraction">
@@ -19,7 +20,7 @@ namespace TetraJet.Cli.Quantize;
 /// </param>
 /// <param name="ZeroBlocks">Blocks whose input elements are all ±0.</param>
 /// <param name="NanBlocks">Blocks dequantized to NaN: they hold NaN/±Inf, or (NVFP4) lie in an outer block or tensor that does.</param>
-public sealed record QuantizeStats(string Format, string ScaleRule, string Rounding, string Axis, int Rows, int Cols, long Blocks,
+public sealed record QuantizeStats(string Format, string? ScaleRule, string Rounding, string Axis, int Rows, int Cols, long Blocks,
     double Rmse, double MaxAbsError, double SaturatedFraction, long ZeroBlocks, long NanBlocks)
 {
     public static QuantizeStats Compute(float[] x, float[] y, int rows, int cols, BlockAxis axis, QuantSpec spec, QuantizeArgs args)
@@ -60,7 +61,7 @@ public sealed record QuantizeStats(string Format, string ScaleRule, string Round
                 if (allZero) zeroBlocks++;
                 if (nan) nanBlocks++;
             }
-        return new QuantizeStats(args.Format ?? "", args.ScaleRule, args.Rounding, args.Axis, rows, cols, (long)lines * blocksPerLine,
+        return new QuantizeStats(args.Format ?? "", spec.Format == QuantFormat.MXFP4 ? args.ScaleRule ?? "tetrajet" : null, args.Rounding, args.Axis, rows, cols, (long)lines * blocksPerLine,
             finite == 0 ? 0 : Math.Sqrt(sumSq / finite), maxAbs, x.Length == 0 ? 0 : (double)saturated / x.Length, zeroBlocks, nanBlocks);
     }
 
@@ -71,18 +72,29 @@ public sealed record QuantizeStats(string Format, string ScaleRule, string Round
         {
             w.WriteStartObject();
             w.WriteString("format", Format);
-            w.WriteString("scale_rule", ScaleRule);
+            if (ScaleRule is null) w.WriteNull("scale_rule");
+            else w.WriteString("scale_rule", ScaleRule);
             w.WriteString("rounding", Rounding);
             w.WriteString("axis", Axis);
             w.WriteStartArray("shape"); w.WriteNumberValue(Rows); w.WriteNumberValue(Cols); w.WriteEndArray();
             w.WriteNumber("blocks", Blocks);
-            w.WriteNumber("rmse", Rmse);
-            w.WriteNumber("max_abs_error", MaxAbsError);
-            w.WriteNumber("saturated_fraction", SaturatedFraction);
+            Number(w, "rmse", Rmse);
+            Number(w, "max_abs_error", MaxAbsError);
+            Number(w, "saturated_fraction", SaturatedFraction);
             w.WriteNumber("zero_blocks", ZeroBlocks);
             w.WriteNumber("nan_blocks", NanBlocks);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>
+    /// JSON has no infinity or NaN (an error of an element dequantized to ±∞ is infinite): those are written as the
+    /// strings "Infinity", "-Infinity" and "NaN", as System.Text.Json's AllowNamedFloatingPointLiterals reads them.
+    /// </summary>
+    static void Number(Utf8JsonWriter w, string name, double value)
+    {
+        if (double.IsFinite(value)) w.WriteNumber(name, value);
+        else w.WriteString(name, double.IsNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity");
     }
 }

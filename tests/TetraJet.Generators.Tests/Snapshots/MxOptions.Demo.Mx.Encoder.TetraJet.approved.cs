@@ -17,13 +17,13 @@ partial class Encoder
         get => _tetraJetLayers.Query ?? throw new global::System.InvalidOperationException("Encoder.Query is null: call InitializeQuantization() in every constructor of Encoder.");
     }
 
-    /// <summary>Linear 96 → 64, Microscaling MXFP4.</summary>
+    /// <summary>Linear 96 → 256, Microscaling MXFP4.</summary>
     public partial global::TetraJet.QLinear Output
     {
         get => _tetraJetLayers.Output ?? throw new global::System.InvalidOperationException("Encoder.Output is null: call InitializeQuantization() in every constructor of Encoder.");
     }
 
-    /// <summary>Linear 64 → 32, NVIDIA NVFP4, OutControl (0.05 of K in MXFP8).</summary>
+    /// <summary>Linear 256 → 32, NVIDIA NVFP4, OutControl (0.05 of K in MXFP8).</summary>
     public partial global::TetraJet.QLinear Probe
     {
         get => _tetraJetLayers.Probe ?? throw new global::System.InvalidOperationException("Encoder.Probe is null: call InitializeQuantization() in every constructor of Encoder.");
@@ -40,11 +40,11 @@ partial class Encoder
             plan: global::TetraJet.Generated.Tests.Mxfp4_TetraJet_QEmaPlan.Instance);
         register_module("Query", _tetraJetLayers.Query);
         _tetraJetLayers.Output = new global::TetraJet.QLinear(
-            96, 64, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_Microscaling, bias: false, name: "Output",
+            96, 256, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_Microscaling, bias: false, name: "Output",
             plan: global::TetraJet.Generated.Tests.Mxfp4_MicroscalingPlan.Instance);
         register_module("Output", _tetraJetLayers.Output);
         _tetraJetLayers.Probe = new global::TetraJet.QLinear(
-            64, 32, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05, bias: true, name: "Probe",
+            256, 32, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05, bias: true, name: "Probe",
             plan: global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControlPlan.Instance);
         register_module("Probe", _tetraJetLayers.Probe);
     }
@@ -62,11 +62,11 @@ partial class Encoder
             plan: global::TetraJet.Plans.PlanRegistry.For(recipe));
         register_module("Query", _tetraJetLayers.Query);
         _tetraJetLayers.Output = new global::TetraJet.QLinear(
-            96, 64, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_Microscaling, bias: false, name: "Output",
+            96, 256, global::TetraJet.Generated.Tests.GeneratedRecipes.Mxfp4_Microscaling, bias: false, name: "Output",
             plan: global::TetraJet.Generated.Tests.Mxfp4_MicroscalingPlan.Instance);
         register_module("Output", _tetraJetLayers.Output);
         _tetraJetLayers.Probe = new global::TetraJet.QLinear(
-            64, 32, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05, bias: true, name: "Probe",
+            256, 32, global::TetraJet.Generated.Tests.GeneratedRecipes.Nvfp4_NvidiaNvfp4_OutControl_OutlierFraction0p05, bias: true, name: "Probe",
             plan: global::TetraJet.Generated.Tests.Nvfp4_NvidiaNvfp4_OutControlPlan.Instance);
         register_module("Probe", _tetraJetLayers.Probe);
     }

@@ -98,13 +98,20 @@ internal sealed class Nvfp4_NvidiaNvfp4_OutControlPlan : LinearPlan
 
     public override Tensor Forward(LinearStep s, Tensor x, Tensor w, Tensor? b)
     {
-        // OutControl, once its channels are fixed: the regular channels in FP4, the outlier channels in MXFP8 (kept dequantized).
-        if (s.Layer.OutlierMask is { } mask)
+        // OutControl, once its channels are fixed: each part gathered into contiguous blocks, largest norm sum first.
+        if (s.OutControl is { } oc)
         {
-            var xo = s.OutlierFeatures(x, Recipe.Q1, mask, null);
-            var wo = s.OutlierFeatures(w, Recipe.Q2, mask, null);
-            var yo = s.Linear(s.Probe(1, xo), s.Probe(2, wo), b);
-            s.Save(SavedOperand.Plain(x), SavedOperand.Plain(wo));
+            var (xf, xo) = (OutControl.Gather(x, oc.Fp4), OutControl.Gather(x, oc.Outliers));
+            var (wf, wo) = (OutControl.Gather(w, oc.Fp4), OutControl.Gather(w, oc.Outliers));
+            var (xqf, xKeptF) = s.Quantize(Q1, null, xf, slot: 1);   // Q1 over the FP4 part
+            var (wqf, wKeptF) = s.Quantize(Q2, null, wf, slot: 2);   // Q2 over the FP4 part
+            // The outlier part: MXFP8, RTN, along K.
+            var (xqo, xKeptO) = s.QuantizeOutliers(xo);
+            var (wqo, wKeptO) = s.QuantizeOutliers(wo);
+            // Forward GEMMs: FP4 part + outlier part.
+            var yo = s.LinearParts(xqf, wqf, xqo, wqo, b, oc);
+            // Kept for backward: X and Ŵ, in their two parts.
+            s.Save(SavedOperand.Parts(SavedOperand.Plain(xf), SavedOperand.Plain(xo), oc), SavedOperand.Parts(SavedOperand.Of(wqf, wKeptF), SavedOperand.Of(wqo, wKeptO), oc));
             return yo;
         }
         // Q1: X along K.
@@ -133,12 +140,12 @@ internal sealed class Nvfp4_NvidiaNvfp4_OutControlPlan : LinearPlan
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
         long rows = dyT.shape[0];
+        // OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).
+        var xs6 = xs.Fp4Part ?? xs;
         // Q6: X along T, zero-padded.
-        var x6 = d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
-        // OutControl: the outlier channels' columns of Q6 in MXFP8.
-        if (s.Layer.OutlierMask is { } mask) x6 = s.OutlierWgrad(x6, LinearStep.PadRows(xs.Value(), rows), mask);
-        // Wgrad GEMM.
-        var dw = s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));
+        var x6 = d.Columns(Q6, LinearStep.PadRows(xs6.Value(), rows), s.Streams(6), pad: true);
+        // Wgrad GEMMs: the FP4 part's, and under OutControl MXFP8(dY)ᵀ·MXFP8(X̂_out) along T for the outlier channels.
+        var dw = xs.Channels is { } oc ? s.WgradParts(s.Probe(5, dy5), s.Probe(6, x6), dy, xs.OutlierPart!.Value(), oc) : s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));
         return (dx, dw);
     }
 }

@@ -21,6 +21,10 @@ public class PackKernelTests(CpuAcceleratorFixture fixture)
     [InlineData(QuantFormat.NVFP4, ScaleRule.TetraJet, false, 4, 256)]
     [InlineData(QuantFormat.NVFP4, ScaleRule.TetraJet, true, 4, 256)]
     [InlineData(QuantFormat.NVFP4, ScaleRule.TetraJet, false, 3, 384)]
+    [InlineData(QuantFormat.MXFP8, ScaleRule.TetraJet, false, 4, 256)]
+    [InlineData(QuantFormat.MXFP8, ScaleRule.TetraJet, true, 4, 256)]
+    [InlineData(QuantFormat.MXFP8, ScaleRule.TetraJet, false, 5, 96)]
+    [InlineData(QuantFormat.MXFP8, ScaleRule.TetraJet, true, 3, 160)]
     public void Kernels_write_the_reference_bytes_and_read_back_the_quantizers_values(QuantFormat format, ScaleRule rule, bool nonFinite, int rows, int cols)
     {
         foreach (var rounding in new[] { Rounding.Nearest, Rounding.Stochastic, Rounding.EmaGuided })

@@ -81,7 +81,10 @@ public class AdamWRampingTests
 
         var report = QRampingCalibration.Calibrate(model, opt, Step, stepsPerEpoch: 100);
 
-        foreach (var (k, v) in model.state_dict()) Assert.True(v.eq(before[k]).all().item<bool>(), $"{k} changed");
+        const string counters = "up." + QLinear.CountersName;   // the last counter records the calibration
+        foreach (var (k, v) in model.state_dict())
+            Assert.True((k == counters ? v.narrow(0, 0, 4).eq(before[k].narrow(0, 0, 4)) : v.eq(before[k])).all().item<bool>(), $"{k} changed");
+        Assert.Equal(0, up.CalibratedAtStep);
         Assert.Equal(stepCounter, up.Step);
         Assert.Equal(3, opt.StepCount);
         using var ms2 = new MemoryStream(); using (var w = new BinaryWriter(ms2, System.Text.Encoding.UTF8, true)) opt.Save(w);
@@ -90,5 +93,85 @@ public class AdamWRampingTests
         var period = opt.Period(up.weight);
         Assert.True(period.ge(1).all().item<bool>() && period.le(100).all().item<bool>());
         Assert.Equal(1, opt.Period(head.weight).max().item<int>());
+    }
+
+    /// <summary>
+    /// Calibration as the authors run it: 31 training steps, the differences between consecutive steps' weights (30, not
+    /// counting the weights from before calibration), plain AdamW during the steps, and step_acc/grad_acc carried over.
+    /// The "training step" here writes planted weights, so D_FP and D_Q are known.
+    /// </summary>
+    [Fact]
+    public void Calibration_takes_31_steps_and_30_differences_and_carries_the_accumulators_over()
+    {
+        var layer = new QLinear(32, 32, Recipe.TetraJet, bias: false, name: "q");
+        var model = nn.Sequential(("q", layer));
+        using (no_grad())
+        {
+            layer.weight.fill_(0.5f);
+            layer.weight[.., 0] = tensor(4f);       // MXFP4 scale 2^0 in every row: RTN's midpoint between 1 and 1.5 is 1.25
+            layer.weight[0, 1] = tensor(0f);        // before calibration: far from the calibration values
+        }
+        var opt = new AdamWRamping(model.parameters(), lr: 1e-2, weightDecay: 0);
+        opt.SetPeriod(layer.weight, full_like(layer.weight, 100, dtype: ScalarType.Int32));
+        var x = randn(8, 32);
+        for (int i = 0; i < 3; i++)                  // three steps under period 100: accumulated, not applied
+        {
+            opt.zero_grad();
+            layer.call(x).square().sum().backward();
+            opt.step();
+        }
+        var stepAcc = opt.StepAccumulator(layer.weight).clone();
+        var gradAcc = opt.GradientAccumulator(layer.weight).clone();
+        var weightBefore = layer.weight.detach().clone();
+        Assert.Equal(3f, stepAcc[0, 0].item<float>());
+        Assert.True(gradAcc.abs().sum().item<float>() > 0);
+
+        int calls = 0;
+        var periodsSeen = new List<int>();
+        void PlantedStep()
+        {
+            calls++;
+            if (calls == 1)
+            {
+                // Calibration runs plain AdamW: every period 1, nothing accumulated.
+                periodsSeen.Add(opt.Period(layer.weight).max().item<int>());
+                Assert.Equal(0f, opt.StepAccumulator(layer.weight).abs().sum().item<float>());
+                Assert.Equal(0f, opt.GradientAccumulator(layer.weight).abs().sum().item<float>());
+            }
+            using var _ = no_grad();
+            // [0, 1]: 1.24 then 1.26 from the second step on: one flip (ΔQ = 0.5, Δw = 0.02) between the first two
+            // steps; counting the jump from 0 before calibration would give R = 1.5 / 1.26 instead.
+            layer.weight[0, 1] = tensor(calls == 1 ? 1.24f : 1.26f);
+            // [0, 2]: 1.24 until the 31st step, which flips it: seen only if the calibration takes 31 steps.
+            layer.weight[0, 2] = tensor(calls == 31 ? 1.26f : 1.24f);
+        }
+        QRampingCalibration.Calibrate(model, opt, PlantedStep, stepsPerEpoch: 1000);
+
+        Assert.Equal(31, calls);
+        Assert.Equal(new[] { 1 }, periodsSeen);
+        // One flip: D_Q = 0.5, D_FP = 0.02, period = ⌊(0.5/16)/0.02⌋·5 + 1 = 6; elements that never moved: 1.
+        var period = opt.Period(layer.weight);
+        Assert.Equal(6, period[0, 1].item<int>());
+        Assert.Equal(6, period[0, 2].item<int>());
+        Assert.Equal(1, period[0, 3].item<int>());
+        // Carried over: the weights, step_acc and grad_acc are those from before calibration, bit for bit.
+        Assert.True(layer.weight.detach().eq(weightBefore).all().item<bool>());
+        Assert.True(opt.StepAccumulator(layer.weight).eq(stepAcc).all().item<bool>());
+        Assert.True(opt.GradientAccumulator(layer.weight).eq(gradAcc).all().item<bool>());
+        // An element whose count (3) is past its new period updates at the next multiple: [0, 3] (period 1) at once,
+        // [0, 1] (period 6, step_acc 3) three steps later.
+        var w01 = layer.weight[0, 1].item<float>();
+        var w03 = layer.weight[0, 3].item<float>();
+        for (int i = 1; i <= 3; i++)
+        {
+            opt.zero_grad();
+            layer.call(x).square().sum().backward();
+            opt.step();
+            Assert.NotEqual(w03, layer.weight[0, 3].item<float>());
+            w03 = layer.weight[0, 3].item<float>();
+            if (i < 3) Assert.Equal(w01, layer.weight[0, 1].item<float>());
+        }
+        Assert.NotEqual(w01, layer.weight[0, 1].item<float>());
+        Assert.Equal(0f, opt.StepAccumulator(layer.weight)[0, 1].item<float>());
     }
 }

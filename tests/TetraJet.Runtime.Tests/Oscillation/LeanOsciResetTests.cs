@@ -7,12 +7,12 @@ using static TorchSharp.torch;
 namespace TetraJet.Runtime.Tests.Oscillation;
 
 /// <summary>
-/// Lean OsciReset (ALGORITHMS.md §5): it tracks only the elements nearest an E2M1 rounding midpoint, resets them as
-/// the full variant does, and keeps a fraction of the full variant's state.
+/// Lean OsciReset (ALGORITHMS.md §5): on the full variant's schedule it tracks only the elements nearest an E2M1
+/// rounding midpoint, chosen at the snapshot, resets them as the full variant does, and keeps a fraction of its state.
 /// </summary>
 public class LeanOsciResetTests(ITestOutputHelper output)
 {
-    // A short schedule: from step 0, period 10, window 4: step 5 starts a window, steps 6–9 measure, step 9 resets.
+    // A short schedule: from step 0, period 10, window 4: step 10 snapshots (and chooses), 11–14 measure, 15 resets.
     static Recipe Schedule(Recipe r) => r with { OsciReset = true, OsciResetStart = 0, OsciResetPeriod = 10, OsciResetWindow = 4 };
 
     static Recipe Lean(Recipe r, double fraction) => Schedule(r) with { OsciResetLean = true, OsciResetLeanFraction = fraction };
@@ -67,10 +67,12 @@ public class LeanOsciResetTests(ITestOutputHelper output)
         // Ties (every 1.0 lies 0.25 from 0.75 and 1.25) go to the lowest indices; column 0 (4: 0.5 from 3.5) comes last.
         Assert.Equal(new long[] { 1, 2, 3 }, RoundingMidpoints.Nearest(ones(32, 32).index_fill_(1, tensor(new long[] { 0 }), 4f), spec, 3).data<long>().ToArray());
 
-        // Through the layer: the step before the window chooses ⌈(5/1024)·1024⌉ = 5 elements.
+        // Through the layer: the snapshot step chooses ⌈(5/1024)·1024⌉ = 5 elements, and no other step does.
         var layer = new QLinear(32, 32, Lean(Recipe.TetraJet, 5.0 / 1024), bias: false);
         using (no_grad()) layer.weight.copy_(w);
-        layer.UpdateQuantizationState(5, 100);
+        for (int step = 1; step < 10; step++) layer.UpdateQuantizationState(step, 100);
+        Assert.Equal(new long[5], layer.OsciResetIndex!.to(ScalarType.Int64).data<long>().ToArray());
+        layer.UpdateQuantizationState(10, 100);
         Assert.Equal(ScalarType.Int32, layer.OsciResetIndex!.dtype);
         Assert.Equal(NearestFive, layer.OsciResetIndex.to(ScalarType.Int64).data<long>().ToArray());
     }
@@ -105,10 +107,10 @@ public class LeanOsciResetTests(ITestOutputHelper output)
         var full = OscillatingLayer(Schedule(v2) with { OsciResetThreshold = 8 });
         var lean = OscillatingLayer(Lean(v2, 0.01) with { OsciResetThreshold = 8 });
         var before = full.weight.detach().clone();
-        Steps(full, 1, 8); Steps(lean, 1, 8);
+        Steps(full, 1, 14); Steps(lean, 1, 14);
         Assert.Equal(164, lean.OsciResetIndex!.numel());               // ⌈0.01·16384⌉
         Assert.Contains(5L * 128 + 7, lean.OsciResetIndex.to(ScalarType.Int64).data<long>().ToArray());   // the flipping element is tracked
-        Steps(full, 9, 9); Steps(lean, 9, 9);                     // the period's end: R = 2 / 0.08 = 25 ≥ 8
+        Steps(full, 15, 15); Steps(lean, 15, 15);                 // W + 1 after the snapshot: R = 2 / 0.08 = 25 ≥ 8
 
         float quantized = Quantizer.Quantize(full.weight.detach(), v2.Q2.Spec)[5, 7].item<float>();
         Assert.Equal(quantized, full.weight[5, 7].item<float>());    // reset onto the grid (≈ 1), away from 1.24
@@ -132,8 +134,8 @@ public class LeanOsciResetTests(ITestOutputHelper output)
         using (var layer = new QLinear(k, n, Schedule(v2), bias: false)) full = OsciResetStateBytes(layer);
         using (var layer = new QLinear(k, n, Lean(v2, 0.1), bias: false)) lean = OsciResetStateBytes(layer);
         output.WriteLine($"OsciReset state of a {n}×{k} layer: full {full} bytes, lean {lean} bytes ({100.0 * lean / full:F2}%)");
-        Assert.Equal(4 * 4 * numel, full);                                                  // four float32 accumulators over W
-        Assert.Equal(QLinear.OsciResetLeanCount(numel, 0.1) * (4 * 4 + 4), lean);            // four floats and an int32 index each
+        Assert.Equal(4 * 4 * numel + 8, full);                                              // four float32 accumulators over W, an int64 flag
+        Assert.Equal(QLinear.OsciResetLeanCount(numel, 0.1) * (4 * 4 + 4) + 8, lean);        // four floats and an int32 index each
         Assert.True(lean <= 0.2 * full, $"lean {lean} bytes, full {full} bytes");
     }
 
@@ -142,9 +144,9 @@ public class LeanOsciResetTests(ITestOutputHelper output)
     {
         var recipe = Lean(Recipe.TetraJetV2, 0.01) with { OsciResetThreshold = 8 };
         var layer = OscillatingLayer(recipe);
-        Steps(layer, 1, 7);                                        // stop in the middle of the window
+        Steps(layer, 1, 12);                                       // stop in the middle of the window
         var keys = layer.state_dict().Keys.ToHashSet();
-        foreach (var k in new[] { "oscireset_index", "oscireset_dfp", "oscireset_dq", "oscireset_prev_w", "oscireset_prev_q" }) Assert.Contains(k, keys);
+        foreach (var k in new[] { "oscireset_index", "oscireset_dfp", "oscireset_dq", "oscireset_prev_w", "oscireset_prev_q", "oscireset_fp4_part" }) Assert.Contains(k, keys);
         Assert.True(layer.state_dict()["oscireset_dq"].sum().item<float>() > 0);
 
         var path = Path.Combine(Path.GetTempPath(), $"tetrajet-lean-{Guid.NewGuid():N}.bin");
@@ -154,7 +156,7 @@ public class LeanOsciResetTests(ITestOutputHelper output)
             var resumed = new QLinear(128, 128, recipe, bias: false);   // other random weights and empty state until loaded
             resumed.load(path);
             foreach (var (name, t) in layer.state_dict()) Assert.True(SameBits(t, resumed.state_dict()[name]), name);
-            Steps(layer, 8, 16); Steps(resumed, 8, 16);            // through the reset at 9 and the next window's choice at 15
+            Steps(layer, 13, 26); Steps(resumed, 13, 26);          // through the reset at 15 and the next window's choice at 20
             foreach (var (name, t) in layer.state_dict()) Assert.True(SameBits(t, resumed.state_dict()[name]), name);
         }
         finally

@@ -131,20 +131,20 @@ public class RemedyTests
         var layer2 = new QLinear(256, 128, withOc, bias: false);
         layer2.train(); layer2.call(x); layer2.UpdateQuantizationState(1, 10);
         var mask = layer2.OutlierMask!;
-        Assert.Equal(32, mask.sum().item<long>());               // 10% of 256 rounded up to 32
-        Assert.True(mask[17].item<bool>() && mask[130].item<bool>());
+        Assert.Equal(128, mask.sum().item<long>());              // ⌊10% of 256⌋ = 25, rounded up to a block of 128
+        Assert.Equal(new long[] { 17, 130 }, layer2.OutControlChannels!.Outliers.data<long>().ToArray()[..2]);   // largest first
     }
 
     [Fact]
     public void Quantization_state_is_in_the_state_dict()
     {
         var r = Recipe.Get(RecipeId.TetraJetV2) with { QEma = true, OsciReset = true, OutControl = true };
-        var layer = new QLinear(128, 128, r);
+        var layer = new QLinear(256, 128, r);
         var keys = layer.state_dict().Keys.ToHashSet();
-        foreach (var k in new[] { "ema_weight", "ema_steps", "outlier_mask", "outcontrol_norms", "outcontrol_state", "oscireset_dfp", "oscireset_dq", "oscireset_prev_w", "oscireset_prev_q" })
+        foreach (var k in new[] { "ema_weight", "ema_steps", "outcontrol_outliers", "outcontrol_fp4", "outcontrol_norms", "outcontrol_state", "oscireset_dfp", "oscireset_dq", "oscireset_prev_w", "oscireset_prev_q", "oscireset_fp4_part" })
             Assert.Contains(k, keys);
         layer.UpdateQuantizationState(1, 10);
-        var copy = new QLinear(128, 128, r);
+        var copy = new QLinear(256, 128, r);
         copy.load_state_dict(layer.state_dict());
         Assert.Equal(1, copy.EmaSteps);
         Assert.True(copy.EmaWeight!.eq(layer.EmaWeight!).all().item<bool>());

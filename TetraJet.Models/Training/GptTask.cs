@@ -1,105 +1,8 @@
-using TetraJet.Models;
 using TetraJet.Models.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace TetraJet.Cli;
-
-/// <summary>Validation numbers of one evaluation.</summary>
-public sealed record EvalResult(double Loss, double? Accuracy, double? Perplexity);
-
-/// <summary>A model plus its data: what the trainer needs to know about ViT or GPT.</summary>
-public interface ITrainTask : IDisposable
-{
-    nn.Module<Tensor, Tensor> Net { get; }
-    /// <summary>Model config, serialised into checkpoints and summaries.</summary>
-    object Config { get; }
-    string SizeName { get; }
-    string Unit { get; }
-    int StepsPerEpoch { get; }
-    /// <summary>Images or tokens per step (throughput).</summary>
-    long ItemsPerStep { get; }
-    double Beta2 { get; }
-    /// <summary>Parameters that get weight decay: matrices of linears and convolutions.</summary>
-    bool Decays(string name, Tensor p);
-    /// <summary>The batch of <paramref name="step"/>: a pure function of the seed and step.</summary>
-    (Tensor Input, Tensor Target) Batch(long step);
-    /// <summary>Loss and, for classifiers, the number of correct predictions.</summary>
-    (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target);
-    EvalResult Evaluate(Device device);
-}
-
-/// <summary>DeiT-style ViT on Fashion-MNIST.</summary>
-public sealed class VitTask : ITrainTask
-{
-    readonly FashionMnist data;
-    readonly Vit model;
-    readonly int batch;
-    readonly long seed;
-    readonly double smoothing;
-    readonly Augment augment;
-    int[]? order; long orderEpoch = -1;
-
-    public VitTask(string size, Recipe recipe, FashionMnist data, int batch, long seed, double smoothing, Augment augment)
-    {
-        this.augment = augment;
-        this.data = data; this.batch = batch; this.seed = seed; this.smoothing = smoothing;
-        var config = VitConfig.Get(size) with { ImageSize = data.Train.Rows };
-        if (data.Train.Rows != data.Train.Cols || data.Train.Rows % config.PatchSize != 0)
-            throw new UsageException($"images of {data.Train.Rows}×{data.Train.Cols} do not tile into {config.PatchSize}×{config.PatchSize} patches; use square images whose side is a multiple of {config.PatchSize}");
-        if (data.Train.Count < batch) throw new UsageException($"--batch {batch} is larger than the {data.Train.Count} training images");
-        model = new Vit(config, recipe);
-    }
-
-    public nn.Module<Tensor, Tensor> Net => model;
-    public object Config => model.Config;
-    public string SizeName => model.Config.Size;
-    public string Unit => "img/s";
-    public int StepsPerEpoch => data.Train.Count / batch;
-    public long ItemsPerStep => batch;
-    public double Beta2 => 0.999;
-
-    public bool Decays(string name, Tensor p) => p.dim() >= 2 && !name.Contains("pos_embed") && !name.Contains("cls_token");
-
-    public (Tensor Input, Tensor Target) Batch(long step)
-    {
-        long epoch = step / StepsPerEpoch;
-        int i = (int)(step % StepsPerEpoch);
-        if (epoch != orderEpoch) { order = SplitMix64.Permutation(data.Train.Count, seed, epoch); orderEpoch = epoch; }
-        return FashionMnist.Batch(data.Train, order.AsSpan(i * batch, batch), augment, SplitMix64.For(seed, step, 1));
-    }
-
-    public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target)
-    {
-        var loss = nn.functional.cross_entropy(output, target, label_smoothing: smoothing);
-        using var correct = output.argmax(1).eq(target).sum();
-        return (loss, correct.item<long>());
-    }
-
-    public EvalResult Evaluate(Device device)
-    {
-        using var _ = no_grad();
-        bool wasTraining = model.training;
-        model.eval();
-        double lossSum = 0; long correct = 0;
-        var set = data.Test;
-        const int chunk = 500;
-        var idx = Enumerable.Range(0, set.Count).ToArray();
-        for (int s = 0; s < set.Count; s += chunk)
-        {
-            using var scope = NewDisposeScope();
-            var (x, y) = FashionMnist.Batch(set, idx.AsSpan(s, Math.Min(chunk, set.Count - s)), Augment.None, default);
-            x = x.to(device); y = y.to(device);
-            var logits = model.call(x);
-            lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
-            correct += logits.argmax(1).eq(y).sum().item<long>();
-        }
-        model.train(wasTraining);
-        return new EvalResult(lossSum / set.Count, (double)correct / set.Count, null);
-    }
-
-    public void Dispose() => model.Dispose();
-}
+namespace TetraJet.Models.Training;
 
 /// <summary>OLMo2-style GPT on a text corpus (byte-level BPE).</summary>
 public sealed class GptTask : ITrainTask
@@ -118,10 +21,11 @@ public sealed class GptTask : ITrainTask
         train = trainTokens is int t ? corpus.Train[..Math.Min(t, corpus.Train.Length)] : corpus.Train;
         validation = evalTokens is int e ? corpus.Validation[..Math.Min(e, corpus.Validation.Length)] : corpus.Validation;
         if (train.Length < config.Context + 2 || validation.Length < config.Context + 1)
-            throw new UsageException($"the text is too short for a context of {config.Context} tokens; use a longer --data file or larger subsets");
+            throw new DataException($"the text is too short for a context of {config.Context} tokens; use a longer --data file or larger subsets");
         model = new Gpt(config, recipe);
     }
 
+    public string ModelName => "gpt";
     public nn.Module<Tensor, Tensor> Net => model;
     public object Config => model.Config;
     public string SizeName => model.Config.Size;

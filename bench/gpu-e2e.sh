@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# End-to-end training throughput on CUDA, one process per run (so each run's peak device memory is its own):
+# GPT-70m and ViT-small (DeiT-S) with each recipe at the trainer's defaults, bfloat16 autocast (--precision's CUDA
+# default). Throughput is the median of the per-step items/s over the second half of the run (the first steps compile
+# the kernels). Run on the GPU machine from the repository root after packing the CLI into .gpu/app:
+#   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
+set -uo pipefail
+out=${1:?usage: gpu-e2e.sh OUT_DIR [steps] [extra train options]}
+steps=${2:-40}
+shift $(( $# >= 2 ? 2 : 1 ))
+mkdir -p "$out"
+
+run() {
+  local name=$1; shift
+  local dir=/tmp/tetrajet-e2e/$name
+  rm -rf "$dir"
+  bash .gpu/remote.sh TetraJet.Cli.dll train "$@" --device cuda --steps "$steps" --eval-every 1000000 \
+    --checkpoint-every 1000000 --log-every 10 --out "$dir" > "$out/$name.log" 2>&1
+  echo "$name: exit $?"
+  cp "$dir/summary.json" "$out/$name.summary.json" 2>/dev/null
+  cp "$dir/metrics.csv" "$out/$name.metrics.csv" 2>/dev/null
+}
+
+for r in bf16 tetrajet tetrajet-v2; do run "gpt-70m-$r" gpt --size 70m --recipe "$r" --eval-subset 65536 "$@"; done
+for r in bf16 tetrajet tetrajet-v2; do run "vit-small-$r" vit --size small --recipe "$r" --eval-subset 1000 "$@"; done
+
+python3 - "$out" <<'PY'
+import csv, json, os, statistics, sys
+out = sys.argv[1]
+rows = []
+for model in ("gpt-70m", "vit-small"):
+    base = None
+    for recipe in ("bf16", "tetrajet", "tetrajet-v2"):
+        name = f"{model}-{recipe}"
+        try:
+            with open(os.path.join(out, name + ".metrics.csv")) as f:
+                steps = [r for r in csv.DictReader(f) if r.get("items_per_s")]
+            with open(os.path.join(out, name + ".summary.json")) as f:
+                summary = json.load(f)
+        except OSError as e:
+            print(f"{name}: no result ({e})")
+            continue
+        rates = [float(r["items_per_s"]) for r in steps[len(steps) // 2:]]
+        rate = statistics.median(rates)
+        base = base or (rate if recipe == "bf16" else None)
+        ratio = rate / base if base else float("nan")
+        rows.append(dict(run=name, unit=summary.get("ThroughputUnit"), median_per_s=rate, ratio_to_bf16=ratio,
+                         peak_device_memory_gib=summary.get("PeakDeviceMemoryGiB"), precision=summary.get("Precision"),
+                         final_eval_loss=summary.get("EvalLoss")))
+        print(f"{name:24} {rate:12,.0f} {summary.get('ThroughputUnit')}  {ratio:5.2f}x bf16  peak {summary.get('PeakDeviceMemoryGiB')} GiB")
+with open(os.path.join(out, "e2e.json"), "w") as f:
+    json.dump(rows, f, indent=2)
+PY
