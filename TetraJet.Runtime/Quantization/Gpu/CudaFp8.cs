@@ -11,7 +11,7 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 public sealed class Fp8Tensors : IDisposable
 {
-    Fp8Tensors(Tensor codes, Tensor scales, Tensor flags, Tensor side, int lines, int length) =>
+    internal Fp8Tensors(Tensor codes, Tensor scales, Tensor flags, Tensor side, int lines, int length) =>
         (Codes8, Scales8, Flags, Side, Lines, Length) = (codes, scales, flags, side, lines, length);
 
     public Tensor Codes8 { get; }
@@ -47,6 +47,16 @@ public sealed class Fp8Tensors : IDisposable
     {
         Codes8.Dispose(); Scales8.Dispose(); Flags.Dispose(); Side.Dispose();
     }
+}
+
+/// <summary>How <see cref="Fp8SelfCheck"/> runs the FP8 operand kernels: on CUDA tensors (<see cref="CudaFp8"/>), or elsewhere for its own tests.</summary>
+public interface IFp8Launcher
+{
+    Fp8Tensors Rows(Tensor x, QuantSpec spec, ulong seed, ulong stream, Tensor? ema, PackedTensor? stored);
+    Fp8Tensors Columns(Tensor x, QuantSpec spec, ulong seed, ulong stream, Tensor? ema);
+    Fp8Tensors StoredColumns(PackedTensor source, QuantSpec target, ulong seed, ulong stream);
+    (Fp8Tensors Q3, Fp8Tensors Q5) Dual(Tensor dy, QuantSpec spec, ulong seed, ulong stream3, ulong stream5);
+    void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k);
 }
 
 /// <summary>
@@ -165,6 +175,18 @@ public static class CudaFp8
 
     /// <summary>Rows of a transposed operand: the first axis padded to a multiple of the group.</summary>
     public static int PaddedRows(int rows) => GpuQuantizer.PaddedRows(rows);
+
+    /// <summary>The launcher of the CUDA checks: these methods with the library's kernels.</summary>
+    public static IFp8Launcher Launcher { get; } = new Library();
+
+    sealed class Library : IFp8Launcher
+    {
+        public Fp8Tensors Rows(Tensor x, QuantSpec spec, ulong seed, ulong stream, Tensor? ema, PackedTensor? stored) => CudaFp8.Rows(x, spec, seed, stream, ema, stored);
+        public Fp8Tensors Columns(Tensor x, QuantSpec spec, ulong seed, ulong stream, Tensor? ema) => CudaFp8.Columns(x, spec, seed, stream, ema);
+        public Fp8Tensors StoredColumns(PackedTensor source, QuantSpec target, ulong seed, ulong stream) => CudaFp8.StoredColumns(source, target, seed, stream);
+        public (Fp8Tensors Q3, Fp8Tensors Q5) Dual(Tensor dy, QuantSpec spec, ulong seed, ulong stream3, ulong stream5) => CudaFp8.Dual(dy, spec, seed, stream3, stream5);
+        public void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k) => CudaFp8.Patch(d, a, b, k);
+    }
 
     static DeviceView Ema(Tensor? ema, QuantSpec spec, Tensor like)
     {

@@ -10,29 +10,40 @@ namespace TetraJet.Quantization.Gpu;
 /// 128-group spans more than 14 binades (<see cref="BrokenLines"/>, the rule's reference); flagged lines' side copies
 /// are the reference's values; storage bytes are the reference's; NaN blocks have NaN codes; the patch kernel's
 /// rows and columns equal the FP32 dot product of the reference values in its fixed order. Used by the GPU
-/// benchmark's <c>test</c> command and the CUDA tests.
+/// benchmark's <c>test</c> command and the CUDA tests; the unit tests run the same checks through ILGPU's CPU accelerator.
 /// </summary>
 public static class Fp8SelfCheck
 {
     const ulong Seed = 77;
 
-    public static IEnumerable<GpuCheck> RunAll(Device device)
+    /// <summary>Every FP8 check on CUDA <paramref name="device"/> with the library's kernels.</summary>
+    public static IEnumerable<GpuCheck> RunAll(Device device) => RunAll(device, CudaFp8.Launcher, small: false);
+
+    /// <summary>
+    /// Every FP8 check through <paramref name="launcher"/> on tensors of <paramref name="device"/>; <paramref name="small"/>
+    /// shrinks the shapes (still several tiles, partial groups and padded rows) for slow launchers.
+    /// </summary>
+    public static IEnumerable<GpuCheck> RunAll(Device device, IFp8Launcher launcher, bool small)
     {
+        int rows = small ? 130 : 1000, cols = small ? 160 : 1056, narrow = small ? 40 : 520, stored = small ? 130 : 777;
         foreach (var rule in new[] { ScaleRule.TetraJet, ScaleRule.Ocp })
             foreach (var rounding in Enum.GetValues<Rounding>())
                 foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
                 {
                     var spec = new QuantSpec(QuantFormat.MXFP4, rounding, rule);
-                    yield return Rows(device, spec, dtype, 1000, 1056);
-                    yield return Columns(device, spec, dtype, 1000, 520);
+                    yield return Rows(device, launcher, spec, dtype, rows, cols);
+                    yield return Columns(device, launcher, spec, dtype, rows, narrow);
                     if (rounding == Rounding.EmaGuided) continue;
-                    yield return StoredColumns(device, spec, dtype, 777, 1056);
-                    yield return Dual(device, spec, dtype, 1000, 1056);
+                    yield return StoredColumns(device, launcher, spec, dtype, stored, cols);
+                    yield return Dual(device, launcher, spec, dtype, rows, cols);
                 }
-        yield return Rows(device, new QuantSpec(QuantFormat.MXFP4), ScalarType.BFloat16, 4096, 4096);
-        yield return Dual(device, new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic), ScalarType.BFloat16, 4100, 4096);
-        yield return Patch(device, ScalarType.Float32);
-        yield return Patch(device, ScalarType.BFloat16);
+        if (!small)
+        {
+            yield return Rows(device, launcher, new QuantSpec(QuantFormat.MXFP4), ScalarType.BFloat16, 4096, 4096);
+            yield return Dual(device, launcher, new QuantSpec(QuantFormat.MXFP4, Rounding.Stochastic), ScalarType.BFloat16, 4100, 4096);
+        }
+        yield return Patch(device, launcher, ScalarType.Float32, small);
+        yield return Patch(device, launcher, ScalarType.BFloat16, small);
     }
 
     /// <summary>
@@ -118,7 +129,7 @@ public static class Fp8SelfCheck
         return new GpuCheck(name, true, $"{checkedCodes} elements exact as code × scale, {flagged.Count} flagged lines ({checkedSide} side values) as the reference");
     }
 
-    static GpuCheck Rows(Device device, QuantSpec spec, ScalarType dtype, int rows, int cols)
+    static GpuCheck Rows(Device device, IFp8Launcher launcher, QuantSpec spec, ScalarType dtype, int rows, int cols)
     {
         string name = $"FP8 rows {spec} {dtype} [{rows},{cols}] + storage";
         try
@@ -131,7 +142,7 @@ public static class Fp8SelfCheck
             var q = GpuSelfCheck.Expected(x, rows, cols, BlockAxis.Last, spec, Seed, 3, ema, false, false);
             var xt = tensor(x, new long[] { rows, cols }).to(dtype);
             var stored = PackedTensor.Allocate(spec, rows, cols, dtype, device);
-            var o = CudaFp8.Rows(xt.to(device), spec, Seed, 3, ema is null ? null : tensor(ema, new long[] { rows, cols }).to(device), stored);
+            var o = launcher.Rows(xt.to(device), spec, Seed, 3, ema is null ? null : tensor(ema, new long[] { rows, cols }).to(device), stored);
             var result = Operand(name, o, (r, c) => q[r * cols + c], BrokenLines(x, rows, cols, true, spec.ScaleRule));
             using var reference = Quantizer.QuantizePacked(xt, spec, BlockAxis.Last, Seed, 3, ema is null ? null : tensor(ema, new long[] { rows, cols }));
             long bytes = reference.Codes.flatten().ne(stored.Codes.flatten().cpu()).sum().item<long>() + reference.Scales.flatten().ne(stored.Scales.flatten().cpu()).sum().item<long>();
@@ -140,7 +151,7 @@ public static class Fp8SelfCheck
         catch (Exception e) { return new GpuCheck(name, false, e.GetType().Name + ": " + e.Message); }
     }
 
-    static GpuCheck Columns(Device device, QuantSpec spec, ScalarType dtype, int rows, int cols)
+    static GpuCheck Columns(Device device, IFp8Launcher launcher, QuantSpec spec, ScalarType dtype, int rows, int cols)
     {
         string name = $"FP8 columns (transposed) {spec} {dtype} [{rows},{cols}]";
         try
@@ -151,14 +162,14 @@ public static class Fp8SelfCheck
             x = Rounded(x, dtype);
             var ema = spec.Rounding == Rounding.EmaGuided ? x.Select((v, i) => float.IsFinite(v) ? v * (1 + ((i % 5) - 2) * 0.04f) : 0f).ToArray() : null;
             var q = GpuSelfCheck.Expected(x, rows, cols, BlockAxis.First, spec, Seed, 5, ema, true, false);
-            var o = CudaFp8.Columns(tensor(x, new long[] { rows, cols }).to(dtype).to(device), spec, Seed, 5,
+            var o = launcher.Columns(tensor(x, new long[] { rows, cols }).to(dtype).to(device), spec, Seed, 5,
                 ema is null ? null : tensor(ema, new long[] { rows, cols }).to(device));
             return Operand(name, o, (c, r) => r < rows ? q[r * cols + c] : 0f, BrokenLines(x, rows, cols, false, spec.ScaleRule));
         }
         catch (Exception e) { return new GpuCheck(name, false, e.GetType().Name + ": " + e.Message); }
     }
 
-    static GpuCheck StoredColumns(Device device, QuantSpec target, ScalarType dtype, int rows, int cols)
+    static GpuCheck StoredColumns(Device device, IFp8Launcher launcher, QuantSpec target, ScalarType dtype, int rows, int cols)
     {
         string name = $"FP8 columns from MXFP4 storage {target} {dtype} [{rows},{cols}]";
         try
@@ -172,13 +183,13 @@ public static class Fp8SelfCheck
             var (_, stored) = Quantizer.QuantizeStored(tensor(x, new long[] { rows, cols }).to(dtype).to(device), source);
             var values = Rounded(GpuSelfCheck.Expected(x, rows, cols, BlockAxis.Last, source, 0, 0, null, false, false), dtype);
             var q = GpuSelfCheck.Expected(values, rows, cols, BlockAxis.First, target, Seed, 6, null, true, false);
-            var o = CudaFp8.StoredColumns(stored, target, Seed, 6);
+            var o = launcher.StoredColumns(stored, target, Seed, 6);
             return Operand(name, o, (c, r) => r < rows ? q[r * cols + c] : 0f, BrokenLines(values, rows, cols, false, target.ScaleRule));
         }
         catch (Exception e) { return new GpuCheck(name, false, e.GetType().Name + ": " + e.Message); }
     }
 
-    static GpuCheck Dual(Device device, QuantSpec spec, ScalarType dtype, int rows, int cols)
+    static GpuCheck Dual(Device device, IFp8Launcher launcher, QuantSpec spec, ScalarType dtype, int rows, int cols)
     {
         string name = $"FP8 fused dY Q3 + Q5 {spec} {dtype} [{rows},{cols}]";
         try
@@ -190,7 +201,7 @@ public static class Fp8SelfCheck
             x = Rounded(x, dtype);
             var q3 = GpuSelfCheck.Expected(x, rows, cols, BlockAxis.Last, spec, Seed, 7, null, false, false);
             var q5 = GpuSelfCheck.Expected(x, rows, cols, BlockAxis.First, spec, Seed, 8, null, true, false);
-            var (o3, o5) = CudaFp8.Dual(tensor(x, new long[] { rows, cols }).to(dtype).to(device), spec, Seed, 7, 8);
+            var (o3, o5) = launcher.Dual(tensor(x, new long[] { rows, cols }).to(dtype).to(device), spec, Seed, 7, 8);
             var c3 = Operand(name + " Q3", o3, (r, c) => q3[r * cols + c], BrokenLines(x, rows, cols, true, spec.ScaleRule));
             var c5 = Operand(name + " Q5", o5, (c, r) => r < rows ? q5[r * cols + c] : 0f, BrokenLines(x, rows, cols, false, spec.ScaleRule));
             return new GpuCheck(name, c3.Pass && c5.Pass, "Q3: " + c3.Detail + "; Q5: " + c5.Detail);
@@ -203,9 +214,9 @@ public static class Fp8SelfCheck
     /// dot product of the reference values in the kernel's order (lane-strided partial sums, then a butterfly), the rest
     /// keeps the marker.
     /// </summary>
-    static GpuCheck Patch(Device device, ScalarType dtype)
+    static GpuCheck Patch(Device device, IFp8Launcher launcher, ScalarType dtype, bool small)
     {
-        const int m = 300, n = 200, k = 1056;
+        int m = small ? 24 : 300, n = small ? 16 : 200, k = small ? 160 : 1056;
         string name = $"FP8 patch of flagged rows and columns {dtype} [{m},{n}] k={k}";
         try
         {
@@ -219,10 +230,10 @@ public static class Fp8SelfCheck
             xb = Rounded(xb, dtype);
             var qa = GpuSelfCheck.Expected(xa, m, k, BlockAxis.Last, spec, Seed, 11, null, false, false);
             var qb = GpuSelfCheck.Expected(xb, n, k, BlockAxis.Last, spec, Seed, 12, null, false, false);
-            var a = CudaFp8.Rows(tensor(xa, new long[] { m, k }).to(dtype).to(device), spec, Seed, 11);
-            var b = CudaFp8.Rows(tensor(xb, new long[] { n, k }).to(dtype).to(device), spec, Seed, 12);
+            var a = launcher.Rows(tensor(xa, new long[] { m, k }).to(dtype).to(device), spec, Seed, 11, null, null);
+            var b = launcher.Rows(tensor(xb, new long[] { n, k }).to(dtype).to(device), spec, Seed, 12, null, null);
             var d = full(new long[] { m, n }, 12345f, dtype, device);
-            CudaFp8.Patch(d, a, b, k);
+            launcher.Patch(d, a, b, k);
             var got = Floats(d);
             var rowsA = new HashSet<int>(a.FlaggedLines());
             var rowsB = new HashSet<int>(b.FlaggedLines());
