@@ -45,9 +45,18 @@ public sealed class TaskTrainer : IDisposable
     public TrainSettings Settings { get; }
     public QuantizedTraining Training { get; }
 
-    /// <summary>Moves the task's model to <paramref name="device"/> and builds its optimizer.</summary>
-    public TaskTrainer(ITrainTask task, TrainSettings settings, Device device)
+    /// <summary>Data parallelism of this rank, or null for one process.</summary>
+    public Distributed.DataParallel? Parallel { get; }
+
+    /// <summary>
+    /// Moves the task's model to <paramref name="device"/> and builds its optimizer. With <paramref name="parallel"/>
+    /// (built over <paramref name="task"/>'s model) the task gives this rank's shard of each batch
+    /// (<see cref="ShardedTask"/>), losses and counts are combined over the ranks, and the steps are averaged; call
+    /// <see cref="Distributed.DataParallel.Start"/> after <see cref="Resume"/> (or right away) before the first step.
+    /// </summary>
+    public TaskTrainer(ITrainTask task, TrainSettings settings, Device device, Distributed.DataParallel? parallel = null)
     {
+        Parallel = parallel;
         Task = task;
         Settings = settings;
         _device = device;
@@ -62,6 +71,7 @@ public sealed class TaskTrainer : IDisposable
             Decays = (name, p) => task.Decays(name, p),
             ClipGradNorm = settings.ClipNorm,
             StepsPerEpoch = task.StepsPerEpoch,
+            DataParallel = parallel,
         });
     }
 
@@ -92,7 +102,9 @@ public sealed class TaskTrainer : IDisposable
         using var scope = NewDisposeScope();
         var (input, target) = Task.Batch(step);
         var (loss, correct) = Task.Loss(net.call(input.to(_device)), target.to(_device));
-        float value = loss.item<float>();
+        // Under data parallelism: the mean over the ranks (their shards are equal), so every rank decides alike.
+        float value = Parallel is null ? loss.item<float>() : (float)Parallel.Mean(loss);
+        if (Parallel is not null && correct is long c) correct = Parallel.Sum(c, _device);
         double norm = 0;
         if (float.IsFinite(value))
         {

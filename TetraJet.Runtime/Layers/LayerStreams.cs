@@ -29,6 +29,22 @@ public static class LayerStreams
         ((ulong)step << 32) | (((ulong)(uint)layerId & IdMask) << 4) | ((ulong)slot & 0xFu);
 
     /// <summary>
+    /// Whether slot <paramref name="slot"/> quantizes a rank's own data (Q1 X, Q3 dY, Q5 dYᵀ, Q6 Xᵀ) rather than the
+    /// weight every rank holds alike (Q2, Q4): under data parallelism only the former draw rank-specific numbers.
+    /// </summary>
+    public static bool IsDataSlot(int slot) => slot is 1 or 3 or 5 or 6;
+
+    /// <summary>
+    /// The Philox key of a data slot's stochastic rounding on data-parallel rank <paramref name="rank"/>: the layer's key
+    /// itself on rank 0 (so a run of one process, or rank 0 of many, draws exactly as before), else the key XOR rank ×
+    /// 0x9E3779B97F4A7C15. The multiplier is odd, so distinct ranks get distinct keys, and another key is another
+    /// Philox permutation: no rank's numbers repeat another's whatever the stream ids. RHT signs keep the layer's key
+    /// on every rank, as one process of the whole batch would draw them.
+    /// </summary>
+    public static ulong KeyForRank(ulong key, int rank) =>
+        rank == 0 ? key : key ^ ((ulong)(uint)rank * 0x9E3779B97F4A7C15UL);
+
+    /// <summary>
     /// A 28-bit id from the bits of a layer's freshly initialised parameters (FNV-style multiply-xor over 8-byte words,
     /// then SplitMix64's finaliser). Weights initialised from different random numbers give different ids except with
     /// probability 2^−28 per pair; <see cref="QuantizationExtensions.MakeLayerIdsDistinct"/> settles such a collision.

@@ -43,7 +43,8 @@ public sealed class LinearStep
 
     /// <summary>
     /// The random inputs of slot <paramref name="slot"/> (1–6) at this step (ALGORITHMS.md §6, <see cref="LayerStreams"/>):
-    /// its SR stream, and the RHT signs its GEMM pair shares (Q1/Q2: forward, Q3/Q4: dgrad, Q5/Q6: wgrad).
+    /// its SR stream, and the RHT signs its GEMM pair shares (Q1/Q2: forward, Q3/Q4: dgrad, Q5/Q6: wgrad). Under data
+    /// parallelism the data slots' key folds in the layer's <see cref="QLinear.StreamRank"/> (<see cref="LayerStreams.KeyForRank"/>).
     /// </summary>
     public SlotStreams Streams(int slot)
     {
@@ -55,7 +56,8 @@ public sealed class LinearStep
             5 or 6 => Philox.HadamardSigns(seed, LayerStreams.For(Step, Layer.LayerId, LayerStreams.WgradHadamard)),
             _ => 0u,
         };
-        return new SlotStreams(seed, LayerStreams.For(Step, Layer.LayerId, slot), signs);
+        ulong key = LayerStreams.IsDataSlot(slot) ? LayerStreams.KeyForRank(seed, Layer.StreamRank) : seed;
+        return new SlotStreams(key, LayerStreams.For(Step, Layer.LayerId, slot), signs);
     }
 
     // ---------------------------------------------------------------- kept for backward

@@ -103,6 +103,9 @@ public sealed class QuantizedTraining : IDisposable
         if (CalibrationDue)
             throw new InvalidOperationException($"Q-Ramping recalibrates at the start of every epoch: call Calibrate(...) before step {step + 1} (CalibrationDue is true)");
         SetLearningRate(LearningRateAt(step));
+        var parallel = Options.DataParallel;
+        // Every rank then clips, steps (or skips a non-finite step) on the same mean gradients.
+        parallel?.ReduceGradients();
         double norm = 0;
         if (Options.ClipGradNorm > 0)
         {
@@ -111,7 +114,9 @@ public sealed class QuantizedTraining : IDisposable
         }
         if (_ramping is not null) _ramping.step();
         else _adamW!.step();
+        parallel?.ReduceOutControlNorms();
         Model.UpdateQuantizationState(step + 1, Options.TotalSteps);
+        parallel?.AfterQuantizationUpdate(step + 1);
         _stepsWithoutLayers = step + 1;
         return norm;
     }
@@ -136,6 +141,7 @@ public sealed class QuantizedTraining : IDisposable
                 var loss = nextLoss();
                 _ramping.zero_grad();
                 loss.backward();
+                Options.DataParallel?.ReduceGradients();
                 _ramping.step();
             }, Options.StepsPerEpoch!.Value, Options.CalibrationSteps);
         }

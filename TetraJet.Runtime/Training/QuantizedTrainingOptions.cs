@@ -33,6 +33,14 @@ public sealed record QuantizedTrainingOptions
     /// <summary>Ordinary training steps that a Q-Ramping calibration measures (and then undoes).</summary>
     public int CalibrationSteps { get; init; } = Optim.QRampingCalibration.DefaultSteps;
 
+    /// <summary>
+    /// Data parallelism: <see cref="QuantizedTraining.Step"/> then averages the gradients over the ranks before clipping
+    /// and the optimizer step, keeps OutControl's channel choice identical on every rank and compares the ranks' weights
+    /// every <see cref="Distributed.DataParallel.CheckEvery"/> steps; Q-Ramping's calibration steps are averaged the same way.
+    /// Null: one process.
+    /// </summary>
+    public Distributed.DataParallel? DataParallel { get; init; }
+
     /// <summary>Linear warmup to <paramref name="peak"/> over <paramref name="warmupSteps"/> steps, then cosine decay to zero at <paramref name="totalSteps"/>.</summary>
     public static Func<long, double> WarmupCosine(double peak, long warmupSteps, long totalSteps)
     {
