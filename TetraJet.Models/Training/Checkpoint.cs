@@ -28,6 +28,8 @@ public sealed record CheckpointHeader
     public required long TotalSteps { get; init; }
     public required long Seed { get; init; }
     public required int Batch { get; init; }
+    /// <summary>Data-parallel ranks (GPUs) that trained it; 1 for one process and for checkpoints written before this field.</summary>
+    public int Gpus { get; init; } = 1;
     public required double ElapsedSeconds { get; init; }
     public required double TrainSeconds { get; init; }
     /// <summary>libtorch's CPU generator state (base64).</summary>

@@ -15,6 +15,8 @@ public sealed record TrainSettings
     public double WeightDecay { get; init; }
     /// <summary>Gradient-norm clipping threshold; 0 is off.</summary>
     public double ClipNorm { get; init; } = 1.0;
+    /// <summary>Data parallelism: compare the ranks' weights every this many steps (0: only at the start).</summary>
+    public int CheckWeightsEvery { get; init; } = 100;
 
     public long WarmupSteps => (long)Math.Max(1, Math.Round(WarmupFraction * TotalSteps));
 }
@@ -49,18 +51,21 @@ public sealed class TaskTrainer : IDisposable
     public Distributed.DataParallel? Parallel { get; }
 
     /// <summary>
-    /// Moves the task's model to <paramref name="device"/> and builds its optimizer. With <paramref name="parallel"/>
-    /// (built over <paramref name="task"/>'s model) the task gives this rank's shard of each batch
-    /// (<see cref="ShardedTask"/>), losses and counts are combined over the ranks, and the steps are averaged; call
-    /// <see cref="Distributed.DataParallel.Start"/> after <see cref="Resume"/> (or right away) before the first step.
+    /// Moves the task's model to <paramref name="device"/> and builds its optimizer. With a <paramref name="communicator"/>
+    /// this is one rank of a data-parallel run: <see cref="Task"/> gives the rank's shard of each batch
+    /// (<see cref="ShardedTask"/>), losses and counts are combined over the ranks and gradients averaged
+    /// (<see cref="Distributed.DataParallel"/>); the ranks' state is made identical before the first step (after any
+    /// <see cref="Resume"/>).
     /// </summary>
-    public TaskTrainer(ITrainTask task, TrainSettings settings, Device device, Distributed.DataParallel? parallel = null)
+    public TaskTrainer(ITrainTask task, TrainSettings settings, Device device, Distributed.ICommunicator? communicator = null)
     {
-        Parallel = parallel;
-        Task = task;
+        Task = communicator is null ? task : new ShardedTask(task, communicator.Rank, communicator.WorldSize);
         Settings = settings;
         _device = device;
         task.Net.to(device);
+        // After the move: the plan holds the parameters as they are on the device.
+        var parallel = Parallel = communicator is null ? null
+            : new Distributed.DataParallel(task.Net, communicator) { CheckEvery = settings.CheckWeightsEvery };
         Training = new QuantizedTraining(task.Net, new QuantizedTrainingOptions
         {
             TotalSteps = settings.TotalSteps,
@@ -84,6 +89,7 @@ public sealed class TaskTrainer : IDisposable
     /// </summary>
     public StepResult TrainStep()
     {
+        if (Parallel is { Started: false }) Parallel.Start();
         long step = Step;
         var net = Task.Net;
         double? period = null;
@@ -132,6 +138,7 @@ public sealed class TaskTrainer : IDisposable
                 Format = Checkpoint.FormatVersion,
                 Step = Step,
                 TotalSteps = Settings.TotalSteps,
+                Gpus = Parallel?.WorldSize ?? 1,
                 TorchRngState = Convert.ToBase64String(rng.data<byte>().ToArray()),
             },
             ModelState = model.ToArray(),

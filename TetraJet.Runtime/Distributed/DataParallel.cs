@@ -67,6 +67,9 @@ public sealed class DataParallel
         CheckWeights(0);
     }
 
+    /// <summary>Whether <see cref="Start"/> has run.</summary>
+    public bool Started => _started;
+
     /// <summary>Gradients ← their mean over the ranks (before clipping and the optimizer step).</summary>
     public void ReduceGradients()
     {

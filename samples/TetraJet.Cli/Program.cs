@@ -21,7 +21,7 @@ public static class Program
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, Interruption? interruption = null)
     {
         var root = new RootCommand("TetraJet.NET: fully-quantized FP4 training of transformers");
-        root.Subcommands.Add(TrainCommand(stdout, stderr, interruption));
+        root.Subcommands.Add(TrainCommand(stdout, stderr, interruption, args));
         root.Subcommands.Add(CompareCommand(stdout, stderr));
         root.Subcommands.Add(Quantize.QuantizeCommand.Create());
         root.Subcommands.Add(ExperimentCommand.Create(stdout));
@@ -55,7 +55,7 @@ public static class Program
 
     static string OneLine(string text) => string.Join(" ", text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    static Command TrainCommand(TextWriter stdout, TextWriter stderr, Interruption? interruption)
+    static Command TrainCommand(TextWriter stdout, TextWriter stderr, Interruption? interruption, string[] args)
     {
         var model = new Argument<string>("model") { Description = "vit (Fashion-MNIST classifier) or gpt (King James Bible language model)", Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => "vit" };
         var recipe = new Option<string>("--recipe") { Description = "bf16, microscaling, tetrajet, nvidia-nvfp4 or tetrajet-v2", DefaultValueFactory = _ => "tetrajet" };
@@ -87,10 +87,11 @@ public static class Program
         var augment = new Option<string>("--augment") { Description = "vit training augmentation: none, flip, crop (±2 px) or crop+flip", DefaultValueFactory = _ => "flip" };
         var logEvery = new Option<int>("--log-every") { Description = "without a terminal, print a progress line every N steps", DefaultValueFactory = _ => 50 };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
+        var gpus = new Option<int?>("--gpus") { Description = "data parallel on N GPUs of this host through NCCL, one process each (needs --device cuda; --batch is the whole step's, split evenly; docs/DISTRIBUTED.md)" };
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
-            device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
+            device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet, gpus,
         };
         cmd.SetAction(p =>
         {
@@ -103,6 +104,7 @@ public static class Program
                 Device = p.GetValue(device)!, Gemm = p.GetValue(gemm)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
+                Gpus = p.GetValue(gpus), CommandLine = args,
             };
             return Trainer.Run(options, stdout, stderr, interruption);
         });

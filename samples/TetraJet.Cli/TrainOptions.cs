@@ -37,6 +37,10 @@ public sealed record TrainOptions
     public string Augment { get; init; } = "flip";
     public int LogEvery { get; init; } = 50;
     public bool Quiet { get; init; }
+    /// <summary>--gpus N: start N data-parallel processes of this command (<see cref="DataParallelLauncher"/>).</summary>
+    public int? Gpus { get; init; }
+    /// <summary>The command line as given (the launcher repeats it for each rank, without --gpus).</summary>
+    public IReadOnlyList<string>? CommandLine { get; init; }
 
     public string OutDir => Out ?? Path.Combine("runs", $"{Model}-{Recipe}");
 

@@ -24,9 +24,9 @@ public static class Trainer
     static readonly Dictionary<string, TextCorpus> TextCache = [];
 
     /// <summary>Defaults per model and size (tuned for tiny-cpu on two CPU cores; docs/TRAINING.md).</summary>
-    sealed record Defaults(int Batch, double Lr, double WeightDecay, double LabelSmoothing, double? Epochs, int? Steps, int? EvalEvery);
+    internal sealed record Defaults(int Batch, double Lr, double WeightDecay, double LabelSmoothing, double? Epochs, int? Steps, int? EvalEvery);
 
-    static Defaults DefaultsFor(string model, string size) => (model, size) switch
+    internal static Defaults DefaultsFor(string model, string size) => (model, size) switch
     {
         ("vit", "tiny-cpu") => new(64, 1e-3, 0.05, 0.1, Epochs: 3, Steps: null, EvalEvery: null),
         ("vit", _) => new(128, 5e-4, 0.05, 0.1, Epochs: 10, Steps: null, EvalEvery: null),
@@ -37,12 +37,16 @@ public static class Trainer
 
     public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr, Interruption? interruption = null)
     {
+        // --gpus: this process only starts and watches the ranks; started as a rank, it trains on its GPU.
+        if (o.Gpus is not null) return DataParallelLauncher.Run(o, stdout, stderr);
+        var rank = DataParallelRank.FromEnvironment(o);
+
         // 1. Everything that can be checked without touching the disk or loading data.
         if (o.Model is not ("vit" or "gpt")) throw new UsageException($"unknown model '{o.Model}'; use vit or gpt");
         var sizes = o.Model == "vit" ? VitConfig.Sizes : GptConfig.Sizes;
         if (!sizes.Contains(o.Size)) throw new UsageException($"unknown {o.Model} size '{o.Size}'; use {string.Join(", ", sizes)}");
         var recipe = o.BuildRecipe();
-        var device = o.Device switch
+        var device = rank is not null ? DataParallelRank.Device(rank) : o.Device switch
         {
             "cpu" => CPU,
             "cuda" => cuda.is_available() ? CUDA : throw new UsageException("--device cuda: TorchSharp sees no CUDA GPU (torch.cuda.is_available() is false); use --device cpu or install a CUDA libtorch"),
@@ -62,6 +66,7 @@ public static class Trainer
         if (!(o.ClipNorm >= 0)) throw new UsageException($"--clip {o.ClipNorm.ToString(Inv)}: use 0 (no clipping) or a positive gradient norm");
         if (o.LogEvery <= 0) throw new UsageException("--log-every must be positive");
         var augment = ParseAugment(o.Augment);
+        if (rank is { IsRankZero: false }) return DataParallelRank.Follow(o, recipe, device, batch, lr, wd, smoothing, augment, d, rank);
 
         // 2. The run folder: held by this run from here on; what it holds decides between new, resumed and restarted.
         var dir = o.OutDir;
@@ -90,7 +95,7 @@ public static class Trainer
                 if (h.Format < 2)
                     throw new UsageException($"checkpoint in {dir} was written by an earlier version (format {h.Format}) that did not save the layers' random-stream counters, so it cannot continue exactly; start a new run in another --out");
             }
-            return Train(o, recipe, device, batch, lr, wd, smoothing, augment, d, dir, ckpt, restart: o.Resume && !hasCheckpoint, ref folderLock, stdout, stderr, interruption);
+            return Train(o, recipe, device, batch, lr, wd, smoothing, augment, d, dir, ckpt, restart: o.Resume && !hasCheckpoint, ref folderLock, stdout, stderr, interruption, rank);
         }
         finally
         {
@@ -99,10 +104,11 @@ public static class Trainer
     }
 
     /// <summary>--precision, or its default for the device: bf16 on CUDA, fp32 on the CPU.</summary>
-    static string PrecisionOf(TrainOptions o, Device device) => o.Precision ?? (device.type == DeviceType.CUDA ? "bf16" : "fp32");
+    internal static string PrecisionOf(TrainOptions o, Device device) => o.Precision ?? (device.type == DeviceType.CUDA ? "bf16" : "fp32");
 
     static int Train(TrainOptions o, Recipe recipe, Device device, int batch, double lr, double wd, double smoothing, Augment augment, Defaults d,
-        string dir, Checkpoint? ckpt, bool restart, ref RunLock? folderLock, TextWriter stdout, TextWriter stderr, Interruption? interruption)
+        string dir, Checkpoint? ckpt, bool restart, ref RunLock? folderLock, TextWriter stdout, TextWriter stderr, Interruption? interruption,
+        TetraJet.Distributed.DistributedEnvironment? rank)
     {
         var ckptPath = Path.Combine(dir, Checkpoint.FileName);
         var metricsPath = Path.Combine(dir, MetricsCsv.FileName);
@@ -111,13 +117,13 @@ public static class Trainer
         // 3. Data, model and trainer (data errors are bad input too).
         manual_seed(o.Seed);
         using ITrainTask task = BuildTask(o, recipe, batch, smoothing, augment);
-        long total = o.Steps ?? d.Steps ?? (long)Math.Max(1, Math.Round((o.Epochs ?? d.Epochs ?? 1) * task.StepsPerEpoch));
-        if (o.Epochs is double e2) total = Math.Max(1, (long)Math.Round(e2 * task.StepsPerEpoch));
+        long total = TotalSteps(o, d, task);
         int evalEvery = o.EvalEvery ?? d.EvalEvery ?? task.StepsPerEpoch;
         int ckptEvery = o.CheckpointEvery ?? evalEvery;
         var configJson = JsonSerializer.Serialize(task.Config);
         var net = task.Net;
-        using var trainer = new TaskTrainer(task, new TrainSettings { TotalSteps = total, PeakLearningRate = lr, WarmupFraction = o.WarmupFraction, WeightDecay = wd, ClipNorm = o.ClipNorm }, device);
+        using var communicator = rank is null ? null : DataParallelRank.Connect(rank, task, batch);
+        using var trainer = new TaskTrainer(task, Settings(o, total, lr, wd), device, communicator);
         // Mixed precision as torch.autocast does it for linear layers; the autocast dtype is not part of the checkpoint.
         if (PrecisionOf(o, device) == "bf16") net.SetAutocast(ScalarType.BFloat16);
         bool quantized = recipe.IsQuantized;
@@ -132,6 +138,9 @@ public static class Trainer
             start = trainer.Step;
             elapsedBefore = ckpt.Header.ElapsedSeconds;
             trainSecondsBefore = ckpt.Header.TrainSeconds;
+            if (ckpt.Header.Gpus != (rank?.WorldSize ?? 1))
+                stdout.WriteLine($"note: the checkpoint was trained on {ckpt.Header.Gpus} GPU(s) and continues on {rank?.WorldSize ?? 1}: the same batches and schedule, " +
+                    "but not bit for bit the run that the original count would give (the stochastic rounding of each shard and the order of summation differ)");
             if (start >= total) throw new UsageException($"the checkpoint in {dir} is at step {start}, and this run has {total} steps; raise --steps to train further");
             // Read (and check) the history before anything is written.
             keptMetrics = File.Exists(metricsPath) ? MetricsCsv.KeepThrough(metricsPath, start) : null;
@@ -180,7 +189,7 @@ public static class Trainer
         }
 
         if (ckpt is not null) stdout.WriteLine($"{title}: resuming at step {start} of {total} from {ckptPath}");
-        else stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device} ({PrecisionOf(o, device)}) → {dir}" +
+        else stdout.WriteLine($"{title}: {paramCount:N0} parameters, {total} steps of {batch} ({task.StepsPerEpoch} steps/epoch), lr {lr.ToString(Inv)}, device {o.Device}{(rank is null ? "" : $" × {rank.WorldSize} GPUs (NCCL)")} ({PrecisionOf(o, device)}) → {dir}" +
             (restart ? " (starting over: the run there had no checkpoint yet)" : ""));
 
         net.train();
@@ -297,7 +306,18 @@ public static class Trainer
 
     const double Gib = 1024.0 * 1024 * 1024;
 
-    static Augment ParseAugment(string text) => text switch
+    /// <summary>The run's length: --steps, else --epochs (or the defaults) over the task's epoch.</summary>
+    internal static long TotalSteps(TrainOptions o, Defaults d, ITrainTask task)
+    {
+        long total = o.Steps ?? d.Steps ?? (long)Math.Max(1, Math.Round((o.Epochs ?? d.Epochs ?? 1) * task.StepsPerEpoch));
+        if (o.Epochs is double e2) total = Math.Max(1, (long)Math.Round(e2 * task.StepsPerEpoch));
+        return total;
+    }
+
+    internal static TrainSettings Settings(TrainOptions o, long total, double lr, double wd) =>
+        new() { TotalSteps = total, PeakLearningRate = lr, WarmupFraction = o.WarmupFraction, WeightDecay = wd, ClipNorm = o.ClipNorm };
+
+    internal static Augment ParseAugment(string text) => text switch
     {
         "none" => Augment.None,
         "flip" => Augment.Flip,
@@ -351,7 +371,7 @@ public static class Trainer
         view.Line($"step {step}: r(W_Q) {m.RateOfChange.ToString("0.00000", Inv)}, oscillating {(100 * m.OscillatingFraction).ToString("0.00", Inv)}% of weights");
     }
 
-    static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing, Augment augment)
+    internal static ITrainTask BuildTask(TrainOptions o, Recipe recipe, int batch, double smoothing, Augment augment)
     {
         var images = o.Model == "vit" ? Images(o) : null;
         var text = o.Model == "gpt" ? Text(o) : null;
