@@ -10,7 +10,8 @@ using static TorchSharp.torch;
 // The GPU benchmark and check command: `test` (CUDA kernels against the CPU reference, ordering stress test),
 // `quantize` (GB/s of each quantizer on 64M bf16 elements, beside a copy and torch eager ops), `linear`
 // (QLinear forward+backward against nn.Linear), `memory` (activation memory per layer; not in `all`: run it with
-// PYTORCH_NO_CUDA_MEMORY_CACHING=1), `all`. Results as JSON under --out (a directory, or a .json file).
+// PYTORCH_NO_CUDA_MEMORY_CACHING=1), `dp` (data parallelism through NCCL with a world of one; not in `all`), `all`.
+// Results as JSON under --out (a directory, or a .json file).
 
 string command = args.Length > 0 ? args[0] : "all";
 string? outArg = null;
@@ -37,10 +38,11 @@ void Write(string name, object result)
 if (command is "test" or "all") failures += RunTests();
 if (command is "quantize" or "all") RunQuantize();
 if (command is "linear" or "all") RunLinear();
+if (command is "dp") failures += RunDataParallel();
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
-if (command is not ("test" or "quantize" or "linear" or "memory" or "all"))
+if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|all [--out DIR|FILE.json]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|all [--out DIR|FILE.json]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
@@ -64,6 +66,20 @@ int RunTests()
     int pass = results.Count(r => r.Pass), fail = results.Count - pass;
     Console.WriteLine($"test: {pass} PASS, {fail} FAIL in {sw.Elapsed.TotalSeconds:F1} s");
     Write("test", new { device = deviceName, pass, fail, checks = results });
+    return fail;
+}
+
+int RunDataParallel()
+{
+    var results = new List<GpuCheck>();
+    foreach (var (name, ok, detail) in DataParallelChecks.Run(device))
+    {
+        results.Add(new GpuCheck(name, ok, detail));
+        Console.WriteLine($"{(ok ? "PASS" : "FAIL")} {name}: {detail}");
+    }
+    int pass = results.Count(r => r.Pass), fail = results.Count - pass;
+    Console.WriteLine($"dp: {pass} PASS, {fail} FAIL");
+    Write("dp", new { device = deviceName, pass, fail, checks = results });
     return fail;
 }
 

@@ -1,0 +1,69 @@
+using TetraJet.Distributed;
+using static TorchSharp.torch;
+
+namespace TetraJet.Models.Tests;
+
+/// <summary>
+/// In-process ranks for tests (one thread each): a collective waits until every rank has called it, reduces the
+/// contributions in rank order and hands each rank the result. Only tests use it; training goes through NCCL.
+/// </summary>
+sealed class FakeGroup(int worldSize)
+{
+    readonly Barrier _barrier = new(worldSize);
+    readonly Tensor?[] _slots = new Tensor?[worldSize];
+    Tensor? _result;
+
+    public int WorldSize => worldSize;
+    public FakeCommunicator Rank(int rank) => new(this, rank);
+
+    internal void AllReduce(int rank, Tensor t, ReduceOp op)
+    {
+        _slots[rank] = t.detach().clone();
+        _barrier.SignalAndWait();
+        if (rank == 0)
+        {
+            var acc = _slots[0]!.clone();
+            for (int r = 1; r < worldSize; r++)
+                acc = op switch { ReduceOp.Sum => acc.add(_slots[r]!), ReduceOp.Max => acc.maximum(_slots[r]!), _ => acc.minimum(_slots[r]!) };
+            _result = acc;
+        }
+        _barrier.SignalAndWait();
+        using (no_grad()) t.copy_(_result!);
+        _barrier.SignalAndWait();
+    }
+
+    internal void Broadcast(int rank, Tensor t, int root)
+    {
+        if (rank == root) _result = t.detach().clone();
+        _barrier.SignalAndWait();
+        using (no_grad()) t.copy_(_result!);
+        _barrier.SignalAndWait();
+    }
+
+    /// <summary>Runs <paramref name="body"/> once per rank, each on its own thread, and rethrows the first failure.</summary>
+    public static T[] Run<T>(int worldSize, Func<FakeCommunicator, T> body)
+    {
+        var group = new FakeGroup(worldSize);
+        var results = new T[worldSize];
+        var errors = new Exception?[worldSize];
+        var threads = Enumerable.Range(0, worldSize).Select(r => new Thread(() =>
+        {
+            try { results[r] = body(group.Rank(r)); }
+            catch (Exception e) { errors[r] = e; }
+        }, 16 << 20)).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        if (errors.FirstOrDefault(e => e is not null) is { } first) throw new AggregateException(errors.OfType<Exception>());
+        return results;
+    }
+}
+
+sealed class FakeCommunicator(FakeGroup group, int rank) : ICommunicator
+{
+    public int Rank => rank;
+    public int WorldSize => group.WorldSize;
+    public void AllReduce(Tensor tensor, ReduceOp op) => group.AllReduce(rank, tensor, op);
+    public void Broadcast(Tensor tensor, int root) => group.Broadcast(rank, tensor, root);
+    public void Dispose() { }
+}
+
