@@ -37,7 +37,7 @@ public class DataParallelTests
         return (x, x.flip(1) * 0.5f);
     }
 
-    static QuantizedTrainingOptions Options(DataParallel? parallel) => new() { TotalSteps = 6, LearningRate = 1e-3, DataParallel = parallel };
+    static QuantizedTrainingOptions Options(DataParallel? parallel) => new() { TotalSteps = 6, LearningRate = 1e-3, DataParallel = parallel, StepsPerEpoch = 3 };
 
     /// <summary>Trains <paramref name="steps"/> steps on rows [start, start + count) of each batch; returns the weights.</summary>
     static List<Tensor> Train(Net model, DataParallel? parallel, int steps, long start, long count)
@@ -48,6 +48,13 @@ public class DataParallelTests
         {
             using var scope = NewDisposeScope();
             var (x, y) = Batch(s);
+            long k = 0;
+            if (training.CalibrationDue)
+                training.Calibrate(() =>
+                {
+                    var (cx, cy) = Batch(100 + s + k++);
+                    return nn.functional.mse_loss(model.call(cx.narrow(0, start, count)), cy.narrow(0, start, count));
+                });
             training.ZeroGrad();
             nn.functional.mse_loss(model.call(x.narrow(0, start, count)), y.narrow(0, start, count)).backward();
             training.Step();
@@ -83,6 +90,27 @@ public class DataParallelTests
             double diff = (ranks[0][i] - expected[i]).abs().max().item<float>();
             Assert.True(diff < 1e-5, $"parameter {i}: {diff} from the one-process run");
             Assert.False(ranks[0][i].Same(Model(recipe).parameters().ElementAt(i)), "the weights did not move");
+        }
+    }
+
+    [Fact]
+    public void Ranks_stay_identical_through_Q_Ramping_calibrations_and_Q_EMA_with_OsciReset()
+    {
+        foreach (var recipe in new[]
+        {
+            Recipe.Get(RecipeId.TetraJet) with { QRamping = true },
+            Recipe.Get(RecipeId.TetraJetV2) with { QEma = true, EmaDecay = 0.9, OsciReset = true, OsciResetStart = 0, OsciResetPeriod = 4, OsciResetWindow = 2 },
+        })
+        {
+            var models = new[] { Model(recipe), Model(recipe) };
+            var ranks = FakeGroup.Run(2, comm => Train(models[comm.Rank], new DataParallel(models[comm.Rank], comm) { CheckEvery = 1 }, 5, comm.Rank * Rows / 2, Rows / 2));
+            for (int i = 0; i < ranks[0].Count; i++) Assert.True(ranks[0][i].Same(ranks[1][i]), $"{recipe.Describe()}: parameter {i} differs between the ranks");
+            var calibrated = models.Select(m => m.QuantizedLinears().Select(l => l.Layer.CalibratedAtStep).ToList()).ToList();
+            Assert.Equal(calibrated[0], calibrated[1]);
+            if (recipe.QRamping) Assert.All(calibrated[0], c => Assert.Equal(3, c));
+            var emas = models.Select(m => m.QuantizedLinears().Select(l => l.Layer.EmaWeight).ToList()).ToList();
+            for (int l = 0; l < emas[0].Count; l++)
+                if (emas[0][l] is { } e0) Assert.True(e0.Same(emas[1][l]!), "Q-EMA differs between the ranks");
         }
     }
 
