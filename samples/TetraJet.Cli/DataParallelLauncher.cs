@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using TetraJet.Distributed;
 using static TorchSharp.torch;
 
@@ -15,9 +16,15 @@ namespace TetraJet.Cli;
 /// sets them. Rank 0 writes to this terminal directly; the others' error output comes through prefixed with their
 /// rank. When a rank fails, the others are ended and the launcher exits with the failing rank's code.
 /// </summary>
-static class DataParallelLauncher
+static partial class DataParallelLauncher
 {
-    public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr)
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
+    /// <summary>How long a signal to the launcher waits for rank 0 to stop on its own (the terminal signals the whole group) before passing it on.</summary>
+    static readonly TimeSpan ForwardAfter = TimeSpan.FromSeconds(30);
+
+    public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr, Interruption? interruption = null)
     {
         int gpus = o.Gpus ?? 1;
         if (gpus < 1) throw new UsageException($"--gpus {gpus}: use 1 or more");
@@ -53,7 +60,7 @@ static class DataParallelLauncher
                 }
                 ranks.Add(process);
             }
-            return Watch(ranks, stderr);
+            return Watch(ranks, stderr, interruption);
         }
         finally
         {
@@ -71,11 +78,23 @@ static class DataParallelLauncher
     /// Waits for the ranks. The first to fail ends the others and gives the exit code; once rank 0 has finished, the
     /// others have a minute to finish too (they stop at the same step) before they are ended.
     /// </summary>
-    static int Watch(List<Process> ranks, TextWriter stderr)
+    static int Watch(List<Process> ranks, TextWriter stderr, Interruption? interruption)
     {
-        DateTime? rankZeroDone = null;
+        DateTime? rankZeroDone = null, interrupted = null;
+        bool forwarded = false;
         while (true)
         {
+            if (interruption?.Requested == true && !forwarded)
+            {
+                // Ctrl-C reaches every process of the group, and rank 0 stops by itself; a signal sent to the launcher
+                // alone reaches rank 0 only from here, once, and late enough not to be a second signal (which ends it).
+                interrupted ??= DateTime.UtcNow;
+                if (DateTime.UtcNow - interrupted > ForwardAfter && !ranks[0].HasExited)
+                {
+                    Kill(ranks[0].Id, interruption.ExitCode - 128);
+                    forwarded = true;
+                }
+            }
             for (int r = 0; r < ranks.Count; r++)
             {
                 if (!ranks[r].HasExited) continue;

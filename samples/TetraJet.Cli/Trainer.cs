@@ -38,7 +38,7 @@ public static class Trainer
     public static int Run(TrainOptions o, TextWriter stdout, TextWriter stderr, Interruption? interruption = null)
     {
         // --gpus: this process only starts and watches the ranks; started as a rank, it trains on its GPU.
-        if (o.Gpus is not null) return DataParallelLauncher.Run(o, stdout, stderr);
+        if (o.Gpus is not null) return DataParallelLauncher.Run(o, stdout, stderr, interruption);
         var rank = DataParallelRank.FromEnvironment(o);
 
         // 1. Everything that can be checked without touching the disk or loading data.
