@@ -3,7 +3,7 @@
 # the CLI into .gpu/app, as bench/gpu-e2e.sh:
 #   bash bench/gpu-dp.sh OUT_DIR [max_gpus]      (max_gpus: default, every GPU nvidia-smi lists)
 # 1. GPT tiny-cpu, TetraJet, 30 steps: plain and --gpus 1 must log the same loss bits at every step (metrics.csv
-#    writes round-trip decimals, so equal text is equal bits).
+#    writes round-trip decimals, so equal text is equal bits), given that two plain runs do (printed as a control).
 # 2. With 2 or more GPUs: BF16 recipe, --gpus 2 against one process with the same --batch: losses equal up to the
 #    order of summation (max |difference| printed); --gpus 2 stopped at step 10 and resumed to 20 equals the straight run;
 #    resumed on 1 GPU it runs on and prints the notice.
@@ -32,6 +32,7 @@ resume() {
 
 tiny=(gpt --size tiny-cpu --recipe tetrajet --steps 30 --batch 16 --eval-every 1000000 --checkpoint-every 1000000)
 run tiny-plain "${tiny[@]}"
+run tiny-plain-again "${tiny[@]}"
 run tiny-gpus1 "${tiny[@]}" --gpus 1
 if (( max >= 2 )); then
   bf=(gpt --size tiny-cpu --recipe bf16 --steps 20 --batch 16 --eval-every 1000000 --checkpoint-every 10)
@@ -59,9 +60,13 @@ def rows(name):
     except OSError:
         return None
 report = {}
-a, b = rows("tiny-plain"), rows("tiny-gpus1")
-same = a is not None and b is not None and len(a) == 30 and [r["loss"] for r in a] == [r["loss"] for r in b]
+def losses(r): return [x["loss"] for x in r] if r else None
+a, a2, b = rows("tiny-plain"), rows("tiny-plain-again"), rows("tiny-gpus1")
+repeat = a is not None and losses(a) == losses(a2)
+same = a is not None and b is not None and len(a) == 30 and losses(a) == losses(b)
+report["plain_repeats_bit_exact"] = repeat
 report["gpus1_equals_plain"] = same
+print(f"plain run repeated, 30 steps, loss bits equal: {repeat} (if not, torch's kernels are not repeatable here and the next line cannot pass)")
 print(f"--gpus 1 = plain, 30 steps, loss bits: {'PASS' if same else 'FAIL'}")
 if top >= 2:
     p, g = rows("bf16-plain"), rows("bf16-gpus2")

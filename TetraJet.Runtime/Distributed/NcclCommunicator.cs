@@ -78,7 +78,7 @@ public sealed class NcclCommunicator : ICommunicator
             ScalarType.Float64 => Nccl.Float64,
             ScalarType.Int64 => Nccl.Int64,
             ScalarType.Int32 => Nccl.Int32,
-            ScalarType.Byte => Nccl.Uint8,
+            ScalarType.Byte or ScalarType.Bool => Nccl.Uint8,
             ScalarType.Int8 => Nccl.Int8,
             _ => throw new ArgumentException($"NCCL has no {t.dtype} type"),
         };

@@ -11,7 +11,8 @@ using static TorchSharp.torch;
 /// bit for bit; broadcast leaves rank 0's tensor as it is; an all-reduce queued right after torch work on the default
 /// stream sees that work's result; weight fingerprints are the same on the GPU and the CPU; and GPT tiny-cpu trained
 /// through a world-size-1 communicator gives, step by step, the same loss bits and in the end the same weights as the
-/// plain trainer (TetraJet, and TetraJet-v2 with OutControl and OsciReset inside the run).
+/// plain trainer (TetraJet, and TetraJet-v2 with OutControl and OsciReset inside the run) — provided the plain trainer
+/// repeats itself bit for bit on this GPU; if it does not, the check bounds the difference by the plain repeat's own.
 /// </summary>
 static class DataParallelChecks
 {
@@ -102,9 +103,27 @@ static class DataParallelChecks
             return (losses, task.Net.parameters().Select(p => p.detach().cpu().clone()).ToList());
         }
         var plain = Train(null);
+        var again = Train(null);
         var ranked = Train(comm);
-        bool losses = plain.Losses.Select(BitConverter.SingleToInt32Bits).SequenceEqual(ranked.Losses.Select(BitConverter.SingleToInt32Bits));
-        bool weights = plain.Weights.Zip(ranked.Weights).All(w => Same(w.First, w.Second));
-        return (losses && weights, $"losses {(losses ? "bit-equal" : "DIFFER")} ({string.Join(", ", ranked.Losses.Select(l => l.ToString("0.0000")))}), weights {(weights ? "bit-equal" : "DIFFER")}");
+        // Control: the plain trainer against itself. Where torch's CUDA kernels repeat bit for bit (the usual case),
+        // the world-of-one run must too; where a kernel does not (e.g. an attention backward with atomics), the run
+        // through NCCL may differ from the plain one by no more than the plain one differs from itself (×4 slack).
+        double control = MaxDiff(plain, again), diff = MaxDiff(plain, ranked);
+        bool deterministic = control == 0;
+        bool pass = deterministic ? diff == 0 : diff <= 4 * control;
+        return (pass, $"plain repeat: {(deterministic ? "bit-equal" : $"differs by {control:G3}")}; world of one vs plain: max |difference| {diff:G3} over losses and weights" +
+            $" ({string.Join(", ", ranked.Losses.Select(l => l.ToString("0.0000")))})");
+    }
+
+    /// <summary>The largest absolute difference between two runs' losses and final weights (0: bit-equal, NaN: mismatched).</summary>
+    static double MaxDiff((List<float> Losses, List<Tensor> Weights) a, (List<float> Losses, List<Tensor> Weights) b)
+    {
+        if (a.Losses.Count != b.Losses.Count || a.Weights.Count != b.Weights.Count) return double.NaN;
+        double d = 0;
+        for (int i = 0; i < a.Losses.Count; i++)
+            d = BitConverter.SingleToInt32Bits(a.Losses[i]) == BitConverter.SingleToInt32Bits(b.Losses[i]) ? d : Math.Max(d, Math.Abs(a.Losses[i] - b.Losses[i]) + double.Epsilon);
+        foreach (var (x, y) in a.Weights.Zip(b.Weights))
+            if (!Same(x, y)) d = Math.Max(d, (x - y).abs().max().item<float>() + double.Epsilon);
+        return d;
     }
 }
