@@ -40,10 +40,14 @@ public static class Rendezvous
     /// <summary>Rank 0's side: answers the other <paramref name="worldSize"/> − 1 ranks, then returns.</summary>
     public static void Serve(int port, int worldSize, byte[] payload, TimeSpan timeout)
     {
-        var listener = new TcpListener(IPAddress.IPv6Any, port);
-        listener.Server.DualMode = true;
-        listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        try { listener.Start(); }
+        TcpListener listener;
+        try
+        {
+            // Every interface, IPv4 and IPv6 where the host has IPv6, else IPv4 alone.
+            listener = TcpListener.Create(port);
+            listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Start();
+        }
         catch (SocketException e) { throw new InvalidOperationException($"rendezvous: rank 0 cannot listen on port {port} ({e.Message}); choose another MASTER_PORT", e); }
         var deadline = DateTime.UtcNow + timeout;
         var seen = new HashSet<int>();
@@ -105,8 +109,7 @@ public static class Rendezvous
         {
             try
             {
-                using var client = new TcpClient(AddressFamily.InterNetworkV6) { ReceiveTimeout = (int)Math.Max(1000, timeout.TotalMilliseconds), SendTimeout = 30_000 };
-                client.Client.DualMode = true;
+                using var client = new TcpClient { ReceiveTimeout = (int)Math.Max(1000, timeout.TotalMilliseconds), SendTimeout = 30_000 };
                 var connect = client.ConnectAsync(address, port);
                 if (!connect.Wait(TimeSpan.FromSeconds(5))) throw new TimeoutException("connect timed out");
                 var stream = client.GetStream();
