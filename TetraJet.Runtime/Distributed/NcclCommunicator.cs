@@ -85,12 +85,22 @@ public sealed class NcclCommunicator : ICommunicator
         return (TensorMemory.DataPointer(t), (nuint)t.numel(), type);
     }
 
-    /// <summary>Destroys the communicator (after the queued collectives finish).</summary>
+    /// <summary>
+    /// Destroys the communicator. ncclCommDestroy may wait for work the other ranks have not finished (a rank that
+    /// stops early, on a signal or an error, leaves them waiting in their next collective), so it gets 30 seconds; past
+    /// them the communicator is left to the end of the process rather than hanging it.
+    /// </summary>
     public void Dispose()
     {
         if (_comm == IntPtr.Zero) return;
-        using (new Current(_context)) Nccl.CommDestroy(_comm);
+        IntPtr comm = _comm, context = _context;
         _comm = IntPtr.Zero;
+        var destroy = Task.Run(() =>
+        {
+            using (new Current(context)) Nccl.CommDestroy(comm);
+        });
+        try { destroy.Wait(TimeSpan.FromSeconds(30)); }
+        catch (AggregateException) { }   // a failed destroy at the end of a run changes nothing
     }
 
     /// <summary>Makes torch's context of the device current for a call and restores the caller's afterwards.</summary>
