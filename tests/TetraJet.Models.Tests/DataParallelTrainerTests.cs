@@ -68,7 +68,39 @@ public class DataParallelTrainerTests
             Assert.True(Same(results[0].Weights[i], results[1].Weights[i]), $"parameter {i} differs between the ranks");
             Assert.True((results[0].Weights[i] - expected.Weights[i]).abs().max().item<float>() < 1e-4, $"parameter {i} strays from the one-process run");
         }
+
+        // Rank 0's checkpoint records the two GPUs and resumes in one process with rank 0's weights.
+        var header = new CheckpointHeader
+        {
+            Model = "vit", Size = "tiny-cpu", Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = System.Text.Json.JsonSerializer.Serialize(tasks[0].Config),
+            Step = 0, TotalSteps = 4, Seed = 0, Batch = 32, ElapsedSeconds = 0, TrainSeconds = 0, TorchRngState = "",
+        };
+        var ckpt = trainers[0].Capture(header);
+        Assert.Equal(2, ckpt.Header.Gpus);
+        Assert.Equal(1, plain.Capture(header).Header.Gpus);
+        using var resumedTask = Task(recipe);
+        using var resumed = new TaskTrainer(resumedTask, Settings, CPU);
+        resumed.Resume(ckpt);
+        Assert.Equal(4, resumed.Step);
+        Assert.All(resumedTask.Net.parameters().Zip(results[0].Weights), w => Assert.True(Same(w.First, w.Second)));
         foreach (var t in trainers) t.Dispose();
         foreach (var t in tasks) t.Dispose();
+    }
+
+    [Fact]
+    public void Resuming_on_another_gpu_count_says_so()
+    {
+        var dir = Path.Combine(CliHarness.TempDir("gpus-resume"), "run");
+        Assert.Equal(0, CliHarness.Run(CliHarness.QuickVit(dir, "tetrajet", 4, "--stop-after", "2")).Code);
+        var path = Path.Combine(dir, Checkpoint.FileName);
+        var ckpt = Checkpoint.Read(path);
+        Assert.Equal(1, ckpt.Header.Gpus);
+        new Checkpoint { Header = ckpt.Header with { Gpus = 2 }, ModelState = ckpt.ModelState, OptimizerState = ckpt.OptimizerState, TrackingState = ckpt.TrackingState }.Write(path);
+        var (code, stdout, _) = CliHarness.Run(CliHarness.QuickVit(dir, "tetrajet", 4, "--resume"));
+        Assert.Equal(0, code);
+        Assert.Contains("note: the checkpoint was trained on 2 GPU(s) and continues on 1", stdout);
+        var (again, quiet, _) = CliHarness.Run(CliHarness.QuickVit(Path.Combine(CliHarness.TempDir("gpus-resume"), "run"), "tetrajet", 2));
+        Assert.Equal(0, again);
+        Assert.DoesNotContain("note:", quiet);
     }
 }
