@@ -87,10 +87,12 @@ public static class Program
         var augment = new Option<string>("--augment") { Description = "vit training augmentation: none, flip, crop (±2 px) or crop+flip", DefaultValueFactory = _ => "flip" };
         var logEvery = new Option<int>("--log-every") { Description = "without a terminal, print a progress line every N steps", DefaultValueFactory = _ => 50 };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
+        var noiseEvery = new Option<int>("--noise-every") { Description = "measure each quantized layer's gradient-to-noise ratio every N steps (0: off; docs/DIAGNOSTICS.md)", DefaultValueFactory = _ => 50 };
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
             device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet,
+            noiseEvery,
         };
         cmd.SetAction(p =>
         {
@@ -103,6 +105,7 @@ public static class Program
                 Device = p.GetValue(device)!, Gemm = p.GetValue(gemm)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
+                NoiseEvery = p.GetValue(noiseEvery),
             };
             return Trainer.Run(options, stdout, stderr, interruption);
         });

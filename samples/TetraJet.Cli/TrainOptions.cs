@@ -36,6 +36,8 @@ public sealed record TrainOptions
     public int? EvalSubset { get; init; }
     public string Augment { get; init; } = "flip";
     public int LogEvery { get; init; } = 50;
+    /// <summary>Measure the gradient-to-noise ratio every N steps (docs/DIAGNOSTICS.md); 0 is off.</summary>
+    public int NoiseEvery { get; init; } = 50;
     public bool Quiet { get; init; }
 
     public string OutDir => Out ?? Path.Combine("runs", $"{Model}-{Recipe}");
