@@ -54,10 +54,11 @@ static class Fp8Checks
             var details = new List<string>();
             bool ok = gpuLayer.LastForwardUsedFp8;
             if (!ok) details.Add("the CUDA layer did not take the FP8 GEMMs");
+            bool same = true;
             for (int slot = 1; slot <= 6; slot++)
             {
                 long bad = c.Operands[slot] is { } co && g.Operands[slot] is { } go ? LinearChecks.Mismatch(co, go) : -1;
-                ok &= bad == 0;
+                same &= bad == 0;
                 if (bad != 0) details.Add(bad < 0 ? $"Q{slot} not seen" : $"Q{slot}: {bad} differ");
             }
             var counts = gpuLayer.Fp8Fallbacks();
@@ -67,7 +68,8 @@ static class Fp8Checks
             double ry = Rel(c.Y!, g.Y!), rdx = Rel(c.Dx!, g.Dx!), rdw = Rel(c.Dw!, g.Dw!);
             double tolerance = dtype == ScalarType.BFloat16 ? 2e-2 : 1e-3;
             ok &= Math.Max(ry, Math.Max(rdx, rdw)) < tolerance;
-            details.Add($"six operands {(details.Count == 0 ? "identical" : "DIFFER")}; {exact} of {total} row-groups exact; relative difference to the CPU Y {ry:E1}, dX {rdx:E1}, dW {rdw:E1}");
+            ok &= same;
+            details.Add($"six operands {(same ? "identical" : "DIFFER")}; {exact} of {total} row-groups exact; relative difference to the CPU Y {ry:E1}, dX {rdx:E1}, dW {rdw:E1}");
             return (name, ok, string.Join("; ", details));
         }
         catch (Exception e) { return (name, false, e.GetType().Name + ": " + e.Message); }

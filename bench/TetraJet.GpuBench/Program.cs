@@ -14,7 +14,12 @@ using static TorchSharp.torch;
 
 string command = args.Length > 0 ? args[0] : "all";
 string? outArg = null;
-for (int i = 1; i < args.Length - 1; i++) if (args[i] == "--out") outArg = args[i + 1];
+string[]? only = null;   // `test --only fp8,smoke`: the named groups of checks alone (a re-run after a fix)
+for (int i = 1; i < args.Length - 1; i++)
+{
+    if (args[i] == "--out") outArg = args[i + 1];
+    if (args[i] == "--only") only = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}
 
 if (!cuda.is_available())
 {
@@ -40,7 +45,7 @@ if (command is "linear" or "all") RunLinear();
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
 if (command is not ("test" or "quantize" or "linear" or "memory" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|all [--out DIR|FILE.json]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|all [--out DIR|FILE.json] [--only GROUP,...]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
@@ -49,14 +54,24 @@ int RunTests()
 {
     var results = new List<GpuCheck>();
     var sw = Stopwatch.StartNew();
-    foreach (var c in GpuSelfCheck.RunAll(device)
-        .Concat(Fp8SelfCheck.RunAll(device))
-        .Concat(LinearChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(Fp8Checks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(MemoryChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(SmokeChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(ExportChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail)))
-        .Concat(TrainingChecks.Run(device).Select(l => new GpuCheck(l.Name, l.Pass, l.Detail))))
+    static IEnumerable<GpuCheck> Of(IEnumerable<(string Name, bool Pass, string Detail)> checks) => checks.Select(l => new GpuCheck(l.Name, l.Pass, l.Detail));
+    var groups = new (string Name, Func<IEnumerable<GpuCheck>> Checks)[]
+    {
+        ("kernels", () => GpuSelfCheck.RunAll(device)),
+        ("fp8-kernels", () => Fp8SelfCheck.RunAll(device)),
+        ("linear", () => Of(LinearChecks.Run(device))),
+        ("fp8", () => Of(Fp8Checks.Run(device))),
+        ("memory", () => Of(MemoryChecks.Run(device))),
+        ("smoke", () => Of(SmokeChecks.Run(device))),
+        ("export", () => Of(ExportChecks.Run(device))),
+        ("training", () => Of(TrainingChecks.Run(device))),
+    };
+    if (only?.FirstOrDefault(o => groups.All(g => g.Name != o)) is { } unknown)
+    {
+        Console.WriteLine($"FAIL unknown group '{unknown}' (groups: {string.Join(", ", groups.Select(g => g.Name))})");
+        return 1;
+    }
+    foreach (var c in groups.Where(g => only is null || only.Contains(g.Name)).SelectMany(g => g.Checks()))
     {
         results.Add(c);
         Console.WriteLine($"{(c.Pass ? "PASS" : "FAIL")} {c.Name}: {c.Detail}");

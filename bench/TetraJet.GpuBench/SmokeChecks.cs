@@ -39,7 +39,7 @@ static class SmokeChecks
         catch (ArgumentException e)
         {
             // The trainer refuses this combination before a step: the same refusal must hold on every device.
-            return (title, e.Message.Contains("multiple of", StringComparison.Ordinal), "refused at build: " + e.Message);
+            return (title, e.Message.Contains("multiple", StringComparison.Ordinal), "refused at build, as the trainer refuses it: " + e.Message);
         }
         try
         {

@@ -186,6 +186,8 @@ public class DslModelTests
             new[] { "Mxfp4_Microscaling", "Mxfp4_TetraJet", "Nvfp4_NvidiaNvfp4", "Nvfp4_TetraJetV2" }
                 .SelectMany(r => new[] { r, r + "_QEma", r + "_OutControl", r + "_QEma_OutControl" })
                 .Append("Bf16")
+                // FP8 GEMMs where the recipe can take them (every slot MXFP4 without RHT)
+                .Concat(["Mxfp4_Microscaling_Fp8Gemm", "Mxfp4_Microscaling_QEma_Fp8Gemm", "Mxfp4_TetraJet_Fp8Gemm", "Mxfp4_TetraJet_QEma_Fp8Gemm"])
                 // SlotAblation's [QuantizeSlot]s
                 .Concat(["Mxfp4_TetraJet_Q3Mxfp4Rtn", "Mxfp4_TetraJet_Q3Mxfp4Rtn_Q5Bf16_Q6Bf16", "Mxfp4_TetraJet_Q3Mxfp8Sr", "Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSr"])
                 .Select(n => n + "Plan").OrderBy(n => n, StringComparer.Ordinal),
@@ -205,7 +207,8 @@ public class DslModelTests
                 var slot = slots[field.Name[1] - '1'];
                 var value = field.GetValue(null)!;
                 var spec = (QuantSpec)value.GetType().GetProperty("Spec")!.GetValue(value)!;
-                var hadamard = (bool)value.GetType().GetProperty("Hadamard")!.GetValue(value)!;
+                // FP8 operand handles have no RHT: a configuration with one never takes FP8 GEMMs
+                var hadamard = value.GetType().GetProperty("Hadamard") is { } h && (bool)h.GetValue(value)!;
                 string what = $"{plan.GetType().Name}.{field.Name}";
                 Assert.True(slot.IsQuantized, what + " quantizes a BF16 slot");
                 Assert.Equal(slot.Spec with { Rounding = field.Name.Contains("Ema") ? Rounding.EmaGuided : slot.Spec.Rounding }, spec);
