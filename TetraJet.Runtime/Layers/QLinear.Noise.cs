@@ -22,9 +22,9 @@ public sealed partial class QLinear
     /// Whether this layer's weight gradient varies with the random streams: Q5 or Q6 rounds stochastically or applies
     /// the random Hadamard transform. Otherwise two draws would agree bit for bit and the noise is zero.
     /// </summary>
-    public bool HasWgradNoise => Random(Recipe.Q5) || Random(Recipe.Q6);
+    public bool HasWgradNoise => IsRandom(Recipe.Q5) || IsRandom(Recipe.Q6);
 
-    static bool Random(QuantizerSlot s) => s.IsQuantized && (s.Spec.Rounding == Rounding.Stochastic || s.Hadamard);
+    static bool IsRandom(QuantizerSlot s) => s.IsQuantized && (s.Spec.Rounding == Rounding.Stochastic || s.Hadamard);
 
     /// <summary>Called by backward with the step's own dW: records the estimate from a second draw.</summary>
     internal void MeasureGradientNoise(LinearPlan plan, LinearStep step, Tensor dy, Tensor dw)

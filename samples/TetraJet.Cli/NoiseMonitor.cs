@@ -46,7 +46,8 @@ sealed class NoiseMonitor
     /// </summary>
     public List<string>? KeepThrough(string path, long step)
     {
-        if (!Active || !File.Exists(path)) return null;
+        // Cut back even when this invocation samples nothing (--noise-every 0): no row may outlive the checkpoint.
+        if (_layers.Count == 0 || !File.Exists(path)) return null;
         var kept = RunCsv.KeepThrough(path, Header, "tetrajet train", step);
         foreach (var line in kept.Skip(1))
         {
