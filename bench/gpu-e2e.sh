@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end training throughput on CUDA, one process per run (so each run's peak device memory is its own):
 # GPT-70m and ViT-small (DeiT-S) with each recipe at the trainer's defaults (TetraJet also with --gemm fp8), bfloat16 autocast (--precision's CUDA
-# default). Throughput is the median of the per-step items/s over the second half of the run (the first steps compile
-# the kernels). Run on the GPU machine from the repository root after packing the CLI into .gpu/app:
+# default). Throughput is summary.json's SteadyThroughput: items over the second half of the steps divided by those
+# steps' own time (the first steps compile the kernels; metrics.csv's items_per_s is a 5-second window, too coarse for
+# short runs). Run on the GPU machine from the repository root after packing the CLI into .gpu/app:
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
 set -uo pipefail
 out=${1:?usage: gpu-e2e.sh OUT_DIR [steps] [extra train options]}
@@ -42,11 +43,10 @@ for model in ("gpt-70m", "vit-small"):
         except OSError as e:
             print(f"{name}: no result ({e})")
             continue
-        rates = [float(r["items_per_s"]) for r in steps[len(steps) // 2:]]
-        rate = statistics.median(rates)
+        rate = summary.get("SteadyThroughput") or statistics.median(float(r["items_per_s"]) for r in steps[len(steps) // 2:])
         base = base or (rate if recipe == "bf16" else None)
         ratio = rate / base if base else float("nan")
-        rows.append(dict(run=name, unit=summary.get("ThroughputUnit"), median_per_s=rate, ratio_to_bf16=ratio,
+        rows.append(dict(run=name, unit=summary.get("ThroughputUnit"), steady_per_s=rate, ratio_to_bf16=ratio,
                          peak_device_memory_gib=summary.get("PeakDeviceMemoryGiB"), precision=summary.get("Precision"),
                          final_eval_loss=summary.get("EvalLoss"), fp8_fallbacks=summary.get("Fp8Fallbacks")))
         print(f"{name:24} {rate:12,.0f} {summary.get('ThroughputUnit')}  {ratio:5.2f}x bf16  peak {summary.get('PeakDeviceMemoryGiB')} GiB")

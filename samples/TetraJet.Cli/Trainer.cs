@@ -166,6 +166,8 @@ public static class Trainer
 
         var wall = Stopwatch.StartNew();
         double trainSeconds = trainSecondsBefore;
+        // The second half of this process's steps, timed alone: a throughput without the first steps' kernel compilation.
+        double steadyItems = 0, steadySeconds = 0;
         string title = $"{o.Model} {o.Size} {recipe.Name}";
         long lastGood = start;
         EvalResult? lastEval = null;
@@ -219,6 +221,7 @@ public static class Trainer
                 long? memory = gpu?.MemoryInUse();
                 if (memory is long m) { peakMemory = Math.Max(peakMemory, m); tb.Scalar("train/device_memory_gib", m / Gib, step + 1); }
                 trainSeconds += stepTimer.Elapsed.TotalSeconds;
+                if (2 * (step - start) >= stopAt - start) { steadyItems += task.ItemsPerStep; steadySeconds += stepTimer.Elapsed.TotalSeconds; }
                 windowItems += task.ItemsPerStep; windowSeconds += stepTimer.Elapsed.TotalSeconds;
                 long done = result.Step;
                 double throughput = windowItems / Math.Max(windowSeconds, 1e-9);
@@ -287,6 +290,7 @@ public static class Trainer
             Parameters = paramCount, Steps = total, Epochs = (double)total / task.StepsPerEpoch, Batch = batch, Lr = lr, WeightDecay = wd, Seed = o.Seed,
             Device = o.Device, Precision = PrecisionOf(o, device), Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
             Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
+            SteadyThroughput = steadySeconds > 0 ? steadyItems / steadySeconds : null,
             PeakDeviceMemoryGiB = gpu is null ? null : Math.Round(peakMemory / Gib, 2),
             EvalLoss = final.Loss, EvalAccuracy = final.Accuracy, EvalPerplexity = final.Perplexity,
             Fp8Fallbacks = recipe.Gemm == GemmPath.FP8 ? Fp8Fallbacks(net) : null,
@@ -425,6 +429,8 @@ public sealed record RunSummary
     public double TrainSeconds { get; init; }
     public double Throughput { get; init; }
     public required string ThroughputUnit { get; init; }
+    /// <summary>Items per second over the second half of this process's steps, by the step timer (no compilation warm-up).</summary>
+    public double? SteadyThroughput { get; init; }
     /// <summary>CUDA runs: the most device memory in use after any step (torch's cache included).</summary>
     public double? PeakDeviceMemoryGiB { get; init; }
     public double EvalLoss { get; init; }

@@ -83,6 +83,9 @@ public class TrainingTests
         Assert.InRange(summary.RootElement.GetProperty("EvalAccuracy").GetDouble(), 0, 1);
         Assert.Contains("| Q1 | X | K |", summary.RootElement.GetProperty("RecipeDescription").GetString());
         Assert.Equal("fp32", summary.RootElement.GetProperty("Precision").GetString());   // the CPU's default
+        // Steps 3 and 4 timed alone: the same order of magnitude as the whole run's rate, whose first step compiles.
+        double steady = summary.RootElement.GetProperty("SteadyThroughput").GetDouble(), whole = summary.RootElement.GetProperty("Throughput").GetDouble();
+        Assert.InRange(steady / whole, 0.1, 10);
 
         var comparePng = Path.Combine(Path.GetDirectoryName(dir)!, "cmp.png");
         var cmp = CliHarness.Run("compare", dir, dir, "--out", comparePng);
