@@ -9,6 +9,7 @@ namespace TetraJet;
 /// RHT signs of the dgrad pair (Q3, Q4), slot 8 those of the wgrad pair (Q5, Q6), slot 9 those of the forward pair
 /// (Q1, Q2, where a per-slot override gives them an RHT): a pair shares its signs so that the transforms cancel in the
 /// product. Distinct (step, layer id, slot) give distinct streams while the step stays below 2^32 training forwards.
+/// The gradient-to-noise diagnostic's second draw uses the same stream ids under another Philox key (<see cref="NoiseDrawKey"/>).
 /// </summary>
 /// <remarks>
 /// A layer's id is <see cref="IdOfInitialWeights"/>: a hash of the weight and bias it was created with. Two layers
@@ -19,6 +20,12 @@ namespace TetraJet;
 public static class LayerStreams
 {
     public const int DgradHadamard = 7, WgradHadamard = 8, ForwardHadamard = 9;
+
+    /// <summary>
+    /// XORed into the layer's Philox key for the diagnostic's second draw of a backward (QLinear.SampleGradientNoise):
+    /// its SR draws and RHT signs are then independent of the step's own, whose key and counters it leaves alone.
+    /// </summary>
+    public const ulong NoiseDrawKey = 0x9E3779B97F4A7C15;
 
     /// <summary>Layer ids are taken modulo 2^28: the bits the stream id has for them.</summary>
     public const int IdBits = 28;

@@ -97,7 +97,10 @@ static class LinearGlue
         {
             var layer = step.Layer;
             var dy = grads[0].reshape(-1, layer.OutFeatures);
-            var (dx, dw) = pending.Plan.Backward(step, step.Autocast is { } t ? dy.to(t) : dy);
+            var dyc = step.Autocast is { } t ? dy.to(t) : dy;
+            var (dx, dw) = pending.Plan.Backward(step, dyc);
+            // Only on the steps a caller samples: the other steps pay one flag test.
+            if (layer.SampleGradientNoise) layer.MeasureGradientNoise(pending.Plan, step, dyc, dw);
             var result = new List<Tensor> { dx.reshape(pending.InputShape), dw };
             if (pending.HasBias) result.Add(dy.to(ScalarType.Float32).sum(dim: 0).to(layer.bias!.dtype));
             result.Add(null!);

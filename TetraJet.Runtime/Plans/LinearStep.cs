@@ -48,7 +48,8 @@ public sealed class LinearStep
     /// </summary>
     public SlotStreams Streams(int slot)
     {
-        ulong seed = Layer.Seed;
+        // The diagnostic's second draw: another key, so independent SR draws and RHT signs for every slot.
+        ulong seed = NoiseDraw ? Layer.Seed ^ LayerStreams.NoiseDrawKey : Layer.Seed;
         uint signs = slot switch
         {
             1 or 2 => Philox.HadamardSigns(seed, LayerStreams.For(Step, Layer.LayerId, LayerStreams.ForwardHadamard)),
@@ -59,6 +60,12 @@ public sealed class LinearStep
         ulong key = LayerStreams.IsDataSlot(slot) ? LayerStreams.KeyForRank(seed, Layer.StreamRank) : seed;
         return new SlotStreams(key, LayerStreams.For(Step, Layer.LayerId, slot), signs);
     }
+
+    /// <summary>
+    /// Set while backward runs a second time for the gradient-to-noise diagnostic (<see cref="QLinear.SampleGradientNoise"/>):
+    /// slots draw from their noise streams, and the probe and the FP8 counters do not see that pass.
+    /// </summary>
+    internal bool NoiseDraw { get; set; }
 
     // ---------------------------------------------------------------- kept for backward
 
@@ -199,7 +206,10 @@ public sealed class LinearStep
     }
 
     /// <summary>Counts an operand's exactly computed pieces on the layer (<see cref="QLinear.Fp8Fallbacks"/>).</summary>
-    void Count(int slot, Fp8Tensors t) => Layer.CountFp8(slot, t.Flags, (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength));
+    void Count(int slot, Fp8Tensors t)
+    {
+        if (!NoiseDraw) Layer.CountFp8(slot, t.Flags, (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength));
+    }
 
     /// <summary>D = A·Bᵀ on FP8 tensor cores, then the rows and columns of flagged lines recomputed exactly over <paramref name="k"/>.</summary>
     static Tensor Fp8Product(Fp8Tensors a, Fp8Tensors b, int k)
@@ -250,7 +260,7 @@ public sealed class LinearStep
     /// </summary>
     void Fp8Probe(int slot, Fp8Tensors t, long? rows)
     {
-        if (Layer.OperandProbe is not { } probe) return;
+        if (NoiseDraw || Layer.OperandProbe is not { } probe) return;
         using var scope = NewDisposeScope();
         var values = Fp8Values(t);
         probe(slot, rows is long r ? values.t().narrow(0, 0, r) : values);
@@ -279,7 +289,7 @@ public sealed class LinearStep
     /// <summary>Hands an operand to the layer's probe, if one is set (<see cref="QLinear.OperandProbe"/>); returns it.</summary>
     public Tensor Probe(int slot, Tensor operand)
     {
-        Layer.OperandProbe?.Invoke(slot, operand);
+        if (!NoiseDraw) Layer.OperandProbe?.Invoke(slot, operand);
         return operand;
     }
 }

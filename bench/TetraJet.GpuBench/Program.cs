@@ -67,6 +67,7 @@ int RunTests()
         ("smoke", () => Of(SmokeChecks.Run(device))),
         ("export", () => Of(ExportChecks.Run(device))),
         ("training", () => Of(TrainingChecks.Run(device))),
+        ("noise", () => Of(NoiseChecks.Run(device))),
     };
     if (only?.FirstOrDefault(o => groups.All(g => g.Name != o)) is { } unknown)
     {

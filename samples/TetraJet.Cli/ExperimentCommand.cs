@@ -3,10 +3,13 @@ using TetraJet.Models.Experiments;
 
 namespace TetraJet.Cli;
 
-/// <summary><c>tetrajet experiment oscillation</c>: the remedies of ALGORITHMS.md §5 side by side, as a markdown table.</summary>
+/// <summary>
+/// <c>tetrajet experiment oscillation</c>: the remedies of ALGORITHMS.md §5 side by side, as a markdown table;
+/// <c>tetrajet experiment study</c>: the multi-seed grid (Study/).
+/// </summary>
 public static class ExperimentCommand
 {
-    public static Command Create(TextWriter stdout)
+    public static Command Create(TextWriter stdout, TextWriter? stderr = null, Interruption? interruption = null)
     {
         var steps = new Option<int>("--steps") { Description = "training steps per variant", DefaultValueFactory = _ => 400 };
         var seed = new Option<int>("--seed") { Description = "seed of the teacher, the data and the student", DefaultValueFactory = _ => 0 };
@@ -35,6 +38,9 @@ public static class ExperimentCommand
             if (path is not null) File.WriteAllText(path, table);
             return 0;
         });
-        return new Command("experiment", "experiments that reproduce the papers' findings") { oscillation };
+        return new Command("experiment", "experiments that reproduce the papers' findings")
+        {
+            oscillation, Study.StudyCommand.Create(stdout, stderr ?? TextWriter.Null, interruption),
+        };
     }
 }

@@ -2,25 +2,42 @@ using System.Globalization;
 
 namespace TetraJet.Cli;
 
-/// <summary>One row of metrics.csv: a training step, plus evaluation numbers on the steps that evaluated.</summary>
+/// <summary>
+/// One row of metrics.csv: a training step, plus evaluation numbers on the steps that evaluated and the gradient-to-noise
+/// ratio's minimum and median over the quantized layers on the steps that sampled it (docs/DIAGNOSTICS.md).
+/// </summary>
 public sealed record MetricsRow(long Step, double Epoch, double Loss, double Lr, double? TrainAcc,
-    double? EvalLoss, double? EvalAcc, double? EvalPpl, double ItemsPerSecond, double ElapsedSeconds);
+    double? EvalLoss, double? EvalAcc, double? EvalPpl, double ItemsPerSecond, double ElapsedSeconds,
+    double? NoiseMin = null, double? NoiseMedian = null);
 
 /// <summary>metrics.csv: written a row per step, read back for plots, resume and compare.</summary>
 public static class MetricsCsv
 {
     public const string FileName = "metrics.csv";
-    public const string Header = "step,epoch,loss,lr,train_acc,eval_loss,eval_acc,eval_ppl,items_per_s,elapsed_s";
+    public const string Header = "step,epoch,loss,lr,train_acc,eval_loss,eval_acc,eval_ppl,items_per_s,elapsed_s,noise_min,noise_median";
+    /// <summary>The header before the noise columns: such files are still read, and a resumed run rewrites them with both columns empty.</summary>
+    public const string LegacyHeader = "step,epoch,loss,lr,train_acc,eval_loss,eval_acc,eval_ppl,items_per_s,elapsed_s";
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     static string F(double v) => v.ToString("R", Inv);
     static string F(double? v) => v is double d ? F(d) : "";
 
     public static string Format(MetricsRow r) =>
-        $"{r.Step},{r.Epoch.ToString("0.####", Inv)},{F(r.Loss)},{F(r.Lr)},{F(r.TrainAcc)},{F(r.EvalLoss)},{F(r.EvalAcc)},{F(r.EvalPpl)},{r.ItemsPerSecond.ToString("0.#", Inv)},{r.ElapsedSeconds.ToString("0.###", Inv)}";
+        $"{r.Step},{r.Epoch.ToString("0.####", Inv)},{F(r.Loss)},{F(r.Lr)},{F(r.TrainAcc)},{F(r.EvalLoss)},{F(r.EvalAcc)},{F(r.EvalPpl)},{r.ItemsPerSecond.ToString("0.#", Inv)},{r.ElapsedSeconds.ToString("0.###", Inv)},{F(r.NoiseMin)},{F(r.NoiseMedian)}";
 
     /// <summary>Reads every row; a damaged file is a <see cref="UsageException"/> naming the line.</summary>
-    public static List<MetricsRow> Read(string path) => RunCsv.ReadLines(path, Header, "tetrajet train").Select(l => Parse(path, l.Number, l.Text)).ToList();
+    public static List<MetricsRow> Read(string path) => RunCsv.ReadLines(path, HeaderOf(path), "tetrajet train").Select(l => Parse(path, l.Number, l.Text)).ToList();
+
+    /// <summary>The file's header where it is the legacy one, else the current one (which ReadLines then checks).</summary>
+    static string HeaderOf(string path)
+    {
+        try
+        {
+            using var reader = new StreamReader(path);
+            return reader.ReadLine()?.TrimEnd('\r') == LegacyHeader ? LegacyHeader : Header;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new UsageException($"cannot read {path}: {e.Message}"); }
+    }
 
     /// <summary>
     /// The lines to keep when a run resumes at <paramref name="step"/>: the header and the rows up to it. A last line
@@ -29,10 +46,10 @@ public static class MetricsCsv
     public static List<string> KeepThrough(string path, long step)
     {
         var keep = new List<string> { Header };
-        foreach (var (number, text) in RunCsv.ReadLines(path, Header, "tetrajet train"))
+        foreach (var (number, text) in RunCsv.ReadLines(path, HeaderOf(path), "tetrajet train"))
         {
             var row = Parse(path, number, text);
-            if (row.Step <= step) keep.Add(text);
+            if (row.Step <= step) keep.Add(Format(row));
         }
         return keep;
     }
@@ -41,7 +58,7 @@ public static class MetricsCsv
     {
         var f = line.Split(',');
         UsageException Bad() => new($"{path} line {number} is damaged ('{RunCsv.Shorten(line)}'); repair or delete that line, or move the file away");
-        if (f.Length != 10) throw Bad();
+        if (f.Length is not (10 or 12)) throw Bad();
         static bool D(string s, out double v) => double.TryParse(s, NumberStyles.Float, Inv, out v);
         static bool N(string s, out double? v)
         {
@@ -55,7 +72,9 @@ public static class MetricsCsv
             || !N(f[4], out var trainAcc) || !N(f[5], out var evalLoss) || !N(f[6], out var evalAcc) || !N(f[7], out var evalPpl)
             || !D(f[8], out var items) || !D(f[9], out var elapsed))
             throw Bad();
-        return new MetricsRow(step, epoch, loss, lr, trainAcc, evalLoss, evalAcc, evalPpl, items, elapsed);
+        double? noiseMin = null, noiseMedian = null;
+        if (f.Length == 12 && (!N(f[10], out noiseMin) || !N(f[11], out noiseMedian))) throw Bad();
+        return new MetricsRow(step, epoch, loss, lr, trainAcc, evalLoss, evalAcc, evalPpl, items, elapsed, noiseMin, noiseMedian);
     }
 }
 

@@ -24,7 +24,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand(stdout, stderr, interruption, args));
         root.Subcommands.Add(CompareCommand(stdout, stderr));
         root.Subcommands.Add(Quantize.QuantizeCommand.Create());
-        root.Subcommands.Add(ExperimentCommand.Create(stdout));
+        root.Subcommands.Add(ExperimentCommand.Create(stdout, stderr, interruption));
         root.Subcommands.Add(ExportCommand.Create(stdout, stderr));
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -88,10 +88,13 @@ public static class Program
         var logEvery = new Option<int>("--log-every") { Description = "without a terminal, print a progress line every N steps", DefaultValueFactory = _ => 50 };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var gpus = new Option<int?>("--gpus") { Description = "data parallel on N GPUs of this host through NCCL, one process each (needs --device cuda; --batch is the whole step's, split evenly; docs/DISTRIBUTED.md)" };
+        var slots = new Option<string[]>("--slot") { Description = "per-slot override Qn=FORMAT (bf16, mxfp4, nvfp4, nvfp4-tensor, mxfp8), repeatable: e.g. --slot Q1=bf16 for the ablations", DefaultValueFactory = _ => [] };
+        var noiseEvery = new Option<int>("--noise-every") { Description = "measure each quantized layer's gradient-to-noise ratio every N steps (0: off; docs/DIAGNOSTICS.md)", DefaultValueFactory = _ => 50 };
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
             device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet, gpus,
+            noiseEvery, slots,
         };
         cmd.SetAction(p =>
         {
@@ -105,6 +108,7 @@ public static class Program
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
                 Gpus = p.GetValue(gpus), CommandLine = args,
+                NoiseEvery = p.GetValue(noiseEvery), Slots = p.GetValue(slots) ?? [],
             };
             return Trainer.Run(options, stdout, stderr, interruption);
         });

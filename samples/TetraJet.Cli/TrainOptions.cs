@@ -36,6 +36,10 @@ public sealed record TrainOptions
     public int? EvalSubset { get; init; }
     public string Augment { get; init; } = "flip";
     public int LogEvery { get; init; } = 50;
+    /// <summary>Measure the gradient-to-noise ratio every N steps (docs/DIAGNOSTICS.md); 0 is off.</summary>
+    public int NoiseEvery { get; init; } = 50;
+    /// <summary>Per-slot overrides, each "Qn=FORMAT" (<see cref="SlotOverrides"/>), applied after the option flags.</summary>
+    public IReadOnlyList<string> Slots { get; init; } = [];
     public bool Quiet { get; init; }
     /// <summary>--gpus N: start N data-parallel processes of this command (<see cref="DataParallelLauncher"/>).</summary>
     public int? Gpus { get; init; }
@@ -61,6 +65,7 @@ public sealed record TrainOptions
                 _ => throw new UsageException($"unknown --gemm '{Gemm}'; use bf16 or fp8"),
             },
         };
+        built = SlotOverrides.Apply(built, Slots);
         if (built.Gemm == GemmPath.FP8 && !TetraJet.Plans.DynamicPlan.RunsFp8Gemms(built))
             throw new UsageException($"--gemm fp8: {built.Name}{(built.OutControl ? " with OutControl" : "")} does not multiply MXFP4 operands without RHT in every GEMM; " +
                 "FP8 GEMMs apply to microscaling and tetrajet (without --out-control)");

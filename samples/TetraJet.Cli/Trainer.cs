@@ -65,6 +65,7 @@ public static class Trainer
         if (!(wd >= 0) || !(smoothing is >= 0 and < 1)) throw new UsageException("--weight-decay must be ≥ 0 and --label-smoothing in [0, 1)");
         if (!(o.ClipNorm >= 0)) throw new UsageException($"--clip {o.ClipNorm.ToString(Inv)}: use 0 (no clipping) or a positive gradient norm");
         if (o.LogEvery <= 0) throw new UsageException("--log-every must be positive");
+        if (o.NoiseEvery < 0) throw new UsageException("--noise-every must be 0 (off) or positive");
         var augment = ParseAugment(o.Augment);
         if (rank is { IsRankZero: false }) return DataParallelRank.Follow(o, recipe, device, batch, lr, wd, smoothing, augment, d, rank);
 
@@ -113,6 +114,7 @@ public static class Trainer
         var ckptPath = Path.Combine(dir, Checkpoint.FileName);
         var metricsPath = Path.Combine(dir, MetricsCsv.FileName);
         var oscillationPath = Path.Combine(dir, OscillationCsv);
+        var noisePath = Path.Combine(dir, NoiseMonitor.FileName);
 
         // 3. Data, model and trainer (data errors are bad input too).
         manual_seed(o.Seed);
@@ -128,9 +130,10 @@ public static class Trainer
         if (PrecisionOf(o, device) == "bf16") net.SetAutocast(ScalarType.BFloat16);
         bool quantized = recipe.IsQuantized;
         if (quantized) net.TrackOscillation();
+        var noise = new NoiseMonitor(net, o.NoiseEvery);
         long start = 0;
         double elapsedBefore = 0, trainSecondsBefore = 0;
-        List<string>? keptMetrics = null, keptOscillation = null;
+        List<string>? keptMetrics = null, keptOscillation = null, keptNoise = null;
         if (ckpt is not null)
         {
             try { trainer.Resume(ckpt); }
@@ -145,6 +148,7 @@ public static class Trainer
             // Read (and check) the history before anything is written.
             keptMetrics = File.Exists(metricsPath) ? MetricsCsv.KeepThrough(metricsPath, start) : null;
             keptOscillation = File.Exists(oscillationPath) ? RunCsv.KeepThrough(oscillationPath, OscillationHeader, "tetrajet train", start) : null;
+            keptNoise = noise.KeepThrough(noisePath, start);
         }
 
         // 4. From here on the run folder is written.
@@ -157,11 +161,12 @@ public static class Trainer
         if (restart)
         {
             // The run stopped before its first checkpoint: nothing of it can be continued, so it starts over.
-            foreach (var f in Directory.GetFiles(dir, TfEventsWriter.Prefix + "*").Append(metricsPath).Append(oscillationPath).Append(ckptPath + ".tmp"))
+            foreach (var f in Directory.GetFiles(dir, TfEventsWriter.Prefix + "*").Append(metricsPath).Append(oscillationPath).Append(noisePath).Append(ckptPath + ".tmp"))
                 File.Delete(f);
         }
         if (keptMetrics is not null) RunCsv.Rewrite(metricsPath, keptMetrics);
         if (keptOscillation is not null) RunCsv.Rewrite(oscillationPath, keptOscillation);
+        if (keptNoise is not null) RunCsv.Rewrite(noisePath, keptNoise);
         bool newMetrics = !File.Exists(metricsPath);
         using var metrics = new StreamWriter(metricsPath, append: true);
         if (newMetrics) metrics.WriteLine(MetricsCsv.Header);
@@ -205,6 +210,7 @@ public static class Trainer
             for (long step = start; step < stopAt; step++)
             {
                 if (interruption?.Requested == true) return Interrupted(view);
+                noise.Arm(step + 1);
                 var stepTimer = Stopwatch.StartNew();
                 var result = trainer.TrainStep();
                 if (result.CalibrationMeanPeriod is double period)
@@ -220,6 +226,7 @@ public static class Trainer
                     return 1;
                 }
                 stepTimer.Stop();
+                var (noiseMin, noiseMedian) = noise.Collect(step + 1, noisePath, tb, stderr.WriteLine);
                 long? memory = gpu?.MemoryInUse();
                 if (memory is long m) { peakMemory = Math.Max(peakMemory, m); tb.Scalar("train/device_memory_gib", m / Gib, step + 1); }
                 trainSeconds += stepTimer.Elapsed.TotalSeconds;
@@ -241,7 +248,7 @@ public static class Trainer
                     if (ev.Perplexity is double ppl) tb.Scalar("eval/perplexity", ppl, done);
                 }
                 var row = new MetricsRow(done, (double)done / task.StepsPerEpoch, result.Loss, result.LearningRate, trainAcc, ev?.Loss, ev?.Accuracy, ev?.Perplexity,
-                    throughput, elapsedBefore + wall.Elapsed.TotalSeconds);
+                    throughput, elapsedBefore + wall.Elapsed.TotalSeconds, noiseMin, noiseMedian);
                 metrics.WriteLine(MetricsCsv.Format(row));
                 tb.Scalar("train/loss", result.Loss, done);
                 tb.Scalar("train/lr", result.LearningRate, done);
@@ -254,6 +261,7 @@ public static class Trainer
                 var status = $"loss {result.Loss.ToString("0.0000", Inv)}" +
                     (lastEval?.Accuracy is double la ? $"  acc {(100 * la).ToString("0.0", Inv)}%" : "") +
                     (lastEval?.Perplexity is double lp ? $"  ppl {lp.ToString("0.0", Inv)}" : "") +
+                    (noise.LastMin is double nm ? $"  g/n {nm.ToString("0.00", Inv)}" : "") +
                     $"  {throughput.ToString("0", Inv)} {task.Unit}" +
                     (memory is long mem ? $"  mem {(mem / Gib).ToString("0.0", Inv)} GiB" : "");
                 view.Update(done, total, status, eta);
