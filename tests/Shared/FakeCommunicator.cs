@@ -1,7 +1,7 @@
 using TetraJet.Distributed;
 using static TorchSharp.torch;
 
-namespace TetraJet.Runtime.Tests.Distributed;
+namespace TetraJet.Tests;
 
 /// <summary>
 /// In-process ranks for tests (one thread each): a collective waits until every rank has called it, reduces the
@@ -67,8 +67,3 @@ sealed class FakeCommunicator(FakeGroup group, int rank) : ICommunicator
     public void Dispose() { }
 }
 
-static class Bits
-{
-    /// <summary>Same shape and every element equal.</summary>
-    public static bool Same(this Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
-}
