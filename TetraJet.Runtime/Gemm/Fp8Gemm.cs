@@ -25,9 +25,10 @@ public static unsafe class Fp8Gemm
     const long WorkspaceBytes = 32L << 20;
 
     static readonly Lock Gate = new();
-    static readonly Dictionary<(int Device, long M, long N, long K, ScalarType Out), Plan> Plans = new();
+    static readonly Dictionary<(int Device, long M, long N, long K, ScalarType Out, Fp8Scaling Scaling, bool Bias), Plan> Plans = new();
     static readonly Dictionary<int, (IntPtr Handle, Tensor Workspace)> Devices = new();
     static readonly Dictionary<int, string?> Verdicts = new();
+    static readonly Dictionary<int, bool> BiasVerdicts = new();
 
     sealed record Plan(IntPtr Desc, IntPtr A, IntPtr B, IntPtr D, CublasLt.HeuristicResult Algo);
 
@@ -50,23 +51,53 @@ public static unsafe class Fp8Gemm
         return verdict;
     }
 
+    /// <summary>
+    /// Whether <see cref="Multiply"/> takes a bias on <paramref name="device"/>: added in FP32 by cuBLASLt's bias epilogue
+    /// before the one rounding to the output type (checked with the GEMM, <see cref="Unavailable"/>). Otherwise callers
+    /// add it themselves after the product.
+    /// </summary>
+    public static bool BiasEpilogue(Device device)
+    {
+        if (Unavailable(device) is not null) return false;
+        lock (Gate) return BiasVerdicts.GetValueOrDefault(device.index < 0 ? 0 : device.index);
+    }
+
     /// <summary>The cuBLASLt version (e.g. 130100), or 0 when the library is not loaded.</summary>
     public static long LibraryVersion => CublasLt.Available ? (long)CublasLt.GetVersion.Value() : 0;
 
-    /// <summary>D = A·Bᵀ (see the class remarks); <paramref name="output"/> is bfloat16 or float32.</summary>
-    public static Tensor Multiply(Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, ScalarType output)
+    /// <summary>
+    /// D = A·Bᵀ (+ <paramref name="bias"/>, length n, in the output type, where <see cref="BiasEpilogue"/> holds; see the
+    /// class remarks); <paramref name="output"/> is bfloat16 or float32.
+    /// </summary>
+    public static Tensor Multiply(Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, ScalarType output, Tensor? bias = null)
     {
         long m = a8.shape[0], n = b8.shape[0], k = a8.shape[1];
         if (b8.shape[1] != k) throw new ArgumentException($"FP8 GEMM: A is [{m}, {k}], B is [{n}, {b8.shape[1]}]");
         if (k % Group != 0 || m % 16 != 0 || n % 16 != 0)
             throw new ArgumentException($"FP8 GEMM: k = {k} must be a multiple of {Group}, m = {m} and n = {n} of 16");
+        if (bias is not null && (bias.dtype != output || bias.numel() != n || !bias.is_contiguous()))
+            throw new ArgumentException($"FP8 GEMM: the bias must be a contiguous {output} vector of {n}");
         var device = a8.device;
         var d = empty(new[] { m, n }, output, device);
-        Run(device, m, n, k, output, a8, aScales, b8, bScales, d);
+        Run(device, m, n, k, output, a8, aScales, b8, bScales, d, Fp8Scaling.Group128, bias);
         return d;
     }
 
-    static void Run(Device device, long m, long n, long k, ScalarType output, Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, Tensor d)
+    /// <summary>
+    /// As <see cref="Multiply"/> with another of cuBLASLt's scaling modes, for the benchmark that chooses the mode
+    /// (<c>GpuBench profile</c>): <paramref name="aScales"/> and <paramref name="bScales"/> hold one FP32 per row
+    /// (<see cref="Fp8Scaling.OuterVector"/>) or one per operand (<see cref="Fp8Scaling.Tensor"/>).
+    /// </summary>
+    internal static Tensor MultiplyScaled(Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, ScalarType output, Fp8Scaling scaling)
+    {
+        long m = a8.shape[0], n = b8.shape[0], k = a8.shape[1];
+        var d = empty(new[] { m, n }, output, a8.device);
+        Run(a8.device, m, n, k, output, a8, aScales, b8, bScales, d, scaling);
+        return d;
+    }
+
+    static void Run(Device device, long m, long n, long k, ScalarType output, Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, Tensor d,
+        Fp8Scaling scaling, Tensor? bias = null)
     {
         int ordinal = device.index < 0 ? 0 : device.index;
         Plan plan;
@@ -77,10 +108,13 @@ public static unsafe class Fp8Gemm
             (handle, workspace) = DeviceState(ordinal, device);
             // cuBLASLt's A is our B (n rows, TRANSA = T) and its B is our A (m columns after TRANSB = N).
             IntPtr sa = TensorMemory.DataPointer(bScales), sb = TensorMemory.DataPointer(aScales);
-            var key = (ordinal, m, n, k, output);
-            if (!Plans.TryGetValue(key, out plan!)) Plans[key] = plan = Build(handle, m, n, k, output, sa, sb);
+            IntPtr bp = bias is null ? IntPtr.Zero : TensorMemory.DataPointer(bias);
+            var key = (ordinal, m, n, k, output, scaling, bias is not null);
+            if (!Plans.TryGetValue(key, out plan!)) Plans[key] = plan = Build(handle, m, n, k, output, sa, sb, scaling, bp);
             CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(plan.Desc, CublasLt.DescAScalePointer, &sa, (nuint)sizeof(IntPtr)), "A scale pointer");
             CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(plan.Desc, CublasLt.DescBScalePointer, &sb, (nuint)sizeof(IntPtr)), "B scale pointer");
+            if (bias is not null)
+                CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(plan.Desc, CublasLt.DescBiasPointer, &bp, (nuint)sizeof(IntPtr)), "bias pointer");
             float alpha = 1f, beta = 0f;
             var algo = plan.Algo;
             IntPtr dp = TensorMemory.DataPointer(d);
@@ -102,27 +136,41 @@ public static unsafe class Fp8Gemm
     /// The scale pointers are set before the heuristic query: with block scaling cuBLASLt validates the descriptor
     /// there, and a descriptor with a block scale mode but no scale pointer is rejected as an invalid value.
     /// </remarks>
-    static Plan Build(IntPtr handle, long m, long n, long k, ScalarType output, IntPtr sa, IntPtr sb)
+    static Plan Build(IntPtr handle, long m, long n, long k, ScalarType output, IntPtr sa, IntPtr sb, Fp8Scaling scaling, IntPtr bias)
     {
         CublasLt.Check(CublasLt.MatmulDescCreate.Value(out var desc, CublasLt.Compute32F, CublasLt.R32F), "matmul descriptor");
-        int transA = CublasLt.OpT, transB = CublasLt.OpN, mode = CublasLt.ScaleVec128_32F;
+        int transA = CublasLt.OpT, transB = CublasLt.OpN;
+        int mode = scaling switch
+        {
+            Fp8Scaling.OuterVector => CublasLt.ScaleOuterVec32F,
+            Fp8Scaling.Tensor => CublasLt.ScaleScalar32F,
+            _ => CublasLt.ScaleVec128_32F,
+        };
         CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescTransA, &transA, sizeof(int)), "TRANSA");
         CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescTransB, &transB, sizeof(int)), "TRANSB");
-        CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescAScaleMode, &mode, sizeof(int)), "A scale mode (VEC128_32F)");
-        CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBScaleMode, &mode, sizeof(int)), "B scale mode (VEC128_32F)");
+        CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescAScaleMode, &mode, sizeof(int)), $"A scale mode ({scaling})");
+        CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBScaleMode, &mode, sizeof(int)), $"B scale mode ({scaling})");
         CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescAScalePointer, &sa, (nuint)sizeof(IntPtr)), "A scale pointer");
         CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBScalePointer, &sb, (nuint)sizeof(IntPtr)), "B scale pointer");
+        int outType = output == ScalarType.BFloat16 ? CublasLt.R16BF : CublasLt.R32F;
+        if (bias != IntPtr.Zero)
+        {
+            // cuBLASLt's D is our Dᵀ: its rows are our n output features, the bias' length.
+            int epilogue = CublasLt.EpilogueBias;
+            CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescEpilogue, &epilogue, sizeof(int)), "bias epilogue");
+            CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBiasDataType, &outType, sizeof(int)), "bias data type");
+            CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(IntPtr)), "bias pointer");
+        }
         // Column-major: our B [n, k] row-major is k×n (ld k), our A [m, k] is k×m (ld k), D [m, n] row-major is n×m (ld n).
         CublasLt.Check(CublasLt.MatrixLayoutCreate.Value(out var la, CublasLt.R8FE4M3, (ulong)k, (ulong)n, k), "A layout");
         CublasLt.Check(CublasLt.MatrixLayoutCreate.Value(out var lb, CublasLt.R8FE4M3, (ulong)k, (ulong)m, k), "B layout");
-        int outType = output == ScalarType.BFloat16 ? CublasLt.R16BF : CublasLt.R32F;
         CublasLt.Check(CublasLt.MatrixLayoutCreate.Value(out var ld, outType, (ulong)n, (ulong)m, n), "D layout");
         CublasLt.Check(CublasLt.PreferenceCreate.Value(out var pref), "preference");
         ulong ws = (ulong)WorkspaceBytes;
         CublasLt.Check(CublasLt.PreferenceSetAttribute.Value(pref, CublasLt.PrefMaxWorkspaceBytes, &ws, sizeof(ulong)), "workspace size");
         CublasLt.HeuristicResult result;
         CublasLt.Check(CublasLt.AlgoGetHeuristic.Value(handle, desc, la, lb, ld, ld, pref, 1, &result, out int returned), "heuristic");
-        if (returned == 0) throw new NotSupportedException($"cuBLASLt has no FP8 algorithm with 1×128 scaling for m = {m}, n = {n}, k = {k}");
+        if (returned == 0) throw new NotSupportedException($"cuBLASLt has no FP8 algorithm with {scaling} scaling for m = {m}, n = {n}, k = {k}");
         return new Plan(desc, la, lb, ld, result);
     }
 
@@ -163,6 +211,34 @@ public static unsafe class Fp8Gemm
             }
             catch (Exception e) when (e is InvalidOperationException or NotSupportedException) { failures.Add($"{output}: {e.Message}"); }
         }
-        return failures.Count == 0 ? null : $"cuBLASLt {LibraryVersion}: " + string.Join("; ", failures);
+        if (failures.Count > 0) return $"cuBLASLt {LibraryVersion}: " + string.Join("; ", failures);
+        // The bias epilogue, checked apart: without it the GEMMs still run and callers add the bias themselves.
+        var bias = Enumerable.Range(0, n).Select(_ => MathF.ScaleB(rng.Next(-8, 9), rng.Next(-2, 3))).ToArray();
+        var withBias = expected + tensor(bias);
+        bool epilogue = true;
+        foreach (var output in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+        {
+            try
+            {
+                var got = Multiply(tensor(a, m, k).to(device), tensor(sa).to(device), tensor(b, n, k).to(device), tensor(sb).to(device), output,
+                    tensor(bias).to(output).to(device)).cpu().to(ScalarType.Float32);
+                epilogue &= ((got - withBias).norm() / withBias.norm()).item<float>() < (output == ScalarType.BFloat16 ? 1e-2 : 1e-3);
+            }
+            catch (Exception e) when (e is InvalidOperationException or NotSupportedException) { epilogue = false; }
+        }
+        lock (Gate) BiasVerdicts[device.index < 0 ? 0 : device.index] = epilogue;
+        if (!epilogue) Notices.Write($"TetraJet: cuBLASLt {LibraryVersion} refused or miscomputed the FP8 GEMM's bias epilogue on {device}; the bias is added after the product.");
+        return null;
     }
+}
+
+/// <summary>cuBLASLt's FP8 scaling modes the benchmark compares; the layers use <see cref="Group128"/> (exact MXFP4 operands).</summary>
+internal enum Fp8Scaling
+{
+    /// <summary>One FP32 per row and 128 elements of k (VEC128_32F).</summary>
+    Group128,
+    /// <summary>One FP32 per row (OUTER_VEC_32F).</summary>
+    OuterVector,
+    /// <summary>One FP32 per operand (SCALAR_32F): an unscaled GEMM whose scale a later epilogue would apply.</summary>
+    Tensor,
 }

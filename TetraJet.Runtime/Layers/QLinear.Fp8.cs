@@ -16,19 +16,24 @@ public sealed partial class QLinear
     /// <summary>Whether the last forward multiplied on FP8 tensor cores.</summary>
     public bool LastForwardUsedFp8 { get; internal set; }
 
-    /// <summary>Adds an operand's flag count (a device int32 scalar) and its number of (line, group) pieces to slot <paramref name="slot"/>'s totals.</summary>
-    internal void CountFp8(int slot, Tensor flags, long pieces)
+    /// <summary>
+    /// The device counters of exactly computed pieces (int64 [7], index = slot) on <paramref name="device"/>, where the
+    /// FP8 patch kernel adds each operand's flag count; moved there with their totals when the layer changes device.
+    /// </summary>
+    internal Tensor Fp8Counters(Device device)
     {
-        using var _ = no_grad();
-        if (_fp8Flagged is null || _fp8Flagged.device_type != flags.device_type || _fp8Flagged.device_index != flags.device_index)
+        if (_fp8Flagged is null || _fp8Flagged.device_type != device.type || _fp8Flagged.device_index != device.index)
         {
-            var moved = (_fp8Flagged ?? zeros(7, dtype: ScalarType.Int64)).to(flags.device).DetachFromDisposeScope();
+            using var _ = no_grad();
+            var moved = (_fp8Flagged ?? zeros(7, dtype: ScalarType.Int64)).to(device).DetachFromDisposeScope();
             _fp8Flagged?.Dispose();
             _fp8Flagged = moved;
         }
-        _fp8Flagged[slot].add_(flags[0].to(ScalarType.Int64));
-        _fp8Groups[slot] += pieces;
+        return _fp8Flagged;
     }
+
+    /// <summary>Adds an operand's number of (line, group) pieces to slot <paramref name="slot"/>'s total.</summary>
+    internal void CountFp8Pieces(int slot, long pieces) => _fp8Groups[slot] += pieces;
 
     /// <summary>
     /// Per slot Q1–Q6 (index 1–6): (line, 128-group) pieces computed exactly, and pieces in all, since the last reset.

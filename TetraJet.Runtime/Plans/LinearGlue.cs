@@ -102,7 +102,8 @@ static class LinearGlue
             // Only on the steps a caller samples: the other steps pay one flag test.
             if (layer.SampleGradientNoise) layer.MeasureGradientNoise(pending.Plan, step, dyc, dw);
             var result = new List<Tensor> { dx.reshape(pending.InputShape), dw };
-            if (pending.HasBias) result.Add(dy.to(ScalarType.Float32).sum(dim: 0).to(layer.bias!.dtype));
+            // Summed in FP32 as the reduction reads dY: no FP32 copy of dY is made (on CUDA that copy cost more than the sum).
+            if (pending.HasBias) result.Add(dy.sum(0, false, ScalarType.Float32).to(layer.bias!.dtype));
             result.Add(null!);
             result.Add(null!);
             return result;

@@ -205,30 +205,40 @@ public sealed class LinearStep
         return CudaFp8.Dual(dy, q.Spec, s3.Seed, s3.Stream, Streams(5).Stream, q.Gpu);
     }
 
-    /// <summary>Counts an operand's exactly computed pieces on the layer (<see cref="QLinear.Fp8Fallbacks"/>).</summary>
-    void Count(int slot, Fp8Tensors t)
+    /// <summary>
+    /// D = A·Bᵀ (+ bias) on FP8 tensor cores, then the rows and columns of flagged lines recomputed exactly over
+    /// <paramref name="k"/>; the patch also adds the two operands' flag counts to the layer's device counters (slots
+    /// <paramref name="slotA"/>, <paramref name="slotB"/>), except in the diagnostic's second pass.
+    /// </summary>
+    Tensor Fp8Product(Fp8Tensors a, Fp8Tensors b, int k, int slotA, int slotB, Tensor? bias = null)
     {
-        if (!NoiseDraw) Layer.CountFp8(slot, t.Flags, (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength));
-    }
-
-    /// <summary>D = A·Bᵀ on FP8 tensor cores, then the rows and columns of flagged lines recomputed exactly over <paramref name="k"/>.</summary>
-    static Tensor Fp8Product(Fp8Tensors a, Fp8Tensors b, int k)
-    {
-        var d = Gemm.Fp8Gemm.Multiply(a.Codes8, a.Scales8, b.Codes8, b.Scales8, a.Side.dtype);
-        CudaFp8.Patch(d, a, b, k);
+        var counters = NoiseDraw ? null : Layer.Fp8Counters(a.Codes8.device);
+        if (!NoiseDraw)
+        {
+            Layer.CountFp8Pieces(slotA, Pieces(a));
+            Layer.CountFp8Pieces(slotB, Pieces(b));
+        }
+        var d = Gemm.Fp8Gemm.Multiply(a.Codes8, a.Scales8, b.Codes8, b.Scales8, a.Side.dtype, bias);
+        CudaFp8.Patch(d, a, b, k, bias, counters, slotA, slotB);
         return d;
     }
 
-    /// <summary>Forward on FP8 tensor cores: Y = Q1(X)·Q2(W)ᵀ + b, in the input's dtype.</summary>
+    /// <summary>An operand's (line, 128-group) pieces: the denominator of its fallback statistics.</summary>
+    static long Pieces(Fp8Tensors t) => (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength);
+
+    /// <summary>
+    /// Forward on FP8 tensor cores: Y = Q1(X)·Q2(W)ᵀ + b, in the input's dtype. The bias goes through the GEMM's epilogue
+    /// (added in FP32, one rounding, as the BF16 path's fused bias) where cuBLASLt has it, else after the product.
+    /// </summary>
     public Tensor Fp8Linear(Fp8Tensors x1, Fp8Tensors w2, Tensor? b)
     {
         Fp8Probe(1, x1, null);
         Fp8Probe(2, w2, null);
-        Count(1, x1);
-        Count(2, w2);
         using var scope = NewDisposeScope();
-        var y = Fp8Product(x1, w2, x1.Length);
-        if (b is not null) y.add_(b.to(y.dtype));
+        var dtype = x1.Side.dtype;
+        bool fused = b is not null && Gemm.Fp8Gemm.BiasEpilogue(x1.Codes8.device);
+        var y = Fp8Product(x1, w2, x1.Length, 1, 2, fused ? b!.to(dtype).contiguous() : null);
+        if (b is not null && !fused) y.add_(b.to(dtype));
         return y.to(InputType).MoveToOuterDisposeScope();
     }
 
@@ -237,10 +247,8 @@ public sealed class LinearStep
     {
         Fp8Probe(3, dy3, null);
         Fp8Probe(4, w4, w4.Length);
-        Count(3, dy3);
-        Count(4, w4);
         using var scope = NewDisposeScope();
-        return Fp8Product(dy3, w4, dy3.Length).to(InputType).MoveToOuterDisposeScope();
+        return Fp8Product(dy3, w4, dy3.Length, 3, 4).to(InputType).MoveToOuterDisposeScope();
     }
 
     /// <summary>Wgrad on FP8 tensor cores: dW = Q5(dY)ᵀ·Q6(X̂) over the <paramref name="tokens"/> real rows, in the weight's dtype.</summary>
@@ -248,10 +256,8 @@ public sealed class LinearStep
     {
         Fp8Probe(5, dy5, tokens);
         Fp8Probe(6, x6, tokens);
-        Count(5, dy5);
-        Count(6, x6);
         using var scope = NewDisposeScope();
-        return Fp8Product(dy5, x6, tokens).to(Layer.weight.dtype).MoveToOuterDisposeScope();
+        return Fp8Product(dy5, x6, tokens, 5, 6).to(Layer.weight.dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>

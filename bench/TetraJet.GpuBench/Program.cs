@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 
 // The GPU benchmark and check command: `test` (CUDA kernels against the CPU reference, ordering stress test),
 // `quantize` (GB/s of each quantizer on 64M bf16 elements, beside a copy and torch eager ops), `linear`
-// (QLinear forward+backward against nn.Linear), `memory` (activation memory per layer; not in `all`: run it with
+// (QLinear forward+backward against nn.Linear), `profile` (host and per-kernel time of a linear: bench/gpu-profile.sh), `memory` (activation memory per layer; not in `all`: run it with
 // PYTORCH_NO_CUDA_MEMORY_CACHING=1), `dp` (data parallelism through NCCL with a world of one; not in `all`), `all`.
 // Results as JSON under --out (a directory, or a .json file).
 
@@ -44,10 +44,12 @@ if (command is "test" or "all") failures += RunTests();
 if (command is "quantize" or "all") RunQuantize();
 if (command is "linear" or "all") RunLinear();
 if (command is "dp") failures += RunDataParallel();
+if (command is "profile" && args.Contains("--host-loop")) ProfileBench.HostLoop(device, LinearVariants(), 3000, Console.WriteLine);
+else if (command is "profile") Write("profile", new { device = deviceName, dtype = "bfloat16", profile = ProfileBench.Run(device, LinearVariants(), TimeMs, Console.WriteLine, args.Contains("--ranges-only")) });
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
-if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "all"))
+if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "profile" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|all [--out DIR|FILE.json] [--only GROUP,...]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|all [--out DIR|FILE.json] [--only GROUP,...]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
@@ -214,7 +216,7 @@ static void ComposedTetraJet(Tensor x, Tensor w, Tensor dy)
     _ = EagerMxfp4(dy.t().contiguous(), true).matmul(EagerMxfp4(xq.t().contiguous(), true).t());
 }
 
-void RunLinear()
+List<LinearBench.Variant> LinearVariants()
 {
     var variants = new List<LinearBench.Variant> { new("nn.Linear bf16", (k, n) => nn.Linear(k, n)) };
     foreach (var id in new[] { RecipeId.TetraJet, RecipeId.TetraJetV2 })
@@ -223,6 +225,12 @@ void RunLinear()
         variants.Add(new($"QLinear {recipe.Name}", (k, n) => new QLinear(k, n, recipe)));
     }
     variants.Add(new("QLinear TetraJet, FP8 GEMMs", (k, n) => new QLinear(k, n, Recipe.Get(RecipeId.TetraJet) with { Gemm = GemmPath.FP8 })));
+    return variants;
+}
+
+void RunLinear()
+{
+    var variants = LinearVariants();
     foreach (var v in variants.Skip(1))
         if (IsPlainLinear((QLinear)v.Build(256, 256))) Console.WriteLine($"linear {v.Name}: NOT FP4 (QLinear gives a plain linear's output)");
     var results = LinearBench.Run(device, variants, TimeMs, Console.WriteLine);

@@ -22,6 +22,8 @@ internal static partial class CudaDriver
     [LibraryImport(Lib, EntryPoint = "cuMemsetD32Async")] internal static partial int cuMemsetD32Async(IntPtr pointer, uint value, nuint count, IntPtr stream);
     [LibraryImport(Lib)] internal static partial int cuStreamSynchronize(IntPtr stream);
     [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] internal static partial int cuMemGetInfo(out nuint free, out nuint total);
+    [LibraryImport(Lib)] internal static partial int cuProfilerStart();
+    [LibraryImport(Lib)] internal static partial int cuProfilerStop();
     [LibraryImport(Lib)] internal static partial int cuGetErrorString(int error, out IntPtr message);
 
     internal const int AttrComputeCapabilityMajor = 75, AttrComputeCapabilityMinor = 76;

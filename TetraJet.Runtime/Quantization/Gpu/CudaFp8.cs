@@ -56,7 +56,7 @@ public interface IFp8Launcher
     Fp8Tensors Columns(Tensor x, QuantSpec spec, ulong seed, ulong stream, Tensor? ema);
     Fp8Tensors StoredColumns(PackedTensor source, QuantSpec target, ulong seed, ulong stream);
     (Fp8Tensors Q3, Fp8Tensors Q5) Dual(Tensor dy, QuantSpec spec, ulong seed, ulong stream3, ulong stream5);
-    void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k);
+    void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k, Tensor? bias = null);
 }
 
 /// <summary>
@@ -156,20 +156,28 @@ public static class CudaFp8
     }
 
     /// <summary>
-    /// After an FP8 GEMM D [m, n] = A·Bᵀ over <paramref name="k"/> reduction elements: rewrites D's rows of A's flagged
-    /// lines and columns of B's flagged lines exactly. Always launched; it reads the counts on the device.
+    /// After an FP8 GEMM D [m, n] = A·Bᵀ (+ bias) over <paramref name="k"/> reduction elements: rewrites D's rows of A's
+    /// flagged lines and columns of B's flagged lines exactly, adding <paramref name="bias"/> (length n, D's dtype) where
+    /// the GEMM added it. With <paramref name="counters"/> (int64, on D's device) the two flag counts are added to
+    /// entries <paramref name="slotA"/> and <paramref name="slotB"/>. Always launched; it reads the counts on the device.
     /// </summary>
-    public static void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k, GpuKernel? kernel = null)
+    public static void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k, Tensor? bias = null, Tensor? counters = null, int slotA = 0, int slotB = 0,
+        GpuKernel? kernel = null)
     {
         if (d.device_type != DeviceType.CUDA || !d.is_contiguous() || d.dim() != 2 || d.shape[0] != a.Lines || d.shape[1] != b.Lines)
             throw new ArgumentException($"D must be a contiguous CUDA [{a.Lines}, {b.Lines}] tensor, got [{string.Join(", ", d.shape)}] on {d.device}");
         if (d.dtype != a.Side.dtype || d.dtype != b.Side.dtype) throw new ArgumentException($"D ({d.dtype}) and the operands ({a.Side.dtype}, {b.Side.dtype}) must share a dtype");
         if (k > a.Length || k > b.Length || a.Length % 4 != 0 || b.Length % 4 != 0) throw new ArgumentException($"k = {k} with operands of length {a.Length} and {b.Length}");
+        if (bias is not null && (bias.dtype != d.dtype || !bias.is_contiguous() || bias.numel() != b.Lines || bias.device_type != DeviceType.CUDA))
+            throw new ArgumentException($"the bias must be a contiguous CUDA {d.dtype} tensor of {b.Lines} elements");
+        if (counters is not null && (counters.dtype != ScalarType.Int64 || counters.device_type != DeviceType.CUDA || Math.Max(slotA, slotB) >= counters.numel()))
+            throw new ArgumentException("the counters must be an int64 CUDA tensor holding both slots");
         DeviceTensors.Runner(d.device).Launch((kernel ?? LibraryKernels.Fp8Patch()).For(Bf16(d)), KernelGeometry.PatchThreads,
         [
             KernelArg.View(View(a.Codes8)), KernelArg.View(View(a.Scales8)), KernelArg.View(View(a.Flags)), KernelArg.View(View(a.Side)),
             KernelArg.View(View(b.Codes8)), KernelArg.View(View(b.Scales8)), KernelArg.View(View(b.Flags)), KernelArg.View(View(b.Side)),
-            KernelArg.View(View(d)), KernelArg.Int(a.Lines), KernelArg.Int(b.Lines), KernelArg.Int(k), KernelArg.Int(a.Length), KernelArg.Int(b.Length),
+            KernelArg.View(View(d)), KernelArg.View(bias is null ? DeviceView.None : View(bias)), KernelArg.View(counters is null ? DeviceView.None : View(counters)),
+            KernelArg.Int(a.Lines), KernelArg.Int(b.Lines), KernelArg.Int(k), KernelArg.Int(a.Length), KernelArg.Int(b.Length), KernelArg.Int(slotA), KernelArg.Int(slotB),
         ]);
     }
 
@@ -185,7 +193,7 @@ public static class CudaFp8
         public Fp8Tensors Columns(Tensor x, QuantSpec spec, ulong seed, ulong stream, Tensor? ema) => CudaFp8.Columns(x, spec, seed, stream, ema);
         public Fp8Tensors StoredColumns(PackedTensor source, QuantSpec target, ulong seed, ulong stream) => CudaFp8.StoredColumns(source, target, seed, stream);
         public (Fp8Tensors Q3, Fp8Tensors Q5) Dual(Tensor dy, QuantSpec spec, ulong seed, ulong stream3, ulong stream5) => CudaFp8.Dual(dy, spec, seed, stream3, stream5);
-        public void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k) => CudaFp8.Patch(d, a, b, k);
+        public void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k, Tensor? bias) => CudaFp8.Patch(d, a, b, k, bias);
     }
 
     static DeviceView Ema(Tensor? ema, QuantSpec spec, Tensor like)

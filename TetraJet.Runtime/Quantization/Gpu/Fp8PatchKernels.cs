@@ -10,7 +10,10 @@ namespace TetraJet.Quantization.Gpu;
 /// D[r, ·], and for every flagged row j of B the column D[·, j], from exact values — the side copy for a flagged row,
 /// code × group scale otherwise — with FP32 accumulation on CUDA cores, overwriting what the FP8 GEMM wrote there.
 /// Launched always, after the GEMM, on a fixed grid (<see cref="KernelGeometry.PatchThreads"/>), so the host never waits
-/// for the flag counts; with no flags it exits at once. Signature: <see cref="Fp8PatchKernel{T}"/>.
+/// for the flag counts; with no flags it exits at once. With a bias (length n) every rewritten element is the dot product
+/// plus its column's bias, rounded once, as the GEMM's bias epilogue gives the others. With counters (int64) it adds
+/// the two flag counts to <c>counters[slotA]</c> and <c>counters[slotB]</c>: the layer's fallback statistics at no
+/// extra launch. Signature: <see cref="Fp8PatchKernel{T}"/>.
 /// </summary>
 /// <remarks>
 /// A warp per output element, grid-striding over (flagged row × n) then (flagged column × m) items. Lane L accumulates
@@ -60,13 +63,20 @@ public static class Fp8PatchKernels
     }
 
     public static void Patch<TIo, T>(ArrayView<byte> codesA, ArrayView<float> scalesA, ArrayView<int> flagsA, ArrayView<T> sideA,
-        ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<int> flagsB, ArrayView<T> sideB, ArrayView<T> d, int m, int n, int k, int lda, int ldb)
+        ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<int> flagsB, ArrayView<T> sideB, ArrayView<T> d, ArrayView<T> bias,
+        ArrayView<long> counters, int m, int n, int k, int lda, int ldb, int slotA, int slotB)
         where T : unmanaged where TIo : struct, IElementIo<T>
     {
         int countA = Fp8Operand.Count(flagsA), countB = Fp8Operand.Count(flagsB);
+        int t = ThreadIndex32(), lane = t & 31;
+        // The layer's fallback statistics, kept on the device: one thread, ordered with the other launches by the stream.
+        if (t == 0 && counters.Length > 0)
+        {
+            counters[slotA] += countA;
+            counters[slotB] += countB;
+        }
         long rowItems = (long)countA * n, items = rowItems + (long)countB * m;
         if (items == 0) return;
-        int t = ThreadIndex32(), lane = t & 31;
         long warps = (long)Grid.DimX * Group.DimX >> 5;
         for (long item = t >> 5; item < items; item += warps)
         {
@@ -85,6 +95,8 @@ public static class Fp8PatchKernels
             }
             bool flaggedA = Listed(flagsA, countA, r, lane), flaggedB = Listed(flagsB, countB, j, lane);
             float v = Dot<TIo, T>(codesA, scalesA, sideA, flaggedA, r, codesB, scalesB, sideB, flaggedB, j, m, n, k, lda, ldb, lane);
+            // The bias in FP32 before the one rounding to T, as the GEMM's epilogue adds it.
+            if (bias.Length > 0) v += default(TIo).Load(bias, j);
             if (lane == 0) default(TIo).Store(d, (long)r * n + j, v);
         }
     }

@@ -211,8 +211,8 @@ public static class Fp8SelfCheck
 
     /// <summary>
     /// The patch kernel after a stand-in GEMM (D filled with a marker): flagged rows of A and columns of B equal the FP32
-    /// dot product of the reference values in the kernel's order (lane-strided partial sums, then a butterfly), the rest
-    /// keeps the marker.
+    /// dot product of the reference values in the kernel's order (lane-strided partial sums, then a butterfly) plus the
+    /// column's bias, rounded once; the rest keeps the marker.
     /// </summary>
     static GpuCheck Patch(Device device, IFp8Launcher launcher, ScalarType dtype, bool small)
     {
@@ -233,7 +233,9 @@ public static class Fp8SelfCheck
             var a = launcher.Rows(tensor(xa, new long[] { m, k }).to(dtype).to(device), spec, Seed, 11, null, null);
             var b = launcher.Rows(tensor(xb, new long[] { n, k }).to(dtype).to(device), spec, Seed, 12, null, null);
             var d = full(new long[] { m, n }, 12345f, dtype, device);
-            launcher.Patch(d, a, b, k);
+            // A bias as the forward GEMM's epilogue adds it: the patched elements carry it too.
+            var biasValues = Rounded(GpuSelfCheck.Data(1, n, 33), dtype);
+            launcher.Patch(d, a, b, k, tensor(biasValues).to(dtype).to(device));
             var got = Floats(d);
             var rowsA = new HashSet<int>(a.FlaggedLines());
             var rowsB = new HashSet<int>(b.FlaggedLines());
@@ -242,7 +244,7 @@ public static class Fp8SelfCheck
             for (int r = 0; r < m; r++)
                 for (int j = 0; j < n; j++)
                 {
-                    float want = rowsA.Contains(r) || rowsB.Contains(j) ? KernelOrderDot(qa, r, qb, j, k) : 12345f;
+                    float want = rowsA.Contains(r) || rowsB.Contains(j) ? KernelOrderDot(qa, r, qb, j, k) + biasValues[j] : 12345f;
                     if (dtype == ScalarType.BFloat16) want = Bf16.Widen(Bf16.Narrow(want));
                     float have = got[r * n + j];
                     bool same = float.IsNaN(want) ? float.IsNaN(have) : BitConverter.SingleToUInt32Bits(want) == BitConverter.SingleToUInt32Bits(have);

@@ -113,10 +113,11 @@ public static partial class GpuQuantizer
     }
 
     /// <summary>
-    /// The patch kernel on D [m, n] (initial contents <paramref name="d"/>) for D = A·Bᵀ with A, B FP8 operands over a
-    /// reduction of <paramref name="k"/> (their Length is the leading dimension); returns D with the flagged rows and columns rewritten.
+    /// The patch kernel on D [m, n] (initial contents <paramref name="d"/>) for D = A·Bᵀ (+ <paramref name="bias"/>) with A,
+    /// B FP8 operands over a reduction of <paramref name="k"/> (their Length is the leading dimension); returns D with the
+    /// flagged rows and columns rewritten. With <paramref name="counters"/> the flag counts are added to entries 1 (A) and 2 (B).
     /// </summary>
-    public static T[] Fp8Patch<T>(Accelerator acc, Fp8Result<T> a, Fp8Result<T> b, T[] d, int k) where T : unmanaged
+    public static T[] Fp8Patch<T>(Accelerator acc, Fp8Result<T> a, Fp8Result<T> b, T[] d, int k, T[]? bias = null, long[]? counters = null) where T : unmanaged
     {
         int m = a.Rows, n = b.Rows;
         if (d.Length != m * n) throw new ArgumentException($"D holds {d.Length} elements, [{m}, {n}] needs {m * n}");
@@ -129,9 +130,13 @@ public static partial class GpuQuantizer
         using var fb = acc.Allocate1D(FlagList(b.Flags));
         using var db = acc.Allocate1D(Nonempty(b.Side));
         using var dd = acc.Allocate1D(Nonempty(d));
+        using var bb = acc.Allocate1D(Nonempty(bias ?? []));
+        using var cc = acc.Allocate1D(Nonempty(counters ?? []));
         new IlgpuRunner(acc).Launch(LibraryKernels.Fp8Patch().For(IsBf16<T>()), KernelGeometry.PatchThreads,
-            V(ca), V(sa), V(fa), V(da), V(cb), V(sb), V(fb), V(db), V(dd), m, n, k, a.Length, b.Length);
+            V(ca), V(sa), V(fa), V(da), V(cb), V(sb), V(fb), V(db), V(dd),
+            bias is null ? V(bb).SubView(0, 0) : V(bb), counters is null ? V(cc).SubView(0, 0) : V(cc), m, n, k, a.Length, b.Length, 1, 2);
         acc.Synchronize();
+        if (counters is not null) cc.GetAsArray1D().AsSpan(0, counters.Length).CopyTo(counters);
         return dd.GetAsArray1D()[..d.Length];
     }
 

@@ -59,10 +59,12 @@ public delegate void Fp8DualKernel<T>(ArrayView<T> x, ArrayView<byte> codes3, Ar
 
 /// <summary>
 /// The exact rows and columns of D [m, n] = A [m, k]·B [n, k]ᵀ for the flagged rows of A and of B, from FP8 operands
-/// (codes with leading dimension lda / ldb, group-major scales, flags, side copies).
+/// (codes with leading dimension lda / ldb, group-major scales, flags, side copies), plus an optional bias (length n)
+/// and optional int64 counters that receive the two flag counts at slotA and slotB.
 /// </summary>
 public delegate void Fp8PatchKernel<T>(ArrayView<byte> codesA, ArrayView<float> scalesA, ArrayView<int> flagsA, ArrayView<T> sideA,
-    ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<int> flagsB, ArrayView<T> sideB, ArrayView<T> d, int m, int n, int k, int lda, int ldb)
+    ArrayView<byte> codesB, ArrayView<float> scalesB, ArrayView<int> flagsB, ArrayView<T> sideB, ArrayView<T> d, ArrayView<T> bias,
+    ArrayView<long> counters, int m, int n, int k, int lda, int ldb, int slotA, int slotB)
     where T : unmanaged;
 
 /// <summary>

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.RegularExpressions;
 using ILGPU;
 using ILGPU.Backends;
 using ILGPU.Backends.EntryPoints;
@@ -66,11 +67,24 @@ public static class PtxCompiler
             context ??= Context.Create(b => b.CPU().Optimize(OptimizationLevel.O2));
             var backend = new PTXBackend(context, Architecture, CudaInstructionSet.ISA_80, null!);
             var compiled = backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), KernelSpecialization.Empty);
-            ptx = ((PTXCompiledKernel)compiled).PTXAssembly;
+            ptx = Rename(((PTXCompiledKernel)compiled).PTXAssembly, kernel);
             backend.Dispose();
             Cache[kernel] = ptx;
             return ptx;
         }
+    }
+
+    /// <summary>
+    /// ILGPU names every entry after the method alone (<c>Kernel_Mx</c> for each of its instantiations); a profiler then
+    /// cannot tell a row kernel from a column kernel. The entry and its parameters are renamed after the declaring type,
+    /// the method and the type arguments (<c>RowKernels_Mx__Bf16Io_Bf16_MxTetraJet_Stochastic_NoHadamard_NoStore</c>).
+    /// </summary>
+    static string Rename(string ptx, MethodInfo kernel)
+    {
+        string old = EntryName(ptx);
+        var parts = new[] { kernel.DeclaringType?.Name ?? "", kernel.Name, "" }.Concat(kernel.GetGenericArguments().Select(t => t.Name));
+        string name = Regex.Replace(string.Join("_", parts), "[^A-Za-z0-9_]", "");
+        return Regex.Replace(ptx, $@"\b{Regex.Escape(old)}(?=_param|\b)", name);
     }
 
     /// <summary>The name of the first <c>.entry</c> in a PTX text.</summary>
@@ -163,6 +177,16 @@ public sealed unsafe class CudaRunner
     {
         using var _ = new CurrentContext(context);
         CudaDriver.Check(CudaDriver.cuStreamSynchronize(Stream), "cuStreamSynchronize");
+    }
+
+    /// <summary>
+    /// Opens or closes a profiler range (cuProfilerStart/Stop): a profiler started with collection off records only the
+    /// kernels inside (the benchmark's per-kernel profile). Without a profiler attached it does nothing.
+    /// </summary>
+    internal void ProfilerRange(bool start)
+    {
+        using var _ = new CurrentContext(context);
+        CudaDriver.Check(start ? CudaDriver.cuProfilerStart() : CudaDriver.cuProfilerStop(), start ? "cuProfilerStart" : "cuProfilerStop");
     }
 
     IntPtr Load(MethodInfo kernel)

@@ -281,4 +281,33 @@ public class Fp8OperandTests(CpuAcceleratorFixture fixture)
         var none = GpuQuantizer.Fp8Patch(fixture.Accelerator, a with { Flags = [] }, b with { Flags = [] }, d0, k);
         Assert.Equal(d0, none);
     }
+
+    [Fact]
+    public void Patch_adds_the_bias_before_its_one_rounding_and_counts_the_flags()
+    {
+        const int m = 9, n = 6, k = 256;
+        var spec = new QuantSpec(QuantFormat.MXFP4, Rounding.Nearest);
+        var xa = Planted(m, k, true, 7);
+        var xb = Planted(n, k, true, 8);
+        var a = GpuQuantizer.Fp8Rows(fixture.Accelerator, spec, xa, m, k);
+        var b = GpuQuantizer.Fp8Rows(fixture.Accelerator, spec, xb, n, k);
+        Assert.NotEmpty(a.Flags);
+        Assert.NotEmpty(b.Flags);
+        var qa = GpuTestData.Reference(xa, m, k, BlockAxis.Last, spec, 0, 0, null, false, false);
+        var qb = GpuTestData.Reference(xb, n, k, BlockAxis.Last, spec, 0, 0, null, false, false);
+        // Biases that do not sum exactly with the products: the order of the two roundings would show.
+        var bias = Enumerable.Range(0, n).Select(j => 0.1f * (j + 1) - 0.35f).ToArray();
+        var d0 = new float[m * n];
+        var counters = new long[] { 0, 10, 20, 0, 0, 0, 0 };
+        var d = GpuQuantizer.Fp8Patch(fixture.Accelerator, a, b, d0, k, bias, counters);
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < n; j++)
+            {
+                if (!a.Flags.Contains(r) && !b.Flags.Contains(j)) { Assert.Equal(0f, d[r * n + j]); continue; }
+                float expected = KernelOrderDot(p => qa[r * k + p], p => qb[j * k + p], k) + bias[j];
+                AssertSame(expected, d[r * n + j], $"D[{r}, {j}]");
+            }
+        // The counts land on slots 1 (A) and 2 (B), added to what was there; the other slots are untouched.
+        Assert.Equal(new long[] { 0, 10 + a.Flags.Length, 20 + b.Flags.Length, 0, 0, 0, 0 }, counters);
+    }
 }

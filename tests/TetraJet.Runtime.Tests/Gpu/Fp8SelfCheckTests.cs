@@ -85,16 +85,16 @@ public class Fp8SelfCheckTests(CpuAcceleratorFixture fixture)
             return (Wrap(f3, dy.dtype), Wrap(f5, dy.dtype));
         }
 
-        public void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k)
+        public void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k, Tensor? bias)
         {
             if (Bf16(d))
             {
-                var r = GpuQuantizer.Fp8Patch(acc, Unwrap(a, Bits), Unwrap(b, Bits), Bits(d), k);
+                var r = GpuQuantizer.Fp8Patch(acc, Unwrap(a, Bits), Unwrap(b, Bits), Bits(d), k, bias is null ? null : Bits(bias));
                 r.CopyTo(TensorMemory.BFloat16Bits(d));
             }
             else
             {
-                var r = GpuQuantizer.Fp8Patch(acc, Unwrap(a, Floats), Unwrap(b, Floats), Floats(d), k);
+                var r = GpuQuantizer.Fp8Patch(acc, Unwrap(a, Floats), Unwrap(b, Floats), Floats(d), k, bias is null ? null : Floats(bias));
                 r.CopyTo(TensorMemory.Floats(d));
             }
         }
