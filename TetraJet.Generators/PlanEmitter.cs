@@ -443,7 +443,7 @@ internal static class PlanEmitter
                 w.Line("var d5 = s.Fp8Columns(Q5Fp8, dy, 5);");
             }
             w.Line("var dxFp8 = s.Fp8Dgrad(d3, s.Fp8FromStored(Q4Fp8, s.SavedW!.Storage!, 4));");
-            w.Line("var dwFp8 = s.Fp8Wgrad(d5, s.Fp8FromStored(Q6Fp8, s.SavedX!.Storage!, 6), (int)dy.shape[0]);");
+            w.Line("var dwFp8 = s.Fp8Wgrad(d5, s.Fp8FromStored(Q6Fp8, s.SavedX!.Storage!, 6), (int)dy.size(0));");
             w.Line("return (dxFp8, dwFp8);");
             w.Close();
         }
@@ -461,7 +461,7 @@ internal static class PlanEmitter
             if (f.PadsTokens)
             {
                 w.Line("var (dy3Padded, dy5) = d.Dual(Q3Q5, dyT, s.Streams(3), s.Streams(5));");
-                w.Line("var dy3 = dy3Padded.narrow(0, 0, dy.shape[0]);");
+                w.Line("var dy3 = dy3Padded.narrow(0, 0, dy.size(0));");
             }
             else w.Line("var (dy3, dy5) = d.Dual(Q3Q5, dy, s.Streams(3), s.Streams(5));");
         }
@@ -482,7 +482,7 @@ internal static class PlanEmitter
             : "var w4 = d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);");
         w.Line("// Dgrad GEMM.");
         w.Line("var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));");
-        w.Line("long rows = " + dyT + ".shape[0];");
+        w.Line("long rows = " + dyT + ".size(0);");
         var xs6 = "xs";
         if (f.OutControl)
         {

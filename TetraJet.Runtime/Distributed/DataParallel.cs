@@ -136,8 +136,8 @@ public sealed class DataParallel
         var both = cat([prints, prints.neg()], 0).contiguous();
         Communicator.AllReduce(both, ReduceOp.Max);
         var cpu = both.cpu();
-        var max = cpu.narrow(0, 0, prints.shape[0]);
-        var min = cpu.narrow(0, prints.shape[0], prints.shape[0]).neg();
+        var max = cpu.narrow(0, 0, prints.size(0));
+        var min = cpu.narrow(0, prints.size(0), prints.size(0)).neg();
         var differ = max.ne(min).any(1);
         var bad = Enumerable.Range(0, _parameters.Count).Where(i => differ[i].item<bool>()).Select(i => _parameters[i].Name).ToList();
         if (bad.Count > 0)

@@ -16,10 +16,8 @@ internal static unsafe class CublasLt
     // cublasOperation_t
     public const int OpN = 0, OpT = 1;
     // cublasLtMatmulDescAttributes_t
-    public const int DescTransA = 3, DescTransB = 4, DescEpilogue = 7, DescBiasPointer = 8, DescAScalePointer = 17, DescBScalePointer = 18,
-        DescFastAccum = 25, DescBiasDataType = 26, DescAScaleMode = 31, DescBScaleMode = 32;
-    // cublasLtEpilogue_t
-    public const int EpilogueBias = 4;
+    public const int DescTransA = 3, DescTransB = 4, DescAScalePointer = 17, DescBScalePointer = 18, DescFastAccum = 25,
+        DescAScaleMode = 31, DescBScaleMode = 32;
     // cublasLtMatmulMatrixScale_t
     public const int ScaleScalar32F = 0, ScaleOuterVec32F = 3, ScaleVec128_32F = 4;
     // cublasLtMatmulPreferenceAttributes_t

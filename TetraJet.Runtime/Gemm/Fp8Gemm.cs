@@ -25,7 +25,7 @@ public static unsafe class Fp8Gemm
     const long WorkspaceBytes = 32L << 20;
 
     static readonly Lock Gate = new();
-    static readonly Dictionary<(int Device, long M, long N, long K, ScalarType Out, Fp8Scaling Scaling, bool Bias), Plan> Plans = new();
+    static readonly Dictionary<(int Device, long M, long N, long K, ScalarType Out, Fp8Scaling Scaling), Plan> Plans = new();
     static readonly Dictionary<int, (IntPtr Handle, Tensor Workspace)> Devices = new();
     static readonly Dictionary<int, string?> Verdicts = new();
     static readonly Dictionary<int, bool> BiasVerdicts = new();
@@ -52,11 +52,16 @@ public static unsafe class Fp8Gemm
     }
 
     /// <summary>
-    /// Whether <see cref="Multiply"/> takes a bias on <paramref name="device"/>: added in FP32 by cuBLASLt's bias epilogue
-    /// before the one rounding to the output type (checked with the GEMM, <see cref="Unavailable"/>). Otherwise callers
-    /// add it themselves after the product.
+    /// Whether <see cref="Multiply"/> takes a bias on <paramref name="device"/>: the GEMM starts from C = the bias broadcast
+    /// over the rows (β = 1) and adds it in FP32 before the one rounding to the output type, as the BF16 path's fused bias
+    /// does (checked with the GEMM, <see cref="Unavailable"/>). Otherwise callers add it themselves after the product.
     /// </summary>
-    public static bool BiasEpilogue(Device device)
+    /// <remarks>
+    /// Not the bias epilogue: with 1×128 block scaling it failed this check (cuBLASLt 13.1 on an H200). C costs a write of
+    /// D before the GEMM and a read inside it; the separate broadcast add it replaces ran at about a third of copy
+    /// bandwidth (docs/BENCHMARKS.md, the per-kernel profile) and rounded twice.
+    /// </remarks>
+    public static bool BiasInGemm(Device device)
     {
         if (Unavailable(device) is not null) return false;
         lock (Gate) return BiasVerdicts.GetValueOrDefault(device.index < 0 ? 0 : device.index);
@@ -66,20 +71,20 @@ public static unsafe class Fp8Gemm
     public static long LibraryVersion => CublasLt.Available ? (long)CublasLt.GetVersion.Value() : 0;
 
     /// <summary>
-    /// D = A·Bᵀ (+ <paramref name="bias"/>, length n, in the output type, where <see cref="BiasEpilogue"/> holds; see the
+    /// D = A·Bᵀ (+ <paramref name="bias"/>, length n, in the output type, where <see cref="BiasInGemm"/> holds; see the
     /// class remarks); <paramref name="output"/> is bfloat16 or float32.
     /// </summary>
     public static Tensor Multiply(Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, ScalarType output, Tensor? bias = null)
     {
-        long m = a8.shape[0], n = b8.shape[0], k = a8.shape[1];
-        if (b8.shape[1] != k) throw new ArgumentException($"FP8 GEMM: A is [{m}, {k}], B is [{n}, {b8.shape[1]}]");
+        long m = a8.size(0), n = b8.size(0), k = a8.size(1);
+        if (b8.size(1) != k) throw new ArgumentException($"FP8 GEMM: A is [{m}, {k}], B is [{n}, {b8.size(1)}]");
         if (k % Group != 0 || m % 16 != 0 || n % 16 != 0)
             throw new ArgumentException($"FP8 GEMM: k = {k} must be a multiple of {Group}, m = {m} and n = {n} of 16");
         if (bias is not null && (bias.dtype != output || bias.numel() != n || !bias.is_contiguous()))
             throw new ArgumentException($"FP8 GEMM: the bias must be a contiguous {output} vector of {n}");
         var device = a8.device;
-        var d = empty(new[] { m, n }, output, device);
-        Run(device, m, n, k, output, a8, aScales, b8, bScales, d, Fp8Scaling.Group128, bias);
+        var d = bias is null ? empty(new[] { m, n }, output, device) : bias.expand(m, n).contiguous();
+        Run(device, m, n, k, output, a8, aScales, b8, bScales, d, Fp8Scaling.Group128, accumulate: bias is not null);
         return d;
     }
 
@@ -90,14 +95,14 @@ public static unsafe class Fp8Gemm
     /// </summary>
     internal static Tensor MultiplyScaled(Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, ScalarType output, Fp8Scaling scaling)
     {
-        long m = a8.shape[0], n = b8.shape[0], k = a8.shape[1];
+        long m = a8.size(0), n = b8.size(0), k = a8.size(1);
         var d = empty(new[] { m, n }, output, a8.device);
         Run(a8.device, m, n, k, output, a8, aScales, b8, bScales, d, scaling);
         return d;
     }
 
     static void Run(Device device, long m, long n, long k, ScalarType output, Tensor a8, Tensor aScales, Tensor b8, Tensor bScales, Tensor d,
-        Fp8Scaling scaling, Tensor? bias = null)
+        Fp8Scaling scaling, bool accumulate = false)
     {
         int ordinal = device.index < 0 ? 0 : device.index;
         Plan plan;
@@ -108,14 +113,12 @@ public static unsafe class Fp8Gemm
             (handle, workspace) = DeviceState(ordinal, device);
             // cuBLASLt's A is our B (n rows, TRANSA = T) and its B is our A (m columns after TRANSB = N).
             IntPtr sa = TensorMemory.DataPointer(bScales), sb = TensorMemory.DataPointer(aScales);
-            IntPtr bp = bias is null ? IntPtr.Zero : TensorMemory.DataPointer(bias);
-            var key = (ordinal, m, n, k, output, scaling, bias is not null);
-            if (!Plans.TryGetValue(key, out plan!)) Plans[key] = plan = Build(handle, m, n, k, output, sa, sb, scaling, bp);
+            var key = (ordinal, m, n, k, output, scaling);
+            if (!Plans.TryGetValue(key, out plan!)) Plans[key] = plan = Build(handle, m, n, k, output, sa, sb, scaling);
             CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(plan.Desc, CublasLt.DescAScalePointer, &sa, (nuint)sizeof(IntPtr)), "A scale pointer");
             CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(plan.Desc, CublasLt.DescBScalePointer, &sb, (nuint)sizeof(IntPtr)), "B scale pointer");
-            if (bias is not null)
-                CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(plan.Desc, CublasLt.DescBiasPointer, &bp, (nuint)sizeof(IntPtr)), "bias pointer");
-            float alpha = 1f, beta = 0f;
+            // β = 1 adds C (D's own contents, in place) in FP32 before D's rounding.
+            float alpha = 1f, beta = accumulate ? 1f : 0f;
             var algo = plan.Algo;
             IntPtr dp = TensorMemory.DataPointer(d);
             CublasLt.Check(CublasLt.Matmul.Value(handle, plan.Desc, &alpha, TensorMemory.DataPointer(b8), plan.A, TensorMemory.DataPointer(a8), plan.B,
@@ -136,7 +139,7 @@ public static unsafe class Fp8Gemm
     /// The scale pointers are set before the heuristic query: with block scaling cuBLASLt validates the descriptor
     /// there, and a descriptor with a block scale mode but no scale pointer is rejected as an invalid value.
     /// </remarks>
-    static Plan Build(IntPtr handle, long m, long n, long k, ScalarType output, IntPtr sa, IntPtr sb, Fp8Scaling scaling, IntPtr bias)
+    static Plan Build(IntPtr handle, long m, long n, long k, ScalarType output, IntPtr sa, IntPtr sb, Fp8Scaling scaling)
     {
         CublasLt.Check(CublasLt.MatmulDescCreate.Value(out var desc, CublasLt.Compute32F, CublasLt.R32F), "matmul descriptor");
         int transA = CublasLt.OpT, transB = CublasLt.OpN;
@@ -153,14 +156,6 @@ public static unsafe class Fp8Gemm
         CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescAScalePointer, &sa, (nuint)sizeof(IntPtr)), "A scale pointer");
         CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBScalePointer, &sb, (nuint)sizeof(IntPtr)), "B scale pointer");
         int outType = output == ScalarType.BFloat16 ? CublasLt.R16BF : CublasLt.R32F;
-        if (bias != IntPtr.Zero)
-        {
-            // cuBLASLt's D is our Dᵀ: its rows are our n output features, the bias' length.
-            int epilogue = CublasLt.EpilogueBias;
-            CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescEpilogue, &epilogue, sizeof(int)), "bias epilogue");
-            CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBiasDataType, &outType, sizeof(int)), "bias data type");
-            CublasLt.Check(CublasLt.MatmulDescSetAttribute.Value(desc, CublasLt.DescBiasPointer, &bias, (nuint)sizeof(IntPtr)), "bias pointer");
-        }
         // Column-major: our B [n, k] row-major is k×n (ld k), our A [m, k] is k×m (ld k), D [m, n] row-major is n×m (ld n).
         CublasLt.Check(CublasLt.MatrixLayoutCreate.Value(out var la, CublasLt.R8FE4M3, (ulong)k, (ulong)n, k), "A layout");
         CublasLt.Check(CublasLt.MatrixLayoutCreate.Value(out var lb, CublasLt.R8FE4M3, (ulong)k, (ulong)m, k), "B layout");
@@ -212,22 +207,24 @@ public static unsafe class Fp8Gemm
             catch (Exception e) when (e is InvalidOperationException or NotSupportedException) { failures.Add($"{output}: {e.Message}"); }
         }
         if (failures.Count > 0) return $"cuBLASLt {LibraryVersion}: " + string.Join("; ", failures);
-        // The bias epilogue, checked apart: without it the GEMMs still run and callers add the bias themselves.
+        // The bias through C, checked apart: without it the GEMMs still run and callers add the bias themselves.
         var bias = Enumerable.Range(0, n).Select(_ => MathF.ScaleB(rng.Next(-8, 9), rng.Next(-2, 3))).ToArray();
         var withBias = expected + tensor(bias);
-        bool epilogue = true;
+        bool fused = true;
+        string? why = null;
         foreach (var output in new[] { ScalarType.BFloat16, ScalarType.Float32 })
         {
             try
             {
                 var got = Multiply(tensor(a, m, k).to(device), tensor(sa).to(device), tensor(b, n, k).to(device), tensor(sb).to(device), output,
                     tensor(bias).to(output).to(device)).cpu().to(ScalarType.Float32);
-                epilogue &= ((got - withBias).norm() / withBias.norm()).item<float>() < (output == ScalarType.BFloat16 ? 1e-2 : 1e-3);
+                double rel = ((got - withBias).norm() / withBias.norm()).item<float>();
+                if (rel >= (output == ScalarType.BFloat16 ? 1e-2 : 1e-3)) { fused = false; why ??= $"{output}: differs from FP32 by {rel:E2}"; }
             }
-            catch (Exception e) when (e is InvalidOperationException or NotSupportedException) { epilogue = false; }
+            catch (Exception e) when (e is InvalidOperationException or NotSupportedException) { fused = false; why ??= $"{output}: {e.Message}"; }
         }
-        lock (Gate) BiasVerdicts[device.index < 0 ? 0 : device.index] = epilogue;
-        if (!epilogue) Notices.Write($"TetraJet: cuBLASLt {LibraryVersion} refused or miscomputed the FP8 GEMM's bias epilogue on {device}; the bias is added after the product.");
+        lock (Gate) BiasVerdicts[device.index < 0 ? 0 : device.index] = fused;
+        if (!fused) Notices.Write($"TetraJet: the FP8 GEMM with the bias as C (β = 1) failed its check on {device} ({why}); the bias is added after the product.");
         return null;
     }
 }

@@ -73,10 +73,10 @@ public static class OutControl
     /// </summary>
     public static OutControlChannels SelectChannels(Tensor sums, int count)
     {
-        if (sums.dim() != 1 || count < 0 || count > sums.shape[0]) throw new ArgumentException($"cannot choose {count} of {string.Join("x", sums.shape)} channel sums");
+        if (sums.dim() != 1 || count < 0 || count > sums.size(0)) throw new ArgumentException($"cannot choose {count} of {string.Join("x", sums.shape)} channel sums");
         using var scope = NewDisposeScope();
         var order = sums.sort(dim: 0, descending: true, stable: true).Indices;
-        return new(order.narrow(0, 0, count).clone().MoveToOuterDisposeScope(), order.narrow(0, count, sums.shape[0] - count).clone().MoveToOuterDisposeScope());
+        return new(order.narrow(0, 0, count).clone().MoveToOuterDisposeScope(), order.narrow(0, count, sums.size(0) - count).clone().MoveToOuterDisposeScope());
     }
 
     /// <summary>The columns <paramref name="channels"/> of a [rows, K] tensor, in that order, as a contiguous [rows, n] tensor.</summary>
@@ -85,10 +85,10 @@ public static class OutControl
     /// <summary>A [rows, K] tensor with the FP4 part's columns back in <see cref="OutControlChannels.Fp4"/> and the outlier part's in <see cref="OutControlChannels.Outliers"/>.</summary>
     public static Tensor Mix(Tensor fp4Part, Tensor outlierPart, OutControlChannels channels)
     {
-        if (fp4Part.shape[0] != outlierPart.shape[0] || fp4Part.dtype != outlierPart.dtype)
+        if (fp4Part.size(0) != outlierPart.size(0) || fp4Part.dtype != outlierPart.dtype)
             throw new ArgumentException($"the two parts differ: [{string.Join(", ", fp4Part.shape)}] {fp4Part.dtype} and [{string.Join(", ", outlierPart.shape)}] {outlierPart.dtype}");
         var device = fp4Part.device;
-        var mixed = empty(new[] { fp4Part.shape[0], fp4Part.shape[1] + outlierPart.shape[1] }, fp4Part.dtype, device);
+        var mixed = empty(new[] { fp4Part.size(0), fp4Part.size(1) + outlierPart.size(1) }, fp4Part.dtype, device);
         mixed.index_copy_(1, channels.Fp4.to(device), fp4Part);
         mixed.index_copy_(1, channels.Outliers.to(device), outlierPart);
         return mixed;

@@ -208,7 +208,7 @@ public sealed partial class QLinear
         }
         else
         {
-            long cols = w.shape[1];
+            long cols = w.size(1);
             (dfp, dq, prevW, prevQ) = (dfp.narrow(1, 0, cols), dq.narrow(1, 0, cols), prevW.narrow(1, 0, cols), prevQ.narrow(1, 0, cols));
         }
         if (phase == 0)

@@ -82,8 +82,8 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     {
         if (input.dim() == 0)
             throw new ArgumentException($"{GetName()}: input is a rank-0 tensor; expected [..., {InFeatures}]");
-        if (input.shape[^1] != InFeatures)
-            throw new ArgumentException($"{GetName()}: input has {input.shape[^1]} features in its last dimension (shape [{string.Join(", ", input.shape)}]); this layer expects {InFeatures}");
+        if (input.size(-1) != InFeatures)
+            throw new ArgumentException($"{GetName()}: input has {input.size(-1)} features in its last dimension (shape [{string.Join(", ", input.shape)}]); this layer expects {InFeatures}");
         if (input.dtype != ScalarType.Float32 && input.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"{GetName()}: input is {input.dtype}; expected float32 or bfloat16");
         CurrentStep = Step;

@@ -34,7 +34,7 @@ public static class RoundingMidpoints
     {
         if (w.dim() < 1) throw new ArgumentException("cannot scale a rank-0 tensor; expected [..., features]");
         using var scope = NewDisposeScope();
-        long cols = w.shape[^1], rows = cols == 0 ? 0 : w.numel() / cols;
+        long cols = w.size(-1), rows = cols == 0 ? 0 : w.numel() / cols;
         var x = w.detach().to(ScalarType.Float32).reshape(rows, cols);
         var (scaled, scale) = spec.Format switch
         {
@@ -88,7 +88,7 @@ public static class RoundingMidpoints
     /// <summary>§3.1: one E8M0 scale 2^s per 32 elements, s from the bits of the block's amax.</summary>
     static (Tensor, Tensor) Mx(Tensor x, ScaleRule rule)
     {
-        long rows = x.shape[0], cols = x.shape[1];
+        long rows = x.size(0), cols = x.size(1);
         var blocks = x.reshape(rows, cols / 32, 32);
         var amax = blocks.abs().amax([2], keepdim: true);
         // amax = m·2^e with m ∈ [0.5, 1): floor(log2 amax) = e − 1 and the normalised significand is 2m.
@@ -107,7 +107,7 @@ public static class RoundingMidpoints
     /// </summary>
     static (Tensor, Tensor) Nv(Tensor x, int outerBlock, bool tile)
     {
-        long rows = x.shape[0], cols = x.shape[1];
+        long rows = x.size(0), cols = x.size(1);
         long groups = outerBlock > 0 ? cols / outerBlock : 1;
         // Blocks in the last dimension(s): [rows, outer groups, inner blocks, 16], or 16×16 tiles [rows/16, 16, cols/16, 16].
         var xs = tile ? x.reshape(rows / 16, 16, cols / 16, 16) : x.reshape(rows, groups, cols / groups / 16, 16);

@@ -24,7 +24,7 @@ public sealed unsafe class CpuBackend : QuantBackend
         if (hadamard)
         {
             var span = TensorMemory.Floats(x32);
-            CpuHadamard.Apply(span, span, (int)x.shape[0], (int)x.shape[1], axis, signs);
+            CpuHadamard.Apply(span, span, (int)x.size(0), (int)x.size(1), axis, signs);
         }
         return x32;
     }
@@ -37,8 +37,8 @@ public sealed unsafe class CpuBackend : QuantBackend
     static Tensor Quantize(CpuKernel k, Tensor x32, SlotStreams s, Tensor? ema, bool pad)
     {
         var y = empty_like(x32);
-        k.Run(TensorMemory.Floats(x32), TensorMemory.Floats(y), (int)x32.shape[0], (int)x32.shape[1], s.Seed, s.Stream,
-            Ema(ema, k, x32.shape[0], x32.shape[1]), pad);
+        k.Run(TensorMemory.Floats(x32), TensorMemory.Floats(y), (int)x32.size(0), (int)x32.size(1), s.Seed, s.Stream,
+            Ema(ema, k, x32.size(0), x32.size(1)), pad);
         return y;
     }
 
@@ -54,7 +54,7 @@ public sealed unsafe class CpuBackend : QuantBackend
     {
         if (!q.Stores || q.Hadamard) throw new ArgumentException($"{q} does not store");
         using var scope = NewDisposeScope();
-        int rows = (int)x.shape[0], cols = (int)x.shape[1];
+        int rows = (int)x.size(0), cols = (int)x.size(1);
         var x32 = Input(x, false, BlockAxis.Last, 0);
         var y = Quantize(q.Cpu, x32, s, ema, false);
         // The storage from the float32 values: the scales from x as the quantizer chose them, the codes from y.
@@ -86,9 +86,9 @@ public sealed unsafe class CpuBackend : QuantBackend
     public override (Tensor Q3, Tensor Q5) Dual(DualQuantizer q, Tensor dy, SlotStreams s3, SlotStreams s5)
     {
         CheckShape(dy, BlockAxis.Last, q.Spec, false, false, "dY");
-        if (q.Hadamard && dy.shape[0] % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {dy.shape[0]}");
+        if (q.Hadamard && dy.size(0) % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {dy.size(0)}");
         using var scope = NewDisposeScope();
-        int rows = (int)dy.shape[0], cols = (int)dy.shape[1];
+        int rows = (int)dy.size(0), cols = (int)dy.size(1);
         Tensor y3, y5;
         if (q.Hadamard)
         {

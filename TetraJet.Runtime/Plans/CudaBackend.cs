@@ -25,7 +25,7 @@ public sealed class CudaBackend : QuantBackend
     {
         if (x.device_type != DeviceType.CUDA) throw new ArgumentException($"expected a CUDA tensor, got one on {x.device}");
         if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16) throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
-        if (x.shape[0] > int.MaxValue || x.shape[1] > int.MaxValue) throw new ArgumentException($"tensor of [{x.shape[0]}, {x.shape[1]}] is too large");
+        if (x.size(0) > int.MaxValue || x.size(1) > int.MaxValue) throw new ArgumentException($"tensor of [{x.size(0)}, {x.size(1)}] is too large");
     }
 
     static Tensor Aligned(Tensor t) => DeviceTensors.Aligned(t);
@@ -36,7 +36,7 @@ public sealed class CudaBackend : QuantBackend
         var scratch = empty(new long[] { 1 }, ScalarType.Int32, x.device);
         var view = DeviceTensors.View(scratch);
         if (kernel is null) return view;
-        int rows = (int)x.shape[0], cols = (int)x.shape[1];
+        int rows = (int)x.size(0), cols = (int)x.size(1);
         long n = (long)rows * cols;
         runner.ZeroFirst(view);
         runner.Launch(kernel.For(Bf16(x)), KernelGeometry.Amax(axis, hadamard, rows, cols), [KernelArg.View(DeviceTensors.View(x)), KernelArg.View(view), KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.UInt(signs)]);
@@ -58,7 +58,7 @@ public sealed class CudaBackend : QuantBackend
         var x2 = Aligned(x);
         var y = empty_like(x2);
         if (x2.numel() == 0) return y;
-        int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
+        int rows = (int)x2.size(0), cols = (int)x2.size(1);
         var amax = Amax(runner, q.GpuAmax, x2, BlockAxis.Last, q.Hadamard, s.Signs);
         runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Rows(q.Spec, rows, cols),
         [
@@ -82,7 +82,7 @@ public sealed class CudaBackend : QuantBackend
     {
         if (!q.Stores) throw new ArgumentException($"{q} does not store");
         using var scope = NewDisposeScope();
-        var stored = PackedTensor.Allocate(q.Spec, (int)x.shape[0], (int)x.shape[1], x.dtype, x.device);
+        var stored = PackedTensor.Allocate(q.Spec, (int)x.size(0), (int)x.size(1), x.dtype, x.device);
         var y = LaunchRows(q, x, s, ema, stored, false);
         return (y.MoveToOuterDisposeScope(), stored.MoveToOuterDisposeScope());
     }
@@ -96,7 +96,7 @@ public sealed class CudaBackend : QuantBackend
         var x2 = Aligned(x);
         var y = empty_like(x2);
         if (x2.numel() == 0) return y.MoveToOuterDisposeScope();
-        int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
+        int rows = (int)x2.size(0), cols = (int)x2.size(1);
         var amax = Amax(runner, q.GpuAmax, x2, BlockAxis.First, q.Hadamard, s.Signs);
         runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Columns(q.Spec, rows, cols),
         [
@@ -127,14 +127,14 @@ public sealed class CudaBackend : QuantBackend
     {
         CheckInput(dy);
         CheckShape(dy, BlockAxis.Last, q.Spec, false, false, "dY");
-        if (q.Hadamard && dy.shape[0] % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {dy.shape[0]}");
+        if (q.Hadamard && dy.size(0) % Hadamard.Size != 0) throw new ArgumentException($"dY: the RHT along T needs T a multiple of 16, got {dy.size(0)}");
         using var scope = NewDisposeScope();
         var runner = DeviceTensors.Runner(dy.device);
         var x2 = Aligned(dy);
         var y3 = empty_like(x2);
         var y5 = empty_like(x2);
         if (x2.numel() == 0) return (y3.MoveToOuterDisposeScope(), y5.MoveToOuterDisposeScope());
-        int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
+        int rows = (int)x2.size(0), cols = (int)x2.size(1);
         runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Dual(q.Spec, rows, cols),
         [
             KernelArg.View(DeviceTensors.View(x2)), KernelArg.View(DeviceTensors.View(y3)), KernelArg.View(DeviceTensors.View(y5)),

@@ -164,7 +164,7 @@ public sealed class DynamicPlan : LinearPlan
         var w4 = s.Fp8FromStored(f4!, s.SavedW!.Storage!, 4);
         var dx = s.Fp8Dgrad(dy3, w4);
         var x6 = s.Fp8FromStored(f6!, s.SavedX!.Storage!, 6);
-        var dw = s.Fp8Wgrad(dy5, x6, (int)dy.shape[0]);
+        var dw = s.Fp8Wgrad(dy5, x6, (int)dy.size(0));
         return (dx, dw);
     }
 
@@ -176,7 +176,7 @@ public sealed class DynamicPlan : LinearPlan
         var d = s.Backend;
         var xs = s.SavedX!;
         var ws = s.SavedW!;
-        long tokens = dy.shape[0];
+        long tokens = dy.size(0);
         // The RHT along T mixes padded rows with real ones, so the padding must exist before it (and in the GEMM).
         var dyT = padsTokens ? LinearStep.PadTokens16(dy) : dy;
 
@@ -197,7 +197,7 @@ public sealed class DynamicPlan : LinearPlan
             : d.Columns(q4, ws.Value(), s.Streams(4), pad: false);
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
 
-        long rows = dyT.shape[0];
+        long rows = dyT.size(0);
         var x6Source = xs.Fp4Part ?? xs;   // OutControl: Q6 covers the FP4 part
         Tensor x6 = q6 is null ? LinearStep.PadRows(x6Source.Value(), rows)
             : q6Stored is not null && x6Source.Storage is { } xst ? d.ColumnsFromStored(q6Stored, xst, rows, s.Streams(6))

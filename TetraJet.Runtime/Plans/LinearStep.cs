@@ -167,7 +167,7 @@ public sealed class LinearStep
     /// </summary>
     public bool Fp8Gemms(Tensor x, Tensor w)
     {
-        long t = x.shape[0], k = x.shape[1], n = w.shape[0];
+        long t = x.size(0), k = x.size(1), n = w.size(0);
         UsesFp8 = x.device_type == DeviceType.CUDA && t % 16 == 0 && k % Fp8Operand.GroupLength == 0 && n % Fp8Operand.GroupLength == 0
             && Layer.Backend is null && Gemm.Fp8Gemm.Unavailable(x.device) is null;
         return UsesFp8;
@@ -179,7 +179,7 @@ public sealed class LinearStep
     /// </summary>
     public Fp8Tensors Fp8Rows(Fp8RowQuantizer q, Tensor x, int slot, Tensor? ema, out PackedTensor? kept)
     {
-        kept = q.Stores ? PackedTensor.Allocate(q.Spec, (int)x.shape[0], (int)x.shape[1], x.dtype, x.device) : null;
+        kept = q.Stores ? PackedTensor.Allocate(q.Spec, (int)x.size(0), (int)x.size(1), x.dtype, x.device) : null;
         var s = Streams(slot);
         return CudaFp8.Rows(x, q.Spec, s.Seed, s.Stream, ema, kept, q.Gpu);
     }
@@ -227,8 +227,8 @@ public sealed class LinearStep
     static long Pieces(Fp8Tensors t) => (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength);
 
     /// <summary>
-    /// Forward on FP8 tensor cores: Y = Q1(X)·Q2(W)ᵀ + b, in the input's dtype. The bias goes through the GEMM's epilogue
-    /// (added in FP32, one rounding, as the BF16 path's fused bias) where cuBLASLt has it, else after the product.
+    /// Forward on FP8 tensor cores: Y = Q1(X)·Q2(W)ᵀ + b, in the input's dtype. The bias goes through the GEMM (added in
+    /// FP32, one rounding, as the BF16 path's fused bias) where its check passed, else it is added after the product.
     /// </summary>
     public Tensor Fp8Linear(Fp8Tensors x1, Fp8Tensors w2, Tensor? b)
     {
@@ -236,7 +236,7 @@ public sealed class LinearStep
         Fp8Probe(2, w2, null);
         using var scope = NewDisposeScope();
         var dtype = x1.Side.dtype;
-        bool fused = b is not null && Gemm.Fp8Gemm.BiasEpilogue(x1.Codes8.device);
+        bool fused = b is not null && Gemm.Fp8Gemm.BiasInGemm(x1.Codes8.device);
         var y = Fp8Product(x1, w2, x1.Length, 1, 2, fused ? b!.to(dtype).contiguous() : null);
         if (b is not null && !fused) y.add_(b.to(dtype));
         return y.to(InputType).MoveToOuterDisposeScope();
@@ -283,12 +283,12 @@ public sealed class LinearStep
     }
 
     /// <summary>Zero rows appended up to <paramref name="rows"/> (the token axis' padding).</summary>
-    public static Tensor PadRows(Tensor t, long rows) => rows == t.shape[0] ? t : nn.functional.pad(t, [0, 0, 0, rows - t.shape[0]]);
+    public static Tensor PadRows(Tensor t, long rows) => rows == t.size(0) ? t : nn.functional.pad(t, [0, 0, 0, rows - t.size(0)]);
 
     /// <summary>dY with zero rows appended up to a multiple of 16 (the RHT along T mixes padded rows with real ones).</summary>
     public static Tensor PadTokens16(Tensor dy)
     {
-        long t = dy.shape[0], rows = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
+        long t = dy.size(0), rows = (t + Hadamard.Size - 1) / Hadamard.Size * Hadamard.Size;
         return rows == t ? dy : nn.functional.pad(dy, [0, 0, 0, rows - t]);
     }
 

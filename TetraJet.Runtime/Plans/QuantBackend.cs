@@ -47,14 +47,14 @@ public abstract class QuantBackend
     protected static void CheckShape(Tensor x, BlockAxis axis, QuantSpec spec, bool pad, bool hadamard, string what = "tensor")
     {
         if (x.dim() != 2) throw new ArgumentException($"{what}: expected a 2-D tensor, got rank {x.dim()}");
-        Quantization.Reference.ReferenceQuantizer.CheckShape((int)Math.Min(x.shape[0], int.MaxValue), (int)Math.Min(x.shape[1], int.MaxValue), axis, spec, pad, what);
-        long len = axis == BlockAxis.Last ? x.shape[1] : x.shape[0];
+        Quantization.Reference.ReferenceQuantizer.CheckShape((int)Math.Min(x.size(0), int.MaxValue), (int)Math.Min(x.size(1), int.MaxValue), axis, spec, pad, what);
+        long len = axis == BlockAxis.Last ? x.size(1) : x.size(0);
         if (hadamard && len % Hadamard.Size != 0)
             throw new ArgumentException($"{what}: the Hadamard transform needs the block axis to be a multiple of 16, got {len}");
     }
 
     /// <summary>Zero rows appended up to <paramref name="rows"/> (none if it has them already).</summary>
-    protected static Tensor PadRows(Tensor t, long rows) => rows == t.shape[0] ? t : nn.functional.pad(t, [0, 0, 0, rows - t.shape[0]]);
+    protected static Tensor PadRows(Tensor t, long rows) => rows == t.size(0) ? t : nn.functional.pad(t, [0, 0, 0, rows - t.size(0)]);
 
     public override string ToString() => Name;
 }

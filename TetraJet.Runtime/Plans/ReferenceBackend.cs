@@ -23,7 +23,7 @@ public sealed class ReferenceBackend : QuantBackend
     static float[] Ema(Tensor? ema, QuantSpec spec) => spec.Rounding != Rounding.EmaGuided ? []
         : Host(ema ?? throw new ArgumentException("EMA-guided rounding needs the EMA tensor"));
 
-    static Tensor Back(float[] y, Tensor like) => tensor(y, like.shape[0], like.shape[1]).to(like.dtype).to(like.device);
+    static Tensor Back(float[] y, Tensor like) => tensor(y, like.size(0), like.size(1)).to(like.dtype).to(like.device);
 
     static float[] Quantize(float[] x, int rows, int cols, BlockAxis axis, QuantSpec spec, bool hadamard, SlotStreams s, float[] ema, bool pad)
     {
@@ -36,14 +36,14 @@ public sealed class ReferenceBackend : QuantBackend
     public override Tensor Rows(RowQuantizer q, Tensor x, SlotStreams s, Tensor? ema = null, bool pad = false)
     {
         CheckShape(x, BlockAxis.Last, q.Spec, pad, q.Hadamard);
-        return Back(Quantize(Host(x), (int)x.shape[0], (int)x.shape[1], BlockAxis.Last, q.Spec, q.Hadamard, s, Ema(ema, q.Spec), pad), x);
+        return Back(Quantize(Host(x), (int)x.size(0), (int)x.size(1), BlockAxis.Last, q.Spec, q.Hadamard, s, Ema(ema, q.Spec), pad), x);
     }
 
     public override (Tensor Q, PackedTensor Stored) RowsStored(RowQuantizer q, Tensor x, SlotStreams s, Tensor? ema = null)
     {
         if (!q.Stores || q.Hadamard) throw new ArgumentException($"{q} does not store");
         CheckShape(x, BlockAxis.Last, q.Spec, false, false);
-        int rows = (int)x.shape[0], cols = (int)x.shape[1];
+        int rows = (int)x.size(0), cols = (int)x.size(1);
         var y = new float[(long)rows * cols];
         var codes = new byte[y.Length];
         var scales = new byte[PackedTensor.ScaleCount(rows, cols, BlockAxis.Last, q.Spec)];
@@ -56,7 +56,7 @@ public sealed class ReferenceBackend : QuantBackend
     public override Tensor Columns(ColumnQuantizer q, Tensor x, SlotStreams s, bool pad, Tensor? ema = null)
     {
         CheckShape(x, BlockAxis.First, q.Spec, pad, q.Hadamard);
-        return Back(Quantize(Host(x), (int)x.shape[0], (int)x.shape[1], BlockAxis.First, q.Spec, q.Hadamard, s, Ema(ema, q.Spec), pad), x);
+        return Back(Quantize(Host(x), (int)x.size(0), (int)x.size(1), BlockAxis.First, q.Spec, q.Hadamard, s, Ema(ema, q.Spec), pad), x);
     }
 
     public override Tensor ColumnsFromStored(StoredColumnQuantizer q, PackedTensor source, long rows, SlotStreams s)
@@ -76,7 +76,7 @@ public sealed class ReferenceBackend : QuantBackend
     public override (Tensor Q3, Tensor Q5) Dual(DualQuantizer q, Tensor dy, SlotStreams s3, SlotStreams s5)
     {
         CheckShape(dy, BlockAxis.Last, q.Spec, false, false, "dY");
-        int rows = (int)dy.shape[0], cols = (int)dy.shape[1];
+        int rows = (int)dy.size(0), cols = (int)dy.size(1);
         var x = Host(dy);
         return (Back(Quantize((float[])x.Clone(), rows, cols, BlockAxis.Last, q.Spec, q.Hadamard, s3, [], false), dy),
                 Back(Quantize(x, rows, cols, BlockAxis.First, q.Spec, q.Hadamard, s5, [], true), dy));

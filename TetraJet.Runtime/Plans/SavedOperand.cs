@@ -48,7 +48,7 @@ public sealed class SavedOperand : IDisposable
     public SavedOperand? OutlierPart => outlierPart;
 
     /// <summary>Rows of the operand ([rows, cols]).</summary>
-    public long Rows => fp4Part?.Rows ?? stored?.Rows ?? plain?.shape[0] ?? throw Released();
+    public long Rows => fp4Part?.Rows ?? stored?.Rows ?? plain?.size(0) ?? throw Released();
 
     /// <summary>The values (unpacked, and the parts put back in their channels, if need be; the caller's scope owns a new tensor).</summary>
     public Tensor Value() => fp4Part is not null ? OutControl.Mix(fp4Part.Value(), outlierPart!.Value(), Channels!)

@@ -31,7 +31,7 @@ public static class Quantizer
         if (x.dim() < 1) throw new ArgumentException("cannot quantize a rank-0 tensor; expected [..., features]");
         if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16)
             throw new ArgumentException($"expected a float32 or bfloat16 tensor, got {x.dtype}");
-        long cols = x.shape[^1];
+        long cols = x.size(-1);
         long rows = cols == 0 ? 0 : x.numel() / cols;
         return (x.reshape(rows, cols), rows, cols);
     }

@@ -72,8 +72,8 @@ public static class CudaFp8
     {
         if (x.device_type != DeviceType.CUDA || x.dim() != 2) throw new ArgumentException($"{what}: expected a 2-D CUDA tensor, got {x.dim()}-D on {x.device}");
         if (x.dtype != ScalarType.Float32 && x.dtype != ScalarType.BFloat16) throw new ArgumentException($"{what}: expected float32 or bfloat16, got {x.dtype}");
-        if (lastAxis && x.shape[1] % 32 != 0) throw new ArgumentException($"{what}: the reduction axis ({x.shape[1]}) must be a multiple of 32");
-        if (x.shape[0] > int.MaxValue / 2 || x.shape[1] > int.MaxValue / 2) throw new ArgumentException($"{what}: [{x.shape[0]}, {x.shape[1]}] is too large");
+        if (lastAxis && x.size(1) % 32 != 0) throw new ArgumentException($"{what}: the reduction axis ({x.size(1)}) must be a multiple of 32");
+        if (x.size(0) > int.MaxValue / 2 || x.size(1) > int.MaxValue / 2) throw new ArgumentException($"{what}: [{x.size(0)}, {x.size(1)}] is too large");
         return DeviceTensors.Aligned(x);
     }
 
@@ -90,7 +90,7 @@ public static class CudaFp8
     {
         using var scope = NewDisposeScope();
         var x2 = Input(x, "x", lastAxis: true);
-        int rows = (int)x2.shape[0], cols = (int)x2.shape[1];
+        int rows = (int)x2.size(0), cols = (int)x2.size(1);
         var o = Fp8Tensors.Allocate(rows, cols, x2.dtype, x2.device);
         var runner = DeviceTensors.Runner(x2.device);
         var outs = Outputs(runner, o);
@@ -110,7 +110,7 @@ public static class CudaFp8
     {
         using var scope = NewDisposeScope();
         var x2 = Input(x, "x", lastAxis: false);
-        int rows = (int)x2.shape[0], cols = (int)x2.shape[1], padded = PaddedRows(rows);
+        int rows = (int)x2.size(0), cols = (int)x2.size(1), padded = PaddedRows(rows);
         var o = Fp8Tensors.Allocate(cols, padded, x2.dtype, x2.device);
         var runner = DeviceTensors.Runner(x2.device);
         var outs = Outputs(runner, o);
@@ -142,7 +142,7 @@ public static class CudaFp8
     {
         using var scope = NewDisposeScope();
         var x2 = Input(dy, "dY", lastAxis: true);
-        int rows = (int)x2.shape[0], cols = (int)x2.shape[1], padded = PaddedRows(rows);
+        int rows = (int)x2.size(0), cols = (int)x2.size(1), padded = PaddedRows(rows);
         var q3 = Fp8Tensors.Allocate(rows, cols, x2.dtype, x2.device);
         var q5 = Fp8Tensors.Allocate(cols, padded, x2.dtype, x2.device);
         var runner = DeviceTensors.Runner(x2.device);
@@ -164,7 +164,7 @@ public static class CudaFp8
     public static void Patch(Tensor d, Fp8Tensors a, Fp8Tensors b, int k, Tensor? bias = null, Tensor? counters = null, int slotA = 0, int slotB = 0,
         GpuKernel? kernel = null)
     {
-        if (d.device_type != DeviceType.CUDA || !d.is_contiguous() || d.dim() != 2 || d.shape[0] != a.Lines || d.shape[1] != b.Lines)
+        if (d.device_type != DeviceType.CUDA || !d.is_contiguous() || d.dim() != 2 || d.size(0) != a.Lines || d.size(1) != b.Lines)
             throw new ArgumentException($"D must be a contiguous CUDA [{a.Lines}, {b.Lines}] tensor, got [{string.Join(", ", d.shape)}] on {d.device}");
         if (d.dtype != a.Side.dtype || d.dtype != b.Side.dtype) throw new ArgumentException($"D ({d.dtype}) and the operands ({a.Side.dtype}, {b.Side.dtype}) must share a dtype");
         if (k > a.Length || k > b.Length || a.Length % 4 != 0 || b.Length % 4 != 0) throw new ArgumentException($"k = {k} with operands of length {a.Length} and {b.Length}");

@@ -116,12 +116,12 @@ internal sealed class Nvfp4_TetraJetV2Plan : LinearPlan
         var dyT = LinearStep.PadTokens16(dy);
         // Q3 + Q5: one read of dY; each keeps its own SR stream and its pair's RHT signs.
         var (dy3Padded, dy5) = d.Dual(Q3Q5, dyT, s.Streams(3), s.Streams(5));
-        var dy3 = dy3Padded.narrow(0, 0, dy.shape[0]);
+        var dy3 = dy3Padded.narrow(0, 0, dy.size(0));
         // Q4: Ŵ along N, from its storage form in one pass where it was kept so.
         var w4 = ws.Storage is { } wStored ? d.ColumnsFromStored(Q4Stored, wStored, wStored.Rows, s.Streams(4)) : d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dyT.shape[0];
+        long rows = dyT.size(0);
         // Q6: X̂ along T, from its storage form in one pass where it was kept so; T zero-padded.
         var x6 = xs.Storage is { } xStored ? d.ColumnsFromStored(Q6Stored, xStored, rows, s.Streams(6)) : d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
         // Wgrad GEMM.

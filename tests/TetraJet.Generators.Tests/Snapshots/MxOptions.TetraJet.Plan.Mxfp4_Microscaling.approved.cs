@@ -118,7 +118,7 @@ internal sealed class Mxfp4_MicroscalingPlan : LinearPlan
         var w4 = ws.Storage is { } wStored ? d.ColumnsFromStored(Q4Stored, wStored, wStored.Rows, s.Streams(4)) : d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dy.shape[0];
+        long rows = dy.size(0);
         // Q6: X̂ along T, from its storage form in one pass where it was kept so; T zero-padded.
         var x6 = xs.Storage is { } xStored ? d.ColumnsFromStored(Q6Stored, xStored, rows, s.Streams(6)) : d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
         // Wgrad GEMM.

@@ -139,7 +139,7 @@ internal sealed class Nvfp4_NvidiaNvfp4_OutControlPlan : LinearPlan
         var w4 = ws.Value();
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dyT.shape[0];
+        long rows = dyT.size(0);
         // OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).
         var xs6 = xs.Fp4Part ?? xs;
         // Q6: X along T, zero-padded.

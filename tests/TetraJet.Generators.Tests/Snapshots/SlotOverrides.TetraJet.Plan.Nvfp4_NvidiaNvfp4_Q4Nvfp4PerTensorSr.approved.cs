@@ -134,7 +134,7 @@ internal sealed class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrPlan : LinearPlan
         var w4 = d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dyT.shape[0];
+        long rows = dyT.size(0);
         // Q6: X along T, zero-padded.
         var x6 = d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
         // Wgrad GEMM.

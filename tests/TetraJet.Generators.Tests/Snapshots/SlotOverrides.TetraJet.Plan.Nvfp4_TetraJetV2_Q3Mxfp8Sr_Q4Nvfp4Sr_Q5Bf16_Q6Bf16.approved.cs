@@ -108,7 +108,7 @@ internal sealed class Nvfp4_TetraJetV2_Q3Mxfp8Sr_Q4Nvfp4Sr_Q5Bf16_Q6Bf16Plan : L
         var w4 = ws.Storage is { } wStored ? d.ColumnsFromStored(Q4Stored, wStored, wStored.Rows, s.Streams(4)) : d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dy.shape[0];
+        long rows = dy.size(0);
         // Q6: BF16.
         var x6 = LinearStep.PadRows(xs.Value(), rows);
         // Wgrad GEMM.
