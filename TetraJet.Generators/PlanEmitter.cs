@@ -383,8 +383,8 @@ internal static class PlanEmitter
             }
         }
         else w.Line("var (wq, wKept) = (w, (PackedTensor?)null);   // Q2: BF16");
-        w.Line("// Forward GEMM.");
-        w.Line("var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);");
+        w.Line("// Forward GEMM (from the storage forms on GPUs with block-scaled FP4 tensor cores).");
+        w.Line("var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b, xKept, wKept);");
         var keepX = f.KeepsXhat ? "SavedOperand.Of(xq, xKept)" : "SavedOperand.Plain(x)";
         var keepW = f.KeepsWhat ? "SavedOperand.Of(wq, wKept)" : "SavedOperand.Plain(w)";
         w.Line("// Kept for backward: " + (f.KeepsXhat ? "X̂" : "X") + " and " + (f.KeepsWhat ? "Ŵ" : "W")

@@ -3,14 +3,14 @@ using System.Runtime.InteropServices;
 namespace TetraJet.Gemm;
 
 /// <summary>
-/// The cuBLASLt entry points and constants the FP8 GEMM uses, from the library PyTorch's CUDA install already loaded
+/// The cuBLASLt entry points and constants the FP8 GEMM (and the Blackwell FP4 slot) use, from the library PyTorch's CUDA install already loaded
 /// (TorchSharp 0.107 has no float8 dtypes and no <c>_scaled_mm</c>). Values are those of cublasLt.h (CUDA 12.9/13);
 /// <see cref="Fp8Gemm"/> checks its results against a BF16 GEMM on first use, so a mismatch is caught, not trusted.
 /// </summary>
 internal static unsafe class CublasLt
 {
     // cudaDataType_t
-    public const int R32F = 0, R16BF = 14, R8FE4M3 = 28;
+    public const int R32F = 0, R16BF = 14, R8FE4M3 = 28, R4FE2M1 = 33;
     // cublasComputeType_t
     public const int Compute32F = 68;
     // cublasOperation_t
@@ -19,7 +19,7 @@ internal static unsafe class CublasLt
     public const int DescTransA = 3, DescTransB = 4, DescAScalePointer = 17, DescBScalePointer = 18, DescFastAccum = 25,
         DescAScaleMode = 31, DescBScaleMode = 32;
     // cublasLtMatmulMatrixScale_t
-    public const int ScaleScalar32F = 0, ScaleOuterVec32F = 3, ScaleVec128_32F = 4;
+    public const int ScaleScalar32F = 0, ScaleVec16UE4M3 = 1, ScaleVec32UE8M0 = 2, ScaleOuterVec32F = 3, ScaleVec128_32F = 4;
     // cublasLtMatmulPreferenceAttributes_t
     public const int PrefMaxWorkspaceBytes = 1;
 

@@ -16,6 +16,9 @@ public sealed partial class QLinear
     /// <summary>Whether the last forward multiplied on FP8 tensor cores.</summary>
     public bool LastForwardUsedFp8 { get; internal set; }
 
+    /// <summary>Whether the last forward multiplied on block-scaled FP4 tensor cores (Blackwell, <see cref="Gemm.Fp4Gemm"/>).</summary>
+    public bool LastForwardUsedFp4 { get; internal set; }
+
     /// <summary>
     /// The device counters of exactly computed pieces (int64 [7], index = slot) on <paramref name="device"/>, where the
     /// FP8 patch kernel adds each operand's flag count; moved there with their totals when the layer changes device.

@@ -122,7 +122,7 @@ public sealed class DynamicPlan : LinearPlan
         if (f1 is not null && s.Fp8Gemms(x, w)) return ForwardFp8(s, x, w, b);
         var (xq, xStored) = q1 is null ? (x, null) : s.Quantize(q1, q1Stored, x, 1);
         var (wq, wStored) = QuantizeW(s, w, EmaFor(s));
-        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
+        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b, xStored, wStored);
         s.Save(keepsXhat ? SavedOperand.Of(xq, xStored) : SavedOperand.Plain(x),
                keepsWhat ? SavedOperand.Of(wq, wStored) : SavedOperand.Plain(w));
         return y;

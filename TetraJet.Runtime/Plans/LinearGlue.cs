@@ -49,6 +49,7 @@ static class LinearGlue
         }
         var y = plan.Forward(step, x2, wd, bd);
         layer.LastForwardUsedFp8 = step.UsesFp8;
+        layer.LastForwardUsedFp4 = step.UsesFp4;
         var outShape = x.shape.ToArray();
         outShape[^1] = layer.OutFeatures;
         var output = y.reshape(outShape).MoveToOuterDisposeScope();

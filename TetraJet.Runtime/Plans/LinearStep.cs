@@ -91,9 +91,21 @@ public sealed class LinearStep
 
     // ---------------------------------------------------------------- the three GEMMs
 
-    /// <summary>Forward GEMM: Y = X̂·Ŵᵀ + b, returned in the input's dtype.</summary>
-    public Tensor Linear(Tensor xq, Tensor wq, Tensor? b) =>
-        nn.functional.linear(xq.to(ComputeType), wq.to(ComputeType), b?.to(ComputeType)).to(InputType);
+    /// <summary>
+    /// Forward GEMM: Y = X̂·Ŵᵀ + b, returned in the input's dtype. Where forward kept both operands in MXFP4 storage
+    /// along K and the GPU has block-scaled FP4 tensor cores (<see cref="Gemm.Fp4Gemm"/>, compute capability 10.0 or
+    /// newer), from the storage forms; else the GEMM in the compute dtype on X̂ and Ŵ (the same values).
+    /// </summary>
+    public Tensor Linear(Tensor xq, Tensor wq, Tensor? b, PackedTensor? xKept = null, PackedTensor? wKept = null)
+    {
+        UsesFp4 = xKept is not null && wKept is not null && xq.device_type == DeviceType.CUDA && Layer.Backend is null
+            && Gemm.Fp4Gemm.Takes(xKept, wKept) && Gemm.Fp4Gemm.Unavailable(xq.device) is null;
+        if (UsesFp4) return Gemm.Fp4Gemm.Multiply(xKept!, wKept!, ComputeType, b?.to(ComputeType)).to(InputType);
+        return nn.functional.linear(xq.to(ComputeType), wq.to(ComputeType), b?.to(ComputeType)).to(InputType);
+    }
+
+    /// <summary>Whether this forward's GEMM ran on block-scaled FP4 tensor cores (the Blackwell slot, <see cref="Linear"/>).</summary>
+    public bool UsesFp4 { get; private set; }
 
     /// <summary>Dgrad GEMM: dX = Q3(dY)·Q4(Ŵ), in the input's dtype.</summary>
     public Tensor Dgrad(Tensor dy3, Tensor w4) => dy3.to(ComputeType).matmul(w4.to(ComputeType)).to(InputType);

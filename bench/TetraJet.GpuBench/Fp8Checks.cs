@@ -21,6 +21,30 @@ static class Fp8Checks
                         yield return Operands(Recipe.Get(id) with { Gemm = GemmPath.FP8 }, t, k, n, dtype, spanning, device);
         yield return Operands(Recipe.Get(RecipeId.TetraJet) with { Gemm = GemmPath.FP8, QEma = true }, 256, 256, 384, ScalarType.BFloat16, false, device);
         yield return Accuracy(device);
+        yield return Fp4Slot(device);
+    }
+
+    /// <summary>
+    /// The Blackwell FP4 GEMM slot on this GPU: below compute capability 10.0 it must say so and stay off, and a layer
+    /// then takes its other GEMMs; on 10.0 or newer its self-check must pass and the layer must take it.
+    /// </summary>
+    static (string, bool, string) Fp4Slot(Device device)
+    {
+        const string name = "Blackwell FP4 GEMM slot: selected by compute capability";
+        try
+        {
+            using var scope = NewDisposeScope();
+            int capability = TetraJet.Quantization.Gpu.CudaRunner.ComputeCapability(device.index < 0 ? 0 : device.index);
+            string? verdict = TetraJet.Gemm.Fp4Gemm.Unavailable(device);
+            var layer = new QLinear(256, 256, Recipe.TetraJet, name: "fp4");
+            layer.to(device, ScalarType.BFloat16);
+            var x = randn(new long[] { 64, 256 }, ScalarType.BFloat16, device).requires_grad_(true);
+            layer.call(x).sum().backward();
+            bool blackwell = capability >= TetraJet.Gemm.Fp4Gemm.MinComputeCapability;
+            bool ok = blackwell ? verdict is null && layer.LastForwardUsedFp4 : verdict is not null && verdict.Contains("compute capability") && !layer.LastForwardUsedFp4;
+            return (name, ok, $"compute capability {capability / 10}.{capability % 10}: {verdict ?? "available"}; the layer took it: {layer.LastForwardUsedFp4}");
+        }
+        catch (Exception e) { return (name, false, e.GetType().Name + ": " + e.Message); }
     }
 
     /// <summary>x with, where <paramref name="spanning"/>, a few rows and columns whose first block is 2^-24 of the rest: the FP8 operand's fallback.</summary>

@@ -121,6 +121,16 @@ public sealed unsafe class CudaRunner
         if (major < 8) throw new NotSupportedException($"the GPU quantizers need compute capability 8.0 or newer, device {ordinal} has {major}.x");
     }
 
+    /// <summary>Compute capability of CUDA device <paramref name="ordinal"/> as major × 10 + minor (9.0 → 90).</summary>
+    public static int ComputeCapability(int ordinal)
+    {
+        CudaDriver.Check(CudaDriver.cuInit(0), "cuInit");
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int major, CudaDriver.AttrComputeCapabilityMajor, device), "cuDeviceGetAttribute");
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int minor, CudaDriver.AttrComputeCapabilityMinor, device), "cuDeviceGetAttribute");
+        return major * 10 + minor;
+    }
+
     /// <summary>The device's name as the driver reports it (e.g. "NVIDIA H100 80GB HBM3").</summary>
     public static string DeviceName(int ordinal)
     {

@@ -44,8 +44,8 @@ internal sealed class Bf16Plan : LinearPlan
     {
         var (xq, xKept) = (x, (PackedTensor?)null);   // Q1: BF16
         var (wq, wKept) = (w, (PackedTensor?)null);   // Q2: BF16
-        // Forward GEMM.
-        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
+        // Forward GEMM (from the storage forms on GPUs with block-scaled FP4 tensor cores).
+        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b, xKept, wKept);
         // Kept for backward: X and W.
         s.Save(SavedOperand.Plain(x), SavedOperand.Plain(w));
         return y;

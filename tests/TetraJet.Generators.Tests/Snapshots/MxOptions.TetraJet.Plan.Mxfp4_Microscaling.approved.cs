@@ -101,8 +101,8 @@ internal sealed class Mxfp4_MicroscalingPlan : LinearPlan
         var (xq, xKept) = s.Quantize(Q1, Q1Kept, x, slot: 1);
         // Q2: W along K; Ŵ's storage form written in the same pass when backward keeps it.
         var (wq, wKept) = s.Quantize(Q2, Q2Kept, w, slot: 2);
-        // Forward GEMM.
-        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
+        // Forward GEMM (from the storage forms on GPUs with block-scaled FP4 tensor cores).
+        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b, xKept, wKept);
         // Kept for backward: X̂ and Ŵ, in storage form where written.
         s.Save(SavedOperand.Of(xq, xKept), SavedOperand.Of(wq, wKept));
         return y;

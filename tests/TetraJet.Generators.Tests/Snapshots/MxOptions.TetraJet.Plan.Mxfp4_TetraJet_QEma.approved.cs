@@ -114,8 +114,8 @@ internal sealed class Mxfp4_TetraJet_QEmaPlan : LinearPlan
         // Q2: W along K, with Ŵ's storage form; EMA-guided once Q-EMA has warmed up.
         var ema = s.EmaReady;
         var (wq, wKept) = ema is null ? s.Quantize(Q2, Q2Kept, w, slot: 2) : s.Quantize(Q2Ema, Q2EmaKept, w, slot: 2, ema);
-        // Forward GEMM.
-        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
+        // Forward GEMM (from the storage forms on GPUs with block-scaled FP4 tensor cores).
+        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b, xKept, wKept);
         // Kept for backward: X̂ and Ŵ, in storage form where written.
         s.Save(SavedOperand.Of(xq, xKept), SavedOperand.Of(wq, wKept));
         return y;

@@ -113,8 +113,8 @@ internal sealed class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrPlan : LinearPlan
         var (xq, xKept) = s.Quantize(Q1, null, x, slot: 1);
         // Q2: W along K.
         var (wq, wKept) = s.Quantize(Q2, null, w, slot: 2);
-        // Forward GEMM.
-        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b);
+        // Forward GEMM (from the storage forms on GPUs with block-scaled FP4 tensor cores).
+        var y = s.Linear(s.Probe(1, xq), s.Probe(2, wq), b, xKept, wKept);
         // Kept for backward: X and Ŵ.
         s.Save(SavedOperand.Plain(x), SavedOperand.Of(wq, wKept));
         return y;
