@@ -62,7 +62,7 @@ print("\n".join(l for l in lines if l.startswith("row")))
 PY
 
 # 3. The host's side: EventPipe's sampling profiler over a loop of calls at a shape where the GPU waits for the host
-#    (host.nettrace; read it with `dotnet-trace convert --format Speedscope`).
+#    (host.nettrace.xz; unpack, then `dotnet-trace convert --format Speedscope` and bench/host-profile.py).
 DOTNET_EnableEventPipe=1 DOTNET_EventPipeOutputPath=/tmp/host.nettrace \
   DOTNET_EventPipeConfig='Microsoft-DotNETCore-SampleProfiler:0:5,Microsoft-Windows-DotNETRuntime:4c14fccbd:5' \
   bash .gpu/remote.sh TetraJet.GpuBench.dll profile --host-loop 2>&1 | tee "$out/host-loop-log.txt"; xz -T8 -c /tmp/host.nettrace > "$out/host.nettrace.xz"
