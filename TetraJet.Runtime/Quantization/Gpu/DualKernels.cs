@@ -30,21 +30,30 @@ public static class DualKernels
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
         int n = ColumnTiles.Run(cols, c0 + cc);
         bool vector = ColumnTiles.IsVector(cols, n);
-        for (int p = 0; p < 32; p += 16)
-        {
-            int r = r0 + p + rr;
-            long i = (long)r * cols + c0 + cc;
-            Vec8 v = r < rows ? Vec8Io.Load<TIo, T>(x, i, n, vector) : default;
-            Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, v);
-            uint m = WarpMax(v.AbsMax(), 4);
-            if (r >= rows || n == 0) continue;
-            int s = BlockMath.MxExponent<TRule>(m);
-            var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, vector), default);
-            BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s));
-        }
+        // Both of the thread's rows are loaded before either is quantized: two 16-byte requests in flight.
+        int ra = r0 + rr, rb = ra + 16;
+        long ia = (long)ra * cols + c0 + cc, ib = ia + 16L * cols;
+        Vec8 a = ra < rows ? Vec8Io.Load<TIo, T>(x, ia, n, vector) : default;
+        Vec8 b = rb < rows ? Vec8Io.Load<TIo, T>(x, ib, n, vector) : default;
+        Vec8Io.StoreFloats(tile, rr * ColumnTiles.Cols + cc, a);
+        Vec8Io.StoreFloats(tile, (16 + rr) * ColumnTiles.Cols + cc, b);
+        MxRow<TIo, T, TRule, TRound>(a, y3, rows, ra, ia, n, vector, seed, stream3);
+        MxRow<TIo, T, TRule, TRound>(b, y3, rows, rb, ib, n, vector, seed, stream3);
         Group.Barrier();
         ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, scale, 0u);
         ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y5, default, rows, cols, r0, c0, 32, seed, stream5);
+    }
+
+    /// <summary>Q3 of 8 elements of a row (an MX block is 4 lanes): every lane reaches the shuffle, rows past the end write nothing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void MxRow<TIo, T, TRule, TRound>(Vec8 v, ArrayView<T> y3, int rows, int r, long i, int n, bool vector, ulong seed, ulong stream3)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
+    {
+        uint m = WarpMax(v.AbsMax(), 4);
+        if (r >= rows || n == 0) return;
+        int s = BlockMath.MxExponent<TRule>(m);
+        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, vector), default);
+        BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s));
     }
 
     /// <summary>Q3 of one 128-column row held by 16 lanes (8 each): RHT over lane pairs, inner amax over 2 lanes, outer over 16.</summary>
