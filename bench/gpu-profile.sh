@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Where a linear's time goes, on the GPU machine (Nsight Compute there), after packing GpuBench into .gpu/app:
-#   bash bench/gpu-profile.sh OUT_DIR
+#   bash bench/gpu-profile.sh OUT_DIR [--no-host]
 # 1. `GpuBench profile`: per shape and variant the steady time, the host's enqueue time of one call and that call's
 #    time to completion; cuBLASLt's FP8 scaling modes beside the BF16 GEMM.
 # 2. The same rows under `ncu --profile-from-start off` (timings skipped): two forward+backward calls per row inside a
 #    profiler range, every kernel timed (gpu__time_duration, clocks left as found), then summarised per row and kernel
 #    (kernels.txt, kernels.json): time per call, launches per call, and the sum beside the row's steady time.
 set -uo pipefail
-out=${1:?usage: gpu-profile.sh OUT_DIR}
+out=${1:?usage: gpu-profile.sh OUT_DIR [--no-host]}
 mkdir -p "$out"
 bash .gpu/remote.sh TetraJet.GpuBench.dll profile --out "$out" 2>&1 | tee "$out/profile-log.txt"
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
@@ -60,6 +60,7 @@ with open(os.path.join(out, "kernels.json"), "w") as f:
     json.dump(result, f, indent=1)
 print("\n".join(l for l in lines if l.startswith("row")))
 PY
+[ "${2:-}" = "--no-host" ] && exit 0
 
 # 3. The host's side: EventPipe's sampling profiler over a loop of calls at a shape where the GPU waits for the host
 #    (host.nettrace.xz; unpack, then `dotnet-trace convert --format Speedscope` and bench/host-profile.py).
