@@ -37,7 +37,7 @@ public static class Philox
             out uint o0, out uint o1, out uint o2, out uint o3);
         int lane = (int)(i & 3);
         uint w = lane == 0 ? o0 : lane == 1 ? o1 : lane == 2 ? o2 : o3;
-        return (w >> 8) * (1f / 16777216f);
+        return (int)(w >> 8) * (1f / 16777216f);
     }
 
     /// <summary>The 16 RHT sign bits of a call: out[0] of Philox(counter (0, 0xFFFFFFFF, stream)); bit j set → d_j = −1.</summary>

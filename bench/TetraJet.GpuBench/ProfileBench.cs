@@ -26,8 +26,12 @@ static class ProfileBench
         ("ViT-small", 6400, 384, 384),
     ];
 
-    /// <summary>With <paramref name="rangesOnly"/> (the run under the profiler) the timings and the GEMM modes are skipped.</summary>
-    public static object Run(Device device, IReadOnlyList<LinearBench.Variant> variants, Func<Action, int, double> timeMs, Action<string> log, bool rangesOnly)
+    /// <summary>
+    /// With <paramref name="rangesOnly"/> (the run under the profiler) the timings and the GEMM modes are skipped; with
+    /// <paramref name="only"/> the rows of those numbers alone run (numbering unchanged).
+    /// </summary>
+    public static object Run(Device device, IReadOnlyList<LinearBench.Variant> variants, Func<Action, int, double> timeMs, Action<string> log, bool rangesOnly,
+        IReadOnlySet<int>? only = null)
     {
         var runner = CudaRunner.ForDevice(0);
         var marker = typeof(ProfileBench).GetMethod(nameof(Marker))!;
@@ -37,6 +41,7 @@ static class ProfileBench
             foreach (var v in variants)
             {
                 index++;
+                if (only is not null && !only.Contains(index)) continue;
                 using var scope = NewDisposeScope();
                 var layer = v.Build(k, n);
                 layer.to(device);

@@ -16,10 +16,12 @@ using static TorchSharp.torch;
 string command = args.Length > 0 ? args[0] : "all";
 string? outArg = null;
 string[]? only = null;   // `test --only fp8,smoke`: the named groups of checks alone (a re-run after a fix)
+HashSet<int>? profileRows = null;   // `profile --rows 2,3`: those rows alone (a detailed Nsight Compute run of a few)
 for (int i = 1; i < args.Length - 1; i++)
 {
     if (args[i] == "--out") outArg = args[i + 1];
     if (args[i] == "--only") only = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    if (args[i] == "--rows") profileRows = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToHashSet();
 }
 
 if (!cuda.is_available())
@@ -45,7 +47,7 @@ if (command is "quantize" or "all") RunQuantize();
 if (command is "linear" or "all") RunLinear();
 if (command is "dp") failures += RunDataParallel();
 if (command is "profile" && args.Contains("--host-loop")) ProfileBench.HostLoop(device, LinearVariants(), 3000, Console.WriteLine);
-else if (command is "profile") Write("profile", new { device = deviceName, dtype = "bfloat16", profile = ProfileBench.Run(device, LinearVariants(), TimeMs, Console.WriteLine, args.Contains("--ranges-only")) });
+else if (command is "profile") Write("profile", new { device = deviceName, dtype = "bfloat16", profile = ProfileBench.Run(device, LinearVariants(), TimeMs, Console.WriteLine, args.Contains("--ranges-only"), profileRows) });
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
 if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "profile" or "all"))
 {

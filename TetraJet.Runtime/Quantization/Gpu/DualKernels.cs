@@ -33,12 +33,13 @@ public static class DualKernels
         // Both of the thread's rows are loaded before either is quantized: two 16-byte requests in flight.
         int ra = r0 + rr, rb = ra + 16;
         long ia = (long)ra * cols + c0 + cc, ib = ia + 16L * cols;
-        Vec8 a = ra < rows ? Vec8Io.Load<TIo, T>(x, ia, n, vector) : default;
-        Vec8 b = rb < rows ? Vec8Io.Load<TIo, T>(x, ib, n, vector) : default;
-        Vec8Io.StoreFloats(tile, rr * ColumnTiles.Cols + cc, a);
-        Vec8Io.StoreFloats(tile, (16 + rr) * ColumnTiles.Cols + cc, b);
-        MxRow<TIo, T, TRule, TRound>(a, y3, rows, ra, ia, n, vector, seed, stream3);
-        MxRow<TIo, T, TRule, TRound>(b, y3, rows, rb, ib, n, vector, seed, stream3);
+        // Q3's uniforms are computed while both loads are in flight.
+        long last = (long)(rows - 1) * cols + c0 + cc;
+        Vec8Io.LoadPairWithUniforms<TIo, T, TRound>(x, ia, ib, last, n, vector, seed, stream3, out var a, out var b);
+        Vec8Io.StoreFloats(tile, rr * ColumnTiles.Cols + cc, a.V);
+        Vec8Io.StoreFloats(tile, (16 + rr) * ColumnTiles.Cols + cc, b.V);
+        MxRow<TIo, T, TRule, TRound>(a.V, a.U, y3, rows, ra, ia, n, vector);
+        MxRow<TIo, T, TRule, TRound>(b.V, b.U, y3, rows, rb, ib, n, vector);
         Group.Barrier();
         ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, scale, 0u);
         ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y5, default, rows, cols, r0, c0, 32, seed, stream5);
@@ -46,20 +47,19 @@ public static class DualKernels
 
     /// <summary>Q3 of 8 elements of a row (an MX block is 4 lanes): every lane reaches the shuffle, rows past the end write nothing.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MxRow<TIo, T, TRule, TRound>(Vec8 v, ArrayView<T> y3, int rows, int r, long i, int n, bool vector, ulong seed, ulong stream3)
+    static void MxRow<TIo, T, TRule, TRound>(Vec8 v, Vec8 u, ArrayView<T> y3, int rows, int r, long i, int n, bool vector)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         uint m = WarpMax(v.AbsMax(), 4);
         if (r >= rows || n == 0) return;
         int s = BlockMath.MxExponent<TRule>(m);
-        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, vector), default);
+        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, default);
         BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s));
     }
 
     /// <summary>Q3 of one 128-column row held by 16 lanes (8 each): RHT over lane pairs, inner amax over 2 lanes, outer over 16.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NvRow<TIo, T, TRound, THad>(Vec8 v, ArrayView<T> y3, int lane, int rows, int cols, int r, long i, int n, bool vector,
-        ulong seed, ulong stream3, uint signs3)
+    static void NvRow<TIo, T, TRound, THad>(Vec8 v, Vec8 u, ArrayView<T> y3, int lane, int rows, int r, long i, int n, bool vector, uint signs3)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (lane & 1) != 0, signs3);
@@ -68,7 +68,7 @@ public static class DualKernels
         if (r >= rows || n == 0) return;
         bool bad = outer >= NonFiniteBits;
         float so = BlockMath.NvOuter(outer), scale = BlockMath.NvInner(outer, so, inner) * so;
-        var g = BlockMath.NvGrid<TRound>(v, scale, bad, Uniforms<TRound>(seed, stream3, i, n, vector), default);
+        var g = BlockMath.NvGrid<TRound>(v, scale, bad, u, default);
         Vec8Io.Store<TIo, T>(y3, i, n, vector, BlockMath.NvValues(g, scale, bad));
     }
 
@@ -90,19 +90,19 @@ public static class DualKernels
         int t = Group.IdxX, lane = t & 31, cc = (t & 15) * 8, rr = t >> 4;
         int n = ColumnTiles.Run(cols, c0 + cc);
         bool vector = ColumnTiles.IsVector(cols, n);
+        long last = (long)(rows - 1) * cols + c0 + cc;
         for (int p = 0; p < 128; p += 16)
         {
             int ra = r0 + p + rr, rb = ra + 8;
             long ia = (long)ra * cols + c0 + cc, ib = (long)rb * cols + c0 + cc;
-            Vec8 a = ra < rows ? Vec8Io.Load<TIo, T>(x, ia, n, vector) : default;
-            Vec8 b = rb < rows ? Vec8Io.Load<TIo, T>(x, ib, n, vector) : default;
+            Vec8Io.LoadPairWithUniforms<TIo, T, TRound>(x, ia, ib, last, n, vector, seed, stream3, out var a, out var b);
             if (cc < ColumnTiles.Cols)
             {
-                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, a);
-                Vec8Io.StoreFloats(tile, (p + 8 + rr) * ColumnTiles.Cols + cc, b);
+                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, a.V);
+                Vec8Io.StoreFloats(tile, (p + 8 + rr) * ColumnTiles.Cols + cc, b.V);
             }
-            NvRow<TIo, T, TRound, THad>(a, y3, lane, rows, cols, ra, ia, n, vector, seed, stream3, signs3);
-            NvRow<TIo, T, TRound, THad>(b, y3, lane, rows, cols, rb, ib, n, vector, seed, stream3, signs3);
+            NvRow<TIo, T, TRound, THad>(a.V, a.U, y3, lane, rows, ra, ia, n, vector, signs3);
+            NvRow<TIo, T, TRound, THad>(b.V, b.U, y3, lane, rows, rb, ib, n, vector, signs3);
         }
         Group.Barrier();
         ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);

@@ -17,14 +17,13 @@ namespace TetraJet.Quantization.Gpu;
 public static class Fp8RowKernels
 {
     /// <summary>
-    /// One 16-lane group's work on the lane's 8 elements (zeros past the row's end, <paramref name="count"/> = 0 there
+    /// One 16-lane group's work on the lane's 8 elements <paramref name="v"/> with their uniforms and Q-EMA values (zeros past the row's end, <paramref name="count"/> = 0 there
     /// and for rows past the end): codes, the group scale (lane 0 of the group), the storage form, and whether the group
     /// is broken. Every lane of the warp must call it (shuffles).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool Group<TIo, T, TRule, TRound, TStore>(Vec8 v, int lane, int row, int pos, long i, int count, bool vector,
-        ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<byte> codes, ArrayView<byte> scales,
-        int rows, ulong seed, ulong stream)
+    internal static bool Group<TIo, T, TRule, TRound, TStore>(Vec8 v, Vec8 u, Vec8 e, int lane, int row, int pos, long i, int count,
+        ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<byte> codes, ArrayView<byte> scales, int rows)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where TStore : struct, IStoreMode
     {
@@ -33,7 +32,7 @@ public static class Fp8RowKernels
         int sMax = Fp8Operand.LiveMax(m, s), sMin = Fp8Operand.LiveMin(m, s);
         WarpMaxMin(ref sMax, ref sMin, 4, 16);
         if (count == 0) return false;
-        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream, i, count, vector), Vec8Io.Ema<TRound>(ema, i, count, vector));
+        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, e);
         codes8.Cast<ulong>()[i >> 3] = Fp8Operand.Codes(g, m, s, sMax);
         if ((lane & 15) == 0) scales8[(pos >> 7) * rows + row] = Fp8Operand.GroupScale(sMax);
         if (default(TStore).Enabled)
@@ -92,9 +91,9 @@ public static class Fp8RowKernels
     {
         var at = RowLane.Current(rows, cols);
         if (!at.InRows) return;
-        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
-        bool broken = Group<TIo, T, TRule, TRound, TStore>(v, at.Lane, at.Row, at.Pos, at.Index, at.Count, at.Vector, ema, codes8, scales8,
-            codes, scales, rows, seed, stream);
+        var loaded = Vec8Io.LoadWithUniforms<TIo, T, TRound>(x, at.Index, at.Count, at.Vector, seed, stream);
+        bool broken = Group<TIo, T, TRule, TRound, TStore>(loaded.V, loaded.U, Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector), at.Lane, at.Row, at.Pos, at.Index, at.Count, codes8, scales8,
+            codes, scales, rows);
         Rare<TIo, T, TRule, TRound>(broken, at.Row, at.Lane, x, ema, flags, side, cols, seed, stream);
     }
 }

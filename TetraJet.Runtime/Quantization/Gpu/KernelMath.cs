@@ -134,8 +134,12 @@ public static class KernelMath
     }
 
     /// <summary>A Philox output word as the uniform of ALGORITHMS.md §6: (w &gt;&gt; 8)·2^-24.</summary>
+    /// <remarks>
+    /// Converted as a signed integer (w &gt;&gt; 8 &lt; 2^24, so exact either way): ILGPU converts an unsigned integer to
+    /// float through double, two FP64-class conversions per element where this is one.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Unit(uint w) => (w >> 8) * (1f / 16777216f);
+    public static float Unit(uint w) => (int)(w >> 8) * (1f / 16777216f);
 
     /// <summary>Max of a value's bits in the group of lanes [<paramref name="from"/>, 32) strides, i.e. continues a reduction from width <paramref name="from"/> to 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -18,6 +18,10 @@ public interface IElementIo<T> where T : unmanaged
     /// 16 bytes' worth of elements (4 for float32, 8 for bfloat16).
     /// </summary>
     Vec8 Load8(ArrayView<T> v, long i);
+    /// <summary>As <see cref="Load8"/> in two steps: the loads (bits as read) …</summary>
+    Bits8 LoadBits8(ArrayView<T> v, long i);
+    /// <summary>… and the widening to FP32, which is the first use of the loaded registers (a warp waits for its loads there).</summary>
+    Vec8 Widen8(Bits8 b);
     /// <summary>Elements [i, i + 8) by 16-byte vector stores; alignment as <see cref="Load8"/>.</summary>
     void Store8(ArrayView<T> v, long i, Vec8 x);
     /// <summary>
@@ -40,16 +44,21 @@ public readonly struct F32Io : IElementIo<float>
     public float Round(float x) => x;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vec8 Load8(ArrayView<float> v, long i)
+    public Vec8 Load8(ArrayView<float> v, long i) => Widen8(LoadBits8(v, i));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Bits8 LoadBits8(ArrayView<float> v, long i)
     {
         var w = Vec8Io.Wide(v);
-        Bytes16 a = w[i >> 2], b = w[(i >> 2) + 1];
-        return new Vec8
-        {
-            V0 = Formats.Bits.AsFloat(a.A), V1 = Formats.Bits.AsFloat(a.B), V2 = Formats.Bits.AsFloat(a.C), V3 = Formats.Bits.AsFloat(a.D),
-            V4 = Formats.Bits.AsFloat(b.A), V5 = Formats.Bits.AsFloat(b.B), V6 = Formats.Bits.AsFloat(b.C), V7 = Formats.Bits.AsFloat(b.D),
-        };
+        return new Bits8 { Lo = w[i >> 2], Hi = w[(i >> 2) + 1] };
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vec8 Widen8(Bits8 b) => new()
+    {
+        V0 = Formats.Bits.AsFloat(b.Lo.A), V1 = Formats.Bits.AsFloat(b.Lo.B), V2 = Formats.Bits.AsFloat(b.Lo.C), V3 = Formats.Bits.AsFloat(b.Lo.D),
+        V4 = Formats.Bits.AsFloat(b.Hi.A), V5 = Formats.Bits.AsFloat(b.Hi.B), V6 = Formats.Bits.AsFloat(b.Hi.C), V7 = Formats.Bits.AsFloat(b.Hi.D),
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store8(ArrayView<float> v, long i, Vec8 x)
@@ -76,10 +85,17 @@ public readonly struct Bf16Io : IElementIo<ushort>
     public float Round(float x) => Bf16.Widen(Bf16.Narrow(x));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vec8 Load8(ArrayView<ushort> v, long i)
+    public Vec8 Load8(ArrayView<ushort> v, long i) => Widen8(LoadBits8(v, i));
+
+    /// <summary>One 16-byte load (<see cref="Bits8.Hi"/> unused).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Bits8 LoadBits8(ArrayView<ushort> v, long i) => new() { Lo = Vec8Io.Wide(v)[i >> 3] };
+
+    /// <summary>Little-endian: element 2k is the low half of word k. Widening is the bits moved up (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vec8 Widen8(Bits8 b)
     {
-        Bytes16 a = Vec8Io.Wide(v)[i >> 3];
-        // Little-endian: element 2k is the low half of word k. Widening is the bits moved up (exact).
+        Bytes16 a = b.Lo;
         return new Vec8
         {
             V0 = Formats.Bits.AsFloat(a.A << 16), V1 = Formats.Bits.AsFloat(a.A & 0xFFFF0000u),

@@ -46,7 +46,8 @@ internal readonly struct RowLane
 /// </summary>
 /// <remarks>
 /// Layout: <see cref="RowLane"/>. Each lane reads its 8 elements with one 16-byte load (bf16; two for f32) and writes
-/// them likewise; the block amax is a shuffle reduction over the block's lanes. Lanes past a row's end (cols not a
+/// them likewise; the block amax is a shuffle reduction over the block's lanes. The SR uniforms are computed while the
+/// load is in flight (<see cref="Vec8Io.LoadWithUniforms"/>). Lanes past a row's end (cols not a
 /// multiple of 256) load zeros (no amax changes), reach every shuffle and write nothing. Where cols is not a multiple
 /// of 8 (a bare call with a padded last axis) the lanes fall back to element accesses and one Philox block per element.
 /// </remarks>
@@ -60,13 +61,13 @@ public static class RowKernels
     {
         var at = RowLane.Current(rows, cols);
         if (!at.InRows) return;
-        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+        var loaded = Vec8Io.LoadWithUniforms<TIo, T, TRound>(x, at.Index, at.Count, at.Vector, seed, stream);
+        Vec8 v = loaded.V, u = loaded.U, e = Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint m = WarpMax(v.AbsMax(), 4);
         if (at.Count == 0) return;
         int s = BlockMath.MxExponent<TRule>(m);
-        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream, at.Index, at.Count, at.Vector),
-            Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector));
+        var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, e);
         BlockMath.StoreMx<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s));
         if (!default(TStore).Enabled) return;
         // Storage needs cols a multiple of the block (the caller checks), so every lane holds 8 whole elements.
@@ -87,15 +88,15 @@ public static class RowKernels
     {
         var at = RowLane.Current(rows, cols);
         if (!at.InRows) return;
-        Vec8 v = Vec8Io.Load<TIo, T>(x, at.Index, at.Count, at.Vector);
+        var loaded = Vec8Io.LoadWithUniforms<TIo, T, TRound>(x, at.Index, at.Count, at.Vector, seed, stream);
+        Vec8 v = loaded.V, u = loaded.U, e = Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint inner = WarpMax(v.AbsMax(), 2);
         uint outerBits = default(TOuter).PerTensor ? tensorAmax[0] : WarpMax(inner, 2, 16);
         if (at.Count == 0) return;
         bool bad = outerBits >= NonFiniteBits;
         float so = BlockMath.NvOuter(outerBits), si = BlockMath.NvInner(outerBits, so, inner), scale = si * so;
-        var g = BlockMath.NvGrid<TRound>(v, scale, bad, Uniforms<TRound>(seed, stream, at.Index, at.Count, at.Vector),
-            Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector));
+        var g = BlockMath.NvGrid<TRound>(v, scale, bad, u, e);
         Vec8Io.Store<TIo, T>(y, at.Index, at.Count, at.Vector, BlockMath.NvValues(g, scale, bad));
         if (!default(TStore).Enabled) return;
         codes.Cast<uint>()[at.Index >> 3] = BlockMath.Fp4Codes(g, false);

@@ -16,6 +16,26 @@ public struct Bytes16
     public uint A, B, C, D;
 }
 
+/// <summary>Eight elements' bits as one or two vector loads read them, before widening (<see cref="IElementIo{T}.LoadBits8"/>).</summary>
+public struct Bits8
+{
+    public Bytes16 Lo, Hi;
+
+    /// <summary>Every word and <paramref name="mask"/> (all ones or zero: a select without a branch).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly Bits8 And(uint mask) => new()
+    {
+        Lo = new Bytes16 { A = Lo.A & mask, B = Lo.B & mask, C = Lo.C & mask, D = Lo.D & mask },
+        Hi = new Bytes16 { A = Hi.A & mask, B = Hi.B & mask, C = Hi.C & mask, D = Hi.D & mask },
+    };
+}
+
+/// <summary>Eight elements and their SR uniforms (<see cref="Vec8Io.LoadWithUniforms"/>).</summary>
+public struct Loaded8
+{
+    public Vec8 V, U;
+}
+
 /// <summary>
 /// Eight consecutive elements held by one thread, as FP32. Kernels keep it in registers (ILGPU does not unroll loops,
 /// so every per-element step is written out for the eight fields).
@@ -62,6 +82,53 @@ public static class Vec8Io
         if (n > 6) r.V6 = io.Load(v, i + 6);
         if (n > 7) r.V7 = io.Load(v, i + 7);
         return r;
+    }
+
+    /// <summary>
+    /// <see cref="Load"/> and the SR uniforms of the same elements (KernelMath.Uniforms, one Philox block per 4 where
+    /// <paramref name="vector"/>). On the vector path the uniforms are computed between the load and the widening, its
+    /// data's first use: a warp waits for a load only where its data is first used, so the Philox rounds run in the
+    /// load's latency instead of after it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Loaded8 LoadWithUniforms<TIo, T, TRound>(ArrayView<T> v, long i, int n, bool vector, ulong seed, ulong stream)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
+    {
+        var io = default(TIo);
+        if (vector)
+        {
+            Bits8 bits = io.LoadBits8(v, i);
+            Vec8 u = Uniforms<TRound>(seed, stream, i, 8, true);
+            return new Loaded8 { V = io.Widen8(bits), U = u };
+        }
+        return new Loaded8 { V = Load<TIo, T>(v, i, n, false), U = Uniforms<TRound>(seed, stream, i, n, false) };
+    }
+
+    /// <summary>
+    /// As <see cref="LoadWithUniforms"/> for two runs at <paramref name="ia"/> and <paramref name="ib"/> of a column of
+    /// runs whose last existing one is at <paramref name="last"/>: a run past it reads as zeros. Both loads, both runs'
+    /// uniforms, then the widening. On the vector path a run past the end loads the last one and is masked to zero,
+    /// without a branch, so that the loads and the Philox rounds share one basic block, where the PTX assembler can
+    /// schedule the rounds into the loads' latency (ILGPU turns conditional expressions into branches).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadPairWithUniforms<TIo, T, TRound>(ArrayView<T> v, long ia, long ib, long last, int n, bool vector,
+        ulong seed, ulong stream, out Loaded8 a, out Loaded8 b)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
+    {
+        var io = default(TIo);
+        if (vector)
+        {
+            Bits8 bitsA = io.LoadBits8(v, Math.Min(ia, last)), bitsB = io.LoadBits8(v, Math.Min(ib, last));
+            Vec8 ua = Uniforms<TRound>(seed, stream, ia, 8, true), ub = Uniforms<TRound>(seed, stream, ib, 8, true);
+            // All ones where the run exists (last − i ≥ 0), else zero.
+            uint maskA = ~(uint)((last - ia) >> 63), maskB = ~(uint)((last - ib) >> 63);
+            a = new Loaded8 { V = io.Widen8(bitsA.And(maskA)), U = ua };
+            b = new Loaded8 { V = io.Widen8(bitsB.And(maskB)), U = ub };
+            return;
+        }
+        a = new Loaded8 { V = ia <= last ? Load<TIo, T>(v, ia, n, false) : default, U = Uniforms<TRound>(seed, stream, ia, n, false) };
+        b = new Loaded8 { V = ib <= last ? Load<TIo, T>(v, ib, n, false) : default, U = Uniforms<TRound>(seed, stream, ib, n, false) };
     }
 
     /// <summary>Stores the first <paramref name="n"/> elements of <paramref name="x"/> at [i, i + n); as <see cref="Load"/>.</summary>
