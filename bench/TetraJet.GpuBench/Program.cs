@@ -17,10 +17,12 @@ string command = args.Length > 0 ? args[0] : "all";
 string? outArg = null;
 string[]? only = null;   // `test --only fp8,smoke`: the named groups of checks alone (a re-run after a fix)
 HashSet<int>? profileRows = null;   // `profile --rows 2,3`: those rows alone (a detailed Nsight Compute run of a few)
+int quantizeIterations = 50;         // `quantize --iterations 1`: each quantizer a few times (a run under Nsight Compute)
 for (int i = 1; i < args.Length - 1; i++)
 {
     if (args[i] == "--out") outArg = args[i + 1];
     if (args[i] == "--only") only = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    if (args[i] == "--iterations") quantizeIterations = int.Parse(args[i + 1]);
     if (args[i] == "--rows") profileRows = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToHashSet();
 }
 
@@ -51,7 +53,7 @@ else if (command is "profile") Write("profile", new { device = deviceName, dtype
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
 if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "profile" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|all [--out DIR|FILE.json] [--only GROUP,...]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|all [--out DIR|FILE.json] [--only GROUP,...] [--rows N,...] [--iterations N]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
@@ -119,7 +121,7 @@ void RunQuantize()
 {
     const long rows = 8192, cols = 8192;          // 64M elements
     long n = rows * cols;
-    const int iterations = 50;
+    int iterations = quantizeIterations;
     using var scope = NewDisposeScope();
     var x = randn(new long[] { rows, cols }, ScalarType.BFloat16, device);
     var x32 = x.to(ScalarType.Float32);
@@ -188,7 +190,7 @@ void RunQuantize()
         var d = empty(new long[] { rows, rows }, ScalarType.BFloat16, device);
         Report("FP8 patch kernel, no flagged rows (launch cost)", () => TimeMs(() => CudaFp8.Patch(d, a, a, (int)cols), iterations), 8, "bytes: the two counts");
     }
-    Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), 10), bf, "same traffic counted; numerics approximate");
+    Report("torch eager composed MXFP4 RTN (approx.)", () => TimeMs(() => EagerMxfp4(x), Math.Min(10, iterations)), bf, "same traffic counted; numerics approximate");
     Write("quantize", new { device = deviceName, elements = n, dtype = "bfloat16", iterations, results = rows_ });
 }
 
