@@ -24,6 +24,12 @@ public static class KernelGeometry
     /// <summary>Row kernels (features axis, FP8 rows too): a warp per 256 positions of a row.</summary>
     public static long RowThreads(int rows, int cols) => Check((long)rows * Ceil(cols, 256) * 32);
 
+    /// <summary>
+    /// The MX and NVFP4 row quantizers (<see cref="RowKernels"/>): a warp per two consecutive runs of 256 positions,
+    /// counted over the rows, so each thread has two loads in flight.
+    /// </summary>
+    public static long RowPairThreads(int rows, int cols) => Check(Ceil((long)rows * Ceil(cols, 256), 2) * 32);
+
     /// <summary>16×16 per-tensor NVFP4 tiles: a thread per (16-row band, 8 columns).</summary>
     public static long Tile16Threads(int rows, int cols) => Check((long)(rows / 16) * (cols / 8));
 
@@ -59,7 +65,7 @@ public static class KernelGeometry
     // ---------------------------------------------------------------- per quantizer, as both launchers use them
 
     /// <summary>A features-axis quantizer of <paramref name="spec"/> on [rows, cols].</summary>
-    public static long Rows(QuantSpec spec, int rows, int cols) => spec.Tile16 ? Tile16Threads(rows, cols) : RowThreads(rows, cols);
+    public static long Rows(QuantSpec spec, int rows, int cols) => spec.Tile16 ? Tile16Threads(rows, cols) : RowPairThreads(rows, cols);
 
     /// <summary>A first-axis quantizer of <paramref name="spec"/> on [rows, cols] (rows: the rows written, padding included).</summary>
     public static long Columns(QuantSpec spec, int rows, int cols) => ColumnThreads(spec.Format, rows, cols);

@@ -16,25 +16,42 @@ internal readonly struct RowLane
     public readonly long Index;
     /// <summary>The warp's row exists (warp-uniform).</summary>
     public readonly bool InRows;
-    /// <summary>The lane's 8 elements are one aligned 16-byte (bf16) or 32-byte (f32) run: vector accesses, one Philox block per 4.</summary>
+    /// <summary>The row exists and the lane's 8 elements are one aligned 16-byte (bf16) or 32-byte (f32) run: vector accesses, one Philox block per 4.</summary>
     public readonly bool Vector;
 
-    public RowLane(int t, int rows, int cols)
+    /// <summary>Lane <paramref name="lane"/> of the <paramref name="warp"/>-th run of 256 positions, counted over the rows.</summary>
+    public RowLane(int warp, int lane, int rows, int cols)
     {
-        Lane = t & 31;
-        int chunks = (cols + 255) >> 8, warp = t >> 5;
-        // Unsigned: the thread index and chunk count are non-negative, and an unsigned division is the shorter sequence.
+        Lane = lane;
+        int chunks = (cols + 255) >> 8;
+        // Unsigned: the warp index and chunk count are non-negative, and an unsigned division is the shorter sequence.
         Row = (int)((uint)warp / (uint)chunks);
         Pos = (warp - Row * chunks) * 256 + Lane * 8;
         Count = Min(Max(cols - Pos, 0), 8);
         InRows = Row < rows;
         Index = (long)Row * cols + Pos;
         // cols a multiple of 8 makes every row start, and so every lane's run, a multiple of 8 elements.
-        Vector = (cols & 7) == 0 && Count == 8;
+        Vector = InRows && (cols & 7) == 0 && Count == 8;
     }
 
+    /// <summary>The calling lane, a warp per run of 256 positions (<see cref="KernelGeometry.RowThreads"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static RowLane Current(int rows, int cols) => new(ThreadIndex32(), rows, cols);
+    public static RowLane Current(int rows, int cols)
+    {
+        int t = ThreadIndex32();
+        return new(t >> 5, t & 31, rows, cols);
+    }
+
+    /// <summary>
+    /// Run <paramref name="k"/> (0 or 1) of the calling lane where a warp takes two consecutive runs of 256 positions
+    /// (<see cref="KernelGeometry.RowPairThreads"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static RowLane OfPair(int k, int rows, int cols)
+    {
+        int t = ThreadIndex32();
+        return new(((t >> 5) << 1) + k, t & 31, rows, cols);
+    }
 }
 
 /// <summary>
@@ -45,9 +62,10 @@ internal readonly struct RowLane
 /// Reference beside each: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>; the tests compare bit for bit.
 /// </summary>
 /// <remarks>
-/// Layout: <see cref="RowLane"/>. Each lane reads its 8 elements with one 16-byte load (bf16; two for f32) and writes
-/// them likewise; the block amax is a shuffle reduction over the block's lanes. The SR uniforms are computed while the
-/// load is in flight (<see cref="Vec8Io.LoadWithUniforms"/>). Lanes past a row's end (cols not a
+/// Layout: <see cref="RowLane"/>, a warp taking two consecutive runs of 256 positions (<see cref="KernelGeometry.RowPairThreads"/>).
+/// Each lane reads the 8 elements of each run with one 16-byte load (bf16; two for f32), both loads issued before the
+/// first run is quantized, so that a thread keeps two loads in flight; writes likewise; the block amax is a shuffle
+/// reduction over the block's lanes. The SR uniforms are computed while the loads are in flight (<see cref="Vec8Io.WithUniforms"/>). Lanes past a row's end (cols not a
 /// multiple of 256) load zeros (no amax changes), reach every shuffle and write nothing. Where cols is not a multiple
 /// of 8 (a bare call with a padded last axis) the lanes fall back to element accesses and one Philox block per element.
 /// </remarks>
@@ -59,9 +77,21 @@ public static class RowKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        var at = RowLane.Current(rows, cols);
-        if (!at.InRows) return;
-        var loaded = Vec8Io.LoadWithUniforms<TIo, T, TRound>(x, at.Index, at.Count, at.Vector, seed, stream);
+        RowLane a = RowLane.OfPair(0, rows, cols), b = RowLane.OfPair(1, rows, cols);
+        if (!a.InRows) return;
+        Bits8 bitsA = Vec8Io.Prefetch<TIo, T>(x, a.Index, a.Vector), bitsB = Vec8Io.Prefetch<TIo, T>(x, b.Index, b.Vector);
+        MxRun<TIo, T, TRule, TRound, THad, TStore>(a, bitsA, x, y, ema, codes, scales, seed, stream, signs);
+        if (b.InRows) MxRun<TIo, T, TRule, TRound, THad, TStore>(b, bitsB, x, y, ema, codes, scales, seed, stream, signs);
+    }
+
+    /// <summary>One lane's run of <see cref="Mx"/>, its vector bits already loaded (<see cref="Vec8Io.Prefetch"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void MxRun<TIo, T, TRule, TRound, THad, TStore>(RowLane at, Bits8 bits, ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema,
+        ArrayView<byte> codes, ArrayView<byte> scales, ulong seed, ulong stream, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
+        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
+    {
+        var loaded = Vec8Io.WithUniforms<TIo, T, TRound>(x, bits, at.Index, at.Count, at.Vector, seed, stream);
         Vec8 v = loaded.V, u = loaded.U, e = Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint m = WarpMax(v.AbsMax(), 4);
@@ -86,9 +116,21 @@ public static class RowKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        var at = RowLane.Current(rows, cols);
-        if (!at.InRows) return;
-        var loaded = Vec8Io.LoadWithUniforms<TIo, T, TRound>(x, at.Index, at.Count, at.Vector, seed, stream);
+        RowLane a = RowLane.OfPair(0, rows, cols), b = RowLane.OfPair(1, rows, cols);
+        if (!a.InRows) return;
+        Bits8 bitsA = Vec8Io.Prefetch<TIo, T>(x, a.Index, a.Vector), bitsB = Vec8Io.Prefetch<TIo, T>(x, b.Index, b.Vector);
+        NvRun<TIo, T, TOuter, TRound, THad, TStore>(a, bitsA, x, y, ema, tensorAmax, codes, scales, outer, seed, stream, signs);
+        if (b.InRows) NvRun<TIo, T, TOuter, TRound, THad, TStore>(b, bitsB, x, y, ema, tensorAmax, codes, scales, outer, seed, stream, signs);
+    }
+
+    /// <summary>One lane's run of <see cref="Nv"/>, its vector bits already loaded (<see cref="Vec8Io.Prefetch"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void NvRun<TIo, T, TOuter, TRound, THad, TStore>(RowLane at, Bits8 bits, ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema,
+        ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ulong seed, ulong stream, uint signs)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
+        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
+    {
+        var loaded = Vec8Io.WithUniforms<TIo, T, TRound>(x, bits, at.Index, at.Count, at.Vector, seed, stream);
         Vec8 v = loaded.V, u = loaded.U, e = Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint inner = WarpMax(v.AbsMax(), 2);

@@ -92,14 +92,26 @@ public static class Vec8Io
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Loaded8 LoadWithUniforms<TIo, T, TRound>(ArrayView<T> v, long i, int n, bool vector, ulong seed, ulong stream)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode =>
+        WithUniforms<TIo, T, TRound>(v, Prefetch<TIo, T>(v, i, vector), i, n, vector, seed, stream);
+
+    /// <summary>The bits of the run at <paramref name="i"/> on the vector path (a load issued ahead of its use); nothing otherwise.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Bits8 Prefetch<TIo, T>(ArrayView<T> v, long i, bool vector) where T : unmanaged where TIo : struct, IElementIo<T> =>
+        vector ? default(TIo).LoadBits8(v, i) : default;
+
+    /// <summary>
+    /// As <see cref="LoadWithUniforms"/> for a run whose vector bits <see cref="Prefetch"/> loaded: the uniforms first,
+    /// then the widening (the first use of the load). Off the vector path the run is loaded here, element by element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Loaded8 WithUniforms<TIo, T, TRound>(ArrayView<T> v, Bits8 bits, long i, int n, bool vector, ulong seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
-        var io = default(TIo);
         if (vector)
         {
-            Bits8 bits = io.LoadBits8(v, i);
             Vec8 u = Uniforms<TRound>(seed, stream, i, 8, true);
-            return new Loaded8 { V = io.Widen8(bits), U = u };
+            return new Loaded8 { V = default(TIo).Widen8(bits), U = u };
         }
         return new Loaded8 { V = Load<TIo, T>(v, i, n, false), U = Uniforms<TRound>(seed, stream, i, n, false) };
     }

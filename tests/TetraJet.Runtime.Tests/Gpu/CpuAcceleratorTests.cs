@@ -66,6 +66,32 @@ public class CpuAcceleratorTests(CpuAcceleratorFixture fixture)
         GpuTestData.AssertBitsEqual(expectedB, actualB, $"{spec} {axis} bf16");
     }
 
+    /// <summary>
+    /// Row kernels take two runs of 256 positions per warp, counted over the rows: rows of several runs, a partial last
+    /// run, a pair split across two rows and a last pair whose second run is past the rows.
+    /// </summary>
+    [Theory]
+    [InlineData(QuantFormat.MXFP4, Rounding.Nearest, 5, 544, false)]        // 3 runs per row (the last 32 wide), 15 runs
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 5, 544, false)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 2, 1024, true)]     // 4 runs per row, RHT
+    [InlineData(QuantFormat.MXFP8, Rounding.Stochastic, 3, 800, false)]     // 4 runs per row, the last 32 wide
+    [InlineData(QuantFormat.NVFP4, Rounding.Stochastic, 3, 640, true)]      // 3 runs per row (the last 128 wide), 9 runs
+    [InlineData(QuantFormat.NVFP4, Rounding.Nearest, 7, 384, false)]        // 2 runs per row, the second half wide
+    public void Row_kernels_match_reference_across_runs_and_rows(QuantFormat format, Rounding rounding, int rows, int cols, bool hadamard)
+    {
+        var spec = new QuantSpec(format, rounding);
+        var x = GpuTestData.Adversarial(rows, cols, rows + cols);
+        var expected = GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 42, 7, null, false, hadamard);
+        var actual = new float[x.Length];
+        GpuQuantizer.Quantize(fixture.Accelerator, x, actual, rows, cols, BlockAxis.Last, spec, 42, 7, null, false, hadamard);
+        GpuTestData.AssertBitsEqual(expected, actual, $"{spec} [{rows}, {cols}] f32");
+        var xb = GpuTestData.ToBf16(x);
+        var expectedB = GpuTestData.ToBf16(GpuTestData.Reference(GpuTestData.FromBf16(xb), rows, cols, BlockAxis.Last, spec, 42, 7, null, false, hadamard));
+        var actualB = new ushort[x.Length];
+        GpuQuantizer.QuantizeBf16(fixture.Accelerator, xb, actualB, rows, cols, BlockAxis.Last, spec, 42, 7, null, false, hadamard);
+        GpuTestData.AssertBitsEqual(expectedB, actualB, $"{spec} [{rows}, {cols}] bf16");
+    }
+
     [Theory]
     [InlineData(QuantFormat.MXFP4, Rounding.Nearest, 64, 96, false)]
     [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 64, 96, false)]
