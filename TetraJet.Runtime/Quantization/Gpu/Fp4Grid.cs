@@ -12,24 +12,19 @@ namespace TetraJet.Quantization.Gpu;
 public static class Fp4Grid
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Saturated(float v)
-    {
-        float a = Bits.Abs(v);
-        return a > E2M1.Max ? E2M1.Max : a;
-    }
+    static float Saturated(float v) => Math.Min(Math.Abs(v), E2M1.Max);
 
-    /// <summary>Reference: E2M1.RoundNearest. Below 1 the grid is the multiples of 0.5; above, one fraction bit (RNE on the bits).</summary>
-    /// <remarks>Every choice is one flat select (nested conditionals compile to branches).</remarks>
+    /// <summary>Reference: E2M1.RoundNearest. The grid's step around a = min(|v|, 6) is 0.5 below 2 and 2^(e−1) in
+    /// [2^e, 2^(e+1)) above, and the even multiples of the step are the even codes, so RNE to the grid is RNE to a multiple
+    /// of the step: (a + M) − M with M = 1.5·2^23·step, whose sum has the step as its ulp (two FP32 additions, IEEE
+    /// round-to-nearest-even; the difference is exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Nearest(float v)
     {
         float a = Saturated(v);
-        // Below 1 the candidates are 0, 0.5 and 1; the ties 0.25 and 0.75 go to the even codes 0 and 2.
-        float half = a > 0.25f ? 0.5f : 0f, other = a >= 0.75f ? 0.5f : 0f;
-        float small = half + other;
-        uint b = Bits.AsUInt(a);
-        float large = Bits.AsFloat((b + 0x1FFFFFu + ((b >> 22) & 1u)) & 0xFFC00000u);
-        float r = a < 1f ? small : large;
+        // M's exponent: 22 above a's (e ≥ 1), at least that of 2^22 (step 0.5); fraction bit 0x400000 for the 1.5.
+        float m = Bits.AsFloat(Math.Max((Bits.AsUInt(a) & 0x7F800000u) + 0x0B400000u, 0x4AC00000u));
+        float r = (a + m) - m;
         return Bits.WithSignOf(r, v);
     }
 

@@ -28,30 +28,32 @@ public static class KernelMath
     /// <summary>Smallest |x| bit pattern of a non-finite value: a reduced amax at or above it marks the block NaN.</summary>
     public const uint NonFiniteBits = 0x7F800000u;
 
+    // Math.Max and Math.Min: one max/min instruction on the GPU, where a conditional expression is a compare and a select.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Max(uint a, uint b) => a > b ? a : b;
+    public static uint Max(uint a, uint b) => Math.Max(a, b);
 
     /// <summary>Max over aligned groups of <paramref name="width"/> lanes (a power of two ≤ 32) by butterfly shuffles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint WarpMax(uint v, int width)
-    {
-        for (int m = 1; m < width; m <<= 1) v = Max(v, Warp.ShuffleXor(v, m));
-        return v;
-    }
+    public static uint WarpMax(uint v, int width) => WarpMax(v, 1, width);
 
     /// <summary>Max over aligned groups of <paramref name="width"/> lanes, continuing from groups of <paramref name="from"/> lanes that already agree.</summary>
+    /// <remarks>Written out step by step: ILGPU does not unroll loops, and with constant widths the untaken steps fold away.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint WarpMax(uint v, int from, int width)
     {
-        for (int m = from; m < width; m <<= 1) v = Max(v, Warp.ShuffleXor(v, m));
+        if (from <= 1 && width > 1) v = Max(v, Warp.ShuffleXor(v, 1));
+        if (from <= 2 && width > 2) v = Max(v, Warp.ShuffleXor(v, 2));
+        if (from <= 4 && width > 4) v = Max(v, Warp.ShuffleXor(v, 4));
+        if (from <= 8 && width > 8) v = Max(v, Warp.ShuffleXor(v, 8));
+        if (from <= 16 && width > 16) v = Max(v, Warp.ShuffleXor(v, 16));
         return v;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Max(int a, int b) => a > b ? a : b;
+    public static int Max(int a, int b) => Math.Max(a, b);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Min(int a, int b) => a < b ? a : b;
+    public static int Min(int a, int b) => Math.Min(a, b);
 
     /// <summary>Max and min of an int over aligned groups of <paramref name="width"/> lanes, from groups of <paramref name="from"/> that already agree.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -143,11 +145,7 @@ public static class KernelMath
 
     /// <summary>Max of a value's bits in the group of lanes [<paramref name="from"/>, 32) strides, i.e. continues a reduction from width <paramref name="from"/> to 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint WarpMaxFrom(uint v, int from)
-    {
-        for (int m = from; m < 32; m <<= 1) v = Max(v, Warp.ShuffleXor(v, m));
-        return v;
-    }
+    public static uint WarpMaxFrom(uint v, int from) => WarpMax(v, from, 32);
 
     /// <summary>
     /// The 16-point RHT (Hadamard.Transform16) when 16 consecutive elements are spread over 4 lanes, 4 each:
