@@ -29,20 +29,24 @@ public static class Fp4Grid
     }
 
     /// <summary>The grid values lo ≤ a &lt; hi around the saturated a = min(|v|, 6) (hi = lo = 6 at 6) and 1/(hi − lo).</summary>
+    /// <remarks>
+    /// From the step alone (as in <see cref="Nearest"/>): a rounded to the nearest multiple of the step, then down to the
+    /// multiple at or below a. Two FP32 additions and a few integer operations on the exponent, where selects between
+    /// the halves below 1 and the fraction bit above cost twice as many integer instructions.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Bracket(float v, out float lo, out float hi, out float inverseStep)
     {
         float a = Saturated(v);
-        uint b = Bits.AsUInt(a), t = b & 0xFFC00000u;
-        bool small = a < 1f;
-        float loSmall = a >= 0.5f ? 0.5f : 0f, loLarge = Bits.AsFloat(t);
-        float hiSmall = loSmall + 0.5f, hiLarge = Bits.AsFloat(t + 0x400000u);
-        lo = small ? loSmall : loLarge;
-        float next = small ? hiSmall : hiLarge;
-        hi = a >= E2M1.Max ? E2M1.Max : next;
-        // The step above 1 is 2^(e−1) for a in [2^e, 2^(e+1)); its inverse 2^(1−e) has biased exponent 255 − biased(a).
-        float inverseLarge = Bits.AsFloat((255u - (b >> 23)) << 23);
-        inverseStep = small ? 2f : inverseLarge;
+        // The step is 2^(e−1) for a in [2^e, 2^(e+1)) with e ≥ 1, and 0.5 below 2; its inverse has exponent 254 − step's.
+        uint stepBits = Math.Max(Bits.AsUInt(a) & 0x7F800000u, 0x3F800000u) - 0x00800000u;
+        float step = Bits.AsFloat(stepBits);
+        inverseStep = Bits.AsFloat(0x7F000000u - stepBits);
+        // M = 1.5·2^23·step: the ulp of a + M is the step.
+        float m = Bits.AsFloat(stepBits + 0x0BC00000u);
+        float r = (a + m) - m;
+        lo = r > a ? r - step : r;
+        hi = Math.Min(lo + step, E2M1.Max);
         return a;
     }
 

@@ -103,6 +103,8 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
         }
     }
 
+    static readonly float[] E2M1Grid = [0f, 0.5f, 1f, 1.5f, 2f, 3f, 4f, 6f];
+
     [Fact]
     public void Branch_free_E2M1_rounding_matches_the_reference_bit_for_bit()
     {
@@ -118,6 +120,16 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
             // SR at the edges of its threshold: u just below and at p.
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0f)));
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f)));
+            // And at the threshold itself, p = (a − lo)/(hi − lo) from the grid, and one step of u below it.
+            float a = Math.Min(Math.Abs(v), 6f);
+            int j = Array.FindLastIndex(E2M1Grid, g => g <= a);
+            if (j < E2M1Grid.Length - 1)
+            {
+                float p = (a - E2M1Grid[j]) / (E2M1Grid[j + 1] - E2M1Grid[j]);
+                foreach (float up in new[] { p, p - 1f / 16777216f })
+                    if (up >= 0)
+                        Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, up)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, up)));
+            }
             n++;
         }
         Assert.True(n > 20000);
