@@ -14,6 +14,13 @@ public static class Fp4Grid
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Saturated(float v) => Math.Min(Math.Abs(v), E2M1.Max);
 
+    /// <summary>The bits of the grid's step around a ≥ 0: 2^(e−1) for a in [2^e, 2^(e+1)) with e ≥ 1, and 0.5 below 2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint StepBits(float a) => Math.Max(Bits.AsUInt(a) & 0x7F800000u, 0x3F800000u) - 0x00800000u;
+
+    /// <summary>Added to a step's bits: M = 1.5·2^23·step, so that the ulp of a + M is the step.</summary>
+    const uint MagicOffset = 0x0BC00000u;
+
     /// <summary>Reference: E2M1.RoundNearest. The grid's step around a = min(|v|, 6) is 0.5 below 2 and 2^(e−1) in
     /// [2^e, 2^(e+1)) above, and the even multiples of the step are the even codes, so RNE to the grid is RNE to a multiple
     /// of the step: (a + M) − M with M = 1.5·2^23·step, whose sum has the step as its ulp (two FP32 additions, IEEE
@@ -22,8 +29,7 @@ public static class Fp4Grid
     public static float Nearest(float v)
     {
         float a = Saturated(v);
-        // M's exponent: 22 above a's (e ≥ 1), at least that of 2^22 (step 0.5); fraction bit 0x400000 for the 1.5.
-        float m = Bits.AsFloat(Math.Max((Bits.AsUInt(a) & 0x7F800000u) + 0x0B400000u, 0x4AC00000u));
+        float m = Bits.AsFloat(StepBits(a) + MagicOffset);
         float r = (a + m) - m;
         return Bits.WithSignOf(r, v);
     }
@@ -38,12 +44,11 @@ public static class Fp4Grid
     static float Bracket(float v, out float lo, out float hi, out float inverseStep)
     {
         float a = Saturated(v);
-        // The step is 2^(e−1) for a in [2^e, 2^(e+1)) with e ≥ 1, and 0.5 below 2; its inverse has exponent 254 − step's.
-        uint stepBits = Math.Max(Bits.AsUInt(a) & 0x7F800000u, 0x3F800000u) - 0x00800000u;
+        uint stepBits = StepBits(a);
         float step = Bits.AsFloat(stepBits);
+        // A power of two's inverse has exponent 254 − its own.
         inverseStep = Bits.AsFloat(0x7F000000u - stepBits);
-        // M = 1.5·2^23·step: the ulp of a + M is the step.
-        float m = Bits.AsFloat(stepBits + 0x0BC00000u);
+        float m = Bits.AsFloat(stepBits + MagicOffset);
         float r = (a + m) - m;
         lo = r > a ? r - step : r;
         hi = Math.Min(lo + step, E2M1.Max);
