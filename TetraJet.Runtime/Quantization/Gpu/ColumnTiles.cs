@@ -184,18 +184,18 @@ internal static class ColumnTiles
 
     /// <summary>
     /// Row phase of an MX tile: y[r0 + r, c0 + …] = Q for the tile's rows below <paramref name="rows"/>, 8 elements a thread,
-    /// 16 rows a pass.
+    /// 16 rows a pass. <paramref name="wholeRuns"/> as in <see cref="NvRows"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void MxRows<TIo, T, TRule, TRound>(ArrayView<float> tile, ArrayView<float> inverse, ArrayView<float> scale, ArrayView<T> y,
-        ArrayView<float> ema, int rows, int cols, int r0, int c0, int tileRows, ulong seed, ulong stream)
+        ArrayView<float> ema, int rows, int cols, int r0, int c0, int tileRows, ulong seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
         int n = Run(cols, c0 + cc);
-        bool vector = IsVector(cols, n);
         if (n == 0) return;
-        bool blocks = (cols & 3) == 0;
+        bool vector = wholeRuns || IsVector(cols, n);
+        bool blocks = wholeRuns || (cols & 3) == 0;
         Vec8 inv = Vec8Io.LoadFloats(inverse, cc), sc = Vec8Io.LoadFloats(scale, cc);
         for (int r = rr; r < tileRows && r0 + r < rows; r += 16)
         {
@@ -226,30 +226,39 @@ internal static class ColumnTiles
         where TOuter : struct, INvOuter where THad : struct, IHadamardMode
     {
         int t = Group.IdxX, c = t & (Cols - 1), h = t >> 6, b0 = 4 * h;
-        uint i0 = Group16<THad>(tile, 16 * b0, c, signs), i1 = Group16<THad>(tile, 16 * (b0 + 1), c, signs);
-        uint i2 = Group16<THad>(tile, 16 * (b0 + 2), c, signs), i3 = Group16<THad>(tile, 16 * (b0 + 3), c, signs);
-        partial[t] = Max(Max(i0, i1), Max(i2, i3));
+        // The four inner blocks in a loop (one copy of the RHT in the kernel's code, not four), their amax bits kept in
+        // the scales' own slots until the outer amax is known.
+        uint m = 0;
+        for (int b = b0; b < b0 + 4; b++)
+        {
+            uint inner = Group16<THad>(tile, 16 * b, c, signs);
+            scales.Cast<uint>()[b * Cols + c] = inner;
+            m = Max(m, inner);
+        }
+        partial[t] = m;
         Group.Barrier();
         uint outer = default(TOuter).PerTensor ? tensorAmax[0] : Max(partial[c], partial[Cols + c]);
         float so = BlockMath.NvOuter(outer);
-        scales[b0 * Cols + c] = BlockMath.NvInner(outer, so, i0) * so;
-        scales[(b0 + 1) * Cols + c] = BlockMath.NvInner(outer, so, i1) * so;
-        scales[(b0 + 2) * Cols + c] = BlockMath.NvInner(outer, so, i2) * so;
-        scales[(b0 + 3) * Cols + c] = BlockMath.NvInner(outer, so, i3) * so;
+        for (int b = b0; b < b0 + 4; b++)
+            scales[b * Cols + c] = BlockMath.NvInner(outer, so, scales.Cast<uint>()[b * Cols + c]) * so;
         Group.Barrier();
     }
 
-    /// <summary>Row phase of an NVFP4 tile: as <see cref="MxRows"/> with each element's inner-block scale (NaN scale: the value is NaN).</summary>
+    /// <summary>
+    /// Row phase of an NVFP4 tile: as <see cref="MxRows"/> with each element's inner-block scale (NaN scale: the value is
+    /// NaN). <paramref name="wholeRuns"/> (a constant at the call): cols is a multiple of 8, so a thread's run is whole
+    /// or absent and the element-by-element paths are not compiled in.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void NvRows<TIo, T, TRound>(ArrayView<float> tile, ArrayView<float> scales, ArrayView<T> y, ArrayView<float> ema,
-        int rows, int cols, int r0, int c0, ulong seed, ulong stream)
+        int rows, int cols, int r0, int c0, ulong seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
         int n = Run(cols, c0 + cc);
-        bool vector = IsVector(cols, n);
         if (n == 0) return;
-        bool blocks = (cols & 3) == 0;
+        bool vector = wholeRuns || IsVector(cols, n);
+        bool blocks = wholeRuns || (cols & 3) == 0;
         for (int r = rr; r < 128 && r0 + r < rows; r += 16)
         {
             long i = (long)(r0 + r) * cols + c0 + cc;

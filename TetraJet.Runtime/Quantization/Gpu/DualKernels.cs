@@ -42,7 +42,7 @@ public static class DualKernels
         MxRow<TIo, T, TRule, TRound>(b.V, b.U, y3, rows, rb, ib, n, vector);
         Group.Barrier();
         ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, scale, 0u);
-        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y5, default, rows, cols, r0, c0, 32, seed, stream5);
+        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y5, default, rows, cols, r0, c0, 32, seed, stream5, wholeRuns: true);
     }
 
     /// <summary>Q3 of 8 elements of a row (an MX block is 4 lanes): every lane reaches the shuffle, rows past the end write nothing.</summary>
@@ -88,8 +88,10 @@ public static class DualKernels
         var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
         ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
         int t = Group.IdxX, lane = t & 31, cc = (t & 15) * 8, rr = t >> 4;
-        int n = ColumnTiles.Run(cols, c0 + cc);
-        bool vector = ColumnTiles.IsVector(cols, n);
+        // N is a multiple of 128 (the callers check it): every run is 8 whole elements, one aligned vector, and the
+        // element-by-element paths for ragged runs are left out of the kernel's code.
+        const int n = 8;
+        const bool vector = true;
         long last = (long)(rows - 1) * cols + c0 + cc;
         for (int p = 0; p < 128; p += 16)
         {
@@ -104,15 +106,18 @@ public static class DualKernels
             NvRow<TIo, T, TRound, THad>(a.V, a.U, y3, lane, rows, ra, ia, n, vector, signs3);
             NvRow<TIo, T, TRound, THad>(b.V, b.U, y3, lane, rows, rb, ib, n, vector, signs3);
         }
-        Group.Barrier();
-        ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);
-        ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y5, default, rows, cols, r0, c0, seed, stream5);
-        int right = c0 + ColumnTiles.Cols;
-        if (right >= cols) return;           // group-uniform
-        Group.Barrier();
-        ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, right, 128);
-        Group.Barrier();
-        ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);
-        ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y5, default, rows, cols, r0, right, seed, stream5);
+        // The two 64-column halves in a loop, not written out twice: the kernel's code stays small enough for the
+        // instruction cache (written out, "no instruction" was its largest warp stall).
+        for (int half = c0; half < c0 + KernelGeometry.WideTileCols && half < cols; half += ColumnTiles.Cols)
+        {
+            if (half != c0)
+            {
+                Group.Barrier();
+                ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, half, 128);
+            }
+            Group.Barrier();
+            ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);
+            ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y5, default, rows, cols, r0, half, seed, stream5, wholeRuns: true);
+        }
     }
 }

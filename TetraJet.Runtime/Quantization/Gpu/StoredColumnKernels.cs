@@ -25,7 +25,8 @@ public static class StoredColumnKernels
         ColumnTiles.LoadStored<TIo, T, TSrc>(codes, scales, outer, tile, sourceRows, cols, r0, c0, 32);
         Group.Barrier();
         ColumnTiles.MxColumns<TRule, THad>(tile, partial, inverse, scale, signs);
-        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y, default, rows, cols, r0, c0, 32, seed, stream);
+        // Storage needs cols a multiple of its block: whole runs of 8.
+        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y, default, rows, cols, r0, c0, 32, seed, stream, wholeRuns: true);
     }
 
     /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: a [128 × 64] tile per group.</summary>
@@ -41,7 +42,8 @@ public static class StoredColumnKernels
         ColumnTiles.LoadStored<TIo, T, TSrc>(codes, scales, outer, tile, sourceRows, cols, r0, c0, 128);
         Group.Barrier();
         ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, blockScales, default, signs);
-        ColumnTiles.NvRows<TIo, T, TRound>(tile, blockScales, y, default, rows, cols, r0, c0, seed, stream);
+        // Storage needs cols a multiple of its block: whole runs of 8.
+        ColumnTiles.NvRows<TIo, T, TRound>(tile, blockScales, y, default, rows, cols, r0, c0, seed, stream, wholeRuns: true);
     }
 }
 
