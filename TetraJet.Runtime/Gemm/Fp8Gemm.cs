@@ -19,7 +19,7 @@ namespace TetraJet.Gemm;
 /// operands; if cuBLASLt rejects the scaling mode or disagrees, FP8 is off for the process and <see cref="Unavailable"/>
 /// says why; callers then take their BF16 GEMM.
 /// </remarks>
-public static unsafe class Fp8Gemm
+public static unsafe partial class Fp8Gemm
 {
     const int Group = 128;
     const long WorkspaceBytes = 32L << 20;

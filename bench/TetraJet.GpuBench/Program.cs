@@ -50,10 +50,11 @@ if (command is "linear" or "all") RunLinear();
 if (command is "dp") failures += RunDataParallel();
 if (command is "profile" && args.Contains("--host-loop")) ProfileBench.HostLoop(device, LinearVariants(), 3000, Console.WriteLine);
 else if (command is "profile") Write("profile", new { device = deviceName, dtype = "bfloat16", profile = ProfileBench.Run(device, LinearVariants(), TimeMs, Console.WriteLine, args.Contains("--ranges-only"), profileRows) });
+if (command is "gemm-algos") Write("gemm-algos", new { device = deviceName, rows = GemmAlgorithms.Run(device, TimeMs, Console.WriteLine) });
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
-if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "profile" or "all"))
+if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "profile" or "gemm-algos" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|all [--out DIR|FILE.json] [--only GROUP,...] [--rows N,...] [--iterations N]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|gemm-algos|all [--out DIR|FILE.json] [--only GROUP,...] [--rows N,...] [--iterations N]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
