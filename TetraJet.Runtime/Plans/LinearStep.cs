@@ -227,16 +227,13 @@ public sealed class LinearStep
         var counters = NoiseDraw ? null : Layer.Fp8Counters(a.Codes8.device);
         if (!NoiseDraw)
         {
-            Layer.CountFp8Pieces(slotA, Pieces(a));
-            Layer.CountFp8Pieces(slotB, Pieces(b));
+            Layer.CountFp8Lines(slotA, a.Lines);
+            Layer.CountFp8Lines(slotB, b.Lines);
         }
         var d = Gemm.Fp8Gemm.Multiply(a.Codes8, a.Scales8, b.Codes8, b.Scales8, a.Side.dtype, bias);
         CudaFp8.Patch(d, a, b, k, bias, counters, slotA, slotB);
         return d;
     }
-
-    /// <summary>An operand's (line, 128-group) pieces: the denominator of its fallback statistics.</summary>
-    static long Pieces(Fp8Tensors t) => (long)t.Lines * ((t.Length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength);
 
     /// <summary>
     /// Forward on FP8 tensor cores: Y = Q1(X)·Q2(W)ᵀ + b, in the input's dtype. The bias goes through the GEMM (added in

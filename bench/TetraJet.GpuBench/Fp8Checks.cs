@@ -87,13 +87,13 @@ static class Fp8Checks
             }
             var counts = gpuLayer.Fp8Fallbacks();
             long exact = counts.Sum(p => p.Exact), total = counts.Sum(p => p.Total);
-            if (spanning && exact == 0) { ok = false; details.Add("no row-group took the exact fallback"); }
+            if (spanning && exact == 0) { ok = false; details.Add("no line took the exact fallback"); }
             double Rel(Tensor a, Tensor b) => ((b.to(ScalarType.Float32) - a.to(ScalarType.Float32)).norm() / a.to(ScalarType.Float32).norm().clamp_min(1e-30)).item<float>();
             double ry = Rel(c.Y!, g.Y!), rdx = Rel(c.Dx!, g.Dx!), rdw = Rel(c.Dw!, g.Dw!);
             double tolerance = dtype == ScalarType.BFloat16 ? 2e-2 : 1e-3;
             ok &= Math.Max(ry, Math.Max(rdx, rdw)) < tolerance;
             ok &= same;
-            details.Add($"six operands {(same ? "identical" : "DIFFER")}; {exact} of {total} row-groups exact; relative difference to the CPU Y {ry:E1}, dX {rdx:E1}, dW {rdw:E1}");
+            details.Add($"six operands {(same ? "identical" : "DIFFER")}; {exact} of {total} lines exact; relative difference to the CPU Y {ry:E1}, dX {rdx:E1}, dW {rdw:E1}");
             return (name, ok, string.Join("; ", details));
         }
         catch (Exception e) { return (name, false, e.GetType().Name + ": " + e.Message); }

@@ -62,7 +62,7 @@ static class NoiseChecks
         var a = Run(false);
         var b = Run(true);
         bool same = a.Dw.equal(b.Dw).all().item<bool>() && a.Dx.equal(b.Dx).all().item<bool>() && a.Groups.SequenceEqual(b.Groups);
-        return (same, $"dW, dX and FP8 row-group counts {(same ? "identical" : "DIFFER")} with sampling on (FP8 GEMMs used: {a.Fp8}; counts {string.Join("/", a.Groups)} vs {string.Join("/", b.Groups)})");
+        return (same, $"dW, dX and FP8 line counts {(same ? "identical" : "DIFFER")} with sampling on (FP8 GEMMs used: {a.Fp8}; counts {string.Join("/", a.Groups)} vs {string.Join("/", b.Groups)})");
     }
 
     static (bool, string) MonteCarlo(Recipe recipe, Device device)

@@ -339,7 +339,7 @@ public static class Trainer
     };
 
     /// <summary>Oscillation of the quantized weights since the last report: console, TensorBoard and oscillation.csv.</summary>
-    /// <summary>Per layer and slot Q1–Q6: [row-groups computed exactly, row-groups in all] since the run (or its resume) started.</summary>
+    /// <summary>Per layer and slot Q1–Q6: [lines computed exactly, lines in all] since the run (or its resume) started.</summary>
     static Dictionary<string, Dictionary<string, long[]>> Fp8Fallbacks(nn.Module<Tensor, Tensor> net) =>
         net.QuantizedLinears().ToDictionary(l => l.Path, l =>
         {
@@ -347,7 +347,7 @@ public static class Trainer
             return Enumerable.Range(1, 6).ToDictionary(i => "Q" + i, i => new[] { counts[i].Exact, counts[i].Total });
         });
 
-    /// <summary>FP8 GEMMs: the row-groups (an operand line's 128 elements along the reduction axis) computed exactly, per slot over all layers.</summary>
+    /// <summary>FP8 GEMMs: the operand lines (a row along the reduction axis) computed exactly, per slot over all layers.</summary>
     static void ReportFp8(nn.Module<Tensor, Tensor> net, TfEventsWriter tb, long step, ProgressView view)
     {
         var exact = new long[7];
@@ -362,7 +362,7 @@ public static class Trainer
         long all = total.Sum(), flagged = exact.Sum();
         if (all > 0) tb.Scalar("fp8/exact_fraction", (double)flagged / all, step);
         view.Line(!used && all == 0 ? $"step {step}: FP8 GEMMs asked for, but no layer took them (device or shapes: docs/GPU.md)"
-            : $"step {step}: FP8 GEMMs, row-groups computed exactly: " + string.Join(", ", Enumerable.Range(1, 6).Select(i => $"Q{i} {exact[i]:N0}/{total[i]:N0}")));
+            : $"step {step}: FP8 GEMMs, lines computed exactly: " + string.Join(", ", Enumerable.Range(1, 6).Select(i => $"Q{i} {exact[i]:N0}/{total[i]:N0}")));
     }
 
     static void ReportOscillation(nn.Module<Tensor, Tensor> net, string path, TfEventsWriter tb, long step, ProgressView view)
@@ -456,6 +456,6 @@ public sealed record RunSummary
     public double EvalLoss { get; init; }
     public double? EvalAccuracy { get; init; }
     public double? EvalPerplexity { get; init; }
-    /// <summary>--gemm fp8: per layer and slot, [row-groups computed exactly, row-groups in all].</summary>
+    /// <summary>--gemm fp8: per layer and slot, [lines computed exactly, lines in all].</summary>
     public Dictionary<string, Dictionary<string, long[]>>? Fp8Fallbacks { get; init; }
 }

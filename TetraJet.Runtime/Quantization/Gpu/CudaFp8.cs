@@ -5,7 +5,7 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// One FP8 GEMM operand on the device (<see cref="Fp8Operand"/>): codes uint8 [lines, length], group scales float32
-/// [length/128 rounded up, lines] (group-major), the flag list int32 [1 + groups·lines] (count first), the side copy
+/// [length/128 rounded up, lines] (group-major), the flags int32 [1 + 2·lines] (count, marks, list), the side copy
 /// [lines, length] in the operand's dtype (only flagged lines are written). For a row operand lines = rows and length
 /// = cols; for a transposed (first-axis) operand lines = cols and length = the padded rows.
 /// </summary>
@@ -22,20 +22,16 @@ public sealed class Fp8Tensors : IDisposable
     /// <summary>Elements per line along the reduction axis: the leading dimension of <see cref="Codes8"/> and <see cref="Side"/>.</summary>
     public int Length { get; }
 
-    /// <summary>Empty buffers for a [lines, length] operand of <paramref name="dtype"/>; the flag count is zeroed by the launch.</summary>
+    /// <summary>Empty buffers for a [lines, length] operand of <paramref name="dtype"/>; the flag count and marks are zeroed by the launch.</summary>
     public static Fp8Tensors Allocate(int lines, int length, ScalarType dtype, Device device)
     {
         long groups = (length + Fp8Operand.GroupLength - 1) / Fp8Operand.GroupLength;
         return new(empty(new long[] { lines, length }, ScalarType.Byte, device), empty(new long[] { groups, lines }, ScalarType.Float32, device),
-            empty(new long[] { 1 + groups * lines }, ScalarType.Int32, device), empty(new long[] { lines, length }, dtype, device), lines, length);
+            empty(new long[] { Fp8Operand.FlagLength(lines) }, ScalarType.Int32, device), empty(new long[] { lines, length }, dtype, device), lines, length);
     }
 
     /// <summary>The flagged line indices (copies the list to the host: checks and statistics, not the training step).</summary>
-    public int[] FlaggedLines()
-    {
-        var all = Flags.cpu().data<int>().ToArray();
-        return all[1..(1 + Math.Min(all[0], all.Length - 1))];
-    }
+    public int[] FlaggedLines() => Fp8Operand.Entries(Flags.cpu().data<int>().ToArray());
 
     public Fp8Tensors MoveToOuterDisposeScope()
     {
@@ -81,7 +77,7 @@ public static class CudaFp8
 
     static KernelArg[] Outputs(CudaRunner runner, Fp8Tensors o)
     {
-        runner.ZeroFirst(View(o.Flags));
+        runner.Zero(View(o.Flags), 1 + o.Lines);
         return [KernelArg.View(View(o.Codes8)), KernelArg.View(View(o.Scales8)), KernelArg.View(View(o.Flags)), KernelArg.View(View(o.Side))];
     }
 

@@ -26,7 +26,8 @@ public readonly struct Fp8FromStorage : IFp8Source { public bool Stored => true;
 /// thread quantizes 8 consecutive elements of a row (one Philox block per 4) and drops their codes into a transposed
 /// byte tile (row stride 132 bytes, so a warp's byte stores fall in distinct words); finally each warp writes whole
 /// 128-byte output rows with 4-byte stores. The tile's 128 rows are one group of each of its 32 output rows, so scale
-/// and span come from the tile alone. A broken column (rare) is re-quantized whole, down all rows, into the side copy.
+/// and span come from the tile alone. A broken column (rare) is re-quantized whole, down all rows, into the side copy, by
+/// the one tile that claims it.
 /// Shared memory ≈ 22 KB a group.
 /// </remarks>
 public static class Fp8ColumnKernels
@@ -103,9 +104,9 @@ public static class Fp8ColumnKernels
                 tile.Factor[k] = Factor(tile.Amax[k], tile.Exponent[k], sMax);
             }
             bool inside = c0 + c < cols, broken = inside && Fp8Operand.Broken(sMax, sMin);
-            tile.Broken[c] = broken ? 1 : 0;
             if (inside) scales8[(r0 >> 7) * cols + c0 + c] = Fp8Operand.GroupScale(sMax);
-            if (broken) Fp8Operand.Flag(flags, c0 + c);
+            // The side copy is written by the tile that claims the column, once for all its broken groups.
+            tile.Broken[c] = broken && Fp8Operand.Claim(flags, c0 + c) ? 1 : 0;
         }
         Group.Barrier();
 
@@ -142,7 +143,7 @@ public static class Fp8ColumnKernels
         for (int j = b; j < Cols && c0 + j < cols; j += 4)
             words[((long)(c0 + j) * paddedRows + r0 >> 2) + lane] = tile.Codes[j * (CodeStride / 4) + lane];
 
-        // Rare: a broken column is re-quantized whole into the side copy (group-uniform: the flags are in shared memory).
+        // Rare: a column this tile claimed is re-quantized whole into the side copy (group-uniform: the claims are in shared memory).
         if (!Group.BarrierOr(b == 0 && tile.Broken[c] != 0)) return;
         for (int j = 0; j < Cols; j++)
             if (tile.Broken[j] != 0)

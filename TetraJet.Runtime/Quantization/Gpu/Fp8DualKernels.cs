@@ -76,9 +76,8 @@ public static class Fp8DualKernels
             }
             bool inside = r0 + t < rows, broken = inside && Fp8Operand.Broken(sMax, sMin);
             max3[t] = sMax;
-            broken3[t] = broken ? 1 : 0;
             if (inside) scales3[(c0 >> 7) * rows + r0 + t] = Fp8Operand.GroupScale(sMax);
-            if (broken) Fp8Operand.Flag(flags3, r0 + t);
+            broken3[t] = broken && Fp8Operand.Claim(flags3, r0 + t) ? 1 : 0;
         }
         Group.Barrier();
         // Q3 codes: thread (row, 8 columns), 16 threads a row, so a half-warp writes a row's 128 bytes.
@@ -95,7 +94,7 @@ public static class Fp8DualKernels
             };
             words3[((long)(r0 + r) * cols + c) >> 3] = Fp8Operand.Codes(g, amax3[r * 4 + q], exp3[r * 4 + q], max3[r]);
         }
-        // Rare: each broken row of the region re-quantized whole into side3, by one warp (warp w takes rows w, w + 4, …).
+        // Rare: each row of the region this tile claimed re-quantized whole into side3, by one warp (warp w takes rows w, w + 4, …).
         if (!Group.BarrierOr(broken3[t] != 0)) return;
         for (int r = t >> 5; r < 128; r += 4)
             if (broken3[r] != 0)

@@ -17,10 +17,13 @@ namespace TetraJet.Quantization.Gpu;
 /// Layouts (what the GEMM interop consumes): codes one E4M3 byte per element in the operand's [rows, reduction] layout;
 /// scales FP32 group-major, <c>scales8[g · rows + r]</c>; a group with no live block has scale 1. Codes: a non-finite
 /// block is all 0x7F (NaN, so NaN reaches the GEMM's output as the reference's NaN would), a zero block all 0x00, a
-/// block below the bound (only in a flagged row) 0 with the element's sign. Flags: <c>flags[0]</c> counts entries
-/// (atomically; the caller zeroes it), <c>flags[1 + i]</c> is a row index; a row may appear more than once; room for
-/// one entry per group (length ≥ 1 + number of group scales) is always enough. The side copy holds the flagged rows'
-/// exact quantized values Q(x) in the operand's dtype, in the codes' layout; other rows of it are left untouched.
+/// block below the bound (only in a flagged row) 0 with the element's sign. Flags of an operand of L lines, int32
+/// [1 + 2L] (<see cref="FlagLength"/>): <c>flags[0]</c> the count, <c>flags[1 + line]</c> the line's mark, then the
+/// list, <c>flags[1 + L + i]</c> for i below the count: each flagged line once (the first group to break claims it by
+/// its mark, <see cref="Claim"/>), so each line is re-quantized and recomputed once however many of its groups broke,
+/// and whether a line is flagged is one load (<see cref="Listed"/>). The caller zeroes the count and the marks (the
+/// first 1 + L entries). The side copy holds the flagged rows' exact quantized values Q(x) in the operand's dtype, in
+/// the codes' layout; other rows of it are left untouched.
 /// </remarks>
 public static class Fp8Operand
 {
@@ -103,20 +106,56 @@ public static class Fp8Operand
             | (ulong)Encode(g.V4, f) << 32 | (ulong)Encode(g.V5, f) << 40 | (ulong)Encode(g.V6, f) << 48 | (ulong)Encode(g.V7, f) << 56;
     }
 
-    /// <summary>Appends <paramref name="index"/> to a flag list (count in flags[0]); entries past the list's room are counted, not written.</summary>
+    /// <summary>Length of the flag buffer of an operand of <paramref name="lines"/> lines: count, marks, list.</summary>
+    public static long FlagLength(long lines) => 1 + 2 * lines;
+
+    /// <summary>
+    /// Flags line <paramref name="index"/>: true for the one caller that claims it (its mark was clear; that caller
+    /// appends it to the list and writes its side copy), false if it was flagged already.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Flag(ArrayView<int> flags, int index)
+    public static bool Claim(ArrayView<int> flags, int index)
     {
+        if (Atomic.Exchange(ref flags[1 + index], 1) != 0) return false;
         int slot = Atomic.Add(ref flags[0], 1);
-        if (slot + 1L < flags.Length) flags[slot + 1] = index;
+        flags[1 + Lines(flags) + slot] = index;
+        return true;
     }
 
-    /// <summary>The number of entries a flag list holds (its count, capped by its room).</summary>
+    /// <summary>The number of lines of the operand a flag buffer belongs to.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int Count(ArrayView<int> flags)
+    public static int Lines(ArrayView<int> flags) => (int)((flags.Length - 1) / 2);
+
+    /// <summary>The number of flagged lines (0 for an empty view).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Count(ArrayView<int> flags) => flags.Length < 1 ? 0 : flags[0];
+
+    /// <summary>Entry <paramref name="i"/> (below the count) of the list: a flagged line.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Entry(ArrayView<int> flags, int i) => flags[1 + Lines(flags) + i];
+
+    /// <summary>Whether line <paramref name="index"/> is flagged.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Listed(ArrayView<int> flags, int index) => flags[1 + index] != 0;
+
+    /// <summary>The flagged lines of a flag buffer copied to the host, in list order.</summary>
+    public static int[] Entries(ReadOnlySpan<int> buffer)
     {
-        if (flags.Length < 1) return 0;
-        long n = flags[0], room = flags.Length - 1;
-        return (int)(n < room ? n : room);
+        int lines = (buffer.Length - 1) / 2;
+        return buffer.Slice(1 + lines, Math.Min(buffer[0], lines)).ToArray();
+    }
+
+    /// <summary>A flag buffer for <paramref name="lines"/> lines listing <paramref name="entries"/> (distinct, each below lines), as the kernels write one.</summary>
+    public static int[] Buffer(int lines, IReadOnlyList<int> entries)
+    {
+        var buffer = new int[FlagLength(lines)];
+        buffer[0] = entries.Count;
+        for (int i = 0; i < entries.Count; i++)
+        {
+            if (buffer[1 + entries[i]] != 0) throw new ArgumentException($"line {entries[i]} is listed twice");
+            buffer[1 + entries[i]] = 1;
+            buffer[1 + lines + i] = entries[i];
+        }
+        return buffer;
     }
 }

@@ -45,8 +45,9 @@ public static class Fp8RowKernels
     }
 
     /// <summary>
-    /// The rare path, warp-uniform: for each half-warp whose group is broken, flag its row and write the row's exact
-    /// values (the same steps again over the whole row, <see cref="SideRowOf"/>). Every lane of the warp must call it.
+    /// The rare path, warp-uniform: for each half-warp whose group is broken, flag its row and, if this group claimed
+    /// it (<see cref="Fp8Operand.Claim"/>: the first of the row's broken groups), write the row's exact values (the same
+    /// steps again over the whole row, <see cref="SideRowOf"/>). Every lane of the warp must call it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Rare<TIo, T, TRule, TRound>(bool broken, int row, int lane, ArrayView<T> x, ArrayView<float> ema, ArrayView<int> flags,
@@ -59,7 +60,8 @@ public static class Fp8RowKernels
         {
             int r = Warp.Shuffle(row, half * 16);
             if (Warp.Shuffle(mine, half * 16) == 0) continue;
-            if (lane == 0) Fp8Operand.Flag(flags, r);
+            uint claimed = lane == 0 && Fp8Operand.Claim(flags, r) ? 1u : 0u;
+            if (Warp.Shuffle(claimed, 0) == 0) continue;
             SideRowOf<TIo, T, TRule, TRound>(x, ema, side, r, cols, lane, seed, stream);
         }
     }

@@ -48,7 +48,7 @@ public static class Fp8SelfCheck
 
     /// <summary>
     /// Plants group spans into x along its lines (rows for the last axis, columns for the first): line 1 spans 30
-    /// binades, line 3 exactly 14 (exact), line 4 exactly 15 (broken), line 2 has a NaN block beside a span of 12 (not
+    /// binades in each of its groups (one entry in the flag list all the same), line 3 exactly 14 (exact), line 4 exactly 15 (broken), line 2 has a NaN block beside a span of 12 (not
     /// broken: non-finite blocks take no part), line 5 a zero first group.
     /// </summary>
     public static void Plant(float[] x, int rows, int cols, bool lastAxis)
@@ -58,8 +58,11 @@ public static class Fp8SelfCheck
         void Block(int line, int block, float amax) { for (int k = 0; k < 32; k++) Set(line, block * 32 + k, amax * ((k % 7) - 3) / 3f); }
         for (int line = 2; line <= 4; line++)
             for (int b = 0; b * 32 < len; b++) Block(line, b, 1f);
-        Block(1, 0, MathF.Pow(2, 20));
-        Block(1, 2, MathF.Pow(2, -10));
+        for (int g = 0; g * 128 < len; g++)
+        {
+            Block(1, 4 * g, MathF.Pow(2, 20));
+            Block(1, 4 * g + 2, MathF.Pow(2, -10));
+        }
         Block(3, 0, 6f * MathF.Pow(2, 4));
         Block(3, 1, 6f * MathF.Pow(2, -10));
         Block(4, 0, 6f * MathF.Pow(2, 4));
@@ -111,9 +114,11 @@ public static class Fp8SelfCheck
         var codes = o.Codes8.cpu().data<byte>().ToArray();
         var scales = o.Scales8.cpu().data<float>().ToArray();
         var side = Floats(o.Side);
-        var flagged = new SortedSet<int>(o.FlaggedLines());
+        var list = o.FlaggedLines();
+        var flagged = new SortedSet<int>(list);
         if (!flagged.SetEquals(broken))
             return new GpuCheck(name, false, $"flags {string.Join(",", flagged.Take(10))} expected {string.Join(",", broken.Take(10))}");
+        if (list.Length != flagged.Count) return new GpuCheck(name, false, $"{list.Length} flag entries for {flagged.Count} lines (each is listed once)");
         long checkedCodes = 0, checkedSide = 0;
         for (int line = 0; line < o.Lines; line++)
             for (int pos = 0; pos < o.Length; pos++)

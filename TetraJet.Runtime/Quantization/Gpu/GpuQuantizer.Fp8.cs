@@ -5,7 +5,7 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// An FP8 GEMM operand as a kernel wrote it (<see cref="Fp8Operand"/>), copied to the host: codes and group scales in
-/// the operand's layout, the flagged indices (flags[1 .. count]), the side copy (zeros where the kernel wrote nothing),
+/// the operand's layout, the flagged lines (each once, in list order), the side copy (zeros where the kernel wrote nothing),
 /// and the MXFP4 storage form when the kernel stores it (else empty).
 /// </summary>
 public sealed record Fp8Result<T>(byte[] Codes8, float[] Scales8, int[] Flags, T[] Side, byte[] Codes, byte[] Scales, int Rows, int Length)
@@ -16,7 +16,7 @@ public static partial class GpuQuantizer
     static bool IsBf16<T>() => typeof(T) == typeof(ushort) ? true
         : typeof(T) == typeof(float) ? false : throw new ArgumentException($"elements are float32 or bfloat16 bits (ushort), not {typeof(T).Name}");
 
-    static int[] Entries(int[] flags) => flags[1..(1 + Math.Min(flags[0], flags.Length - 1))];
+    static int[] Entries(int[] flags) => Fp8Operand.Entries(flags);
 
     /// <summary>
     /// The FP8 row kernel of <paramref name="spec"/> (MXFP4) on x [rows, cols] (float32, or bfloat16 bits as ushort): the
@@ -31,7 +31,7 @@ public static partial class GpuQuantizer
         using var eb = acc.Allocate1D(ema ?? new float[1]);
         using var c8 = acc.Allocate1D<byte>(Math.Max(1, n));
         using var s8 = acc.Allocate1D<float>(Math.Max(1, groups * rows));
-        using var fb = acc.Allocate1D<int>(1 + groups * rows);
+        using var fb = acc.Allocate1D<int>(Fp8Operand.FlagLength(rows));
         using var sd = acc.Allocate1D<T>(Math.Max(1, n));
         using var cb = acc.Allocate1D<byte>(Math.Max(1, n / 2));
         using var sb = acc.Allocate1D<byte>(Math.Max(1, n / 32));
@@ -78,7 +78,7 @@ public static partial class GpuQuantizer
         int n = checked(padded * cols), groups = padded / Fp8Operand.GroupLength;
         using var c8 = acc.Allocate1D<byte>(Math.Max(1, n));
         using var s8 = acc.Allocate1D<float>(Math.Max(1, groups * cols));
-        using var fb = acc.Allocate1D<int>(1 + groups * cols);
+        using var fb = acc.Allocate1D<int>(Fp8Operand.FlagLength(cols));
         using var sd = acc.Allocate1D<T>(Math.Max(1, n));
         fb.MemSetToZero();
         sd.MemSetToZero();
@@ -97,11 +97,11 @@ public static partial class GpuQuantizer
         using var xb = acc.Allocate1D(x.Length == 0 ? new T[1] : x);
         using var c3 = acc.Allocate1D<byte>(Math.Max(1, n));
         using var s3 = acc.Allocate1D<float>(Math.Max(1, groups3 * rows));
-        using var f3 = acc.Allocate1D<int>(1 + groups3 * rows);
+        using var f3 = acc.Allocate1D<int>(Fp8Operand.FlagLength(rows));
         using var d3 = acc.Allocate1D<T>(Math.Max(1, n));
         using var c5 = acc.Allocate1D<byte>(Math.Max(1, n5));
         using var s5 = acc.Allocate1D<float>(Math.Max(1, groups5 * cols));
-        using var f5 = acc.Allocate1D<int>(1 + groups5 * cols);
+        using var f5 = acc.Allocate1D<int>(Fp8Operand.FlagLength(cols));
         using var d5 = acc.Allocate1D<T>(Math.Max(1, n5));
         f3.MemSetToZero(); d3.MemSetToZero(); f5.MemSetToZero(); d5.MemSetToZero();
         if (n > 0)
@@ -123,11 +123,11 @@ public static partial class GpuQuantizer
         if (d.Length != m * n) throw new ArgumentException($"D holds {d.Length} elements, [{m}, {n}] needs {m * n}");
         using var ca = acc.Allocate1D(Nonempty(a.Codes8));
         using var sa = acc.Allocate1D(Nonempty(a.Scales8));
-        using var fa = acc.Allocate1D(FlagList(a.Flags));
+        using var fa = acc.Allocate1D(Fp8Operand.Buffer(a.Rows, a.Flags));
         using var da = acc.Allocate1D(Nonempty(a.Side));
         using var cb = acc.Allocate1D(Nonempty(b.Codes8));
         using var sb = acc.Allocate1D(Nonempty(b.Scales8));
-        using var fb = acc.Allocate1D(FlagList(b.Flags));
+        using var fb = acc.Allocate1D(Fp8Operand.Buffer(b.Rows, b.Flags));
         using var db = acc.Allocate1D(Nonempty(b.Side));
         using var dd = acc.Allocate1D(Nonempty(d));
         using var bb = acc.Allocate1D(Nonempty(bias ?? []));
@@ -142,5 +142,4 @@ public static partial class GpuQuantizer
 
     static TE[] Nonempty<TE>(TE[] a) where TE : unmanaged => a.Length == 0 ? new TE[1] : a;
 
-    static int[] FlagList(int[] entries) => [entries.Length, .. entries];
 }

@@ -47,8 +47,11 @@ public static class KernelGeometry
     /// <summary>The fused FP8 dY kernel: a group per [128 × 128] region of the padded rows.</summary>
     public static long Fp8DualThreads(int paddedRows, int cols) => Tiles(paddedRows, 128, cols, WideTileCols);
 
-    /// <summary>The FP8 patch kernel: a fixed grid (it never depends on the flag count, which only the device knows), grid-striding over its work.</summary>
-    public const long PatchThreads = 264L * GroupSize;
+    /// <summary>
+    /// The FP8 patch kernel: a fixed grid (it never depends on the flag count, which only the device knows), grid-striding
+    /// over its work; four groups per SM of a 132-SM GPU, so a warp's dot product, bound by load latency, has company.
+    /// </summary>
+    public const long PatchThreads = 528L * GroupSize;
 
     /// <summary>Per-tensor amax of x: a grid-stride pass, a thread per 8 elements up to 2^20 threads.</summary>
     public static long AmaxThreads(long count) => Math.Max(1, Math.Min(Ceil(count, 8), 1L << 20));

@@ -165,10 +165,13 @@ public sealed unsafe class CudaRunner
     }
 
     /// <summary>Sets the first uint of <paramref name="view"/> to 0, ordered with the launches.</summary>
-    public void ZeroFirst(DeviceView view)
+    public void ZeroFirst(DeviceView view) => Zero(view, 1);
+
+    /// <summary>Sets the first <paramref name="count"/> uints of <paramref name="view"/> to 0, ordered with the launches.</summary>
+    public void Zero(DeviceView view, long count)
     {
         using var _ = new CurrentContext(context);
-        CudaDriver.Check(CudaDriver.cuMemsetD32Async(view.Pointer, 0, 1, Stream), "cuMemsetD32Async");
+        CudaDriver.Check(CudaDriver.cuMemsetD32Async(view.Pointer, 0, (nuint)count, Stream), "cuMemsetD32Async");
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ public class Fp8OperandTests(CpuAcceleratorFixture fixture)
 
     /// <summary>
     /// Adversarial data with planted group spans along the lines of <paramref name="lineOf"/>: line 1 spans 30 binades
-    /// (blocks of amax 2^20 and 2^-10), line 3 exactly 14 (exact), line 4 exactly 15 (flagged), line 2 a NaN block beside
+    /// in each of its groups (blocks of amax 2^20 and 2^-10), line 3 exactly 14 (exact), line 4 exactly 15 (flagged), line 2 a NaN block beside
     /// a span of 12 (not flagged: non-finite blocks take no part), line 5 a whole zero group.
     /// </summary>
     static float[] Planted(int rows, int cols, bool lastAxis, int seed)
@@ -35,8 +35,11 @@ public class Fp8OperandTests(CpuAcceleratorFixture fixture)
         // Lines 2–4 are written whole (amax 1, s = −2 under both rules) so that only the planted blocks set their spans.
         for (int line = 2; line <= 4; line++)
             for (int b = 0; b * 32 < len; b++) Block(line, b, 1f);
-        Block(1, 0, MathF.Pow(2, 20));
-        Block(1, 2, MathF.Pow(2, -10));
+        for (int g = 0; g * 128 < len; g++)         // every group of line 1 (whole groups): listed once all the same
+        {
+            Block(1, 4 * g, MathF.Pow(2, 20));
+            Block(1, 4 * g + 2, MathF.Pow(2, -10));
+        }
         Block(3, 0, 6f * MathF.Pow(2, 4));          // TetraJet and OCP rules: s = 4
         Block(3, 1, 6f * MathF.Pow(2, -10));        // s = −10: span 14
         Block(4, 0, 6f * MathF.Pow(2, 4));
@@ -90,6 +93,7 @@ public class Fp8OperandTests(CpuAcceleratorFixture fixture)
     static void AssertOperand<T>(Fp8Result<T> r, Func<int, int, float> reference, Func<T, float> widen, SortedSet<int> broken, string what) where T : unmanaged
     {
         Assert.Equal(broken, new SortedSet<int>(r.Flags));
+        Assert.True(r.Flags.Length == broken.Count, $"{what}: {r.Flags.Length} entries for {broken.Count} flagged lines (each is listed once)");
         for (int line = 0; line < r.Rows; line++)
         {
             bool flagged = broken.Contains(line);

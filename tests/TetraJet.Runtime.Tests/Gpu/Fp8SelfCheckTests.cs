@@ -27,7 +27,7 @@ public class Fp8SelfCheckTests(CpuAcceleratorFixture fixture)
             long groups = (r.Length + 127) / 128;
             var side = r.Side is ushort[] bits ? bits.Select(Quantization.Gpu.Bf16.Widen).ToArray() : (float[])(object)r.Side;
             return new Fp8Tensors(tensor(r.Codes8, new long[] { r.Rows, r.Length }), tensor(r.Scales8, new long[] { groups, r.Rows }),
-                tensor(new[] { r.Flags.Length }.Concat(r.Flags).ToArray()), tensor(side, new long[] { r.Rows, r.Length }).to(dtype), r.Rows, r.Length);
+                tensor(Fp8Operand.Buffer(r.Rows, r.Flags)), tensor(side, new long[] { r.Rows, r.Length }).to(dtype), r.Rows, r.Length);
         }
 
         static Fp8Result<T> Unwrap<T>(Fp8Tensors o, Func<Tensor, T[]> side) where T : unmanaged =>
