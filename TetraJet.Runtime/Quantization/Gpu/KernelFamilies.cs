@@ -34,7 +34,7 @@ public delegate void UnpackKernel<T>(ArrayView<byte> codes, ArrayView<byte> scal
 
 /// <summary>
 /// MXFP4 along the last axis (the GEMM's reduction axis) into the FP8 GEMM operand (<see cref="Fp8Operand"/>): E4M3 codes8
-/// [rows, cols], FP32 group scales scales8[g·rows + r], flags (count in flags[0], zeroed by the caller; then row indices),
+/// [rows, cols], FP32 group scales scales8[g·rows + r], flags (count, a mark per row, the list of flagged rows: <see cref="Fp8Operand"/>; the caller zeroes count and marks),
 /// the flagged rows' exact values in side [rows, cols]; with a storing kernel also the MXFP4 storage form (codes
 /// [rows, cols/2], E8M0 scales) as <see cref="RowKernel{T}"/> writes it.
 /// </summary>
