@@ -287,7 +287,7 @@ public sealed class LinearStep
         var values = table.index_select(0, t.Codes8.flatten().to(ScalarType.Int64)).view(t.Lines, t.Length);
         var scales = t.Scales8.t().repeat_interleave(Fp8Operand.GroupLength, dim: 1).narrow(1, 0, t.Length);
         values = values.mul(scales).to(t.Side.dtype);
-        foreach (int line in t.FlaggedLines().Distinct()) values[line] = t.Side[line];
+        foreach (int line in t.FlaggedLines()) values[line] = t.Side[line];
         return values;
     }
 

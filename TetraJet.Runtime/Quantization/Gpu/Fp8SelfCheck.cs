@@ -48,8 +48,10 @@ public static class Fp8SelfCheck
 
     /// <summary>
     /// Plants group spans into x along its lines (rows for the last axis, columns for the first): line 1 spans 30
-    /// binades in each of its groups (one entry in the flag list all the same), line 3 exactly 14 (exact), line 4 exactly 15 (broken), line 2 has a NaN block beside a span of 12 (not
-    /// broken: non-finite blocks take no part), line 5 a zero first group.
+    /// binades in each of its groups (one entry in the flag list all the same), line 3 exactly 14 (exact), line 4
+    /// exactly 15 (broken), line 2 has a NaN block beside a span of 12 (not broken: non-finite blocks take no part),
+    /// line 5 a zero first group. Lines 2–4 are written whole (amax 1, s = −2 under both rules) so that only the planted
+    /// blocks set their spans.
     /// </summary>
     public static void Plant(float[] x, int rows, int cols, bool lastAxis)
     {

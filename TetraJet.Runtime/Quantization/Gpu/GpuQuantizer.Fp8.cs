@@ -16,8 +16,6 @@ public static partial class GpuQuantizer
     static bool IsBf16<T>() => typeof(T) == typeof(ushort) ? true
         : typeof(T) == typeof(float) ? false : throw new ArgumentException($"elements are float32 or bfloat16 bits (ushort), not {typeof(T).Name}");
 
-    static int[] Entries(int[] flags) => Fp8Operand.Entries(flags);
-
     /// <summary>
     /// The FP8 row kernel of <paramref name="spec"/> (MXFP4) on x [rows, cols] (float32, or bfloat16 bits as ushort): the
     /// operand [rows, cols] with rows' group scales; with <paramref name="store"/> also the MXFP4 storage form.
@@ -41,7 +39,7 @@ public static partial class GpuQuantizer
             new IlgpuRunner(acc).Launch(LibraryKernels.Fp8Rows(spec, store).For(IsBf16<T>()), KernelGeometry.RowThreads(rows, cols),
                 V(xb), V(eb), V(c8), V(s8), V(fb), V(sd), V(cb), V(sb), rows, cols, seed, stream);
         acc.Synchronize();
-        return new(c8.GetAsArray1D()[..n], s8.GetAsArray1D()[..(groups * rows)], Entries(fb.GetAsArray1D()), sd.GetAsArray1D()[..n],
+        return new(c8.GetAsArray1D()[..n], s8.GetAsArray1D()[..(groups * rows)], Fp8Operand.Entries(fb.GetAsArray1D()), sd.GetAsArray1D()[..n],
             store ? cb.GetAsArray1D()[..(n / 2)] : [], store ? sb.GetAsArray1D()[..(n / 32)] : [], rows, cols);
     }
 
@@ -84,7 +82,7 @@ public static partial class GpuQuantizer
         sd.MemSetToZero();
         if (n > 0) launch(new IlgpuRunner(acc), c8.View, s8.View, fb.View, sd.View);
         acc.Synchronize();
-        return new(c8.GetAsArray1D()[..n], s8.GetAsArray1D()[..(groups * cols)], Entries(fb.GetAsArray1D()), sd.GetAsArray1D()[..n], [], [], cols, padded);
+        return new(c8.GetAsArray1D()[..n], s8.GetAsArray1D()[..(groups * cols)], Fp8Operand.Entries(fb.GetAsArray1D()), sd.GetAsArray1D()[..n], [], [], cols, padded);
     }
 
     /// <summary>The fused FP8 dY kernel: Q3's operand along N ([rows, cols]) and Q5's transposed operand along T ([cols, paddedRows]).</summary>
@@ -108,8 +106,8 @@ public static partial class GpuQuantizer
             new IlgpuRunner(acc).Launch(LibraryKernels.Fp8Dual(spec).For(IsBf16<T>()), KernelGeometry.Fp8DualThreads(padded, cols),
                 V(xb), V(c3), V(s3), V(f3), V(d3), V(c5), V(s5), V(f5), V(d5), rows, cols, padded, seed, stream3, stream5);
         acc.Synchronize();
-        return (new(c3.GetAsArray1D()[..n], s3.GetAsArray1D()[..(groups3 * rows)], Entries(f3.GetAsArray1D()), d3.GetAsArray1D()[..n], [], [], rows, cols),
-            new(c5.GetAsArray1D()[..n5], s5.GetAsArray1D()[..(groups5 * cols)], Entries(f5.GetAsArray1D()), d5.GetAsArray1D()[..n5], [], [], cols, padded));
+        return (new(c3.GetAsArray1D()[..n], s3.GetAsArray1D()[..(groups3 * rows)], Fp8Operand.Entries(f3.GetAsArray1D()), d3.GetAsArray1D()[..n], [], [], rows, cols),
+            new(c5.GetAsArray1D()[..n5], s5.GetAsArray1D()[..(groups5 * cols)], Fp8Operand.Entries(f5.GetAsArray1D()), d5.GetAsArray1D()[..n5], [], [], cols, padded));
     }
 
     /// <summary>

@@ -18,36 +18,15 @@ public class Fp8OperandTests(CpuAcceleratorFixture fixture)
     const ulong Seed = 42, Stream = 9;
 
     /// <summary>
-    /// Adversarial data with planted group spans along the lines of <paramref name="lineOf"/>: line 1 spans 30 binades
-    /// in each of its groups (blocks of amax 2^20 and 2^-10), line 3 exactly 14 (exact), line 4 exactly 15 (flagged), line 2 a NaN block beside
-    /// a span of 12 (not flagged: non-finite blocks take no part), line 5 a whole zero group.
+    /// Adversarial data with the group spans of <see cref="Fp8SelfCheck.Plant"/> planted along its lines (rows for the
+    /// last axis, columns for the first): line 1 spans 30 binades in each of its groups, line 3 exactly 14 (exact), line 4
+    /// exactly 15 (flagged), line 2 a NaN block beside a span of 12 (not flagged), line 5 a whole zero group.
     /// </summary>
     static float[] Planted(int rows, int cols, bool lastAxis, int seed)
     {
         var x = GpuTestData.Adversarial(rows, cols, seed);
         // The adversarial generator's zero and subnormal runs make their own spans; keep them, and plant the rest.
-        int lines = lastAxis ? rows : cols, len = lastAxis ? cols : rows;
-        void Set(int line, int pos, float v) { if (line < lines && pos < len) x[lastAxis ? line * cols + pos : pos * cols + line] = v; }
-        void Block(int line, int block, float amax)
-        {
-            for (int k = 0; k < 32; k++) Set(line, block * 32 + k, amax * ((k % 7) - 3) / 3f);
-        }
-        // Lines 2–4 are written whole (amax 1, s = −2 under both rules) so that only the planted blocks set their spans.
-        for (int line = 2; line <= 4; line++)
-            for (int b = 0; b * 32 < len; b++) Block(line, b, 1f);
-        for (int g = 0; g * 128 < len; g++)         // every group of line 1 (whole groups): listed once all the same
-        {
-            Block(1, 4 * g, MathF.Pow(2, 20));
-            Block(1, 4 * g + 2, MathF.Pow(2, -10));
-        }
-        Block(3, 0, 6f * MathF.Pow(2, 4));          // TetraJet and OCP rules: s = 4
-        Block(3, 1, 6f * MathF.Pow(2, -10));        // s = −10: span 14
-        Block(4, 0, 6f * MathF.Pow(2, 4));
-        Block(4, 2, 6f * MathF.Pow(2, -11));        // s = −11: span 15
-        Block(2, 0, 1f);
-        Block(2, 1, MathF.Pow(2, -12));
-        Set(2, 70, float.NaN);
-        for (int k = 0; k < Math.Min(128, len); k++) Set(5, k, 0f);
+        Fp8SelfCheck.Plant(x, rows, cols, lastAxis);
         return x;
     }
 
