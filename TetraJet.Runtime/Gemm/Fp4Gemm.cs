@@ -72,7 +72,7 @@ public static unsafe class Fp4Gemm
         using var scope = NewDisposeScope();
         var sa = TiledScales(a.Scales.view(m, k / Block));
         var sb = TiledScales(b.Scales.view(n, k / Block));
-        var d = bias is null ? empty(new[] { m, n }, output, a.Device) : bias.to(output).expand(m, n).contiguous();
+        var d = bias is null ? empty(new[] { m, n }, output, a.Device) : Quantization.Gpu.CudaFp8.BroadcastRows(bias.to(output), m);
         Run(a.Device, m, n, k, output, a.Codes, sa, b.Codes, sb, d, accumulate: bias is not null);
         return d.MoveToOuterDisposeScope();
     }

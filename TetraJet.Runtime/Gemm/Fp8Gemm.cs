@@ -83,7 +83,7 @@ public static unsafe partial class Fp8Gemm
         if (bias is not null && (bias.dtype != output || bias.numel() != n || !bias.is_contiguous()))
             throw new ArgumentException($"FP8 GEMM: the bias must be a contiguous {output} vector of {n}");
         var device = a8.device;
-        var d = bias is null ? empty(new[] { m, n }, output, device) : bias.expand(m, n).contiguous();
+        var d = bias is null ? empty(new[] { m, n }, output, device) : Quantization.Gpu.CudaFp8.BroadcastRows(bias, m);
         Run(device, m, n, k, output, a8, aScales, b8, bScales, d, Fp8Scaling.Group128, accumulate: bias is not null);
         return d;
     }

@@ -177,6 +177,27 @@ public static class CudaFp8
         ]);
     }
 
+    /// <summary>
+    /// A new [<paramref name="rows"/>, n] tensor with every row equal to <paramref name="row"/> (a CUDA vector of n
+    /// elements, n·size a multiple of 16 bytes): the C of a GEMM that adds a bias (<see cref="BroadcastKernels"/>).
+    /// </summary>
+    public static Tensor BroadcastRows(Tensor row, long rows)
+    {
+        long bytes = row.numel() * row.element_size();
+        if (row.device_type != DeviceType.CUDA || row.dim() != 1 || bytes % 16 != 0)
+            throw new ArgumentException($"the row must be a CUDA vector of a multiple of 16 bytes, got [{string.Join(", ", row.shape)}] {row.dtype} on {row.device}");
+        var r = DeviceTensors.Aligned(row);
+        var d = empty(new[] { rows, row.numel() }, row.dtype, row.device);
+        long units = rows * (bytes / 16);
+        if (units > 0)
+            DeviceTensors.Runner(d.device).Launch(LibraryKernels.BroadcastRows, KernelGeometry.BroadcastThreads(units),
+            [
+                KernelArg.View(new DeviceView(View(r).Pointer, bytes / 16)), KernelArg.View(new DeviceView(View(d).Pointer, units)),
+                KernelArg.Int((int)(bytes / 16)), KernelArg.Int((int)units),
+            ]);
+        return d;
+    }
+
     /// <summary>Rows of a transposed operand: the first axis padded to a multiple of the group.</summary>
     public static int PaddedRows(int rows) => GpuQuantizer.PaddedRows(rows);
 

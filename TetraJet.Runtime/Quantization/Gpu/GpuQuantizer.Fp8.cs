@@ -138,6 +138,21 @@ public static partial class GpuQuantizer
         return dd.GetAsArray1D()[..d.Length];
     }
 
+    /// <summary><paramref name="row"/> repeated <paramref name="rows"/> times by the broadcast kernel (its length times the element size a multiple of 16 bytes).</summary>
+    public static T[] BroadcastRows<T>(Accelerator acc, T[] row, int rows) where T : unmanaged
+    {
+        int size = System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        if (row.Length * size % 16 != 0) throw new ArgumentException($"a row of {row.Length} elements of {size} bytes is not a whole number of 16-byte units");
+        int rowUnits = row.Length * size / 16, units = checked(rows * rowUnits);
+        using var rb = acc.Allocate1D(Nonempty(row));
+        using var db = acc.Allocate1D<T>(Math.Max(1, rows * row.Length));
+        if (units > 0)
+            new IlgpuRunner(acc).Launch(LibraryKernels.BroadcastRows, KernelGeometry.BroadcastThreads(units),
+                V(rb).Cast<Bytes16>(), V(db).Cast<Bytes16>(), rowUnits, units);
+        acc.Synchronize();
+        return db.GetAsArray1D()[..(rows * row.Length)];
+    }
+
     static TE[] Nonempty<TE>(TE[] a) where TE : unmanaged => a.Length == 0 ? new TE[1] : a;
 
 }

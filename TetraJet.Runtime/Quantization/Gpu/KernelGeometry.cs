@@ -62,6 +62,9 @@ public static class KernelGeometry
     /// <summary>Per-tensor amax after the RHT along the first axis: a thread per (column, 16 rows).</summary>
     public static long AmaxColumnThreads(int rows, int cols) => Check((long)cols * Ceil(rows, 16));
 
+    /// <summary>A row broadcast over a matrix (<see cref="BroadcastKernels"/>): a thread per 16-byte unit.</summary>
+    public static long BroadcastThreads(long units) => Check(units);
+
     /// <summary>Unpack kernels: a thread per 8 elements.</summary>
     public static long UnpackThreads(long count) => Check(Ceil(count, 8));
 

@@ -128,6 +128,9 @@ public static class LibraryKernels
     /// <summary>The exact fallback of an FP8 GEMM (one kernel for every configuration).</summary>
     public static GpuKernel Fp8Patch() => GpuKernel.FromDefinition(Def(typeof(Fp8PatchKernels), nameof(Fp8PatchKernels.Patch)));
 
+    /// <summary>The row broadcast (not generic: it moves 16-byte units whatever the element type).</summary>
+    public static MethodInfo BroadcastRows { get; } = Def(typeof(BroadcastKernels), nameof(BroadcastKernels.Rows));
+
     /// <summary>Every kernel instantiation the library can launch (the PTX compile test).</summary>
     public static IEnumerable<MethodInfo> All()
     {
@@ -176,6 +179,6 @@ public static class LibraryKernels
         kernels.Add(Unpack(new(QuantFormat.MXFP4)));
         kernels.Add(Unpack(new(QuantFormat.NVFP4)));
         kernels.Add(Unpack(new(QuantFormat.MXFP8)));
-        return kernels.SelectMany(k => new[] { k.F32, k.Bf16 }).Distinct();
+        return kernels.SelectMany(k => new[] { k.F32, k.Bf16 }).Append(BroadcastRows).Distinct();
     }
 }

@@ -293,4 +293,22 @@ public class Fp8OperandTests(CpuAcceleratorFixture fixture)
         // The counts land on slots 1 (A) and 2 (B), added to what was there; the other slots are untouched.
         Assert.Equal(new long[] { 0, 10 + a.Flags.Length, 20 + b.Flags.Length, 0, 0, 0, 0 }, counters);
     }
+
+    [Theory]
+    [InlineData(1, 16)]
+    [InlineData(7, 48)]
+    [InlineData(130, 32)]
+    public void Broadcast_repeats_the_row_down_every_row_bit_for_bit(int rows, int n)
+    {
+        // NaN and negative-zero patterns too: the kernel moves bytes, it must not touch a value.
+        var row = Enumerable.Range(0, n).Select(j => (ushort)(j switch { 0 => 0x7FC1, 1 => 0x8000, _ => 0x3F80 + 37 * j })).ToArray();
+        var d = GpuQuantizer.BroadcastRows(fixture.Accelerator, row, rows);
+        Assert.Equal(rows * n, d.Length);
+        for (int r = 0; r < rows; r++) Assert.Equal(row, d[(r * n)..((r + 1) * n)]);
+        var rowF = Enumerable.Range(0, n).Select(j => j == 0 ? float.NaN : -0.1f * j).ToArray();
+        var dF = GpuQuantizer.BroadcastRows(fixture.Accelerator, rowF, rows);
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < n; j++) Assert.Equal(BitConverter.SingleToInt32Bits(rowF[j]), BitConverter.SingleToInt32Bits(dF[r * n + j]));
+        Assert.Throws<ArgumentException>(() => GpuQuantizer.BroadcastRows(fixture.Accelerator, new ushort[12], rows));
+    }
 }
