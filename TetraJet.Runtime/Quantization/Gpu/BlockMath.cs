@@ -66,6 +66,15 @@ public static class BlockMath
         else Vec8Io.StoreExact<TIo, T>(y, i, n, vector, q);
     }
 
+    /// <summary>As <see cref="StoreMx"/> for eight values of one MX block (<paramref name="nan"/>: the block is non-finite).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreMxBlock<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q, bool nan)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
+    {
+        if (default(TRule).Fp8) Vec8Io.Store<TIo, T>(y, i, n, vector, q);
+        else Vec8Io.StoreBlock<TIo, T>(y, i, n, vector, q, nan);
+    }
+
     /// <summary>The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Fp4Codes(Vec8 g, bool nan) => nan ? 0u

@@ -29,6 +29,11 @@ public interface IElementIo<T> where T : unmanaged
     /// two): no rounding step, the same bits as <see cref="Store8"/>, NaN written as the canonical NaN.
     /// </summary>
     void Store8Exact(ArrayView<T> v, long i, Vec8 x);
+    /// <summary>
+    /// As <see cref="Store8Exact"/> for eight values of one block: finite, or, with <paramref name="nan"/> (a non-finite
+    /// block), all NaN. Whether they are NaN is then one test for the block, not one per element.
+    /// </summary>
+    void Store8Block(ArrayView<T> v, long i, Vec8 x, bool nan);
 }
 
 /// <summary>float32 storage: loads and stores are exact.</summary>
@@ -70,6 +75,9 @@ public readonly struct F32Io : IElementIo<float>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store8Exact(ArrayView<float> v, long i, Vec8 x) => Store8(v, i, x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8Block(ArrayView<float> v, long i, Vec8 x, bool nan) => Store8(v, i, x);
 }
 
 /// <summary>bfloat16 storage as raw bits: widened exactly, narrowed with RNE (NaN → 0x7FC0) exactly as torch does.</summary>
@@ -122,6 +130,23 @@ public readonly struct Bf16Io : IElementIo<ushort>
         C = Bf16.Truncate(x.V4) | Bf16.Truncate(x.V5) << 16,
         D = Bf16.Truncate(x.V6) | Bf16.Truncate(x.V7) << 16,
     };
+
+    /// <remarks>A finite value's bfloat16 bits are the upper half of its float bits, so a word is two upper halves.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store8Block(ArrayView<ushort> v, long i, Vec8 x, bool nan) => Vec8Io.Wide(v)[i >> 3] = new Bytes16
+    {
+        A = nan ? NaNPair : Uppers(x.V0, x.V1),
+        B = nan ? NaNPair : Uppers(x.V2, x.V3),
+        C = nan ? NaNPair : Uppers(x.V4, x.V5),
+        D = nan ? NaNPair : Uppers(x.V6, x.V7),
+    };
+
+    /// <summary>Two canonical bfloat16 NaNs (0x7FC0, as <see cref="Bf16.Narrow"/> writes any NaN).</summary>
+    const uint NaNPair = 0x7FC07FC0u;
+
+    /// <summary>The bfloat16 bits of two floats bfloat16 holds exactly: their upper halves, <paramref name="lo"/>'s in the low half-word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Uppers(float lo, float hi) => Formats.Bits.AsUInt(lo) >> 16 | (Formats.Bits.AsUInt(hi) & 0xFFFF0000u);
 }
 
 /// <summary>bfloat16 conversions (torch's c10::BFloat16 round_to_nearest_even).</summary>

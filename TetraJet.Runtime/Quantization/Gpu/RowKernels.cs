@@ -98,10 +98,10 @@ public static class RowKernels
         if (at.Count == 0) return;
         int s = BlockMath.MxExponent<TRule>(m);
         var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, e);
-        BlockMath.StoreMx<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s));
+        bool nan = m >= NonFiniteBits;
+        BlockMath.StoreMxBlock<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s), nan);
         if (!default(TStore).Enabled) return;
         // Storage needs cols a multiple of the block (the caller checks), so every lane holds 8 whole elements.
-        bool nan = m >= NonFiniteBits;
         if (default(TRule).Fp8) codes.Cast<ulong>()[at.Index >> 3] = BlockMath.Fp8Codes(g, nan);
         else codes.Cast<uint>()[at.Index >> 3] = BlockMath.Fp4Codes(g, nan);
         if ((at.Lane & 3) == 0) scales[at.Index >> 5] = nan ? E8M0.NaN : E8M0.Encode(s);

@@ -167,6 +167,14 @@ public static class Vec8Io
         else Store<TIo, T>(v, i, n, false, x);
     }
 
+    /// <summary>As <see cref="StoreExact"/> for one block's values, finite or (<paramref name="nan"/>) all NaN (see IElementIo.Store8Block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StoreBlock<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x, bool nan) where T : unmanaged where TIo : struct, IElementIo<T>
+    {
+        if (vector) default(TIo).Store8Block(v, i, x, nan);
+        else Store<TIo, T>(v, i, n, false, x);
+    }
+
     /// <summary>The EMA of elements [i, i + n) for EMA-guided rounding, zeros otherwise (no load).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec8 Ema<TRound>(ArrayView<float> ema, long i, int n, bool vector) where TRound : struct, IRoundingMode =>
