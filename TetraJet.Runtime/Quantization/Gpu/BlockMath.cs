@@ -55,24 +55,16 @@ public static class BlockMath
     public static Vec8 MxValues(Vec8 g, int s) => g.Times(Bits.Pow2(s));
 
     /// <summary>
-    /// Stores MX values: MXFP4 values (E2M1 × 2^s, at least 2^-128) are exact in bfloat16, so they skip the rounding
-    /// step; MXFP8 values can be FP32 subnormals with bits below bfloat16's, so they round as any value does.
+    /// Stores MX values, finite where <paramref name="finite"/> says and NaN elsewhere: MXFP4 values (E2M1 × 2^s, at
+    /// least 2^-128) are exact in bfloat16, so they skip the rounding step; MXFP8 values can be FP32 subnormals with bits
+    /// below bfloat16's, so they round as any value does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreMx<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q)
+    public static void StoreMx<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q, FiniteMask finite)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
     {
         if (default(TRule).Fp8) Vec8Io.Store<TIo, T>(y, i, n, vector, q);
-        else Vec8Io.StoreExact<TIo, T>(y, i, n, vector, q);
-    }
-
-    /// <summary>As <see cref="StoreMx"/> for eight values of one MX block (<paramref name="nan"/>: the block is non-finite).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreMxBlock<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q, bool nan)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
-    {
-        if (default(TRule).Fp8) Vec8Io.Store<TIo, T>(y, i, n, vector, q);
-        else Vec8Io.StoreBlock<TIo, T>(y, i, n, vector, q, nan);
+        else Vec8Io.StoreExact<TIo, T>(y, i, n, vector, q, finite);
     }
 
     /// <summary>The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.</summary>

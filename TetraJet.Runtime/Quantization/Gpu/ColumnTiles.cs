@@ -197,6 +197,8 @@ internal static class ColumnTiles
         bool vector = wholeRuns || IsVector(cols, n);
         bool blocks = wholeRuns || (cols & 3) == 0;
         Vec8 inv = Vec8Io.LoadFloats(inverse, cc), sc = Vec8Io.LoadFloats(scale, cc);
+        // A non-finite block (column) has scale NaN, so its values are NaN: which ones, once for all the rows.
+        var finite = FiniteMask.WhereNaN(sc);
         for (int r = rr; r < tileRows && r0 + r < rows; r += 16)
         {
             long i = (long)(r0 + r) * cols + c0 + cc;
@@ -209,7 +211,7 @@ internal static class ColumnTiles
                 V4 = MxValue<TRule, TRound>(v.V4, inv.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, sc.V5, u.V5, e.V5),
                 V6 = MxValue<TRule, TRound>(v.V6, inv.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, sc.V7, u.V7, e.V7),
             };
-            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q);
+            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, finite);
         }
     }
 

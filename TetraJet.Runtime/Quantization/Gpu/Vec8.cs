@@ -159,19 +159,11 @@ public static class Vec8Io
         if (n > 7) io.Store(v, i + 7, x.V7);
     }
 
-    /// <summary>As <see cref="Store"/> for values the element type holds exactly (no rounding step; see IElementIo.Store8Exact).</summary>
+    /// <summary>As <see cref="Store"/> for values the element type holds exactly, finite where <paramref name="finite"/> says, NaN elsewhere (no rounding step; see IElementIo.Store8Exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreExact<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x) where T : unmanaged where TIo : struct, IElementIo<T>
+    public static void StoreExact<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x, FiniteMask finite) where T : unmanaged where TIo : struct, IElementIo<T>
     {
-        if (vector) default(TIo).Store8Exact(v, i, x);
-        else Store<TIo, T>(v, i, n, false, x);
-    }
-
-    /// <summary>As <see cref="StoreExact"/> for one block's values, finite or (<paramref name="nan"/>) all NaN (see IElementIo.Store8Block).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreBlock<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x, bool nan) where T : unmanaged where TIo : struct, IElementIo<T>
-    {
-        if (vector) default(TIo).Store8Block(v, i, x, nan);
+        if (vector) default(TIo).Store8Exact(v, i, x, finite);
         else Store<TIo, T>(v, i, n, false, x);
     }
 
