@@ -13,10 +13,23 @@ public static class BlockMath
 {
     // ---------------------------------------------------------------- MX (MXFP4 both rules, MXFP8)
 
-    /// <summary>The block exponent of an MX block with amax bits <paramref name="amax"/> (the minimum for a zero or non-finite block).</summary>
+    /// <summary>
+    /// Reference: ScalarCore.MxExponent. The block exponent of an MX block with amax bits <paramref name="amax"/> (the
+    /// minimum for a zero or non-finite block), from the bits without branches: each rule's "smallest s with
+    /// amax ≤ top·2^s" is amax's exponent field after adding just under the rule's fraction threshold (a carry into the
+    /// exponent exactly when the fraction is above it: 1.5 for E2M1's 6, 1.75 for E4M3's 448; none for the OCP floor),
+    /// minus the bias and the grid's top exponent. Subnormal and zero amax land below the clamp, as the reference's
+    /// normalised exponent does.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static int MxExponent<TRule>(uint amax) where TRule : struct, IMxRule =>
-        amax == 0 || amax >= NonFiniteBits ? E8M0.MinExponent : ScalarCore.MxExponent(Bits.AsFloat(amax), default(TRule).Fp8, default(TRule).Rule);
+    public static int MxExponent<TRule>(uint amax) where TRule : struct, IMxRule
+    {
+        int s = default(TRule).Fp8 ? (int)((amax + 0x1FFFFFu) >> 23) - 135
+            : default(TRule).Rule == ScaleRule.Ocp ? (int)(amax >> 23) - 129
+            : (int)((amax + 0x3FFFFFu) >> 23) - 129;
+        s = Math.Min(Math.Max(s, E8M0.MinExponent), E8M0.MaxExponent);
+        return amax >= NonFiniteBits ? E8M0.MinExponent : s;
+    }
 
     /// <summary>Reference: ScalarCore.MxGrid. One already-scaled element (v = x·2^-s, e = ema·2^-s) onto the element grid.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

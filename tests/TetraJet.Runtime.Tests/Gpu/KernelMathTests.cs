@@ -82,6 +82,31 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
         GpuTestData.AssertBitsEqual(expected, buf2.GetAsArray1D(), "Hadamard16 in registers");
     }
 
+    /// <summary>The old form of the kernels' block exponent: the reference rule on amax, the minimum for zero and non-finite blocks.</summary>
+    static int ReferenceExponent(uint amax, bool fp8, ScaleRule rule) =>
+        amax == 0 || amax >= KernelMath.NonFiniteBits ? Formats.E8M0.MinExponent : ScalarCore.MxExponent(BitConverter.UInt32BitsToSingle(amax), fp8, rule);
+
+    [Fact]
+    public void Branch_free_block_exponent_matches_every_rule_on_every_binade()
+    {
+        // Every biased exponent with the fractions at and around each rule's threshold, every subnormal stride, zero,
+        // the non-finite patterns, and random bits.
+        uint[] fractions = [0, 1, 2, 0x1FFFFF, 0x200000, 0x200001, 0x3FFFFF, 0x400000, 0x400001, 0x5FFFFF, 0x600000, 0x600001, 0x7FFFFE, 0x7FFFFF];
+        var amax = new List<uint>();
+        for (uint e = 0; e < 256; e++)
+            foreach (uint f in fractions) amax.Add(e << 23 | f);
+        for (uint b = 0; b < 0x800000; b += 4093) amax.Add(b);
+        var rng = new Random(5);
+        for (int k = 0; k < 200000; k++) amax.Add((uint)rng.Next() & 0x7FFFFFFFu);
+        amax.Add(0x7FFFFFFFu);
+        foreach (uint a in amax)
+        {
+            Assert.Equal(ReferenceExponent(a, false, ScaleRule.TetraJet), BlockMath.MxExponent<Mxfp4TetraJet>(a));
+            Assert.Equal(ReferenceExponent(a, false, ScaleRule.Ocp), BlockMath.MxExponent<Mxfp4Ocp>(a));
+            Assert.Equal(ReferenceExponent(a, true, ScaleRule.TetraJet), BlockMath.MxExponent<Mxfp8>(a));
+        }
+    }
+
     /// <summary>Scaled values an E2M1 rounding meets: every tie and grid point ± 1 ulp, saturation, subnormals, zeros, random magnitudes.</summary>
     static IEnumerable<float> RoundingInputs()
     {
