@@ -68,12 +68,12 @@ public static class BlockMath
     public static Vec8 MxValues(Vec8 g, int s) => g.Times(Bits.Pow2(s));
 
     /// <summary>
-    /// Stores MX values, finite where <paramref name="finite"/> says and NaN elsewhere: MXFP4 values (E2M1 × 2^s, at
-    /// least 2^-128) are exact in bfloat16, so they skip the rounding step; MXFP8 values can be FP32 subnormals with bits
-    /// below bfloat16's, so they round as any value does.
+    /// Stores MX values (all finite where <paramref name="finite"/>): MXFP4 values (E2M1 × 2^s, at least 2^-128) are
+    /// exact in bfloat16, so they skip the rounding step; MXFP8 values can be FP32 subnormals with bits below
+    /// bfloat16's, so they round as any value does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreMx<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q, FiniteMask finite)
+    public static void StoreMx<TIo, T, TRule>(ArrayView<T> y, long i, int n, bool vector, Vec8 q, bool finite)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
     {
         if (default(TRule).Fp8) Vec8Io.Store<TIo, T>(y, i, n, vector, q);

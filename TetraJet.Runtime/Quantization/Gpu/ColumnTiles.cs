@@ -197,8 +197,9 @@ internal static class ColumnTiles
         bool vector = wholeRuns || IsVector(cols, n);
         bool blocks = wholeRuns || (cols & 3) == 0;
         Vec8 inv = Vec8Io.LoadFloats(inverse, cc), sc = Vec8Io.LoadFloats(scale, cc);
-        // A non-finite block (column) has scale NaN, so its values are NaN: which ones, once for all the rows.
-        var finite = FiniteMask.WhereNaN(sc);
+        // A non-finite block (column) has scale NaN, so its values are NaN. The scales are otherwise positive, so their sum
+        // is NaN exactly when one is: one register for the rows' loop, tested there with one comparison.
+        float probe = sc.V0 + sc.V1 + sc.V2 + sc.V3 + sc.V4 + sc.V5 + sc.V6 + sc.V7;
         for (int r = rr; r < tileRows && r0 + r < rows; r += 16)
         {
             long i = (long)(r0 + r) * cols + c0 + cc;
@@ -211,7 +212,7 @@ internal static class ColumnTiles
                 V4 = MxValue<TRule, TRound>(v.V4, inv.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, sc.V5, u.V5, e.V5),
                 V6 = MxValue<TRule, TRound>(v.V6, inv.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, sc.V7, u.V7, e.V7),
             };
-            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, finite);
+            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, !float.IsNaN(probe));
         }
     }
 

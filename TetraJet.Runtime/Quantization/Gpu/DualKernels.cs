@@ -54,7 +54,7 @@ public static class DualKernels
         if (r >= rows || n == 0) return;
         int s = BlockMath.MxExponent<TRule>(m);
         var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, default);
-        BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s), FiniteMask.Block(m >= NonFiniteBits));
+        BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s), m < NonFiniteBits);
     }
 
     /// <summary>Q3 of one 128-column row held by 16 lanes (8 each): RHT over lane pairs, inner amax over 2 lanes, outer over 16.</summary>

@@ -26,10 +26,11 @@ public interface IElementIo<T> where T : unmanaged
     void Store8(ArrayView<T> v, long i, Vec8 x);
     /// <summary>
     /// As <see cref="Store8"/> for values this type holds exactly (MXFP4 values: two significant bits times a power of
-    /// two): no rounding step, the same bits as <see cref="Store8"/>. The elements <paramref name="finite"/> marks are
-    /// finite; the others are NaN and written as the canonical NaN.
+    /// two): no rounding step, the same bits as <see cref="Store8"/>, NaN written as the canonical NaN. With
+    /// <paramref name="finite"/> the caller knows all eight are finite (decided once per block or column set), and
+    /// no element is tested.
     /// </summary>
-    void Store8Exact(ArrayView<T> v, long i, Vec8 x, FiniteMask finite);
+    void Store8Exact(ArrayView<T> v, long i, Vec8 x, bool finite);
 }
 
 /// <summary>float32 storage: loads and stores are exact.</summary>
@@ -70,7 +71,7 @@ public readonly struct F32Io : IElementIo<float>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Store8Exact(ArrayView<float> v, long i, Vec8 x, FiniteMask finite) => Store8(v, i, x);
+    public void Store8Exact(ArrayView<float> v, long i, Vec8 x, bool finite) => Store8(v, i, x);
 }
 
 /// <summary>bfloat16 storage as raw bits: widened exactly, narrowed with RNE (NaN → 0x7FC0) exactly as torch does.</summary>
@@ -115,29 +116,26 @@ public readonly struct Bf16Io : IElementIo<ushort>
         D = Bf16.Narrow(x.V6) | (uint)Bf16.Narrow(x.V7) << 16,
     };
 
-    /// <remarks>
-    /// A finite value's bfloat16 bits are the upper half of its float bits, so a word is two upper halves; the mask then
-    /// puts the canonical NaN over the NaN elements' halves (one three-input logic operation a word).
-    /// </remarks>
+    /// <remarks>A finite value's bfloat16 bits are the upper half of its float bits, so a word of two is two upper halves.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Store8Exact(ArrayView<ushort> v, long i, Vec8 x, FiniteMask finite) => Vec8Io.Wide(v)[i >> 3] = new Bytes16
+    public void Store8Exact(ArrayView<ushort> v, long i, Vec8 x, bool finite)
     {
-        A = Merge(Uppers(x.V0, x.V1), finite.A),
-        B = Merge(Uppers(x.V2, x.V3), finite.B),
-        C = Merge(Uppers(x.V4, x.V5), finite.C),
-        D = Merge(Uppers(x.V6, x.V7), finite.D),
-    };
+        var w = Vec8Io.Wide(v);
+        if (finite)
+            w[i >> 3] = new Bytes16 { A = Uppers(x.V0, x.V1), B = Uppers(x.V2, x.V3), C = Uppers(x.V4, x.V5), D = Uppers(x.V6, x.V7) };
+        else
+            w[i >> 3] = new Bytes16
+            {
+                A = Bf16.Truncate(x.V0) | Bf16.Truncate(x.V1) << 16,
+                B = Bf16.Truncate(x.V2) | Bf16.Truncate(x.V3) << 16,
+                C = Bf16.Truncate(x.V4) | Bf16.Truncate(x.V5) << 16,
+                D = Bf16.Truncate(x.V6) | Bf16.Truncate(x.V7) << 16,
+            };
+    }
 
-    /// <summary>Two canonical bfloat16 NaNs (0x7FC0, as <see cref="Bf16.Narrow"/> writes any NaN).</summary>
-    const uint NaNPair = 0x7FC07FC0u;
-
-    /// <summary>The bfloat16 bits of two floats bfloat16 holds exactly: their upper halves, <paramref name="lo"/>'s in the low half-word.</summary>
+    /// <summary>The bfloat16 bits of two finite floats bfloat16 holds exactly: their upper halves, <paramref name="lo"/>'s in the low half-word.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static uint Uppers(float lo, float hi) => Formats.Bits.AsUInt(lo) >> 16 | (Formats.Bits.AsUInt(hi) & 0xFFFF0000u);
-
-    /// <summary>The word's bits where the mask is set, the canonical NaN's elsewhere.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint Merge(uint word, uint finite) => (word & finite) | (NaNPair & ~finite);
 }
 
 /// <summary>bfloat16 conversions (torch's c10::BFloat16 round_to_nearest_even).</summary>
@@ -161,35 +159,6 @@ public static class Bf16
         if ((b & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
         return (ushort)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
     }
-}
-
-/// <summary>
-/// Which of eight consecutive stored elements are finite, as 16-bit lanes of four words (all ones over a finite
-/// element, zeros over a NaN; element 2k in the low half of word k): what <see cref="IElementIo{T}.Store8Exact"/> needs
-/// to write NaN canonically without testing each value. Made once per block (row kernels) or per column set (first-axis
-/// kernels), outside the per-element work.
-/// </summary>
-public struct FiniteMask
-{
-    public uint A, B, C, D;
-
-    /// <summary>Eight elements of one block: all finite, or all NaN.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static FiniteMask Block(bool nan)
-    {
-        uint k = nan ? 0u : 0xFFFFFFFFu;
-        return new() { A = k, B = k, C = k, D = k };
-    }
-
-    /// <summary>Element k is NaN where <paramref name="scale"/>'s k-th value is (the first-axis kernels' per-column block scale).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static FiniteMask WhereNaN(Vec8 scale) => new()
-    {
-        A = Lanes(scale.V0, scale.V1), B = Lanes(scale.V2, scale.V3), C = Lanes(scale.V4, scale.V5), D = Lanes(scale.V6, scale.V7),
-    };
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint Lanes(float lo, float hi) => (float.IsNaN(lo) ? 0u : 0x0000FFFFu) | (float.IsNaN(hi) ? 0u : 0xFFFF0000u);
 }
 
 /// <summary>The rounding mode as a compile-time constant.</summary>

@@ -99,7 +99,7 @@ public static class RowKernels
         int s = BlockMath.MxExponent<TRule>(m);
         var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, e);
         bool nan = m >= NonFiniteBits;
-        BlockMath.StoreMx<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s), FiniteMask.Block(nan));
+        BlockMath.StoreMx<TIo, T, TRule>(y, at.Index, at.Count, at.Vector, BlockMath.MxValues(g, s), !nan);
         if (!default(TStore).Enabled) return;
         // Storage needs cols a multiple of the block (the caller checks), so every lane holds 8 whole elements.
         if (default(TRule).Fp8) codes.Cast<ulong>()[at.Index >> 3] = BlockMath.Fp8Codes(g, nan);

@@ -159,9 +159,9 @@ public static class Vec8Io
         if (n > 7) io.Store(v, i + 7, x.V7);
     }
 
-    /// <summary>As <see cref="Store"/> for values the element type holds exactly, finite where <paramref name="finite"/> says, NaN elsewhere (no rounding step; see IElementIo.Store8Exact).</summary>
+    /// <summary>As <see cref="Store"/> for values the element type holds exactly, all finite where <paramref name="finite"/> (no rounding step; see IElementIo.Store8Exact).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void StoreExact<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x, FiniteMask finite) where T : unmanaged where TIo : struct, IElementIo<T>
+    public static void StoreExact<TIo, T>(ArrayView<T> v, long i, int n, bool vector, Vec8 x, bool finite) where T : unmanaged where TIo : struct, IElementIo<T>
     {
         if (vector) default(TIo).Store8Exact(v, i, x, finite);
         else Store<TIo, T>(v, i, n, false, x);
