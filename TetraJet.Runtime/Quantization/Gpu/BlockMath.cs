@@ -31,13 +31,10 @@ public static class BlockMath
         return amax >= NonFiniteBits ? E8M0.MinExponent : s;
     }
 
-    /// <summary>
-    /// Reference: ScalarCore.MxGrid. One already-scaled element (v = x·2^-s, e = ema·2^-s) onto the element grid; the SR
-    /// uniform times 2^24, as KernelMath.Uniforms gives it (MXFP8's reference rounding takes it unscaled, exactly).
-    /// </summary>
+    /// <summary>Reference: ScalarCore.MxGrid. One already-scaled element (v = x·2^-s, e = ema·2^-s) onto the element grid.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MxOne<TRule, TRound>(float v, float u24, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
-        default(TRule).Fp8 ? ScalarCore.RoundFp8(v, default(TRound).Mode, u24 * (1f / KernelMath.Uniform24), e) : Fp4Grid.Round<TRound>(v, u24, e);
+    public static float MxOne<TRule, TRound>(float v, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
+        default(TRule).Fp8 ? ScalarCore.RoundFp8(v, default(TRound).Mode, u, e) : Fp4Grid.Round<TRound>(v, u, e);
 
     /// <summary>
     /// Reference: ReferenceQuantizer.MxBlock. The grid values of eight elements of an MX block with amax bits

@@ -34,20 +34,20 @@ public static class Fp4Grid
         return Bits.WithSignOf(r, v);
     }
 
-    /// <summary>The grid values lo ≤ a &lt; hi around the saturated a = min(|v|, 6) (hi = lo = 6 at 6) and 2^24/(hi − lo).</summary>
+    /// <summary>The grid values lo ≤ a &lt; hi around the saturated a = min(|v|, 6) (hi = lo = 6 at 6) and 1/(hi − lo).</summary>
     /// <remarks>
     /// From the step alone (as in <see cref="Nearest"/>): a rounded to the nearest multiple of the step, then down to the
     /// multiple at or below a. Two FP32 additions and a few integer operations on the exponent, where selects between
     /// the halves below 1 and the fraction bit above cost twice as many integer instructions.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Bracket(float v, out float lo, out float hi, out float inverseStep24)
+    static float Bracket(float v, out float lo, out float hi, out float inverseStep)
     {
         float a = Saturated(v);
         uint stepBits = StepBits(a);
         float step = Bits.AsFloat(stepBits);
-        // A power of two's inverse has exponent 254 − its own; 24 more for the uniforms' scale (KernelMath.Unit24).
-        inverseStep24 = Bits.AsFloat(0x7F000000u + (24u << 23) - stepBits);
+        // A power of two's inverse has exponent 254 − its own.
+        inverseStep = Bits.AsFloat(0x7F000000u - stepBits);
         float m = Bits.AsFloat(stepBits + MagicOffset);
         float r = (a + m) - m;
         lo = r > a ? r - step : r;
@@ -55,16 +55,12 @@ public static class Fp4Grid
         return a;
     }
 
-    /// <summary>
-    /// Reference: E2M1.RoundStochastic, with the uniform given times 2^24 (<paramref name="u24"/>, as KernelMath.Uniforms
-    /// gives it). (a − lo)·2^(24+k) equals the reference's exact division by the power of two hi − lo, times 2^24
-    /// (exact: below 2^24), so the comparison is the reference's.
-    /// </summary>
+    /// <summary>Reference: E2M1.RoundStochastic. (a − lo)·2^k equals the reference's exact division by the power of two hi − lo.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Stochastic(float v, float u24)
+    public static float Stochastic(float v, float u)
     {
-        float a = Bracket(v, out float lo, out float hi, out float inverseStep24);
-        return Bits.WithSignOf(u24 < (a - lo) * inverseStep24 ? hi : lo, v);
+        float a = Bracket(v, out float lo, out float hi, out float inverseStep);
+        return Bits.WithSignOf(u < (a - lo) * inverseStep ? hi : lo, v);
     }
 
     /// <summary>Reference: E2M1.RoundEmaGuided.</summary>
@@ -76,11 +72,11 @@ public static class Fp4Grid
         return Bits.WithSignOf(se >= (lo + hi) * 0.5f ? hi : lo, v);
     }
 
-    /// <summary>Reference: ScalarCore.RoundFp4 with the mode a compile-time constant; the uniform times 2^24 (<see cref="Stochastic"/>).</summary>
+    /// <summary>Reference: ScalarCore.RoundFp4 with the mode a compile-time constant.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Round<TRound>(float v, float u24, float e) where TRound : struct, IRoundingMode => default(TRound).Mode switch
+    public static float Round<TRound>(float v, float u, float e) where TRound : struct, IRoundingMode => default(TRound).Mode switch
     {
-        Rounding.Stochastic => Stochastic(v, u24),
+        Rounding.Stochastic => Stochastic(v, u),
         Rounding.EmaGuided => EmaGuided(v, e),
         _ => Nearest(v),
     };

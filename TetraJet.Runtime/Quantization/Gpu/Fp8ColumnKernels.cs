@@ -180,7 +180,7 @@ public static class Fp8ColumnKernels
             {
                 int s = BlockMath.MxExponent<TRule>(m);
                 float inv = Bits.Pow2(-s);
-                float u = default(TRound).Mode == Rounding.Stochastic && real ? Randomness.Philox.Uniform(seed, stream, i) * Uniform24 : 0f;
+                float u = default(TRound).Mode == Rounding.Stochastic && real ? Randomness.Philox.Uniform(seed, stream, i) : 0f;
                 float e = default(TRound).Mode == Rounding.EmaGuided && real ? ema[i] : 0f;
                 q = BlockMath.MxOne<TRule, TRound>(v * inv, u, e * inv) * Bits.Pow2(s);
             }

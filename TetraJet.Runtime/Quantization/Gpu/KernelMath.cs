@@ -68,11 +68,9 @@ public static class KernelMath
     }
 
     /// <summary>
-    /// The SR uniforms of elements [i, i + 8) (ALGORITHMS.md §6) times 2^24: each its 24-bit integer as a float, exactly
-    /// (<see cref="Unit24"/>; the kernels compare them with thresholds scaled by 2^24 instead, <see cref="Fp4Grid.Stochastic"/>).
-    /// With <paramref name="blocks"/> (i a multiple of 4, the eight indices consecutive) two Philox blocks give all
-    /// eight, as the counter i &gt;&gt; 2 is shared by four elements; otherwise one block per element for the first
-    /// <paramref name="n"/>. Zeros when the mode is not SR.
+    /// The SR uniforms of elements [i, i + 8) (ALGORITHMS.md §6). With <paramref name="blocks"/> (i a multiple of 4, the
+    /// eight indices consecutive) two Philox blocks give all eight, as the counter i &gt;&gt; 2 is shared by four
+    /// elements; otherwise one block per element for the first <paramref name="n"/>. Zeros when the mode is not SR.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vec8 Uniforms<TRound>(ulong seed, ulong stream, long i, int n, bool blocks) where TRound : struct, IRoundingMode
@@ -85,14 +83,14 @@ public static class KernelMath
             PhiloxPair((uint)c, (uint)(c >> 32), (uint)(c + 1), (uint)((c + 1) >> 32), (uint)stream, (uint)(stream >> 32), (uint)seed, (uint)(seed >> 32), ref u);
             return u;
         }
-        if (n > 0) u.V0 = Randomness.Philox.Uniform(seed, stream, i) * Uniform24;
-        if (n > 1) u.V1 = Randomness.Philox.Uniform(seed, stream, i + 1) * Uniform24;
-        if (n > 2) u.V2 = Randomness.Philox.Uniform(seed, stream, i + 2) * Uniform24;
-        if (n > 3) u.V3 = Randomness.Philox.Uniform(seed, stream, i + 3) * Uniform24;
-        if (n > 4) u.V4 = Randomness.Philox.Uniform(seed, stream, i + 4) * Uniform24;
-        if (n > 5) u.V5 = Randomness.Philox.Uniform(seed, stream, i + 5) * Uniform24;
-        if (n > 6) u.V6 = Randomness.Philox.Uniform(seed, stream, i + 6) * Uniform24;
-        if (n > 7) u.V7 = Randomness.Philox.Uniform(seed, stream, i + 7) * Uniform24;
+        if (n > 0) u.V0 = Randomness.Philox.Uniform(seed, stream, i);
+        if (n > 1) u.V1 = Randomness.Philox.Uniform(seed, stream, i + 1);
+        if (n > 2) u.V2 = Randomness.Philox.Uniform(seed, stream, i + 2);
+        if (n > 3) u.V3 = Randomness.Philox.Uniform(seed, stream, i + 3);
+        if (n > 4) u.V4 = Randomness.Philox.Uniform(seed, stream, i + 4);
+        if (n > 5) u.V5 = Randomness.Philox.Uniform(seed, stream, i + 5);
+        if (n > 6) u.V6 = Randomness.Philox.Uniform(seed, stream, i + 6);
+        if (n > 7) u.V7 = Randomness.Philox.Uniform(seed, stream, i + 7);
         return u;
     }
 
@@ -160,22 +158,17 @@ public static class KernelMath
         Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 7);
         Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 8);
         Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 9);
-        u.V0 = Unit24(a0); u.V1 = Unit24(a1); u.V2 = Unit24(a2); u.V3 = Unit24(a3);
-        u.V4 = Unit24(b0); u.V5 = Unit24(b1); u.V6 = Unit24(b2); u.V7 = Unit24(b3);
+        u.V0 = Unit(a0); u.V1 = Unit(a1); u.V2 = Unit(a2); u.V3 = Unit(a3);
+        u.V4 = Unit(b0); u.V5 = Unit(b1); u.V6 = Unit(b2); u.V7 = Unit(b3);
     }
 
-    /// <summary>2^24: a uniform of ALGORITHMS.md §6 times this is its 24-bit integer (exactly).</summary>
-    public const float Uniform24 = 16777216f;
-
-    /// <summary>A Philox output word as the uniform of ALGORITHMS.md §6 times 2^24: w &gt;&gt; 8 as a float (exact, below 2^24).</summary>
+    /// <summary>A Philox output word as the uniform of ALGORITHMS.md §6: (w &gt;&gt; 8)·2^-24.</summary>
     /// <remarks>
-    /// Scaled so that no multiply by 2^-24 is spent per element: the SR thresholds are scaled by 2^24 instead, where the
-    /// scale folds into a power of two the rounding computes anyway. Converted as a signed integer (w &gt;&gt; 8 &lt; 2^24,
-    /// so exact either way): ILGPU converts an unsigned integer to float through double, two FP64-class conversions per
-    /// element where this is one.
+    /// Converted as a signed integer (w &gt;&gt; 8 &lt; 2^24, so exact either way): ILGPU converts an unsigned integer to
+    /// float through double, two FP64-class conversions per element where this is one.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Unit24(uint w) => (int)(w >> 8);
+    public static float Unit(uint w) => (int)(w >> 8) * (1f / 16777216f);
 
     /// <summary>Max of a value's bits in the group of lanes [<paramref name="from"/>, 32) strides, i.e. continues a reduction from width <paramref name="from"/> to 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

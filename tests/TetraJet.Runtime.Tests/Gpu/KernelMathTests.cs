@@ -140,11 +140,11 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
             float u = (rng.Next(1 << 24)) * (1f / 16777216f);
             float e = (float)(rng.NextDouble() * 14 - 7);
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundNearest(v)), BitConverter.SingleToUInt32Bits(Fp4Grid.Nearest(v)));
-            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u * KernelMath.Uniform24)));
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u)));
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundEmaGuided(v, e)), BitConverter.SingleToUInt32Bits(Fp4Grid.EmaGuided(v, e)));
             // SR at the edges of its threshold: u just below and at p.
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0f)));
-            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f * KernelMath.Uniform24)));
+            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f)));
             // And at the threshold itself, p = (a − lo)/(hi − lo) from the grid, and one step of u below it.
             float a = Math.Min(Math.Abs(v), 6f);
             int j = Array.FindLastIndex(E2M1Grid, g => g <= a);
@@ -153,7 +153,7 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
                 float p = (a - E2M1Grid[j]) / (E2M1Grid[j + 1] - E2M1Grid[j]);
                 foreach (float up in new[] { p, p - 1f / 16777216f })
                     if (up >= 0)
-                        Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, up)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, up * KernelMath.Uniform24)));
+                        Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, up)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, up)));
             }
             n++;
         }
