@@ -6,8 +6,8 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// A row repeated down a matrix: the FP8 GEMM's C, the bias broadcast over the rows of D [m, n] before the GEMM adds the
-/// product to it (β = 1). torch's <c>expand(m, n).contiguous()</c> does the same through its strided copy, element by
-/// element; here a thread writes one 16-byte unit (8 bfloat16 or 4 float32 values), so the write runs as a copy does.
+/// product to it (β = 1). torch's <c>expand(m, n).contiguous()</c> does the same through its strided, unvectorized copy;
+/// here a thread writes one 16-byte unit (8 bfloat16 or 4 float32 values).
 /// The bytes move unchanged, whatever the element type. Reference: that torch expression, which the tests compare.
 /// </summary>
 public static class BroadcastKernels

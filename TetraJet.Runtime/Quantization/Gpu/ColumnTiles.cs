@@ -198,7 +198,8 @@ internal static class ColumnTiles
         bool blocks = wholeRuns || (cols & 3) == 0;
         Vec8 inv = Vec8Io.LoadFloats(inverse, cc), sc = Vec8Io.LoadFloats(scale, cc);
         // A non-finite block (column) has scale NaN, so its values are NaN. The scales are otherwise positive, so their sum
-        // is NaN exactly when one is: one register for the rows' loop, tested there with one comparison.
+        // is NaN exactly when one is: seven FP32 adds and one test per eight elements (ptxas recomputes the sum in the
+        // loop rather than keep it), where each element was tested.
         float probe = sc.V0 + sc.V1 + sc.V2 + sc.V3 + sc.V4 + sc.V5 + sc.V6 + sc.V7;
         for (int r = rr; r < tileRows && r0 + r < rows; r += 16)
         {
