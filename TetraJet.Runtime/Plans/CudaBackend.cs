@@ -38,7 +38,7 @@ public sealed class CudaBackend : QuantBackend
         if (kernel is null) return view;
         int rows = (int)x.size(0), cols = (int)x.size(1);
         long n = (long)rows * cols;
-        runner.ZeroFirst(view);
+        runner.Zero(view, 1);
         runner.Launch(kernel.For(Bf16(x)), KernelGeometry.Amax(axis, hadamard, rows, cols), [KernelArg.View(DeviceTensors.View(x)), KernelArg.View(view), KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.UInt(signs)]);
         return view;
     }

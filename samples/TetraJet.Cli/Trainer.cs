@@ -338,7 +338,6 @@ public static class Trainer
         _ => throw new UsageException($"unknown augmentation '{text}'; use none, flip, crop or crop+flip"),
     };
 
-    /// <summary>Oscillation of the quantized weights since the last report: console, TensorBoard and oscillation.csv.</summary>
     /// <summary>Per layer and slot Q1–Q6: [lines computed exactly, lines in all] since the run (or its resume) started.</summary>
     static Dictionary<string, Dictionary<string, long[]>> Fp8Fallbacks(nn.Module<Tensor, Tensor> net) =>
         net.QuantizedLinears().ToDictionary(l => l.Path, l =>
@@ -365,6 +364,7 @@ public static class Trainer
             : $"step {step}: FP8 GEMMs, lines computed exactly: " + string.Join(", ", Enumerable.Range(1, 6).Select(i => $"Q{i} {exact[i]:N0}/{total[i]:N0}")));
     }
 
+    /// <summary>Oscillation of the quantized weights since the last report: console, TensorBoard and oscillation.csv.</summary>
     static void ReportOscillation(nn.Module<Tensor, Tensor> net, string path, TfEventsWriter tb, long step, ProgressView view)
     {
         var m = net.OscillationSummary(reset: true);

@@ -164,9 +164,6 @@ public sealed unsafe class CudaRunner
         }
     }
 
-    /// <summary>Sets the first uint of <paramref name="view"/> to 0, ordered with the launches.</summary>
-    public void ZeroFirst(DeviceView view) => Zero(view, 1);
-
     /// <summary>Sets the first <paramref name="count"/> uints of <paramref name="view"/> to 0, ordered with the launches.</summary>
     public void Zero(DeviceView view, long count)
     {
