@@ -180,6 +180,9 @@ public static unsafe partial class Fp8Gemm
     {
         if (device.type != DeviceType.CUDA) return "not a CUDA device";
         if (!CublasLt.Available) return "libcublasLt is not loaded";
+        int capability = Quantization.Gpu.CudaRunner.ComputeCapability(device.index < 0 ? 0 : device.index);
+        // The operand kernels convert to FP8 with sm_90 instructions, and cuBLASLt's 1×128 scaling is sm_90's too.
+        if (capability < 90) return $"compute capability {capability / 10}.{capability % 10}: the FP8 path needs 9.0 or newer";
         using var scope = NewDisposeScope();
         const int m = 256, n = 384, k = 512;
         var rng = new Random(3);

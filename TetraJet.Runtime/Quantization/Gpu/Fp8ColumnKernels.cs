@@ -64,12 +64,16 @@ public static class Fp8ColumnKernels
     static float Factor(uint amax, int s, int sMax) =>
         amax >= NonFiniteBits ? float.NaN : amax == 0 ? -1f : Fp8Operand.Factor(s - sMax + 6);
 
-    /// <summary>The code of one element from its block's scalings (see <see cref="Factor(uint, int, int)"/>).</summary>
+    /// <summary>One element's grid value times its block's code factor (see <see cref="Factor(uint, int, int)"/>): the E4M3 value of its code in a live block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint Code<TRule, TRound>(float v, float inverse, float factor, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode
+    static float Scaled<TRule, TRound>(float v, float inverse, float factor, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
+        BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse) * factor;
+
+    /// <summary>The code of one element from the low byte of its packed code (<see cref="Fp8Operand.Pack4"/>): +0 in a zero block, NaN in a non-finite one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Code(uint packed, float factor)
     {
-        uint code = Fp8Operand.Encode(BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse), factor);
-        uint live = factor < 0f ? 0u : code;
+        uint live = factor < 0f ? 0u : packed;
         return float.IsNaN(factor) ? Fp8Operand.NaNCode : live;
     }
 
@@ -126,10 +130,12 @@ public static class Fp8ColumnKernels
                     Vec8 v = Vec8Io.LoadFloats(tile.Values, r * Cols + cc);
                     Vec8 inv = Vec8Io.LoadFloats(tile.Inverse, p * Cols + cc), f = Vec8Io.LoadFloats(tile.Factor, p * Cols + cc);
                     Vec8 u = Uniforms<TRound>(seed, stream, i, n, blocks), e = Vec8Io.Ema<TRound>(ema, i, n, vector);
-                    k0 = Code<TRule, TRound>(v.V0, inv.V0, f.V0, u.V0, e.V0); k1 = Code<TRule, TRound>(v.V1, inv.V1, f.V1, u.V1, e.V1);
-                    k2 = Code<TRule, TRound>(v.V2, inv.V2, f.V2, u.V2, e.V2); k3 = Code<TRule, TRound>(v.V3, inv.V3, f.V3, u.V3, e.V3);
-                    k4 = Code<TRule, TRound>(v.V4, inv.V4, f.V4, u.V4, e.V4); k5 = Code<TRule, TRound>(v.V5, inv.V5, f.V5, u.V5, e.V5);
-                    k6 = Code<TRule, TRound>(v.V6, inv.V6, f.V6, u.V6, e.V6); k7 = Code<TRule, TRound>(v.V7, inv.V7, f.V7, u.V7, e.V7);
+                    uint lo4 = Fp8Operand.Pack4(Scaled<TRule, TRound>(v.V0, inv.V0, f.V0, u.V0, e.V0), Scaled<TRule, TRound>(v.V1, inv.V1, f.V1, u.V1, e.V1),
+                        Scaled<TRule, TRound>(v.V2, inv.V2, f.V2, u.V2, e.V2), Scaled<TRule, TRound>(v.V3, inv.V3, f.V3, u.V3, e.V3));
+                    uint hi4 = Fp8Operand.Pack4(Scaled<TRule, TRound>(v.V4, inv.V4, f.V4, u.V4, e.V4), Scaled<TRule, TRound>(v.V5, inv.V5, f.V5, u.V5, e.V5),
+                        Scaled<TRule, TRound>(v.V6, inv.V6, f.V6, u.V6, e.V6), Scaled<TRule, TRound>(v.V7, inv.V7, f.V7, u.V7, e.V7));
+                    k0 = Code(lo4, f.V0); k1 = Code(lo4 >> 8, f.V1); k2 = Code(lo4 >> 16, f.V2); k3 = Code(lo4 >> 24, f.V3);
+                    k4 = Code(hi4, f.V4); k5 = Code(hi4 >> 8, f.V5); k6 = Code(hi4 >> 16, f.V6); k7 = Code(hi4 >> 24, f.V7);
                 }
                 int at = cc * CodeStride + r;
                 bytes[at] = (byte)k0; bytes[at + CodeStride] = (byte)k1; bytes[at + 2 * CodeStride] = (byte)k2; bytes[at + 3 * CodeStride] = (byte)k3;

@@ -55,7 +55,7 @@ public static class Fp8DualKernels
                 {
                     long i = (long)(r0 + r) * cols + cq + cc;
                     var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, Uniforms<TRound>(seed, stream3, i, n, blocks), default);
-                    word = BlockMath.Fp4Codes(g, false);
+                    word = Fp8Operand.Fp4Codes(g, false);
                 }
                 grid3[r * 16 + q * 4 + (t & 3)] = word;
                 if ((t & 3) == 0) { amax3[r * 4 + q] = m; exp3[r * 4 + q] = s; }
@@ -86,13 +86,7 @@ public static class Fp8DualKernels
         {
             int r = k >> 4, j = k & 15, q = j >> 2, c = c0 + 8 * j;
             if (r0 + r >= rows || c >= cols) continue;
-            uint word = grid3[r * 16 + j];
-            Vec8 g = new()
-            {
-                V0 = Fp4Grid.Decode(word), V1 = Fp4Grid.Decode(word >> 4), V2 = Fp4Grid.Decode(word >> 8), V3 = Fp4Grid.Decode(word >> 12),
-                V4 = Fp4Grid.Decode(word >> 16), V5 = Fp4Grid.Decode(word >> 20), V6 = Fp4Grid.Decode(word >> 24), V7 = Fp4Grid.Decode(word >> 28),
-            };
-            words3[((long)(r0 + r) * cols + c) >> 3] = Fp8Operand.Codes(g, amax3[r * 4 + q], exp3[r * 4 + q], max3[r]);
+            words3[((long)(r0 + r) * cols + c) >> 3] = Fp8Operand.Codes(grid3[r * 16 + j], amax3[r * 4 + q], exp3[r * 4 + q], max3[r]);
         }
         // Rare: each row of the region this tile claimed re-quantized whole into side3, by one warp (warp w takes rows w, w + 4, …).
         if (!Group.BarrierOr(broken3[t] != 0)) return;

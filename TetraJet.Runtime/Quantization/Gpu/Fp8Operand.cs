@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Runtime.Cuda;
 using TetraJet.Formats;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
@@ -93,6 +94,29 @@ public static class Fp8Operand
     }
 
     /// <summary>
+    /// The codes of four values that are E4M3 values or signed zeros (element k in byte k), such as g·<see cref="Factor"/>;
+    /// a NaN gives some byte in its own place (its caller writes the NaN code).
+    /// On CUDA two <c>cvt.rn.satfinite.e4m3x2.f32</c> (one instruction per pair; sm_90 and newer, the GPUs with these FP8
+    /// GEMMs: <see cref="PtxCompiler"/> targets the PTX accordingly): the values are exact, so its rounding never acts
+    /// and the codes are <see cref="Encode"/>'s, which the other accelerators run.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Pack4(float w0, float w1, float w2, float w3)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            Output<uint> codes = default;
+            Input<float> a = w0, b = w1, c = w2, d = w3;
+            // The first source of a cvt goes to the upper byte of its pair.
+            CudaAsm.EmitRef("{\n\t.reg .b16 lo, hi;\n\tcvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\n\tcvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;"
+                + "\n\tmov.b32 %0, {lo, hi};\n\t}", ref codes, ref a, ref b, ref c, ref d);
+            return codes.Value;
+        }
+        // Masked: callers pass NaN for elements whose codes they replace, and Encode's result for NaN is wider than a byte.
+        return (Encode(w0, 1f) & 0xFFu) | (Encode(w1, 1f) & 0xFFu) << 8 | (Encode(w2, 1f) & 0xFFu) << 16 | Encode(w3, 1f) << 24;
+    }
+
+    /// <summary>
     /// The codes of 8 elements of one MX block (grid values <paramref name="g"/>, amax bits, exponent s) in a group with
     /// largest live exponent <paramref name="sMax"/>, element k in byte k.
     /// </summary>
@@ -102,8 +126,91 @@ public static class Fp8Operand
         if (amax >= NonFiniteBits) return 0x7F7F7F7F7F7F7F7Ful;
         if (amax == 0) return 0ul;
         float f = Factor(s - sMax + 6);
-        return Encode(g.V0, f) | (ulong)Encode(g.V1, f) << 8 | (ulong)Encode(g.V2, f) << 16 | (ulong)Encode(g.V3, f) << 24
-            | (ulong)Encode(g.V4, f) << 32 | (ulong)Encode(g.V5, f) << 40 | (ulong)Encode(g.V6, f) << 48 | (ulong)Encode(g.V7, f) << 56;
+        return Pack4(g.V0 * f, g.V1 * f, g.V2 * f, g.V3 * f) | (ulong)Pack4(g.V4 * f, g.V5 * f, g.V6 * f, g.V7 * f) << 32;
+    }
+
+    /// <summary>
+    /// <see cref="BlockMath.Fp4Codes"/> through <see cref="Pack4"/>: E4M3(g·2^-6) is four times g's E2M1 code with the
+    /// sign on top (0.5·2^-6 = 2^-7 is the subnormal code 4, 2^-6 the smallest normal, 8, and each grid step above adds
+    /// 4 to the code), so a multiply, half a conversion and a few bit moves per element replace the code's compares.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Fp4Codes(Vec8 g, bool nan)
+    {
+        const float Down = 0.015625f;
+        uint lo = Pack4(g.V0 * Down, g.V1 * Down, g.V2 * Down, g.V3 * Down), hi = Pack4(g.V4 * Down, g.V5 * Down, g.V6 * Down, g.V7 * Down);
+        // Each byte 4m + 128·sign to the nibble m + 8·sign, then each pair of bytes to one byte (bytes 0 and 2 hold the result).
+        lo = (lo >> 2 & 0x07070707u) | (lo >> 4 & 0x08080808u);
+        hi = (hi >> 2 & 0x07070707u) | (hi >> 4 & 0x08080808u);
+        lo = (lo | lo >> 4) & 0x00FF00FFu;
+        hi = (hi | hi >> 4) & 0x00FF00FFu;
+        uint codes = Permute(lo, hi, 0x6420u);
+        return nan ? 0u : codes;
+    }
+
+    /// <summary>The smallest shift at which every E2M1 magnitude times 2^shift is a normal E4M3 value (0.5·2^-5 = 2^-6).</summary>
+    const int NormalShift = -5;
+
+    /// <summary>
+    /// As <see cref="Codes(Vec8, uint, int, int)"/> from the block's 4-bit E2M1 codes (<see cref="BlockMath.Fp4Codes"/>,
+    /// element k in nibble k) rather than its grid values. Where every magnitude stays normal (shift ≥ −5) the E4M3 code
+    /// of magnitude m·2^shift is a table entry, its code at shift 0 plus 8·shift (the exponent field), so the eight
+    /// entries are two words built per block and each element is a byte permute of them; the sign moves from the
+    /// nibble's top bit to the byte's. Below that (a block 12 or more binades under its group's largest) the grid values
+    /// are decoded and packed as in the other overload.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Codes(uint fp4, uint amax, int s, int sMax)
+    {
+        if (amax >= NonFiniteBits) return 0x7F7F7F7F7F7F7F7Ful;
+        if (amax == 0) return 0ul;
+        int shift = s - sMax + 6;
+        if (shift < NormalShift)
+        {
+            float f = Factor(shift);
+            return Pack4(Fp4Grid.Decode(fp4) * f, Fp4Grid.Decode(fp4 >> 4) * f, Fp4Grid.Decode(fp4 >> 8) * f, Fp4Grid.Decode(fp4 >> 12) * f)
+                | (ulong)Pack4(Fp4Grid.Decode(fp4 >> 16) * f, Fp4Grid.Decode(fp4 >> 20) * f, Fp4Grid.Decode(fp4 >> 24) * f, Fp4Grid.Decode(fp4 >> 28) * f) << 32;
+        }
+        // Codes of 0, 0.5, 1, 1.5 | 2, 3, 4, 6 at shift 0; each entry stays within its byte (0x08 … 0x7C), so one multiply
+        // adds the exponent step to all of them.
+        uint step = (uint)(8 * shift);
+        uint lo = 0x3C383000u + step * 0x01010100u, hi = 0x4C484440u + step * 0x01010101u;
+        uint magnitudes = fp4 & 0x77777777u;
+        return Spread(fp4, magnitudes, lo, hi, 0) | (ulong)Spread(fp4, magnitudes >> 16, lo, hi, 1) << 32;
+    }
+
+    /// <summary>
+    /// Codes of the four elements in nibbles 4·half … 4·half + 3 of <paramref name="fp4"/>: table bytes chosen by the
+    /// magnitudes (the low 16 bits of <paramref name="selectors"/>), signs from the nibbles' top bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Spread(uint fp4, uint selectors, uint lo, uint hi, int half)
+    {
+        // The half's two bytes to bytes 0 and 2: nibbles 0 … 3 at bits 0, 4, 16, 20, their signs at 3, 7, 19, 23.
+        uint y = Permute(fp4, 0, half == 0 ? 0x4140u : 0x4342u);
+        // Signs to bits 7, 15, 23, 31: ·16 moves 3 → 7 and 19 → 23, ·256 moves 7 → 15 and 23 → 31; where the two
+        // products overlap (bits 11 and 27) a carry reaches at most bit 12 or 28, which the mask drops.
+        uint signs = ((y & 0x00880088u) * 0x110u) & 0x80808080u;
+        return Permute(lo, hi, selectors) | signs;
+    }
+
+    /// <summary>
+    /// PTX <c>prmt.b32</c> in its default mode with selectors below 8 (every use here): byte k of the result is byte
+    /// (nibble k of <paramref name="selectors"/>) of the eight bytes of <paramref name="a"/> then <paramref name="b"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Permute(uint a, uint b, uint selectors)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            Output<uint> d = default;
+            Input<uint> x = a, y = b, c = selectors;
+            CudaAsm.EmitRef("prmt.b32 %0, %1, %2, %3;", ref d, ref x, ref y, ref c);
+            return d.Value;
+        }
+        ulong bytes = a | (ulong)b << 32;
+        return (uint)(bytes >> (int)((selectors & 7u) * 8) & 0xFF) | (uint)(bytes >> (int)((selectors >> 4 & 7u) * 8) & 0xFF) << 8
+            | (uint)(bytes >> (int)((selectors >> 8 & 7u) * 8) & 0xFF) << 16 | (uint)(bytes >> (int)((selectors >> 12 & 7u) * 8) & 0xFF) << 24;
     }
 
     /// <summary>Length of the flag buffer of an operand of <paramref name="lines"/> lines: count, marks, list.</summary>

@@ -33,12 +33,12 @@ public static class Fp8RowKernels
         WarpMaxMin(ref sMax, ref sMin, 4, 16);
         if (count == 0) return false;
         var g = BlockMath.MxGrid<TRule, TRound>(v, m, s, u, e);
-        codes8.Cast<ulong>()[i >> 3] = Fp8Operand.Codes(g, m, s, sMax);
         if ((lane & 15) == 0) scales8[(pos >> 7) * rows + row] = Fp8Operand.GroupScale(sMax);
+        codes8.Cast<ulong>()[i >> 3] = Fp8Operand.Codes(g, m, s, sMax);
         if (default(TStore).Enabled)
         {
             bool nan = m >= NonFiniteBits;
-            codes.Cast<uint>()[i >> 3] = BlockMath.Fp4Codes(g, nan);
+            codes.Cast<uint>()[i >> 3] = Fp8Operand.Fp4Codes(g, nan);
             if ((lane & 3) == 0) scales[i >> 5] = nan ? E8M0.NaN : E8M0.Encode(s);
         }
         return Fp8Operand.Broken(sMax, sMin);

@@ -67,12 +67,22 @@ public static class PtxCompiler
             context ??= Context.Create(b => b.CPU().Optimize(OptimizationLevel.O2));
             var backend = new PTXBackend(context, Architecture, CudaInstructionSet.ISA_80, null!);
             var compiled = backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), KernelSpecialization.Empty);
-            ptx = Rename(((PTXCompiledKernel)compiled).PTXAssembly, kernel);
+            ptx = Retarget(Rename(((PTXCompiledKernel)compiled).PTXAssembly, kernel));
             backend.Dispose();
             Cache[kernel] = ptx;
             return ptx;
         }
     }
+
+    /// <summary>The target of kernels that convert to FP8 in one instruction (<see cref="Fp8Operand.Pack4"/>): they run only where FP8 GEMMs do.</summary>
+    public const string Fp8Target = "sm_90";
+
+    /// <summary>
+    /// PTX with <c>cvt…e4m3x2</c> needs an sm_90 target (ptxas 11.8; later PTX versions allow sm_89, whose FP8 GEMMs lack the 1×128 scaling used here); every other kernel keeps <see cref="Architecture"/>, so the
+    /// library still loads on sm_80. A device below the target refuses such a module at load (<see cref="CudaRunner"/>).
+    /// </summary>
+    static string Retarget(string ptx) =>
+        ptx.Contains(".e4m3x2.", StringComparison.Ordinal) ? Regex.Replace(ptx, @"^\.target sm_\d+", ".target " + Fp8Target, RegexOptions.Multiline) : ptx;
 
     /// <summary>
     /// ILGPU names every entry after the method alone (<c>Kernel_Mx</c> for each of its instantiations); a profiler then
@@ -119,7 +129,10 @@ public sealed unsafe class CudaRunner
         CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out context, device), "cuDevicePrimaryCtxRetain");
         CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int major, CudaDriver.AttrComputeCapabilityMajor, device), "cuDeviceGetAttribute");
         if (major < 8) throw new NotSupportedException($"the GPU quantizers need compute capability 8.0 or newer, device {ordinal} has {major}.x");
+        this.ordinal = ordinal;
     }
+
+    readonly int ordinal;
 
     /// <summary>Compute capability of CUDA device <paramref name="ordinal"/> as major × 10 + minor (9.0 → 90).</summary>
     public static int ComputeCapability(int ordinal)
@@ -202,6 +215,8 @@ public sealed unsafe class CudaRunner
     IntPtr Load(MethodInfo kernel)
     {
         string ptx = PtxCompiler.Compile(kernel);
+        if (ptx.Contains(".target " + PtxCompiler.Fp8Target, StringComparison.Ordinal) && ComputeCapability(ordinal) < 90)
+            throw new NotSupportedException($"{kernel.DeclaringType?.Name}.{kernel.Name} writes FP8 operands and needs compute capability 9.0 or newer (device {ordinal}: {ComputeCapability(ordinal) / 10}.{ComputeCapability(ordinal) % 10}); MXFP4 layers there use BF16 GEMMs");
         byte[] image = Encoding.ASCII.GetBytes(ptx + "\0");
         fixed (byte* p = image)
         {

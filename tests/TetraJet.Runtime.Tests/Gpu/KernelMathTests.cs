@@ -196,6 +196,50 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
     }
 
     [Fact]
+    public void Fp8_codes_by_table_and_fp4_codes_by_conversion_match_the_reference_for_every_nibble_and_shift()
+    {
+        // Words that put every code (signs and zeros included) at every nibble, then random ones.
+        var words = new List<uint>();
+        for (uint c = 0; c < 16; c++)
+            for (int at = 0; at < 8; at++) words.Add(c << (4 * at) | 0x76543210u & ~(0xFu << (4 * at)));
+        var rng = new Random(11);
+        for (int k = 0; k < 2000; k++) words.Add((uint)rng.NextInt64(0, 1L << 32));
+        foreach (uint word in words)
+        {
+            var g = new Vec8
+            {
+                V0 = Fp4Grid.Decode(word), V1 = Fp4Grid.Decode(word >> 4), V2 = Fp4Grid.Decode(word >> 8), V3 = Fp4Grid.Decode(word >> 12),
+                V4 = Fp4Grid.Decode(word >> 16), V5 = Fp4Grid.Decode(word >> 20), V6 = Fp4Grid.Decode(word >> 24), V7 = Fp4Grid.Decode(word >> 28),
+            };
+            Assert.Equal(word, Fp8Operand.Fp4Codes(g, false));
+            Assert.Equal(BlockMath.Fp4Codes(g, false), Fp8Operand.Fp4Codes(g, false));
+            // shift = s − sMax + 6 from 6 (the group's largest block) down past the bound (−8) to zeros.
+            for (int span = 0; span <= 20; span++)
+            {
+                int sMax = 3, s = sMax - span, shift = s - sMax + 6;
+                ulong expected = 0;
+                for (int e = 0; e < 8; e++)
+                {
+                    float v = Formats.E2M1.Decode((int)(word >> (4 * e) & 15u));
+                    uint code = shift < -8 ? (BitConverter.SingleToUInt32Bits(v) >> 24) & 0x80u : (uint)Formats.E4M3.Encode(v * MathF.Pow(2, shift));
+                    expected |= (ulong)code << (8 * e);
+                }
+                Assert.Equal(expected, Fp8Operand.Codes(word, 1u, s, sMax));
+                Assert.Equal(expected, Fp8Operand.Codes(g, 1u, s, sMax));
+            }
+        }
+        // Four values into one word, element k in byte k (signed zeros and subnormals included).
+        Assert.Equal(0x80C8_2838u, Fp8Operand.Pack4(1f, 0.25f, -4f, -0f));
+        Assert.Equal(0x0001_7C4Cu, Fp8Operand.Pack4(6f, 384f, MathF.Pow(2, -9), 0f));
+        // A NaN (an element whose code its caller replaces) leaves its neighbours' bytes alone.
+        Assert.Equal(0x3838_3800u, Fp8Operand.Pack4(float.NaN, 1f, 1f, 1f) & 0xFFFFFF00u);
+        // Zero and non-finite blocks whatever the codes.
+        Assert.Equal(0ul, Fp8Operand.Codes(0x12345678u, 0u, -127, 0));
+        Assert.Equal(0x7F7F7F7F7F7F7F7Ful, Fp8Operand.Codes(0x12345678u, 0x7F800000u, -127, 0));
+        Assert.Equal(0u, Fp8Operand.Fp4Codes(new Vec8 { V0 = 6f, V1 = -0.5f }, true));
+    }
+
+    [Fact]
     public void Bf16_narrowing_matches_torch()
     {
         var rng = new Random(1);
