@@ -127,12 +127,12 @@ public sealed unsafe class CudaRunner
         CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
         // Retained for the life of the process and never released: torch owns this context too.
         CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out context, device), "cuDevicePrimaryCtxRetain");
-        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out int major, CudaDriver.AttrComputeCapabilityMajor, device), "cuDeviceGetAttribute");
-        if (major < 8) throw new NotSupportedException($"the GPU quantizers need compute capability 8.0 or newer, device {ordinal} has {major}.x");
+        capability = ComputeCapability(ordinal);
+        if (capability < 80) throw new NotSupportedException($"the GPU quantizers need compute capability 8.0 or newer, device {ordinal} has {capability / 10}.{capability % 10}");
         this.ordinal = ordinal;
     }
 
-    readonly int ordinal;
+    readonly int ordinal, capability;
 
     /// <summary>Compute capability of CUDA device <paramref name="ordinal"/> as major × 10 + minor (9.0 → 90).</summary>
     public static int ComputeCapability(int ordinal)
@@ -215,8 +215,8 @@ public sealed unsafe class CudaRunner
     IntPtr Load(MethodInfo kernel)
     {
         string ptx = PtxCompiler.Compile(kernel);
-        if (ptx.Contains(".target " + PtxCompiler.Fp8Target, StringComparison.Ordinal) && ComputeCapability(ordinal) < 90)
-            throw new NotSupportedException($"{kernel.DeclaringType?.Name}.{kernel.Name} writes FP8 operands and needs compute capability 9.0 or newer (device {ordinal}: {ComputeCapability(ordinal) / 10}.{ComputeCapability(ordinal) % 10}); MXFP4 layers there use BF16 GEMMs");
+        if (ptx.Contains(".target " + PtxCompiler.Fp8Target, StringComparison.Ordinal) && capability < 90)
+            throw new NotSupportedException($"{kernel.DeclaringType?.Name}.{kernel.Name} writes FP8 operands and needs compute capability 9.0 or newer (device {ordinal}: {capability / 10}.{capability % 10}); MXFP4 layers there use BF16 GEMMs");
         byte[] image = Encoding.ASCII.GetBytes(ptx + "\0");
         fixed (byte* p = image)
         {
