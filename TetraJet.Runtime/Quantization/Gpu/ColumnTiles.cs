@@ -82,17 +82,25 @@ internal static class ColumnTiles
         long i = (long)r * cols + c;
         uint w = codes.Cast<uint>()[i >> 3];
         float scale = default(TSrc).Nv ? E4M3.Decode(scales[i >> 4]) * outer[i >> 7] : E8M0.Decode(scales[i >> 5]);
-        var io = default(TIo);
-        v.V0 = io.Round(Fp4Grid.Decode(w) * scale);
-        v.V1 = io.Round(Fp4Grid.Decode(w >> 4) * scale);
-        v.V2 = io.Round(Fp4Grid.Decode(w >> 8) * scale);
-        v.V3 = io.Round(Fp4Grid.Decode(w >> 12) * scale);
-        v.V4 = io.Round(Fp4Grid.Decode(w >> 16) * scale);
-        v.V5 = io.Round(Fp4Grid.Decode(w >> 20) * scale);
-        v.V6 = io.Round(Fp4Grid.Decode(w >> 24) * scale);
-        v.V7 = io.Round(Fp4Grid.Decode(w >> 28) * scale);
+        v.V0 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w) * scale);
+        v.V1 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 4) * scale);
+        v.V2 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 8) * scale);
+        v.V3 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 12) * scale);
+        v.V4 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 16) * scale);
+        v.V5 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 20) * scale);
+        v.V6 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 24) * scale);
+        v.V7 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 28) * scale);
         return v;
     }
+
+    /// <summary>
+    /// A decoded FP4 value as the dtype holds it. An MXFP4 value E2M1 × 2^s needs one fraction bit and, non-zero, is at
+    /// least 2^-128 (s ≥ −127): in FP32 (infinite past its range, as bfloat16's rounding keeps it) a bfloat16 value
+    /// already, so only NVFP4's products with an FP32 outer scale take the rounding step.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Held<TIo, T, TSrc>(float x) where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource =>
+        default(TSrc).Nv ? default(TIo).Round(x) : x;
 
     /// <summary>As <see cref="LoadPlain"/> from a last-axis FP4 storage form (one 4-byte code word per 8 elements); rows at or past <paramref name="sourceRows"/> are zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -148,52 +148,6 @@ public static class Fp8Operand
         return nan ? 0u : codes;
     }
 
-    /// <summary>The smallest shift at which every E2M1 magnitude times 2^shift is a normal E4M3 value (0.5·2^-5 = 2^-6).</summary>
-    const int NormalShift = -5;
-
-    /// <summary>
-    /// As <see cref="Codes(Vec8, uint, int, int)"/> from the block's 4-bit E2M1 codes (<see cref="BlockMath.Fp4Codes"/>,
-    /// element k in nibble k) rather than its grid values. Where every magnitude stays normal (shift ≥ −5) the E4M3 code
-    /// of magnitude m·2^shift is a table entry, its code at shift 0 plus 8·shift (the exponent field), so the eight
-    /// entries are two words built per block and each element is a byte permute of them; the sign moves from the
-    /// nibble's top bit to the byte's. Below that (a block 12 or more binades under its group's largest) the grid values
-    /// are decoded and packed as in the other overload.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Codes(uint fp4, uint amax, int s, int sMax)
-    {
-        if (amax >= NonFiniteBits) return 0x7F7F7F7F7F7F7F7Ful;
-        if (amax == 0) return 0ul;
-        int shift = s - sMax + 6;
-        if (shift < NormalShift)
-        {
-            float f = Factor(shift);
-            return Pack4(Fp4Grid.Decode(fp4) * f, Fp4Grid.Decode(fp4 >> 4) * f, Fp4Grid.Decode(fp4 >> 8) * f, Fp4Grid.Decode(fp4 >> 12) * f)
-                | (ulong)Pack4(Fp4Grid.Decode(fp4 >> 16) * f, Fp4Grid.Decode(fp4 >> 20) * f, Fp4Grid.Decode(fp4 >> 24) * f, Fp4Grid.Decode(fp4 >> 28) * f) << 32;
-        }
-        // Codes of 0, 0.5, 1, 1.5 | 2, 3, 4, 6 at shift 0; each entry stays within its byte (0x08 … 0x7C), so one multiply
-        // adds the exponent step to all of them.
-        uint step = (uint)(8 * shift);
-        uint lo = 0x3C383000u + step * 0x01010100u, hi = 0x4C484440u + step * 0x01010101u;
-        uint magnitudes = fp4 & 0x77777777u;
-        return Spread(fp4, magnitudes, lo, hi, 0) | (ulong)Spread(fp4, magnitudes >> 16, lo, hi, 1) << 32;
-    }
-
-    /// <summary>
-    /// Codes of the four elements in nibbles 4·half … 4·half + 3 of <paramref name="fp4"/>: table bytes chosen by the
-    /// magnitudes (the low 16 bits of <paramref name="selectors"/>), signs from the nibbles' top bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint Spread(uint fp4, uint selectors, uint lo, uint hi, int half)
-    {
-        // The half's two bytes to bytes 0 and 2: nibbles 0 … 3 at bits 0, 4, 16, 20, their signs at 3, 7, 19, 23.
-        uint y = Permute(fp4, 0, half == 0 ? 0x4140u : 0x4342u);
-        // Signs to bits 7, 15, 23, 31: ·16 moves 3 → 7 and 19 → 23, ·256 moves 7 → 15 and 23 → 31; where the two
-        // products overlap (bits 11 and 27) a carry reaches at most bit 12 or 28, which the mask drops.
-        uint signs = ((y & 0x00880088u) * 0x110u) & 0x80808080u;
-        return Permute(lo, hi, selectors) | signs;
-    }
-
     /// <summary>
     /// PTX <c>prmt.b32</c> in its default mode with selectors below 8 (every use here): byte k of the result is byte
     /// (nibble k of <paramref name="selectors"/>) of the eight bytes of <paramref name="a"/> then <paramref name="b"/>.
