@@ -14,12 +14,16 @@ public static class Fp4Grid
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Saturated(float v) => Math.Min(Math.Abs(v), E2M1.Max);
 
-    /// <summary>The bits of the grid's step around a ≥ 0: 2^(e−1) for a in [2^e, 2^(e+1)) with e ≥ 1, and 0.5 below 2.</summary>
+    /// <summary>
+    /// 2^e for a ≥ 0 in [2^e, 2^(e+1)), at least 1: the exponent bits alone. The grid's step around a is half of it
+    /// (0.5 below 2, 2^(e−1) above), and the constants below are exact multiples of it: float multiplies (the FMA pipe)
+    /// rather than integer steps on the exponent (the integer pipe, which the Philox rounds already load).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint StepBits(float a) => Math.Max(Bits.AsUInt(a) & 0x7F800000u, 0x3F800000u) - 0x00800000u;
+    static float Binade(float a) => Bits.AsFloat(Math.Max(Bits.AsUInt(a) & 0x7F800000u, 0x3F800000u));
 
-    /// <summary>Added to a step's bits: M = 1.5·2^23·step, so that the ulp of a + M is the step.</summary>
-    const uint MagicOffset = 0x0BC00000u;
+    /// <summary>M / 2^e with M = 1.5·2^23·step (step = 2^e / 2), so that the ulp of a + M is the step.</summary>
+    const float Magic = 6291456f;
 
     /// <summary>Reference: E2M1.RoundNearest. The grid's step around a = min(|v|, 6) is 0.5 below 2 and 2^(e−1) in
     /// [2^e, 2^(e+1)) above, and the even multiples of the step are the even codes, so RNE to the grid is RNE to a multiple
@@ -29,38 +33,40 @@ public static class Fp4Grid
     public static float Nearest(float v)
     {
         float a = Saturated(v);
-        float m = Bits.AsFloat(StepBits(a) + MagicOffset);
+        float m = Binade(a) * Magic;
         float r = (a + m) - m;
         return Bits.WithSignOf(r, v);
     }
 
-    /// <summary>The grid values lo ≤ a &lt; hi around the saturated a = min(|v|, 6) (hi = lo = 6 at 6) and 1/(hi − lo).</summary>
+    /// <summary>The grid values lo ≤ a &lt; hi around the saturated a = min(|v|, 6) (hi = lo = 6 at 6) and the step.</summary>
     /// <remarks>
     /// From the step alone (as in <see cref="Nearest"/>): a rounded to the nearest multiple of the step, then down to the
-    /// multiple at or below a. Two FP32 additions and a few integer operations on the exponent, where selects between
-    /// the halves below 1 and the fraction bit above cost twice as many integer instructions.
+    /// multiple at or below a. Two FP32 additions, where selects between the halves below 1 and the fraction bit above
+    /// cost twice as many integer instructions.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Bracket(float v, out float lo, out float hi, out float inverseStep)
+    static float Bracket(float v, out float lo, out float hi, out float step)
     {
         float a = Saturated(v);
-        uint stepBits = StepBits(a);
-        float step = Bits.AsFloat(stepBits);
-        // A power of two's inverse has exponent 254 − its own.
-        inverseStep = Bits.AsFloat(0x7F000000u - stepBits);
-        float m = Bits.AsFloat(stepBits + MagicOffset);
+        float binade = Binade(a);
+        step = binade * 0.5f;
+        float m = binade * Magic;
         float r = (a + m) - m;
         lo = r > a ? r - step : r;
         hi = Math.Min(lo + step, E2M1.Max);
         return a;
     }
 
-    /// <summary>Reference: E2M1.RoundStochastic. (a − lo)·2^k equals the reference's exact division by the power of two hi − lo.</summary>
+    /// <summary>
+    /// Reference: E2M1.RoundStochastic, u &lt; (a − lo)/(hi − lo). Away from saturation hi − lo is the step, a power of
+    /// two, and u·step (u a multiple of 2^-24, step ≥ 0.5) and a − lo (Sterbenz) are exact, so comparing them is
+    /// comparing the exact quotient; at 6, a − lo = 0 on both sides.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Stochastic(float v, float u)
     {
-        float a = Bracket(v, out float lo, out float hi, out float inverseStep);
-        return Bits.WithSignOf(u < (a - lo) * inverseStep ? hi : lo, v);
+        float a = Bracket(v, out float lo, out float hi, out float step);
+        return Bits.WithSignOf(u * step < a - lo ? hi : lo, v);
     }
 
     /// <summary>Reference: E2M1.RoundEmaGuided.</summary>
