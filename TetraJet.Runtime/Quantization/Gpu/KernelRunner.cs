@@ -67,26 +67,11 @@ public static class PtxCompiler
             context ??= Context.Create(b => b.CPU().Optimize(OptimizationLevel.O2));
             var backend = new PTXBackend(context, Architecture, CudaInstructionSet.ISA_80, null!);
             var compiled = backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel), KernelSpecialization.Empty);
-            ptx = Hint(Retarget(Rename(((PTXCompiledKernel)compiled).PTXAssembly, kernel)));
+            ptx = Retarget(Rename(((PTXCompiledKernel)compiled).PTXAssembly, kernel));
             backend.Dispose();
             Cache[kernel] = ptx;
             return ptx;
         }
-    }
-
-    /// <summary>Groups per SM asked of ptxas through <c>TETRAJET_PTX_MINBLOCKS</c> (a tuning experiment), or 0.</summary>
-    static readonly int MinBlocks = int.TryParse(Environment.GetEnvironmentVariable("TETRAJET_PTX_MINBLOCKS"), out int n) ? n : 0;
-
-    /// <summary>
-    /// With <see cref="MinBlocks"/>, every entry declares its group size (<see cref="KernelGeometry.GroupSize"/>, the only
-    /// one launched) and that many resident groups per SM, so ptxas caps its registers to fit them.
-    /// </summary>
-    static string Hint(string ptx)
-    {
-        if (MinBlocks <= 0) return ptx;
-        int entry = ptx.IndexOf(".entry ", StringComparison.Ordinal), body = ptx.IndexOf("\n)\n{", entry, StringComparison.Ordinal);
-        if (entry < 0 || body < 0) return ptx;
-        return ptx.Insert(body + 2, $"\n.maxntid {KernelGeometry.GroupSize}, 1, 1\n.minnctapersm {MinBlocks}");
     }
 
     /// <summary>The target of kernels that convert to FP8 in one instruction (<see cref="Fp8Operand.Pack4"/>): they run only where FP8 GEMMs do.</summary>
