@@ -161,6 +161,27 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
     }
 
     [Fact]
+    public void Branch_free_E2M1_rounding_matches_the_reference_for_every_float_below_8()
+    {
+        // Every non-negative float below 8 (past 6 all saturate alike; the sign is carried over after the rounding): RNE,
+        // and SR at a uniform taken from the value's low bits and at the largest uniform.
+        long mismatches = 0;
+        Parallel.For(0, 0x41000000 >> 20, hi =>
+        {
+            long local = 0;
+            for (uint bits = (uint)hi << 20, end = bits + (1u << 20); bits < end; bits++)
+            {
+                float v = BitConverter.UInt32BitsToSingle(bits), u = (bits & 0xFFFFFFu) * (1f / 16777216f);
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundNearest(v)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Nearest(v))) local++;
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u))) local++;
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f))) local++;
+            }
+            Interlocked.Add(ref mismatches, local);
+        });
+        Assert.Equal(0, mismatches);
+    }
+
+    [Fact]
     public void E2M1_codes_encode_and_decode_like_the_reference()
     {
         for (int code = 0; code < 16; code++)
