@@ -85,6 +85,7 @@ public static class Program
         var trainSubset = new Option<int?>("--train-subset") { Description = "use only the first N training images (vit) or tokens (gpt)" };
         var evalSubset = new Option<int?>("--eval-subset") { Description = "evaluate on only the first N test images (vit) or tokens (gpt)" };
         var augment = new Option<string>("--augment") { Description = "vit training augmentation: none, flip, crop (±2 px) or crop+flip", DefaultValueFactory = _ => "flip" };
+        var profileStep = new Option<int?>("--profile-step") { Description = "cuda: record step N's kernels in a profiler range (Nsight Compute with --profile-from-start off; bench/gpu-step-profile.sh)" };
         var logEvery = new Option<int>("--log-every") { Description = "without a terminal, print a progress line every N steps", DefaultValueFactory = _ => 50 };
         var quiet = new Option<bool>("--quiet") { Description = "no progress output" };
         var gpus = new Option<int?>("--gpus") { Description = "data parallel on N GPUs of this host through NCCL, one process each (needs --device cuda; --batch is the whole step's, split evenly; docs/DISTRIBUTED.md)" };
@@ -93,7 +94,7 @@ public static class Program
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
-            device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, trainSubset, evalSubset, augment, logEvery, quiet, gpus,
+            device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, profileStep, trainSubset, evalSubset, augment, logEvery, quiet, gpus,
             noiseEvery, slots,
         };
         cmd.SetAction(p =>
@@ -105,7 +106,7 @@ public static class Program
                 Steps = p.GetValue(steps), Epochs = p.GetValue(epochs), Batch = p.GetValue(batch), Lr = p.GetValue(lr),
                 WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
                 Device = p.GetValue(device)!, Gemm = p.GetValue(gemm)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
-                EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter),
+                EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter), ProfileStep = p.GetValue(profileStep),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
                 Gpus = p.GetValue(gpus), CommandLine = args,
                 NoiseEvery = p.GetValue(noiseEvery), Slots = p.GetValue(slots) ?? [],

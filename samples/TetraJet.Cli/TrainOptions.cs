@@ -32,6 +32,11 @@ public sealed record TrainOptions
     public int? EvalEvery { get; init; }
     public int? CheckpointEvery { get; init; }
     public int? StopAfter { get; init; }
+    /// <summary>
+    /// CUDA: wrap step N (counted from 1) in a profiler range (cuProfilerStart/Stop), so that Nsight Compute run with
+    /// <c>--profile-from-start off</c> records that one step's kernels (bench/gpu-step-profile.sh).
+    /// </summary>
+    public int? ProfileStep { get; init; }
     public int? TrainSubset { get; init; }
     public int? EvalSubset { get; init; }
     public string Augment { get; init; } = "flip";

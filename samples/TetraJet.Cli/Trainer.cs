@@ -61,10 +61,12 @@ public static class Trainer
         if (o.Steps is <= 0) throw new UsageException("--steps must be positive");
         if (o.Epochs is double ep && !(ep > 0)) throw new UsageException("--epochs must be positive");
         if (o.Steps is not null && o.Epochs is not null) throw new UsageException("give --steps or --epochs, not both");
-        if (o.EvalEvery is <= 0 || o.CheckpointEvery is <= 0 || o.StopAfter is <= 0) throw new UsageException("--eval-every, --checkpoint-every and --stop-after must be positive");
+        if (o.EvalEvery is <= 0 || o.CheckpointEvery is <= 0 || o.StopAfter is <= 0 || o.ProfileStep is <= 0)
+            throw new UsageException("--eval-every, --checkpoint-every, --stop-after and --profile-step must be positive");
         if (!(wd >= 0) || !(smoothing is >= 0 and < 1)) throw new UsageException("--weight-decay must be ≥ 0 and --label-smoothing in [0, 1)");
         if (!(o.ClipNorm >= 0)) throw new UsageException($"--clip {o.ClipNorm.ToString(Inv)}: use 0 (no clipping) or a positive gradient norm");
         if (o.LogEvery <= 0) throw new UsageException("--log-every must be positive");
+        if (o.ProfileStep is not null && device.type != DeviceType.CUDA) throw new UsageException("--profile-step needs --device cuda (it marks a step for Nsight Compute)");
         if (o.NoiseEvery < 0) throw new UsageException("--noise-every must be 0 (off) or positive");
         var augment = ParseAugment(o.Augment);
         if (rank is { IsRankZero: false }) return DataParallelRank.Follow(o, recipe, device, batch, lr, wd, smoothing, augment, d, rank);
@@ -212,7 +214,11 @@ public static class Trainer
                 if (interruption?.Requested == true) return Interrupted(view);
                 noise.Arm(step + 1);
                 var stepTimer = Stopwatch.StartNew();
+                // The range closes after the step's kernels have finished, so that it holds the whole step and nothing else.
+                bool profiled = gpu is not null && o.ProfileStep == step + 1;
+                if (profiled) { gpu!.Synchronize(); gpu.ProfilerRange(start: true); }
                 var result = trainer.TrainStep();
+                if (profiled) { gpu!.Synchronize(); gpu.ProfilerRange(start: false); }
                 if (result.CalibrationMeanPeriod is double period)
                     view.Line($"step {step}: Q-Ramping calibrated, mean period {period.ToString("0.00", Inv)}");
                 if (!result.Finite)

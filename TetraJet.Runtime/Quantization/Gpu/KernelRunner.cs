@@ -206,7 +206,7 @@ public sealed unsafe class CudaRunner
     /// Opens or closes a profiler range (cuProfilerStart/Stop): a profiler started with collection off records only the
     /// kernels inside (the benchmark's per-kernel profile). Without a profiler attached it does nothing.
     /// </summary>
-    internal void ProfilerRange(bool start)
+    public void ProfilerRange(bool start)
     {
         using var _ = new CurrentContext(context);
         CudaDriver.Check(start ? CudaDriver.cuProfilerStart() : CudaDriver.cuProfilerStop(), start ? "cuProfilerStart" : "cuProfilerStop");
