@@ -2,6 +2,7 @@
 # Where a training step's GPU time goes, per kind of kernel, on the GPU machine (Nsight Compute there), after packing
 # the CLI into .gpu/app:
 #   bash bench/gpu-step-profile.sh OUT_DIR [step]
+#   bash bench/gpu-step-profile.sh OUT_DIR summary     (only the summary of the CSVs already in OUT_DIR; anywhere)
 # Each run trains `step` steps (default 6: the kernels are compiled in the first) at the trainer's defaults and marks
 # the last one with --profile-step, so that `ncu --profile-from-start off` times that step's kernels and nothing else
 # (gpu__time_duration, clocks as found, kernels serialised). The sums per kind go to steps.txt and steps.json beside
@@ -10,6 +11,7 @@ set -uo pipefail
 out=${1:?usage: gpu-step-profile.sh OUT_DIR [step]}
 step=${2:-6}
 mkdir -p "$out"
+[ "$step" = summary ] || {
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 [ -n "$ncu" ] || { echo "ncu not found"; exit 1; }
 
@@ -26,6 +28,7 @@ run() {
 for r in bf16 tetrajet tetrajet-v2; do run "gpt-70m-$r" gpt --size 70m --recipe "$r" --eval-subset 65536; done
 run gpt-70m-tetrajet-fp8 gpt --size 70m --recipe tetrajet --gemm fp8 --eval-subset 65536
 for r in bf16 tetrajet; do run "vit-small-$r" vit --size small --recipe "$r" --eval-subset 1000; done
+}
 
 python3 - "$out" <<'PY'
 import csv, json, os, re, sys
@@ -40,8 +43,8 @@ kinds = [
     ("softmax, loss", r"softmax|nll|cross_entropy"),
     ("reductions", r"reduce"),
     ("optimizer (foreach)", r"multi_tensor|foreach"),
-    ("elementwise", r"elementwise"),
-    ("copies, cat, indexing", r"copy|cat|index|gather|scatter|embedding"),
+    ("copies and casts, cat, indexing", r"copy|cat|index|gather|scatter|embedding"),
+    ("other elementwise", r"elementwise"),
 ]
 runs, lines = [], []
 for file in sorted(f for f in os.listdir(out) if f.endswith(".ncu.csv")):
