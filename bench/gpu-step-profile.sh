@@ -77,8 +77,8 @@ with open(os.path.join(out, "steps.txt"), "w") as f:
 with open(os.path.join(out, "steps.json"), "w") as f:
     json.dump(runs, f, indent=1)
 names = [k for k, _ in kinds] + ["other"]
-print("kind".ljust(24) + "".join(r["run"][-22:].rjust(24) for r in runs))
+print("kind".ljust(32) + "".join(r["run"][-22:].rjust(24) for r in runs))
 for k in names:
-    print(k.ljust(24) + "".join(f"{r['kinds'].get(k, 0.0):24.3f}" for r in runs))
-print("all kernels, ms".ljust(24) + "".join(f"{r['kernel_ms']:24.3f}" for r in runs))
+    print(k.ljust(32) + "".join(f"{r['kinds'].get(k, 0.0):24.3f}" for r in runs))
+print("all kernels, ms".ljust(32) + "".join(f"{r['kernel_ms']:24.3f}" for r in runs))
 PY
