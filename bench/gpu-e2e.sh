@@ -3,7 +3,9 @@
 # GPT-70m and ViT-small (DeiT-S) with each recipe at the trainer's defaults (TetraJet also with --gemm fp8), bfloat16 autocast (--precision's CUDA
 # default). Throughput is summary.json's SteadyThroughput: items over the second half of the steps divided by those
 # steps' own time (the first steps compile the kernels; metrics.csv's items_per_s is a 5-second window, too coarse for
-# short runs). Run on the GPU machine from the repository root after packing the CLI into .gpu/app:
+# short runs). The gradient-noise diagnostic is off (--noise-every 0): it samples only the quantized runs, so it would
+# charge them a second weight gradient on its steps that the BF16 run does not pay. Run on the GPU machine from the
+# repository root after packing the CLI into .gpu/app:
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
 set -uo pipefail
 out=${1:?usage: gpu-e2e.sh OUT_DIR [steps] [extra train options]}
@@ -16,7 +18,7 @@ run() {
   local dir=/tmp/tetrajet-e2e/$name
   rm -rf "$dir"
   bash .gpu/remote.sh TetraJet.Cli.dll train "$@" --device cuda --steps "$steps" --eval-every 1000000 \
-    --checkpoint-every 1000000 --log-every 10 --out "$dir" > "$out/$name.log" 2>&1
+    --checkpoint-every 1000000 --noise-every 0 --log-every 10 --out "$dir" > "$out/$name.log" 2>&1
   echo "$name: exit $?"
   cp "$dir/summary.json" "$out/$name.summary.json" 2>/dev/null
   cp "$dir/metrics.csv" "$out/$name.metrics.csv" 2>/dev/null

@@ -156,12 +156,15 @@ public static class Fp8ColumnKernels
                 SideColumn<TIo, T, TSrc, TRule, TRound>(x, sourceCodes, sourceScales, ema, side, c0 + j, rows, cols, paddedRows, seed, stream);
     }
 
-    /// <summary>Element (r, c) of the source: the tensor, or the MXFP4 storage decoded as the dtype it stood for holds it.</summary>
+    /// <summary>
+    /// Element (r, c) of the source: the tensor, or the MXFP4 storage decoded (an E2M1 × E8M0 value is a bfloat16
+    /// value already, so the dtype it stood for holds it unrounded, as in ColumnTiles.LoadStored).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Source<TIo, T, TSrc>(ArrayView<T> x, ArrayView<byte> sourceCodes, ArrayView<byte> sourceScales, long i)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IFp8Source =>
         default(TSrc).Stored
-            ? default(TIo).Round(Fp4Grid.Decode((uint)(sourceCodes[i >> 1] >> (int)((i & 1) << 2))) * E8M0.Decode(sourceScales[i >> 5]))
+            ? Fp4Grid.Decode((uint)(sourceCodes[i >> 1] >> (int)((i & 1) << 2))) * E8M0.Decode(sourceScales[i >> 5])
             : default(TIo).Load(x, i);
 
     /// <summary>
