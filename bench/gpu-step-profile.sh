@@ -25,9 +25,11 @@ run() {
   echo "$name: exit $?"
 }
 
-for r in bf16 tetrajet tetrajet-v2; do run "gpt-70m-$r" gpt --size 70m --recipe "$r" --eval-subset 65536; done
-run gpt-70m-tetrajet-fp8 gpt --size 70m --recipe tetrajet --gemm fp8 --eval-subset 65536
+# The BF16/TetraJet pairs first, so that a run cut short by a time limit still has them.
+for r in bf16 tetrajet; do run "gpt-70m-$r" gpt --size 70m --recipe "$r" --eval-subset 65536; done
 for r in bf16 tetrajet; do run "vit-small-$r" vit --size small --recipe "$r" --eval-subset 1000; done
+run gpt-70m-tetrajet-v2 gpt --size 70m --recipe tetrajet-v2 --eval-subset 65536
+run gpt-70m-tetrajet-fp8 gpt --size 70m --recipe tetrajet --gemm fp8 --eval-subset 65536
 }
 
 python3 - "$out" <<'PY'
