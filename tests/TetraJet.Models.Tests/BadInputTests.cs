@@ -27,6 +27,8 @@ public class BadInputTests
     [InlineData("multiples of 128", "train", "vit", "--size", "tiny", "--recipe", "tetrajet-v2", "--train-subset", "256", "--eval-subset", "64")]
     [InlineData("--clip -1: use 0", "train", "vit", "--clip", "-1")]
     [InlineData("--clip NaN", "train", "vit", "--clip", "NaN")]
+    [InlineData("--profile-step must be positive", "train", "vit", "--profile-step", "0")]
+    [InlineData("--profile-step needs --device cuda", "train", "vit", "--profile-step", "3")]
     public void Unknown_names_and_values_are_refused(string expected, params string[] args)
     {
         var dir = Path.Combine(CliHarness.TempDir("names"), "run");
