@@ -8,7 +8,7 @@
 # (gpu__time_duration, clocks as found, kernels serialised). The sums per kind go to steps.txt and steps.json beside
 # the raw CSVs. Kernel time here is GPU busy time; a step's wall time (bench/gpu-e2e.sh) can only be longer.
 set -uo pipefail
-out=${1:?usage: gpu-step-profile.sh OUT_DIR [step]}
+out=${1:?usage: gpu-step-profile.sh OUT_DIR [step | summary]}
 step=${2:-6}
 mkdir -p "$out"
 [ "$step" = summary ] || {
@@ -65,13 +65,14 @@ for file in sorted(f for f in os.listdir(out) if f.endswith(".ncu.csv")):
         per_kernel[short][1] += 1
         launches += 1
     total = sum(per_kind.values())
+    largest = sorted(per_kernel.items(), key=lambda kv: -kv[1][0])
     runs.append(dict(run=name, kernel_ms=total, launches=launches, kinds=dict(per_kind),
-                     kernels=[dict(name=n, ms=v[0], launches=v[1]) for n, v in sorted(per_kernel.items(), key=lambda kv: -kv[1][0])]))
+                     kernels=[dict(name=n, ms=v[0], launches=v[1]) for n, v in largest]))
     lines.append(f"{name}: {total:.2f} ms of kernels in one step, {launches} launches")
     for kind, ms in sorted(per_kind.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {ms:9.3f} ms  {100 * ms / max(total, 1e-9):5.1f}%  {kind}")
     lines.append("  top kernels:")
-    for n, (ms, count) in sorted(per_kernel.items(), key=lambda kv: -kv[1][0])[:25]:
+    for n, (ms, count) in largest[:25]:
         lines.append(f"  {ms:9.3f} ms  {count:5d}x  {n}")
     lines.append("")
 with open(os.path.join(out, "steps.txt"), "w") as f:
