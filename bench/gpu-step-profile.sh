@@ -37,11 +37,11 @@ import csv, json, os, re, sys
 from collections import defaultdict
 out = sys.argv[1]
 scale = {"ns": 1e-6, "nsecond": 1e-6, "us": 1e-3, "usecond": 1e-3, "ms": 1.0, "msecond": 1.0, "s": 1e3, "second": 1e3}
-# First match wins; the quantizers are this project's ILGPU kernels (entry names of the form <Family>Kernels_<...>).
+# First match wins (attention before GEMMs: PyTorch's attention kernels are CUTLASS kernels); the quantizers are this project's ILGPU kernels (entry names of the form <Family>Kernels_<...>).
 kinds = [
     ("TetraJet quantizers", r"Kernels_"),
-    ("GEMMs", r"gemm|xmma|nvjet|cutlass|cublas|splitk"),
     ("attention", r"fmha|flash|attention"),
+    ("GEMMs", r"gemm|xmma|nvjet|cutlass|cublas|splitk"),
     ("softmax, loss", r"softmax|nll|cross_entropy"),
     ("reductions", r"reduce"),
     ("optimizer (foreach)", r"multi_tensor|foreach"),

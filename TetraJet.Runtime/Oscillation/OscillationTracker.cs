@@ -1,4 +1,5 @@
 using TetraJet.Quantization;
+using TetraJet.Quantization.Gpu;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,8 @@ public sealed class OscillationTracker : IDisposable
 
     readonly QuantSpec _spec;
     Tensor? _prevW, _prevQ, _dfp, _dq, _changed;
+    // The device path's flip count of the step in progress (zero between steps; not part of the saved window).
+    Tensor? _flips;
     long _steps;
 
     public OscillationTracker(QuantSpec forwardSpec) => _spec = forwardSpec with { Rounding = Rounding.Nearest };
@@ -50,6 +53,12 @@ public sealed class OscillationTracker : IDisposable
             _changed = zeros(1, dtype: ScalarType.Float64, device: wd.device).DetachFromDisposeScope();
             return;
         }
+        if (wd.device_type == DeviceType.CUDA && wd.numel() < int.MaxValue)
+        {
+            ObserveOnDevice(wd, q);
+            _steps++;
+            return;
+        }
         _dfp!.add_((wd - _prevW).abs_());
         var dq = (q - _prevQ!).abs_();
         _dq!.add_(dq);
@@ -60,6 +69,28 @@ public sealed class OscillationTracker : IDisposable
         _prevW.copy_(wd);
         _prevQ!.copy_(q);
         _steps++;
+    }
+
+    /// <summary>
+    /// The step above as one kernel pass and a one-thread accumulation (<see cref="OscillationKernels"/>), in place on the
+    /// tracker's tensors: same values bit for bit, two launches instead of a dozen torch operations per weight.
+    /// </summary>
+    void ObserveOnDevice(Tensor wd, Tensor q)
+    {
+        _flips ??= zeros(1, dtype: ScalarType.Int32, device: wd.device).DetachFromDisposeScope();
+        // Both are fresh or parameters, so contiguous already; the caller's dispose scope owns the handles.
+        var w = wd.contiguous();
+        var qc = q.contiguous();
+        int n = (int)wd.numel();
+        var runner = DeviceTensors.Runner(wd.device);
+        runner.Launch(LibraryKernels.OscillationObserve, KernelGeometry.OscillationThreads(n),
+        [
+            KernelArg.View(DeviceTensors.View(w)), KernelArg.View(DeviceTensors.View(qc)), KernelArg.View(DeviceTensors.View(_prevW!)),
+            KernelArg.View(DeviceTensors.View(_prevQ!)), KernelArg.View(DeviceTensors.View(_dfp!)), KernelArg.View(DeviceTensors.View(_dq!)),
+            KernelArg.View(DeviceTensors.View(_flips)), KernelArg.Int(n),
+        ]);
+        runner.Launch(LibraryKernels.OscillationAccumulate, 1,
+            [KernelArg.View(DeviceTensors.View(_flips)), KernelArg.View(DeviceTensors.View(_changed!)), KernelArg.Int(n)]);
     }
 
     /// <summary>Elements with R ≥ τ (a bool tensor of the weight's shape).</summary>
@@ -111,7 +142,7 @@ public sealed class OscillationTracker : IDisposable
 
     public void Dispose()
     {
-        _prevW?.Dispose(); _prevQ?.Dispose(); _dfp?.Dispose(); _dq?.Dispose(); _changed?.Dispose();
-        _prevW = _prevQ = _dfp = _dq = _changed = null;
+        _prevW?.Dispose(); _prevQ?.Dispose(); _dfp?.Dispose(); _dq?.Dispose(); _changed?.Dispose(); _flips?.Dispose();
+        _prevW = _prevQ = _dfp = _dq = _changed = _flips = null;
     }
 }

@@ -75,6 +75,7 @@ int RunTests()
         ("export", () => Of(ExportChecks.Run(device))),
         ("training", () => Of(TrainingChecks.Run(device))),
         ("noise", () => Of(NoiseChecks.Run(device))),
+        ("oscillation", () => Of(OscillationChecks.Run(device))),
     };
     if (only?.FirstOrDefault(o => groups.All(g => g.Name != o)) is { } unknown)
     {

@@ -65,6 +65,12 @@ public static class KernelGeometry
     /// <summary>A row broadcast over a matrix (<see cref="BroadcastKernels"/>): a thread per 16-byte unit.</summary>
     public static long BroadcastThreads(long units) => Check(units);
 
+    /// <summary>
+    /// The oscillation report's step (<see cref="OscillationKernels"/>): a grid-stride pass, a thread per element up to
+    /// 2^18 threads (about a full H100 at 16 groups per SM), so the flip counts meet in a few thousand atomics.
+    /// </summary>
+    public static long OscillationThreads(long count) => Math.Max(1, Math.Min(count, 1L << 18));
+
     /// <summary>Unpack kernels: a thread per 8 elements.</summary>
     public static long UnpackThreads(long count) => Check(Ceil(count, 8));
 

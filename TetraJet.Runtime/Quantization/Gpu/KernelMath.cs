@@ -37,6 +37,18 @@ public static class KernelMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint WarpMax(uint v, int width) => WarpMax(v, 1, width);
 
+    /// <summary>Sum over the 32 lanes of a warp (every lane gets it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int WarpSum(int v)
+    {
+        v += Warp.ShuffleXor(v, 1);
+        v += Warp.ShuffleXor(v, 2);
+        v += Warp.ShuffleXor(v, 4);
+        v += Warp.ShuffleXor(v, 8);
+        v += Warp.ShuffleXor(v, 16);
+        return v;
+    }
+
     /// <summary>Max over aligned groups of <paramref name="width"/> lanes, continuing from groups of <paramref name="from"/> lanes that already agree.</summary>
     /// <remarks>Written out step by step: ILGPU does not unroll loops, and with constant widths the untaken steps fold away.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -131,6 +131,12 @@ public static class LibraryKernels
     /// <summary>The row broadcast (not generic: it moves 16-byte units whatever the element type).</summary>
     public static MethodInfo BroadcastRows { get; } = Def(typeof(BroadcastKernels), nameof(BroadcastKernels.Rows));
 
+    /// <summary>The oscillation report's step and its per-step accumulation (not generic: FP32 weights only).</summary>
+    public static MethodInfo OscillationObserve { get; } = Def(typeof(OscillationKernels), nameof(OscillationKernels.Observe));
+
+    /// <summary>See <see cref="OscillationObserve"/>.</summary>
+    public static MethodInfo OscillationAccumulate { get; } = Def(typeof(OscillationKernels), nameof(OscillationKernels.Accumulate));
+
     /// <summary>Every kernel instantiation the library can launch (the PTX compile test).</summary>
     public static IEnumerable<MethodInfo> All()
     {
@@ -179,6 +185,6 @@ public static class LibraryKernels
         kernels.Add(Unpack(new(QuantFormat.MXFP4)));
         kernels.Add(Unpack(new(QuantFormat.NVFP4)));
         kernels.Add(Unpack(new(QuantFormat.MXFP8)));
-        return kernels.SelectMany(k => new[] { k.F32, k.Bf16 }).Append(BroadcastRows).Distinct();
+        return kernels.SelectMany(k => new[] { k.F32, k.Bf16 }).Append(BroadcastRows).Append(OscillationObserve).Append(OscillationAccumulate).Distinct();
     }
 }
