@@ -7,6 +7,7 @@
 # charge them a second weight gradient on its steps that the BF16 run does not pay. Run on the GPU machine from the
 # repository root after packing the CLI into .gpu/app:
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
+# RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (the names of the table below).
 set -uo pipefail
 out=${1:?usage: gpu-e2e.sh OUT_DIR [steps] [extra train options]}
 steps=${2:-40}
@@ -15,6 +16,7 @@ mkdir -p "$out"
 
 run() {
   local name=$1; shift
+  [ -z "${RUNS:-}" ] || [[ " $RUNS " == *" $name "* ]] || return 0
   local dir=/tmp/tetrajet-e2e/$name
   rm -rf "$dir"
   bash .gpu/remote.sh TetraJet.Cli.dll train "$@" --device cuda --steps "$steps" --eval-every 1000000 \
