@@ -7,7 +7,7 @@
 # charge them a second weight gradient on its steps that the BF16 run does not pay. Run on the GPU machine from the
 # repository root after packing the CLI into .gpu/app:
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
-# RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (the names of the table below).
+# RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (model-recipe, as the summary prints them).
 set -uo pipefail
 out=${1:?usage: gpu-e2e.sh OUT_DIR [steps] [extra train options]}
 steps=${2:-40}

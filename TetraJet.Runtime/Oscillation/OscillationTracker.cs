@@ -89,7 +89,7 @@ public sealed class OscillationTracker : IDisposable
             KernelArg.View(DeviceTensors.View(_prevQ!)), KernelArg.View(DeviceTensors.View(_dfp!)), KernelArg.View(DeviceTensors.View(_dq!)),
             KernelArg.View(DeviceTensors.View(_flips)), KernelArg.Int(n),
         ]);
-        runner.Launch(LibraryKernels.OscillationAccumulate, 1,
+        runner.Launch(LibraryKernels.OscillationAccumulate, KernelGeometry.OneThread,
             [KernelArg.View(DeviceTensors.View(_flips)), KernelArg.View(DeviceTensors.View(_changed!)), KernelArg.Int(n)]);
     }
 

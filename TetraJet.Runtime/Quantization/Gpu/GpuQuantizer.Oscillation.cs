@@ -25,7 +25,7 @@ public static partial class GpuQuantizer
         var runner = new IlgpuRunner(acc);
         runner.Launch(LibraryKernels.OscillationObserve, KernelGeometry.OscillationThreads(n),
             V(wb), V(qb), V(pwb), V(pqb), V(fb), V(db), V(flips), n);
-        runner.Launch(LibraryKernels.OscillationAccumulate, 1, V(flips), V(ch), n);
+        runner.Launch(LibraryKernels.OscillationAccumulate, KernelGeometry.OneThread, V(flips), V(ch), n);
         acc.Synchronize();
         pwb.GetAsArray1D().AsSpan(0, n).CopyTo(prevW);
         pqb.GetAsArray1D().AsSpan(0, n).CopyTo(prevQ);

@@ -71,6 +71,9 @@ public static class KernelGeometry
     /// </summary>
     public static long OscillationThreads(long count) => Math.Max(1, Math.Min(count, 1L << 18));
 
+    /// <summary>A kernel whose work is one thread's (the oscillation report's accumulation): one group, thread 0 works.</summary>
+    public const long OneThread = 1;
+
     /// <summary>Unpack kernels: a thread per 8 elements.</summary>
     public static long UnpackThreads(long count) => Check(Ceil(count, 8));
 
