@@ -3,6 +3,7 @@
 # the CLI into .gpu/app:
 #   bash bench/gpu-step-profile.sh OUT_DIR [step]
 #   bash bench/gpu-step-profile.sh OUT_DIR summary     (only the summary of the CSVs already in OUT_DIR; anywhere)
+# RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (model-recipe, as steps.txt names them).
 # Each run trains `step` steps (default 6: the kernels are compiled in the first) at the trainer's defaults and marks
 # the last one with --profile-step, so that `ncu --profile-from-start off` times that step's kernels and nothing else
 # (gpu__time_duration, clocks as found, kernels serialised). The sums per kind go to steps.txt and steps.json beside
@@ -17,6 +18,7 @@ ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -
 
 run() {
   local name=$1; shift
+  [ -z "${RUNS:-}" ] || [[ " $RUNS " == *" $name "* ]] || return 0
   local dir=/tmp/tetrajet-step/$name
   rm -rf "$dir"
   "$ncu" --profile-from-start off --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/$name.ncu.csv" \
