@@ -20,13 +20,6 @@ static class MemoryChecks
         foreach (var id in new[] { RecipeId.BF16, RecipeId.TetraJetV2 }) yield return NoGrowth(id, device);
     }
 
-    static long Mismatches(Tensor a, Tensor b)
-    {
-        var x = a.cpu().to(ScalarType.Float32); var y = b.cpu().to(ScalarType.Float32);
-        var equal = x.eq(y).logical_and(x.signbit().eq(y.signbit())).logical_or(x.isnan().logical_and(y.isnan()));
-        return equal.logical_not().sum().item<long>();
-    }
-
     static IEnumerable<(string, bool, string)> Packing(Device device)
     {
         var specs = new (string Name, QuantSpec Spec)[]
@@ -51,9 +44,9 @@ static class MemoryChecks
                 var (qGpu, sGpu) = Quantizer.QuantizeStored(xg, spec, 4, 5);
                 using var reference = Quantizer.QuantizePacked(x, spec, BlockAxis.Last, 4, 5);
                 long Bytes(PackedTensor a, PackedTensor b) => a.Codes.flatten().ne(b.Codes.flatten().cpu()).sum().item<long>()
-                    + a.Scales.flatten().ne(b.Scales.flatten().cpu()).sum().item<long>() + Mismatches(a.OuterScales.flatten(), b.OuterScales.flatten());
+                    + a.Scales.flatten().ne(b.Scales.flatten().cpu()).sum().item<long>() + LinearChecks.Mismatch(a.OuterScales.flatten(), b.OuterScales.flatten());
                 long cpuDiff = Bytes(sCpu, sGpu), refDiff = Bytes(reference, sGpu);
-                long valueDiff = Mismatches(qGpu, sGpu.Dequantize()) + Mismatches(qGpu, qCpu);
+                long valueDiff = LinearChecks.Mismatch(qGpu, sGpu.Dequantize()) + LinearChecks.Mismatch(qGpu, qCpu);
                 bool ok = cpuDiff == 0 && refDiff == 0 && valueDiff == 0;
                 yield return ($"quantize + store {name} {dtype} on CUDA", ok,
                     $"storage bytes differing from the CPU loop: {cpuDiff}, from the reference: {refDiff}; values differing (unpacked vs quantized, CUDA vs CPU): {valueDiff} of {2 * x.numel()}");
@@ -79,7 +72,7 @@ static class MemoryChecks
         }
         var plain = Run(false);
         var packed = Run(true);
-        long bad = plain.Zip(packed).Sum(p => Mismatches(p.First, p.Second));
+        long bad = plain.Zip(packed).Sum(p => LinearChecks.Mismatch(p.First, p.Second));
         return ($"QLinear {recipe.Name} packed X̂/Ŵ == plain on CUDA ({dtype} y, dX, dW, db)", bad == 0, $"{bad} elements differ");
     }
 

@@ -38,17 +38,9 @@ static class OscillationChecks
             cpu.Observe(wt);
             gpu.Observe(wt.to(device));
         }
-        long dfpDiffer = Differing(cpu.Dfp!, gpu.Dfp!), dqDiffer = Differing(cpu.Dq!, gpu.Dq!);
+        long dfpDiffer = LinearChecks.Mismatch(cpu.Dfp!, gpu.Dfp!), dqDiffer = LinearChecks.Mismatch(cpu.Dq!, gpu.Dq!);
         double rCpu = cpu.Metrics().RateOfChange, rGpu = gpu.Metrics().RateOfChange;
         bool pass = dfpDiffer == 0 && dqDiffer == 0 && rCpu == rGpu && rCpu > 0 && rCpu < 1 && gpu.Dfp!.device_type == DeviceType.CUDA;
         return (pass, $"{Steps} steps of [{Rows}, {Cols}]: D_FP elements differing {dfpDiffer}, D_Q {dqDiffer}; rate of change CPU {rCpu:R}, CUDA {rGpu:R}");
-    }
-
-    static long Differing(Tensor expected, Tensor actual)
-    {
-        var a = expected.cpu().data<float>().ToArray();
-        var b = actual.cpu().data<float>().ToArray();
-        if (a.Length != b.Length) return Math.Max(a.Length, b.Length);
-        return Enumerable.Range(0, a.Length).LongCount(i => BitConverter.SingleToInt32Bits(a[i]) != BitConverter.SingleToInt32Bits(b[i]));
     }
 }
