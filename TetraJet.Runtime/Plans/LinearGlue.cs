@@ -50,7 +50,8 @@ static class LinearGlue
         var y = plan.Forward(step, x2, wd, bd);
         layer.LastForwardUsedFp8 = step.UsesFp8;
         layer.LastForwardUsedFp4 = step.UsesFp4;
-        var outShape = x.shape.ToArray();
+        var inputShape = x.shape;   // one read: each allocates an array through a callback from native code
+        var outShape = (long[])inputShape.Clone();
         outShape[^1] = layer.OutFeatures;
         var output = y.reshape(outShape).MoveToOuterDisposeScope();
         ForwardOutput.Hold(output, ctx);
@@ -58,7 +59,7 @@ static class LinearGlue
         layer.LastSavedBytes = step.SavedBytes;
         // Held by this object rather than ctx.save_for_backward: on CUDA, where backward runs on autograd's device
         // thread, TorchSharp did not release a custom function's saved tensors. Backward releases them itself.
-        ctx.save_data(StepKey, new Pending { Step = step, Plan = plan, InputShape = x.shape, HasBias = hasBias });
+        ctx.save_data(StepKey, new Pending { Step = step, Plan = plan, InputShape = inputShape, HasBias = hasBias });
         return [output];
     }
 

@@ -15,6 +15,8 @@ public static class DeviceTensors
     /// </summary>
     public static Tensor Aligned(Tensor t)
     {
+        // The common case, a fresh contiguous tensor, returns itself without a new handle (a host-side cost per launch).
+        if (t.is_contiguous() && (TensorMemory.DataPointer(t) & 15) == 0) return t;
         var c = t.contiguous();
         return (TensorMemory.DataPointer(c) & 15) == 0 ? c : c.clone();
     }

@@ -172,8 +172,9 @@ public sealed unsafe class CudaRunner
         fixed (KernelArg* values = args)
         {
             for (int k = 0; k < args.Length; k++) pointers[k] = (IntPtr)(values + k);
-            CudaDriver.Check(CudaDriver.cuLaunchKernel(function, (uint)groups, 1, 1, (uint)GroupSize, 1, 1, 0, Stream, (IntPtr)pointers, IntPtr.Zero),
-                $"cuLaunchKernel({kernel.Name})");
+            int result = CudaDriver.cuLaunchKernel(function, (uint)groups, 1, 1, (uint)GroupSize, 1, 1, 0, Stream, (IntPtr)pointers, IntPtr.Zero);
+            // The message is built only on failure: a launch is on every layer's hot path.
+            if (result != 0) CudaDriver.Check(result, $"cuLaunchKernel({kernel.Name})");
         }
     }
 
