@@ -22,16 +22,35 @@ internal readonly struct RowLane
     /// <summary>Lane <paramref name="lane"/> of the <paramref name="warp"/>-th run of 256 positions, counted over the rows.</summary>
     public RowLane(int warp, int lane, int rows, int cols)
     {
-        Lane = lane;
         int chunks = (cols + 255) >> 8;
         // Unsigned: the warp index and chunk count are non-negative, and an unsigned division is the shorter sequence.
-        Row = (int)((uint)warp / (uint)chunks);
-        Pos = (warp - Row * chunks) * 256 + Lane * 8;
+        int row = (int)((uint)warp / (uint)chunks);
+        this = new(row, warp - row * chunks, lane, rows, cols);
+    }
+
+    /// <summary>Lane <paramref name="lane"/> of run <paramref name="chunk"/> (of 256 positions) of row <paramref name="row"/>.</summary>
+    RowLane(int row, int chunk, int lane, int rows, int cols)
+    {
+        Lane = lane;
+        Row = row;
+        Pos = chunk * 256 + lane * 8;
         Count = Min(Max(cols - Pos, 0), 8);
         InRows = Row < rows;
         Index = (long)Row * cols + Pos;
         // cols a multiple of 8 makes every row start, and so every lane's run, a multiple of 8 elements.
         Vector = InRows && (cols & 7) == 0 && Count == 8;
+    }
+
+    /// <summary>
+    /// The same lane of the next run of 256 positions: the next chunk of this row, or the first of the next row. Derived
+    /// from this run's row and chunk so that a lane taking two runs divides once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public RowLane Next(int rows, int cols)
+    {
+        int chunk = (Pos >> 8) + 1;
+        bool wraps = chunk << 8 >= cols;
+        return new(wraps ? Row + 1 : Row, wraps ? 0 : chunk, Lane, rows, cols);
     }
 
     /// <summary>The calling lane, a warp per run of 256 positions (<see cref="KernelGeometry.RowThreads"/>).</summary>
@@ -43,14 +62,14 @@ internal readonly struct RowLane
     }
 
     /// <summary>
-    /// Run <paramref name="k"/> (0 or 1) of the calling lane where a warp takes two consecutive runs of 256 positions
-    /// (<see cref="KernelGeometry.RowPairThreads"/>).
+    /// The calling lane's first run where a warp takes two consecutive runs of 256 positions
+    /// (<see cref="KernelGeometry.RowPairThreads"/>); the second is its <see cref="Next"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static RowLane OfPair(int k, int rows, int cols)
+    public static RowLane FirstOfPair(int rows, int cols)
     {
         int t = ThreadIndex32();
-        return new(((t >> 5) << 1) + k, t & 31, rows, cols);
+        return new((t >> 5) << 1, t & 31, rows, cols);
     }
 }
 
@@ -77,7 +96,7 @@ public static class RowKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        RowLane a = RowLane.OfPair(0, rows, cols), b = RowLane.OfPair(1, rows, cols);
+        RowLane a = RowLane.FirstOfPair(rows, cols), b = a.Next(rows, cols);
         if (!a.InRows) return;
         Bits8 bitsA = Vec8Io.Prefetch<TIo, T>(x, a.Index, a.Vector), bitsB = Vec8Io.Prefetch<TIo, T>(x, b.Index, b.Vector);
         MxRun<TIo, T, TRule, TRound, THad, TStore>(a, bitsA, x, y, ema, codes, scales, seed, stream, signs);
@@ -116,7 +135,7 @@ public static class RowKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        RowLane a = RowLane.OfPair(0, rows, cols), b = RowLane.OfPair(1, rows, cols);
+        RowLane a = RowLane.FirstOfPair(rows, cols), b = a.Next(rows, cols);
         if (!a.InRows) return;
         Bits8 bitsA = Vec8Io.Prefetch<TIo, T>(x, a.Index, a.Vector), bitsB = Vec8Io.Prefetch<TIo, T>(x, b.Index, b.Vector);
         NvRun<TIo, T, TOuter, TRound, THad, TStore>(a, bitsA, x, y, ema, tensorAmax, codes, scales, outer, seed, stream, signs);

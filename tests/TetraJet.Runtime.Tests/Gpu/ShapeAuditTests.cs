@@ -93,4 +93,25 @@ public class ShapeAuditTests(CpuAcceleratorFixture fixture)
         GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 42, 11, null, false, hadamard), q3, "Q3");
         GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 12, null, true, hadamard), q5, "Q5");
     }
+
+    /// <summary>
+    /// Rows of three runs of 256 positions (the last one partial): a warp's second run is the first of the next row for
+    /// every other warp, and some warps start a row beyond the last.
+    /// </summary>
+    [Theory]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, ScaleRule.TetraJet, 544, false)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Nearest, ScaleRule.Ocp, 608, true)]
+    [InlineData(QuantFormat.NVFP4, Rounding.Stochastic, ScaleRule.TetraJet, 640, true)]
+    public void Row_kernels_on_rows_of_an_odd_number_of_runs(QuantFormat format, Rounding rounding, ScaleRule rule, int cols, bool hadamard)
+    {
+        var spec = new QuantSpec(format, rounding, rule);
+        foreach (int rows in new[] { 1, 2, 5 })
+        {
+            var x = GpuTestData.Adversarial(rows, cols, rows * 17 + cols);
+            var actual = new float[x.Length];
+            GpuQuantizer.Quantize(fixture.Accelerator, x, actual, rows, cols, BlockAxis.Last, spec, 5, 6, null, false, hadamard);
+            GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 5, 6, null, false, hadamard), actual,
+                $"{spec} [{rows},{cols}]");
+        }
+    }
 }
