@@ -51,7 +51,7 @@ public sealed class GptTask : ITrainTask
         return (tensor(x, [batch, ctx]), tensor(y, [batch, ctx]));
     }
 
-    public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target) =>
+    public (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target) =>
         (nn.functional.cross_entropy(output.view(-1, output.shape[^1]), target.view(-1)), null);
 
     /// <summary>Mean token loss over non-overlapping windows of the validation split (at most 256 windows).</summary>

@@ -24,7 +24,11 @@ public interface ITrainTask : IDisposable
     bool Decays(string name, Tensor p);
     /// <summary>The batch of <paramref name="step"/>: a pure function of the seed and step.</summary>
     (Tensor Input, Tensor Target) Batch(long step);
-    /// <summary>Loss and, for classifiers, the number of correct predictions.</summary>
-    (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target);
+    /// <summary>
+    /// Loss and, for classifiers, the number of correct predictions as a 0-d integer tensor on the output's device. A
+    /// tensor rather than a number, so that nothing waits for the device before backward is queued: the trainer reads
+    /// both after it.
+    /// </summary>
+    (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target);
     EvalResult Evaluate(Device device);
 }

@@ -43,7 +43,7 @@ public sealed class ShardedTask(ITrainTask inner, int rank, int worldSize) : ITr
     public long ItemsPerStep => Inner.ItemsPerStep;
     public double Beta2 => Inner.Beta2;
     public bool Decays(string name, Tensor p) => Inner.Decays(name, p);
-    public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target) => Inner.Loss(output, target);
+    public (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target) => Inner.Loss(output, target);
     public EvalResult Evaluate(Device device) => Inner.Evaluate(device);
     public void Dispose() => Inner.Dispose();
 }

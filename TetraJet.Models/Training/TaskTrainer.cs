@@ -107,14 +107,15 @@ public sealed class TaskTrainer : IDisposable
         double lr = Training.LearningRate;
         using var scope = NewDisposeScope();
         var (input, target) = Task.Batch(step);
-        var (loss, correct) = Task.Loss(net.call(input.to(_device)), target.to(_device));
-        // Backward is queued before the loss is read, so that on a GPU reading it does not leave the device idle while
-        // the host queues backward. A non-finite loss then has gradients too, but no step uses them: the next step
-        // zeroes them, and backward changes nothing a later step reads.
+        var (loss, correctCount) = Task.Loss(net.call(input.to(_device)), target.to(_device));
+        // Backward is queued before the loss and the count are read, so that on a GPU reading them does not leave the
+        // device idle while the host queues backward. A non-finite loss then has gradients too, but no step uses them:
+        // the next step zeroes them, and backward changes nothing a later step reads.
         Training.ZeroGrad();
         loss.backward();
         // Under data parallelism: the mean over the ranks (their shards are equal), so every rank decides alike.
         float value = Parallel is null ? loss.item<float>() : (float)Parallel.Mean(loss);
+        long? correct = correctCount?.item<long>();
         if (Parallel is not null && correct is long c) correct = Parallel.Sum(c, _device);
         double norm = float.IsFinite(value) ? Training.Step() : 0;
         return new StepResult(step + 1, value, correct, lr, norm, period);

@@ -45,12 +45,8 @@ public sealed class VitTask : ITrainTask
         return FashionMnist.Batch(data.Train, order.AsSpan(i * batch, batch), augment, SplitMix64.For(seed, step, 1));
     }
 
-    public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target)
-    {
-        var loss = nn.functional.cross_entropy(output, target, label_smoothing: smoothing);
-        using var correct = output.argmax(1).eq(target).sum();
-        return (loss, correct.item<long>());
-    }
+    public (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target) =>
+        (nn.functional.cross_entropy(output, target, label_smoothing: smoothing), output.argmax(1).eq(target).sum());
 
     public EvalResult Evaluate(Device device)
     {

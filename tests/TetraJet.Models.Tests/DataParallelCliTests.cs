@@ -21,7 +21,7 @@ public class DataParallelCliTests
         public double Beta2 => 0.9;
         public bool Decays(string name, Tensor p) => false;
         public (Tensor Input, Tensor Target) Batch(long step) => (arange(12L, dtype: ScalarType.Int64) + step * 100, arange(12L, dtype: ScalarType.Int64) - step);
-        public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target) => (output.sum(), null);
+        public (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target) => (output.sum(), null);
         public EvalResult Evaluate(Device device) => new(0, null, null);
         public void Dispose() { }
     }

@@ -30,7 +30,7 @@ public class NonFiniteStepTests
             var (x, y) = inner.Batch(step);
             return step == BadStep ? (full_like(x, double.NaN), y) : (x, y);
         }
-        public (Tensor Loss, long? Correct) Loss(Tensor output, Tensor target) => inner.Loss(output, target);
+        public (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target) => inner.Loss(output, target);
         public EvalResult Evaluate(Device device) => inner.Evaluate(device);
         public void Dispose() => inner.Dispose();
     }
