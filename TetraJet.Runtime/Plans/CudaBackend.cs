@@ -30,12 +30,16 @@ public sealed class CudaBackend : QuantBackend
 
     static Tensor Aligned(Tensor t) => DeviceTensors.Aligned(t);
 
-    /// <summary>Zeroes the per-tensor amax and runs the amax pass of a per-tensor quantizer; returns the buffer's view.</summary>
+    /// <summary>
+    /// Zeroes the per-tensor amax and runs the amax pass of a per-tensor quantizer; returns the buffer's view. Without an
+    /// amax pass (every block-scaled quantizer) no buffer: those kernels never read it, and a tensor per call is host time
+    /// on every layer.
+    /// </summary>
     static DeviceView Amax(CudaRunner runner, GpuKernel? kernel, Tensor x, BlockAxis axis, bool hadamard, uint signs)
     {
+        if (kernel is null) return DeviceView.None;
         var scratch = empty(new long[] { 1 }, ScalarType.Int32, x.device);
         var view = DeviceTensors.View(scratch);
-        if (kernel is null) return view;
         int rows = (int)x.size(0), cols = (int)x.size(1);
         long n = (long)rows * cols;
         runner.Zero(view, 1);
