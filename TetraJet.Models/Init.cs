@@ -11,6 +11,9 @@ public static class Init
     /// </summary>
     public static void TruncNormal(Tensor t, double std)
     {
+        // The scope holds every temporary until the end: one left to the finalizer can be freed while libtorch still
+        // reads it (the model constructors call this outside any training step's scope).
+        using var scope = NewDisposeScope();
         using var _ = no_grad();
         t.normal_(0, std);
         for (int round = 0; round < 100; round++)

@@ -44,7 +44,8 @@ public sealed record SafeTensor(string DType, long[] Shape, byte[] Data)
                 throw new SafeTensorsFormatException($"a {t.dtype} tensor cannot be stored as {dtype}");
             name = dtype;
         }
-        using var c = t.detach().cpu().contiguous();
+        using var scope = NewDisposeScope();   // holds the intermediate tensors until the bytes are copied
+        var c = t.detach().cpu().contiguous();
         return new SafeTensor(name, c.shape, c.bytes.ToArray());
     }
 

@@ -107,7 +107,8 @@ public sealed partial class QLinear
         }
         long fingerprint;
         using (no_grad())
-        using (var sum = weight.detach().sum(type: ScalarType.Float64))
+        using (var detached = weight.detach())
+        using (var sum = detached.sum(type: ScalarType.Float64))
             fingerprint = BitConverter.DoubleToInt64Bits(sum.item<double>());
         if (_weightFingerprint is null) { _weightFingerprint = fingerprint; return; }
         if (fingerprint == _weightFingerprint) return;

@@ -27,6 +27,9 @@ public static class QRampingCalibration
         long stepsPerEpoch, int steps = DefaultSteps, int k1 = K1, int k2 = K2)
     {
         if (steps < 2) throw new ArgumentOutOfRangeException(nameof(steps), steps, "calibration needs at least 2 steps (one difference)");
+        // Holds the snapshot, the periods and every temporary until the calibration is over (a temporary left to the
+        // finalizer can be freed while libtorch still reads it); what outlives it, the optimizer copies.
+        using var scope = NewDisposeScope();
         var layers = model.QuantizedLinears().Where(l => l.Layer.Recipe.Q2.IsQuantized).ToList();
         var snapshot = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         var counters = layers.Select(l => l.Layer.Step).ToArray();

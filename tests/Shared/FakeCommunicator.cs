@@ -44,16 +44,25 @@ sealed class FakeGroup(int worldSize)
     public static T[] Run<T>(int worldSize, Func<FakeCommunicator, T> body)
     {
         var group = new FakeGroup(worldSize);
+        return group.OnRankThreads(r => body(group.Rank(r)));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> once per rank index of this group, each on its own thread; a rank's exception
+    /// comes back to the caller (an exception left on a bare thread would end the whole test process).
+    /// </summary>
+    public T[] OnRankThreads<T>(Func<int, T> body)
+    {
         var results = new T[worldSize];
         var errors = new Exception?[worldSize];
         var threads = Enumerable.Range(0, worldSize).Select(r => new Thread(() =>
         {
-            try { results[r] = body(group.Rank(r)); }
+            try { results[r] = body(r); }
             catch (Exception e) { errors[r] = e; }
         }, 16 << 20)).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
-        if (errors.FirstOrDefault(e => e is not null) is { } first) throw new AggregateException(errors.OfType<Exception>());
+        if (errors.Any(e => e is not null)) throw new AggregateException(errors.OfType<Exception>());
         return results;
     }
 }

@@ -53,10 +53,7 @@ public class DataParallelTrainerTests
         var tasks = new[] { Task(recipe), Task(recipe) };
         var group = new FakeGroup(2);
         var trainers = tasks.Select((t, r) => new TaskTrainer(t, Settings, CPU, group.Rank(r))).ToArray();
-        var results = new (List<StepResult> Steps, List<Tensor> Weights)[2];
-        var threads = Enumerable.Range(0, 2).Select(r => new Thread(() => results[r] = Train(trainers[r], tasks[r]), 16 << 20)).ToList();
-        threads.ForEach(t => t.Start());
-        threads.ForEach(t => t.Join());
+        var results = group.OnRankThreads(r => Train(trainers[r], tasks[r]));
 
         // Both ranks see the same numbers: the mean loss of the two halves and the summed correct count.
         Assert.Equal(results[0].Steps.Select(s => s.Loss), results[1].Steps.Select(s => s.Loss));

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 
 // Runs share libtorch's global generator and two cores: run tests one at a time so seeded runs are reproducible.
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
+[assembly: TetraJet.Tests.TensorScopePerTest]
 
 namespace TetraJet.Models.Tests;
 

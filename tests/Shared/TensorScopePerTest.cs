@@ -1,0 +1,36 @@
+using System.Reflection;
+using TorchSharp;
+using Xunit.Sdk;
+
+namespace TetraJet.Tests;
+
+/// <summary>
+/// Every test runs inside a dispose scope that ends with the test. TorchSharp passes raw handles to libtorch, so a
+/// temporary that nothing references any more (<c>a.eq(b).all()</c>: the result of <c>eq</c>) can be finalized, and its
+/// tensor freed, while a native call still reads it; the scope keeps every tensor a test creates alive until the test
+/// is over. Tensors a test keeps beyond itself must be detached from the scope (as the library's caches are).
+/// </summary>
+[AttributeUsage(AttributeTargets.Assembly)]
+sealed class TensorScopePerTestAttribute : BeforeAfterTestAttribute
+{
+    [ThreadStatic] static DisposeScope? scope;
+
+    public override void Before(MethodInfo methodUnderTest) => scope = torch.NewDisposeScope();
+
+    public override void After(MethodInfo methodUnderTest)
+    {
+        scope?.Dispose();
+        scope = null;
+    }
+}
+
+public class TensorScopePerTestTests
+{
+    [Fact]
+    public void A_test_runs_inside_its_own_dispose_scope()
+    {
+        Assert.NotNull(torch.CurrentDisposeScope);
+        var t = torch.ones(3);
+        Assert.True(torch.CurrentDisposeScope!.Contains(t));
+    }
+}
