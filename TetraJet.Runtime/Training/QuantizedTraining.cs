@@ -16,6 +16,7 @@ namespace TetraJet;
 /// using var training = new QuantizedTraining(model, new() { TotalSteps = steps, LearningRate = 2e-3 });
 /// for (long s = 0; s &lt; steps; s++)
 /// {
+///     using var scope = NewDisposeScope();   // the step's tensors are freed when it ends
 ///     training.ZeroGrad();
 ///     nn.functional.cross_entropy(model.call(x), y).backward();
 ///     training.Step();
