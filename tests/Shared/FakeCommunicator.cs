@@ -49,16 +49,22 @@ sealed class FakeGroup(int worldSize)
 
     /// <summary>
     /// Runs <paramref name="body"/> once per rank index of this group, each on its own thread; a rank's exception
-    /// comes back to the caller (an exception left on a bare thread would end the whole test process).
+    /// comes back to the caller (an exception left on a bare thread would end the whole test process). What a rank
+    /// creates outside its own dispose scopes is handed to the caller's scope (the test's), so that no temporary of a
+    /// rank is left to the finalizer while libtorch may still read it.
     /// </summary>
     public T[] OnRankThreads<T>(Func<int, T> body)
     {
         var results = new T[worldSize];
         var errors = new Exception?[worldSize];
+        var callerScope = CurrentDisposeScope;
+        var handOver = new Lock();
         var threads = Enumerable.Range(0, worldSize).Select(r => new Thread(() =>
         {
+            using var scope = NewDisposeScope();
             try { results[r] = body(r); }
             catch (Exception e) { errors[r] = e; }
+            finally { lock (handOver) scope.MoveToOther(callerScope, scope.DisposablesView); }
         }, 16 << 20)).ToList();
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());

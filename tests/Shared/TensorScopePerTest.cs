@@ -33,4 +33,12 @@ public class TensorScopePerTestTests
         var t = torch.ones(3);
         Assert.True(torch.CurrentDisposeScope!.Contains(t));
     }
+
+    [Fact]
+    public void What_a_rank_thread_creates_is_handed_to_the_test_scope()
+    {
+        var made = FakeGroup.Run(2, comm => torch.full(3, comm.Rank));
+        Assert.All(made, t => Assert.True(torch.CurrentDisposeScope!.Contains(t)));
+        Assert.Equal(1L, made[1][2].item<long>());
+    }
 }
