@@ -93,7 +93,12 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
             CheckTrainingProtocol();
             Step++;
             // Statistics are gathered here: inside the autograd function gradient mode is off.
-            if (_outControl) CollectChannelNorms(input.reshape(-1, InFeatures));
+            if (_outControl)
+            {
+                // Held to the end of the block: a temporary nothing references can be freed by the finalizer mid-call.
+                using var rows = input.reshape(-1, InFeatures);
+                CollectChannelNorms(rows);
+            }
         }
         return Plan.Apply(this, input);
     }
