@@ -13,7 +13,9 @@ namespace TetraJet.Tests;
 [AttributeUsage(AttributeTargets.Assembly)]
 sealed class TensorScopePerTestAttribute : BeforeAfterTestAttribute
 {
-    [ThreadStatic] static DisposeScope? scope;
+    // Tests run one at a time (both assemblies disable parallel runs). Not thread-static: an async test may end on
+    // another thread than the one it started on, and its scope must still end with it.
+    static DisposeScope? scope;
 
     public override void Before(MethodInfo methodUnderTest) => scope = torch.NewDisposeScope();
 
