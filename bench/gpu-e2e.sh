@@ -5,8 +5,7 @@
 # steps' own time (the first steps compile the kernels; metrics.csv's items_per_s is a 5-second window, too coarse for
 # short runs). The gradient-noise diagnostic is off (--noise-every 0): it samples only the quantized runs, so it would
 # charge them a second weight gradient on its steps that the BF16 run does not pay. Run on the GPU machine from the
-# repository root after packing the CLI into .gpu/app (the CLI alone: in a folder shared with GpuBench's publish
-# output, GpuBench's older SkiaSharp can be the one there, the plots cannot load it, and each run stops before its summary):
+# repository root after bench/gpu-pack.sh (or after packing the CLI alone into .gpu/app):
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
 # RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (model-recipe, as the summary prints them).
 set -uo pipefail

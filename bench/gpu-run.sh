@@ -13,6 +13,7 @@ TOTAL=${TOTAL:-580}
 start=$(date +%s)
 left() { echo $((TOTAL - ($(date +%s) - start))); }
 log() { echo "$*" | tee -a "$OUT/steps.txt"; }
+pack() { cp "$OUT/steps.txt" "$OUT/r/" 2>/dev/null; tar -C "$OUT" -czf "$OUT/r.tgz" r; }
 mkdir -p "$OUT/r"
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv > "$OUT/r/gpu.txt" 2>&1
 step() {   # name limit command...
@@ -22,8 +23,7 @@ step() {   # name limit command...
   local t0=$(date +%s)
   timeout "$limit" "$@" > "$OUT/r/$name.log" 2>&1
   log "$name: exit $? in $(($(date +%s) - t0)) s (limit $limit)"
-  cp "$OUT/steps.txt" "$OUT/r/"
-  tar -C "$OUT" -czf "$OUT/r.tgz" r
+  pack
 }
 for s in "$@"; do
   case $s in
@@ -37,5 +37,4 @@ done
 grep -hE '^(PASS|FAIL)' "$OUT/r/test.log" 2>/dev/null | awk '{n[$1]++} END {for (k in n) print k, n[k]}' | tee -a "$OUT/steps.txt"
 grep -h '^FAIL' "$OUT/r/test.log" 2>/dev/null | head -20 >> "$OUT/steps.txt"
 tail -12 "$OUT/r/e2e.log" 2>/dev/null >> "$OUT/steps.txt"
-cp "$OUT/steps.txt" "$OUT/r/" 2>/dev/null
-tar -C "$OUT" -czf "$OUT/r.tgz" r && rm -rf "$OUT/r"
+pack && rm -rf "$OUT/r"
