@@ -5,7 +5,8 @@
 # it finished) with the steps' exit codes and times in $OUT/steps.txt.
 #   OUT=dir TOTAL=580 bash bench/gpu-run.sh test quantize linear e2e
 # Steps: test (GpuBench test; TEST_ONLY=kernels,fp8 names groups, TEST_LIMIT, default 260 s: the full suite with its
-# smoke group takes over 200 s), quantize (60 s), linear (LINEAR_LIMIT, 90 s), e2e (bench/gpu-e2e.sh with E2E_STEPS,
+# smoke group takes over 200 s), quantize (60 s), quantize-base (the same with the assemblies in .gpu/base, an earlier
+# build's, laid over the app: a before/after pair on one machine), linear (LINEAR_LIMIT, 90 s), e2e (bench/gpu-e2e.sh with E2E_STEPS,
 # default 120, and RUNS; E2E_LIMIT, 300 s).
 set -u
 OUT=${OUT:?set OUT to the folder that comes back}
@@ -29,9 +30,13 @@ for s in "$@"; do
   case $s in
     test) step test "${TEST_LIMIT:-260}" bash .gpu/remote.sh TetraJet.GpuBench.dll test ${TEST_ONLY:+--only "$TEST_ONLY"} --out "$OUT/r/test.json" ;;
     quantize) step quantize 60 bash .gpu/remote.sh TetraJet.GpuBench.dll quantize --out "$OUT/r/quantize.json" ;;
+    quantize-base)
+      base=$(mktemp -d); cp -r .gpu/app "$base/app"; cp .gpu/base/* "$base/app/"; cp .gpu/remote.sh "$base/"
+      ln -s "$PWD/.gpu/dotnet-runtime.tar.xz" "$base/"
+      step quantize-base 60 bash "$base/remote.sh" TetraJet.GpuBench.dll quantize --out "$OUT/r/quantize-base.json" ;;
     linear) step linear "${LINEAR_LIMIT:-90}" bash .gpu/remote.sh TetraJet.GpuBench.dll linear --out "$OUT/r/linear.json" ;;
     e2e) step e2e "${E2E_LIMIT:-300}" bash bench/gpu-e2e.sh "$OUT/r/e2e" "${E2E_STEPS:-120}" ;;
-    *) log "$s: unknown step (test, quantize, linear, e2e)" ;;
+    *) log "$s: unknown step (test, quantize, quantize-base, linear, e2e)" ;;
   esac
 done
 grep -hE '^(PASS|FAIL)' "$OUT/r/test.log" 2>/dev/null | awk '{n[$1]++} END {for (k in n) print k, n[k]}' | tee -a "$OUT/steps.txt"

@@ -113,20 +113,39 @@ public static class BlockMath
         return scale == 0f ? 0f : g;
     }
 
-    /// <summary>The grid values of eight NVFP4 elements with block scale FP32(s_i·s_o); 0 where the outer block is non-finite.</summary>
+    /// <summary>
+    /// The grid values of eight NVFP4 elements with block scale FP32(s_i·s_o); 0 where the outer block is non-finite.
+    /// <paramref name="amax"/> bounds every |v| (the block's amax bits): the quotients share one reciprocal
+    /// (<see cref="SharedDivisor"/>, the same bits as the divisions), except under Q-EMA, whose EMA quotients have no such bound.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec8 NvGrid<TRound>(Vec8 v, float scale, bool bad, Vec8 u, Vec8 e) where TRound : struct, IRoundingMode
+    public static Vec8 NvGrid<TRound>(Vec8 v, float scale, bool bad, uint amax, Vec8 u, Vec8 e) where TRound : struct, IRoundingMode
     {
         Vec8 g = default;
         if (bad) return g;
-        g.V0 = NvOne<TRound>(v.V0, scale, u.V0, e.V0);
-        g.V1 = NvOne<TRound>(v.V1, scale, u.V1, e.V1);
-        g.V2 = NvOne<TRound>(v.V2, scale, u.V2, e.V2);
-        g.V3 = NvOne<TRound>(v.V3, scale, u.V3, e.V3);
-        g.V4 = NvOne<TRound>(v.V4, scale, u.V4, e.V4);
-        g.V5 = NvOne<TRound>(v.V5, scale, u.V5, e.V5);
-        g.V6 = NvOne<TRound>(v.V6, scale, u.V6, e.V6);
-        g.V7 = NvOne<TRound>(v.V7, scale, u.V7, e.V7);
+        if (default(TRound).Mode == Rounding.EmaGuided)
+        {
+            g.V0 = NvOne<TRound>(v.V0, scale, u.V0, e.V0);
+            g.V1 = NvOne<TRound>(v.V1, scale, u.V1, e.V1);
+            g.V2 = NvOne<TRound>(v.V2, scale, u.V2, e.V2);
+            g.V3 = NvOne<TRound>(v.V3, scale, u.V3, e.V3);
+            g.V4 = NvOne<TRound>(v.V4, scale, u.V4, e.V4);
+            g.V5 = NvOne<TRound>(v.V5, scale, u.V5, e.V5);
+            g.V6 = NvOne<TRound>(v.V6, scale, u.V6, e.V6);
+            g.V7 = NvOne<TRound>(v.V7, scale, u.V7, e.V7);
+            return g;
+        }
+        // A zero scale (an all-zero outer block) gives zeros, as NvOne does.
+        if (scale == 0f) return g;
+        Vec8 q = SharedDivisor.Divide(v, scale, amax);
+        g.V0 = Fp4Grid.Round<TRound>(q.V0, u.V0, 0f);
+        g.V1 = Fp4Grid.Round<TRound>(q.V1, u.V1, 0f);
+        g.V2 = Fp4Grid.Round<TRound>(q.V2, u.V2, 0f);
+        g.V3 = Fp4Grid.Round<TRound>(q.V3, u.V3, 0f);
+        g.V4 = Fp4Grid.Round<TRound>(q.V4, u.V4, 0f);
+        g.V5 = Fp4Grid.Round<TRound>(q.V5, u.V5, 0f);
+        g.V6 = Fp4Grid.Round<TRound>(q.V6, u.V6, 0f);
+        g.V7 = Fp4Grid.Round<TRound>(q.V7, u.V7, 0f);
         return g;
     }
 

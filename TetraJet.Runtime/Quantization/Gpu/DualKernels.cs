@@ -68,7 +68,7 @@ public static class DualKernels
         if (r >= rows || n == 0) return;
         bool bad = outer >= NonFiniteBits;
         float so = BlockMath.NvOuter(outer), scale = BlockMath.NvInner(outer, so, inner) * so;
-        var g = BlockMath.NvGrid<TRound>(v, scale, bad, u, default);
+        var g = BlockMath.NvGrid<TRound>(v, scale, bad, inner, u, default);
         Vec8Io.Store<TIo, T>(y3, i, n, vector, BlockMath.NvValues(g, scale, bad));
     }
 

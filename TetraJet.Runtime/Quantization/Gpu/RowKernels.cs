@@ -157,7 +157,7 @@ public static class RowKernels
         if (at.Count == 0) return;
         bool bad = outerBits >= NonFiniteBits;
         float so = BlockMath.NvOuter(outerBits), si = BlockMath.NvInner(outerBits, so, inner), scale = si * so;
-        var g = BlockMath.NvGrid<TRound>(v, scale, bad, u, e);
+        var g = BlockMath.NvGrid<TRound>(v, scale, bad, inner, u, e);
         Vec8Io.Store<TIo, T>(y, at.Index, at.Count, at.Vector, BlockMath.NvValues(g, scale, bad));
         if (!default(TStore).Enabled) return;
         codes.Cast<uint>()[at.Index >> 3] = BlockMath.Fp4Codes(g, false);
@@ -191,7 +191,7 @@ public static class RowKernels
         for (int k = 0; k < 16; k++)
         {
             long i = i0 + (long)k * cols;
-            var g = BlockMath.NvGrid<TRound>(default(TIo).Load8(x, i), scale, bad, Uniforms<TRound>(seed, stream, i, 8, true),
+            var g = BlockMath.NvGrid<TRound>(default(TIo).Load8(x, i), scale, bad, m, Uniforms<TRound>(seed, stream, i, 8, true),
                 Vec8Io.Ema<TRound>(ema, i, 8, true));
             default(TIo).Store8(y, i, BlockMath.NvValues(g, scale, bad));
         }
