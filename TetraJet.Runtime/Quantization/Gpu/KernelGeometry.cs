@@ -30,6 +30,9 @@ public static class KernelGeometry
     /// </summary>
     public static long RowPairThreads(int rows, int cols) => Check(Ceil((long)rows * Ceil(cols, 256), 2) * 32);
 
+    /// <summary>The NVFP4 row quantizer (<see cref="RowKernels.Nv"/>): a warp per 512 positions of a row, an inner block per lane.</summary>
+    public static long Row16Threads(int rows, int cols) => Check((long)rows * Ceil(cols, 512) * 32);
+
     /// <summary>16×16 per-tensor NVFP4 tiles: a thread per (16-row band, 8 columns).</summary>
     public static long Tile16Threads(int rows, int cols) => Check((long)(rows / 16) * (cols / 8));
 
@@ -80,7 +83,10 @@ public static class KernelGeometry
     // ---------------------------------------------------------------- per quantizer, as both launchers use them
 
     /// <summary>A features-axis quantizer of <paramref name="spec"/> on [rows, cols].</summary>
-    public static long Rows(QuantSpec spec, int rows, int cols) => spec.Tile16 ? Tile16Threads(rows, cols) : RowPairThreads(rows, cols);
+    public static long Rows(QuantSpec spec, int rows, int cols) =>
+        spec.Tile16 ? Tile16Threads(rows, cols)
+        : spec.Format is QuantFormat.NVFP4 or QuantFormat.NVFP4Tensor ? Row16Threads(rows, cols)
+        : RowPairThreads(rows, cols);
 
     /// <summary>A first-axis quantizer of <paramref name="spec"/> on [rows, cols] (rows: the rows written, padding included).</summary>
     public static long Columns(QuantSpec spec, int rows, int cols) => ColumnThreads(spec.Format, rows, cols);

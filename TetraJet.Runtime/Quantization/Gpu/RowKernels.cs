@@ -74,6 +74,41 @@ internal readonly struct RowLane
 }
 
 /// <summary>
+/// Where one lane of the NVFP4 row kernel works (<see cref="KernelGeometry.Row16Threads"/>): a warp per 512 consecutive
+/// positions of one row, 16 consecutive positions per lane (two runs of 8: lo and hi), so an NVFP4 inner block (and
+/// its 16-point RHT) is one lane and a 128-block 8 lanes. The warp's row is one row, so <see cref="InRows"/> is warp-uniform.
+/// </summary>
+internal readonly struct NvLane
+{
+    public readonly int Lane, CountLo, CountHi;
+    public readonly long Index;
+    public readonly bool InRows, VectorLo, VectorHi;
+
+    NvLane(int warp, int lane, int rows, int cols)
+    {
+        int chunks = (cols + 511) >> 9;
+        int row = (int)((uint)warp / (uint)chunks);
+        int pos = (warp - row * chunks) * 512 + lane * 16;
+        Lane = lane;
+        CountLo = Min(Max(cols - pos, 0), 8);
+        CountHi = Min(Max(cols - pos - 8, 0), 8);
+        InRows = row < rows;
+        Index = (long)row * cols + pos;
+        // cols a multiple of 8 makes every run start at a multiple of 8 elements (16-byte aligned bf16 runs).
+        VectorLo = InRows && (cols & 7) == 0 && CountLo == 8;
+        VectorHi = InRows && (cols & 7) == 0 && CountHi == 8;
+    }
+
+    /// <summary>The calling lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static NvLane Current(int rows, int cols)
+    {
+        int t = ThreadIndex32();
+        return new(t >> 5, t & 31, rows, cols);
+    }
+}
+
+/// <summary>
 /// Quantizers whose blocks run along the last axis of a row-major [rows, cols] tensor (a features axis: Q1, Q2, Q3),
 /// specialised by struct type parameters. Signature: <see cref="RowKernel{T}"/>. With <see cref="Store"/> the same pass
 /// also writes the operand's storage form (ALGORITHMS.md §1): codes [rows, cols/2] (FP4, element 2i in the low
@@ -81,7 +116,8 @@ internal readonly struct RowLane
 /// Reference beside each: <see cref="Reference.ReferenceQuantizer.QuantizePacked"/>; the tests compare bit for bit.
 /// </summary>
 /// <remarks>
-/// Layout: <see cref="RowLane"/>, a warp taking two consecutive runs of 256 positions (<see cref="KernelGeometry.RowPairThreads"/>).
+/// Layout (<see cref="Mx"/>): <see cref="RowLane"/>, a warp taking two consecutive runs of 256 positions (<see cref="KernelGeometry.RowPairThreads"/>);
+/// <see cref="Nv"/> gives each lane a whole inner block instead (<see cref="NvLane"/>).
 /// Each lane reads the 8 elements of each run with one 16-byte load (bf16; two for f32), both loads issued before the
 /// first run is quantized, so that a thread keeps two loads in flight; writes likewise; the block amax is a shuffle
 /// reduction over the block's lanes. The SR uniforms are computed while the loads are in flight (<see cref="Vec8Io.WithUniforms"/>). Lanes past a row's end (cols not a
@@ -127,42 +163,38 @@ public static class RowKernels
     }
 
     /// <summary>
-    /// NVFP4 inner blocks of 16 along the last axis (2 lanes); the outer amax is the 128-block's (16 lanes, TetraJet-v2)
-    /// or the per-tensor amax bits in <paramref name="tensorAmax"/>[0] (NVIDIA recipe). Storage: TetraJet-v2's double block only.
+    /// NVFP4 inner blocks of 16 along the last axis, one per lane (<see cref="NvLane"/>: the RHT in registers, the block
+    /// scale computed once); the outer amax is the 128-block's (8 lanes, TetraJet-v2) or the per-tensor amax bits in
+    /// <paramref name="tensorAmax"/>[0] (NVIDIA recipe). Storage: TetraJet-v2's double block only. Both runs' loads are
+    /// issued before either is widened, as in <see cref="Mx"/>.
     /// </summary>
     public static void Nv<TIo, T, TOuter, TRound, THad, TStore>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
         ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        RowLane a = RowLane.FirstOfPair(rows, cols), b = a.Next(rows, cols);
-        if (!a.InRows) return;
-        Bits8 bitsA = Vec8Io.Prefetch<TIo, T>(x, a.Index, a.Vector), bitsB = Vec8Io.Prefetch<TIo, T>(x, b.Index, b.Vector);
-        NvRun<TIo, T, TOuter, TRound, THad, TStore>(a, bitsA, x, y, ema, tensorAmax, codes, scales, outer, seed, stream, signs);
-        if (b.InRows) NvRun<TIo, T, TOuter, TRound, THad, TStore>(b, bitsB, x, y, ema, tensorAmax, codes, scales, outer, seed, stream, signs);
-    }
-
-    /// <summary>One lane's run of <see cref="Nv"/>, its vector bits already loaded (<see cref="Vec8Io.Prefetch"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NvRun<TIo, T, TOuter, TRound, THad, TStore>(RowLane at, Bits8 bits, ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema,
-        ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ulong seed, ulong stream, uint signs)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
-        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
-    {
-        var loaded = Vec8Io.WithUniforms<TIo, T, TRound>(x, bits, at.Index, at.Count, at.Vector, seed, stream);
-        Vec8 v = loaded.V, u = loaded.U, e = Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector);
-        if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
-        uint inner = WarpMax(v.AbsMax(), 2);
-        uint outerBits = default(TOuter).PerTensor ? tensorAmax[0] : WarpMax(inner, 2, 16);
-        if (at.Count == 0) return;
+        NvLane at = NvLane.Current(rows, cols);
+        if (!at.InRows) return;
+        long iHi = at.Index + 8;
+        Bits8 bitsLo = Vec8Io.Prefetch<TIo, T>(x, at.Index, at.VectorLo), bitsHi = Vec8Io.Prefetch<TIo, T>(x, iHi, at.VectorHi);
+        var lo = Vec8Io.WithUniforms<TIo, T, TRound>(x, bitsLo, at.Index, at.CountLo, at.VectorLo, seed, stream);
+        var hi = Vec8Io.WithUniforms<TIo, T, TRound>(x, bitsHi, iHi, at.CountHi, at.VectorHi, seed, stream);
+        Vec8 vLo = lo.V, vHi = hi.V;
+        if (default(THad).Enabled) Hadamard16(ref vLo, ref vHi, signs);
+        uint inner = Max(vLo.AbsMax(), vHi.AbsMax());
+        uint outerBits = default(TOuter).PerTensor ? tensorAmax[0] : WarpMax(inner, 8);
+        if (at.CountLo == 0) return;
         bool bad = outerBits >= NonFiniteBits;
         float so = BlockMath.NvOuter(outerBits), si = BlockMath.NvInner(outerBits, so, inner), scale = si * so;
-        var g = BlockMath.NvGrid<TRound>(v, scale, bad, inner, u, e);
-        Vec8Io.Store<TIo, T>(y, at.Index, at.Count, at.Vector, BlockMath.NvValues(g, scale, bad));
+        var gLo = BlockMath.NvGrid<TRound>(vLo, scale, bad, inner, lo.U, Vec8Io.Ema<TRound>(ema, at.Index, at.CountLo, at.VectorLo));
+        Vec8Io.Store<TIo, T>(y, at.Index, at.CountLo, at.VectorLo, BlockMath.NvValues(gLo, scale, bad));
+        var gHi = BlockMath.NvGrid<TRound>(vHi, scale, bad, inner, hi.U, Vec8Io.Ema<TRound>(ema, iHi, at.CountHi, at.VectorHi));
+        if (at.CountHi > 0) Vec8Io.Store<TIo, T>(y, iHi, at.CountHi, at.VectorHi, BlockMath.NvValues(gHi, scale, bad));
         if (!default(TStore).Enabled) return;
-        codes.Cast<uint>()[at.Index >> 3] = BlockMath.Fp4Codes(g, false);
-        if ((at.Lane & 1) == 0) scales[at.Index >> 4] = E4M3.Encode(si);
-        if ((at.Lane & 15) == 0) outer[at.Index >> 7] = so;
+        // Storage needs cols a multiple of 16 (the caller checks), so every lane holds one whole block.
+        codes.Cast<ulong>()[at.Index >> 4] = BlockMath.Fp4Codes(gLo, false) | (ulong)BlockMath.Fp4Codes(gHi, false) << 32;
+        scales[at.Index >> 4] = E4M3.Encode(si);
+        if ((at.Lane & 7) == 0) outer[at.Index >> 7] = so;
     }
 
     /// <summary>

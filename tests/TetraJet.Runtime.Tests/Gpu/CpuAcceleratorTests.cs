@@ -93,6 +93,23 @@ public class CpuAcceleratorTests(CpuAcceleratorFixture fixture)
     }
 
     [Theory]
+    [InlineData(3, 1048)]   // three warps per row (512 positions each); the last lane's block holds 8 elements, 8 padded
+    [InlineData(2, 1100)]   // not a multiple of 8: element accesses, one Philox block per element
+    [InlineData(4, 520)]    // a second warp per row with one lane of 8
+    public void Nvfp4_row_kernel_matches_reference_on_padded_rows(int rows, int cols)
+    {
+        foreach (var rounding in new[] { Rounding.Nearest, Rounding.Stochastic })
+        {
+            var spec = new QuantSpec(QuantFormat.NVFP4, rounding);
+            var x = GpuTestData.Adversarial(rows, cols, rows * 7 + cols);
+            var expected = GpuTestData.Reference(x, rows, cols, BlockAxis.Last, spec, 42, 7, null, true, false);
+            var actual = new float[x.Length];
+            GpuQuantizer.Quantize(fixture.Accelerator, x, actual, rows, cols, BlockAxis.Last, spec, 42, 7, null, true, false);
+            GpuTestData.AssertBitsEqual(expected, actual, $"{spec} [{rows}, {cols}] padded, f32");
+        }
+    }
+
+    [Theory]
     [InlineData(QuantFormat.MXFP4, Rounding.Nearest, 64, 96, false)]
     [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 64, 96, false)]
     [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 40, 64, false)]      // T padded to 64 for Q5
