@@ -34,11 +34,14 @@ run vit-small-tetrajet-fp8 vit --size small --recipe tetrajet --gemm fp8 --eval-
 python3 - "$out" <<'PY'
 import csv, json, os, statistics, sys
 out = sys.argv[1]
+named = os.environ.get("RUNS", "").split()
 rows = []
 for model in ("gpt-70m", "vit-small"):
     base = None
     for recipe in ("bf16", "tetrajet", "tetrajet-fp8", "tetrajet-v2"):
         name = f"{model}-{recipe}"
+        if named and name not in named:
+            continue
         try:
             with open(os.path.join(out, name + ".metrics.csv")) as f:
                 steps = [r for r in csv.DictReader(f) if r.get("items_per_s")]
