@@ -10,7 +10,8 @@ using static TorchSharp.torch;
 // The GPU benchmark and check command: `test` (CUDA kernels against the CPU reference, ordering stress test),
 // `quantize` (GB/s of each quantizer on 64M bf16 elements, beside a copy and torch eager ops), `linear`
 // (QLinear forward+backward against nn.Linear), `profile` (host and per-kernel time of a linear: bench/gpu-profile.sh), `memory` (activation memory per layer; not in `all`: run it with
-// PYTORCH_NO_CUDA_MEMORY_CACHING=1), `dp` (data parallelism through NCCL with a world of one; not in `all`), `all`.
+// PYTORCH_NO_CUDA_MEMORY_CACHING=1), `dp` (data parallelism through NCCL with a world of one; not in `all`), `all`,
+// and `ptx --out DIR` (the quantizers' PTX, compiled on the CPU: no GPU needed).
 // Results as JSON under --out (a directory, or a .json file).
 
 string command = args.Length > 0 ? args[0] : "all";
@@ -25,6 +26,9 @@ for (int i = 1; i < args.Length - 1; i++)
     if (args[i] == "--iterations") quantizeIterations = int.Parse(args[i + 1]);
     if (args[i] == "--rows") profileRows = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToHashSet();
 }
+
+// PTX needs no GPU: it is compiled on the CPU (bench/sass-count.sh counts its instructions).
+if (command is "ptx") return PtxDump.Run(outArg);
 
 if (!cuda.is_available())
 {
@@ -54,7 +58,7 @@ if (command is "gemm-algos") Write("gemm-algos", new { device = deviceName, rows
 if (command is "memory") Write("memory", new { device = deviceName, T = 8192, K = 4096, N = 4096, dtype = "bfloat16", rows = MemoryBench.Run(device) });
 if (command is not ("test" or "quantize" or "linear" or "memory" or "dp" or "profile" or "gemm-algos" or "all"))
 {
-    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|gemm-algos|all [--out DIR|FILE.json] [--only GROUP,...] [--rows N,...] [--iterations N]");
+    Console.WriteLine("usage: TetraJet.GpuBench test|quantize|linear|memory|dp|profile|gemm-algos|all|ptx [--out DIR|FILE.json] [--only GROUP,...] [--rows N,...] [--iterations N]");
     return 2;
 }
 return failures == 0 ? 0 : 1;
