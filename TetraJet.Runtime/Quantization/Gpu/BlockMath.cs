@@ -80,11 +80,26 @@ public static class BlockMath
         else Vec8Io.StoreExact<TIo, T>(y, i, n, vector, q, finite);
     }
 
-    /// <summary>The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.</summary>
+    /// <summary>
+    /// The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.
+    /// Reference: E2M1.Encode per element (<see cref="Fp4Grid.Code"/>). Each grid value times 2^-126 (exact; subnormals
+    /// kept) holds its code in bits 22..24 of its FP32 bits: 0.5 becomes 2^-127 (1 &lt;&lt; 22), 1 the smallest normal
+    /// (2 &lt;&lt; 22), and each grid step above adds 1 &lt;&lt; 22, with nothing below bit 22. Adding the bits shifted down by 6
+    /// puts the sign (bit 31) at bit 25 beside them (the fields do not overlap, so the sum is an OR): the nibble is bits
+    /// 22..25, moved into place with one shift and a masked OR. Four instructions per element where the compares were nine.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Fp4Codes(Vec8 g, bool nan) => nan ? 0u
-        : Fp4Grid.Code(g.V0) | Fp4Grid.Code(g.V1) << 4 | Fp4Grid.Code(g.V2) << 8 | Fp4Grid.Code(g.V3) << 12
-        | Fp4Grid.Code(g.V4) << 16 | Fp4Grid.Code(g.V5) << 20 | Fp4Grid.Code(g.V6) << 24 | Fp4Grid.Code(g.V7) << 28;
+        : (Nibble(g.V0) >> 22 & 0xFu) | (Nibble(g.V1) >> 18 & 0xF0u) | (Nibble(g.V2) >> 14 & 0xF00u) | (Nibble(g.V3) >> 10 & 0xF000u)
+        | (Nibble(g.V4) >> 6 & 0xF0000u) | (Nibble(g.V5) >> 2 & 0xF00000u) | (Nibble(g.V6) << 2 & 0xF000000u) | (Nibble(g.V7) << 6 & 0xF0000000u);
+
+    /// <summary>A grid value's code and sign in bits 22..25 (<see cref="Fp4Codes"/>); other bits below 22 may be set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static uint Nibble(float g)
+    {
+        uint b = Bits.AsUInt(g * 1.17549435E-38f);
+        return b + (b >> 6);
+    }
 
     /// <summary>The E4M3 codes of eight MXFP8 grid values in one 64-bit word (element k in byte k); 0 for a non-finite block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

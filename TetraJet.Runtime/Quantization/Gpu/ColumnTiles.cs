@@ -82,14 +82,15 @@ internal static class ColumnTiles
         long i = (long)r * cols + c;
         uint w = codes.Cast<uint>()[i >> 3];
         float scale = default(TSrc).Nv ? E4M3.Decode(scales[i >> 4]) * outer[i >> 7] : E8M0.Decode(scales[i >> 5]);
-        v.V0 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w) * scale);
-        v.V1 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 4) * scale);
-        v.V2 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 8) * scale);
-        v.V3 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 12) * scale);
-        v.V4 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 16) * scale);
-        v.V5 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 20) * scale);
-        v.V6 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 24) * scale);
-        v.V7 = Held<TIo, T, TSrc>(Fp4Grid.Decode(w >> 28) * scale);
+        Vec8 d = Fp4Grid.Decode8(w, scale);
+        v.V0 = Held<TIo, T, TSrc>(d.V0);
+        v.V1 = Held<TIo, T, TSrc>(d.V1);
+        v.V2 = Held<TIo, T, TSrc>(d.V2);
+        v.V3 = Held<TIo, T, TSrc>(d.V3);
+        v.V4 = Held<TIo, T, TSrc>(d.V4);
+        v.V5 = Held<TIo, T, TSrc>(d.V5);
+        v.V6 = Held<TIo, T, TSrc>(d.V6);
+        v.V7 = Held<TIo, T, TSrc>(d.V7);
         return v;
     }
 

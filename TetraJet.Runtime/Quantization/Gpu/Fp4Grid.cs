@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using ILGPU.Runtime.Cuda;
 using TetraJet.Formats;
 
 namespace TetraJet.Quantization.Gpu;
@@ -58,15 +59,37 @@ public static class Fp4Grid
     }
 
     /// <summary>
-    /// Reference: E2M1.RoundStochastic, u &lt; (a − lo)/(hi − lo). Away from saturation hi − lo is the step, a power of
-    /// two, and u·step (u a multiple of 2^-24, step ≥ 0.5) and a − lo (Sterbenz) are exact, so comparing them is
-    /// comparing the exact quotient; at 6, a − lo = 0 on both sides.
+    /// Reference: E2M1.RoundStochastic, u &lt; (a − lo)/(hi − lo). On CUDA <see cref="StochasticSteps{TUp}"/> with PTX's
+    /// rounding up; the CPU accelerator (whose .NET code has no directed rounding) compares against the bracket. Away from
+    /// saturation hi − lo is the step, a power of two, and u·step (u a multiple of 2^-24, step ≥ 0.5) and a − lo
+    /// (Sterbenz) are exact, so comparing them is comparing the exact quotient; at 6, a − lo = 0 on both sides.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Stochastic(float v, float u)
     {
+        if (CudaAsm.IsSupported) return StochasticSteps<PtxRoundUp>(v, u);
         float a = Bracket(v, out float lo, out float hi, out float step);
         return Bits.WithSignOf(u * step < a - lo ? hi : lo, v);
+    }
+
+    /// <summary>
+    /// SR as a ceiling: u &lt; (a − lo)/step ⟺ z = a − u·step &gt; lo, and z lies in (lo − step, a], whose only multiples
+    /// of the step are lo and hi (at saturation a = lo = 6 = the top multiple, so z in (4, 6] gives 6): the result is the
+    /// smallest multiple of the step at or above z. Both steps round up, which keeps that multiple exactly: z rounded up
+    /// stays in (lo − step, multiple], and z + M rounded up (M = 1.5·2^23·step, whose binade's ulp is the step, as in
+    /// <see cref="Nearest"/>) is M plus the multiple; the final − M is exact. Five FP32 operations where the bracket, the
+    /// compare and the select are ten (<c>KernelMathTests</c> run these steps with <see cref="DotNetRoundUp"/> over every
+    /// float below 8 and the thresholds).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float StochasticSteps<TUp>(float v, float u) where TUp : struct, IRoundUp
+    {
+        var up = default(TUp);
+        float a = Saturated(v);
+        float binade = Binade(a);
+        float m = binade * Magic;
+        float z = up.Fma(-u, binade * 0.5f, a);
+        return Bits.WithSignOf(up.Add(z, m) - m, v);
     }
 
     /// <summary>Reference: E2M1.RoundEmaGuided.</summary>
@@ -97,6 +120,23 @@ public static class Fp4Grid
         uint code = m < 0x3F800000u ? small : large;
         return sign | code;
     }
+
+    /// <summary>
+    /// The values of the eight codes of a word (element k in nibble k) times <paramref name="scale"/>: each
+    /// <see cref="Decode"/>(w &gt;&gt; 4k) · scale, bit for bit. The inverse of <see cref="BlockMath.Fp4Codes"/>: the magnitude
+    /// code put in bits 22..24 and the sign in bit 31 are the grid value times 2^-126 (0.5 the subnormal 2^-127), so a
+    /// multiply by 2^126 (exact) restores it: two shifts, a masked OR and a multiply per element where the selects were eight.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 Decode8(uint w, float scale) => new()
+    {
+        V0 = Low(w << 22, w << 28) * scale, V1 = Low(w << 18, w << 24) * scale, V2 = Low(w << 14, w << 20) * scale, V3 = Low(w << 10, w << 16) * scale,
+        V4 = Low(w << 6, w << 12) * scale, V5 = Low(w << 2, w << 8) * scale, V6 = Low(w >> 2, w << 4) * scale, V7 = Low(w >> 6, w) * scale,
+    };
+
+    /// <summary>The grid value whose magnitude code is in bits 22..24 of <paramref name="magnitude"/> and sign in bit 31 of <paramref name="sign"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Low(uint magnitude, uint sign) => Bits.AsFloat((magnitude & 0x01C00000u) | (sign & 0x80000000u)) * 8.50705917E+37f;
 
     /// <summary>Reference: E2M1.Decode. The value of the 4-bit code in the low bits of <paramref name="w"/> (bit 3 the sign), from bits alone.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

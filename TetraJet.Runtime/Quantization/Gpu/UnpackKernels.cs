@@ -12,11 +12,7 @@ namespace TetraJet.Quantization.Gpu;
 /// </summary>
 public static class UnpackKernels
 {
-    static Vec8 Decode(uint w, float scale) => new()
-    {
-        V0 = Fp4Grid.Decode(w) * scale, V1 = Fp4Grid.Decode(w >> 4) * scale, V2 = Fp4Grid.Decode(w >> 8) * scale, V3 = Fp4Grid.Decode(w >> 12) * scale,
-        V4 = Fp4Grid.Decode(w >> 16) * scale, V5 = Fp4Grid.Decode(w >> 20) * scale, V6 = Fp4Grid.Decode(w >> 24) * scale, V7 = Fp4Grid.Decode(w >> 28) * scale,
-    };
+    static Vec8 Decode(uint w, float scale) => Fp4Grid.Decode8(w, scale);
 
     /// <summary>MXFP4 storage back to values: code × 2^s, rounded to the element type on store.</summary>
     public static void Mx<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, long count)

@@ -140,11 +140,11 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
             float u = (rng.Next(1 << 24)) * (1f / 16777216f);
             float e = (float)(rng.NextDouble() * 14 - 7);
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundNearest(v)), BitConverter.SingleToUInt32Bits(Fp4Grid.Nearest(v)));
-            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u)));
+            AssertStochastic(v, u);
             Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundEmaGuided(v, e)), BitConverter.SingleToUInt32Bits(Fp4Grid.EmaGuided(v, e)));
             // SR at the edges of its threshold: u just below and at p.
-            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0f)));
-            Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f)));
+            AssertStochastic(v, 0f);
+            AssertStochastic(v, 0.99999994f);
             // And at the threshold itself, p = (a − lo)/(hi − lo) from the grid, and one step of u below it.
             float a = Math.Min(Math.Abs(v), 6f);
             int j = Array.FindLastIndex(E2M1Grid, g => g <= a);
@@ -153,11 +153,19 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
                 float p = (a - E2M1Grid[j]) / (E2M1Grid[j + 1] - E2M1Grid[j]);
                 foreach (float up in new[] { p, p - 1f / 16777216f })
                     if (up >= 0)
-                        Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, up)), BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, up)));
+                        AssertStochastic(v, up);
             }
             n++;
         }
         Assert.True(n > 20000);
+    }
+
+    /// <summary>SR as the CPU accelerator runs it (the bracket) and as CUDA does (the ceiling steps, rounding up emulated), against the reference.</summary>
+    static void AssertStochastic(float v, float u)
+    {
+        uint expected = BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u));
+        Assert.Equal(expected, BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u)));
+        Assert.Equal(expected, BitConverter.SingleToUInt32Bits(Fp4Grid.StochasticSteps<DotNetRoundUp>(v, u)));
     }
 
     [Fact]
@@ -175,6 +183,8 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
                 if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundNearest(v)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Nearest(v))) local++;
                 if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u))) local++;
                 if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f))) local++;
+                // CUDA's ceiling steps (rounding up emulated), at the same uniform.
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.StochasticSteps<DotNetRoundUp>(v, u))) local++;
             }
             Interlocked.Add(ref mismatches, local);
         });
@@ -216,6 +226,8 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
         }
     }
 
+    static readonly float[] Scales = [1f, MathF.Pow(2, -127), MathF.Pow(2, 127), 0.0123f * 448f, 3e-39f, float.NaN, 0f];
+
     [Fact]
     public void Fp8_codes_and_fp4_codes_by_conversion_match_the_reference_for_every_nibble_and_shift()
     {
@@ -233,7 +245,15 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
                 V4 = Fp4Grid.Decode(word >> 16), V5 = Fp4Grid.Decode(word >> 20), V6 = Fp4Grid.Decode(word >> 24), V7 = Fp4Grid.Decode(word >> 28),
             };
             Assert.Equal(word, Fp8Operand.Fp4Codes(g, false));
-            Assert.Equal(BlockMath.Fp4Codes(g, false), Fp8Operand.Fp4Codes(g, false));
+            Assert.Equal(word, BlockMath.Fp4Codes(g, false));
+            // And back, times a scale (the storage kernels' decode): E8M0 extremes, an NVFP4 product, NaN.
+            foreach (float scale in Scales)
+            {
+                Vec8 d = Fp4Grid.Decode8(word, scale);
+                float[] got = [d.V0, d.V1, d.V2, d.V3, d.V4, d.V5, d.V6, d.V7];
+                for (int e = 0; e < 8; e++)
+                    Assert.Equal(BitConverter.SingleToUInt32Bits(Formats.E2M1.Decode((int)(word >> (4 * e) & 15u)) * scale), BitConverter.SingleToUInt32Bits(got[e]));
+            }
             // shift = s − sMax + 6 from 6 (the group's largest block) down past the bound (−8) to zeros.
             for (int span = 0; span <= 20; span++)
             {
