@@ -57,25 +57,31 @@ public static class DualKernels
         BlockMath.StoreMx<TIo, T, TRule>(y3, i, n, vector, BlockMath.MxValues(g, s), m < NonFiniteBits);
     }
 
-    /// <summary>Q3 of one 128-column row held by 16 lanes (8 each): RHT over lane pairs, inner amax over 2 lanes, outer over 16.</summary>
+    /// <summary>
+    /// Q3 of one 128-column row held by 8 lanes, an inner block of 16 each (as <see cref="RowKernels.Nv"/>): the RHT in
+    /// registers, the block scale once, the outer amax over the 8 lanes. Every lane reaches the shuffle; rows past the
+    /// end write nothing.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NvRow<TIo, T, TRound, THad>(Vec8 v, Vec8 u, ArrayView<T> y3, int lane, int rows, int r, long i, int n, bool vector, uint signs3)
+    static void NvRow<TIo, T, TRound, THad>(Vec8 lo, Vec8 hi, Vec8 uLo, Vec8 uHi, ArrayView<T> y3, int rows, int r, long i, uint signs3)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        if (default(THad).Enabled) v = Hadamard2Lanes(v, (lane & 1) != 0, signs3);
-        uint inner = WarpMax(v.AbsMax(), 2);
-        uint outer = WarpMax(inner, 2, 16);
-        if (r >= rows || n == 0) return;
+        if (default(THad).Enabled) Hadamard16(ref lo, ref hi, signs3);
+        uint inner = Max(lo.AbsMax(), hi.AbsMax());
+        uint outer = WarpMax(inner, 8);
+        if (r >= rows) return;
         bool bad = outer >= NonFiniteBits;
         float so = BlockMath.NvOuter(outer), scale = BlockMath.NvInner(outer, so, inner) * so;
-        var g = BlockMath.NvGrid<TRound>(v, scale, bad, inner, u, default);
-        Vec8Io.Store<TIo, T>(y3, i, n, vector, BlockMath.NvValues(g, scale, bad));
+        var gLo = BlockMath.NvGrid<TRound>(lo, scale, bad, inner, uLo, default);
+        default(TIo).Store8(y3, i, BlockMath.NvValues(gLo, scale, bad));
+        var gHi = BlockMath.NvGrid<TRound>(hi, scale, bad, inner, uHi, default);
+        default(TIo).Store8(y3, i + 8, BlockMath.NvValues(gHi, scale, bad));
     }
 
     /// <summary>
     /// TetraJet-v2's dY quantizers in one launch: Q3 = NVFP4(RHT(dY)) along N (stream3, signs3) and Q5 = NVFP4(RHT(dY))
     /// along T (zero-padded, stream5, signs5), both with the 16-in-128 double block. A group per [128 × 128] region: the
-    /// load gives each 128-column row to 16 lanes, which quantize Q3 from registers, and keeps the left 64 columns as a
+    /// load gives each 128-column row to 8 lanes, which quantize Q3 from registers, and keeps the left 64 columns as a
     /// tile for Q5; the right 64 are then loaded again (from L2: the group read them a moment before) for their Q5.
     /// Shared memory stays at one [128 × 64] FP32 tile. Needs N a multiple of 128.
     /// </summary>
@@ -87,24 +93,25 @@ public static class DualKernels
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
         ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
-        int t = Group.IdxX, lane = t & 31, cc = (t & 15) * 8, rr = t >> 4;
+        // 16 rows a pass, 8 lanes a 128-column row, 16 consecutive elements (an inner block) a lane.
+        int t = Group.IdxX, cc = (t & 7) * 16, rr = t >> 3;
         // N is a multiple of 128 (the callers check it): every run is 8 whole elements, one aligned vector, and the
         // element-by-element paths for ragged runs are left out of the kernel's code.
         const int n = 8;
         const bool vector = true;
-        long last = (long)(rows - 1) * cols + c0 + cc;
+        // The last valid start of a lane's second run: rows past the end load zeros from a valid address.
+        long last = (long)(rows - 1) * cols + c0 + cc + 8;
         for (int p = 0; p < 128; p += 16)
         {
-            int ra = r0 + p + rr, rb = ra + 8;
-            long ia = (long)ra * cols + c0 + cc, ib = (long)rb * cols + c0 + cc;
-            Vec8Io.LoadPairWithUniforms<TIo, T, TRound>(x, ia, ib, last, n, vector, seed, stream3, out var a, out var b);
+            int r = r0 + p + rr;
+            long i = (long)r * cols + c0 + cc;
+            Vec8Io.LoadPairWithUniforms<TIo, T, TRound>(x, i, i + 8, last, n, vector, seed, stream3, out var lo, out var hi);
             if (cc < ColumnTiles.Cols)
             {
-                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, a.V);
-                Vec8Io.StoreFloats(tile, (p + 8 + rr) * ColumnTiles.Cols + cc, b.V);
+                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, lo.V);
+                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc + 8, hi.V);
             }
-            NvRow<TIo, T, TRound, THad>(a.V, a.U, y3, lane, rows, ra, ia, n, vector, signs3);
-            NvRow<TIo, T, TRound, THad>(b.V, b.U, y3, lane, rows, rb, ib, n, vector, signs3);
+            NvRow<TIo, T, TRound, THad>(lo.V, hi.V, lo.U, hi.U, y3, rows, r, i, signs3);
         }
         // The two 64-column halves in a loop, not written out twice: the kernel's code stays small enough for the
         // instruction cache (written out, "no instruction" was its largest warp stall).

@@ -115,6 +115,7 @@ public class CpuAcceleratorTests(CpuAcceleratorFixture fixture)
     [InlineData(QuantFormat.MXFP4, Rounding.Stochastic, 40, 64, false)]      // T padded to 64 for Q5
     [InlineData(QuantFormat.NVFP4, Rounding.Stochastic, 144, 128, true)]     // T padded to 256 for Q5, RHT on both
     [InlineData(QuantFormat.NVFP4, Rounding.Nearest, 48, 256, false)]
+    [InlineData(QuantFormat.NVFP4, Rounding.Stochastic, 176, 384, true)]     // three regions across, a second region down holding 48 rows
     public void Fused_dY_kernel_matches_two_reference_quantizers(QuantFormat format, Rounding rounding, int rows, int cols, bool hadamard)
     {
         var x = GpuTestData.Adversarial(rows, cols, 3);
