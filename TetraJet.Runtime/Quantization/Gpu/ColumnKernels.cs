@@ -40,10 +40,11 @@ public static class ColumnKernels
         var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
+        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
         ColumnTiles.Origin(128, cols, ColumnTiles.Cols, out int r0, out int c0);
         ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, c0, 128);
         Group.Barrier();
-        ColumnTiles.NvColumns<TOuter, THad>(tile, partial, scales, tensorAmax, signs);
-        ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y, ema, rows, cols, r0, c0, seed, stream);
+        bool shared = ColumnTiles.NvColumns<TOuter, THad>(tile, partial, scales, reciprocals, tensorAmax, signs);
+        ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, reciprocals, shared, y, ema, rows, cols, r0, c0, seed, stream);
     }
 }

@@ -232,10 +232,13 @@ internal static class ColumnTiles
     /// Column phase of an NVFP4 tile of 128 rows: thread (column c, half h) transforms (RHT) and reduces its 4 inner
     /// blocks of 16, the halves meet in <paramref name="partial"/> for the outer amax (or the per-tensor amax is read),
     /// and the block scales FP32(s_i·s_o) (NaN for a non-finite outer block) are left in <paramref name="scales"/>
-    /// [8 × 64]. Ends with a barrier.
+    /// [8 × 64], their reciprocals RN(1/scale) in <paramref name="reciprocals"/>. Returns whether every block of the
+    /// tile allows the quotients by the reciprocal (<see cref="SharedDivisor.BlockFits"/>; the rows still check their
+    /// elements for tiny ones). Ends with a barrier.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void NvColumns<TOuter, THad>(ArrayView<float> tile, ArrayView<uint> partial, ArrayView<float> scales, ArrayView<uint> tensorAmax, uint signs)
+    public static bool NvColumns<TOuter, THad>(ArrayView<float> tile, ArrayView<uint> partial, ArrayView<float> scales, ArrayView<float> reciprocals,
+        ArrayView<uint> tensorAmax, uint signs)
         where TOuter : struct, INvOuter where THad : struct, IHadamardMode
     {
         int t = Group.IdxX, c = t & (Cols - 1), h = t >> 6, b0 = 4 * h;
@@ -252,19 +255,28 @@ internal static class ColumnTiles
         Group.Barrier();
         uint outer = default(TOuter).PerTensor ? tensorAmax[0] : Max(partial[c], partial[Cols + c]);
         float so = BlockMath.NvOuter(outer);
+        bool fits = true;
         for (int b = b0; b < b0 + 4; b++)
-            scales[b * Cols + c] = BlockMath.NvInner(outer, so, scales.Cast<uint>()[b * Cols + c]) * so;
-        Group.Barrier();
+        {
+            uint inner = scales.Cast<uint>()[b * Cols + c];
+            float scale = BlockMath.NvInner(outer, so, inner) * so;
+            scales[b * Cols + c] = scale;
+            reciprocals[b * Cols + c] = 1f / scale;
+            fits &= SharedDivisor.BlockFits(scale, inner);
+        }
+        return Group.BarrierAnd(fits);
     }
 
     /// <summary>
     /// Row phase of an NVFP4 tile: as <see cref="MxRows"/> with each element's inner-block scale (NaN scale: the value is
-    /// NaN). <paramref name="wholeRuns"/> (a constant at the call): cols is a multiple of 8, so a thread's run is whole
+    /// NaN). Where <paramref name="shared"/> (<see cref="NvColumns"/>) and a run has no tiny element, its quotients use the
+    /// blocks' reciprocals (<see cref="SharedDivisor"/>: the division's bits); otherwise, and under Q-EMA, IEEE divisions.
+    /// <paramref name="wholeRuns"/> (a constant at the call): cols is a multiple of 8, so a thread's run is whole
     /// or absent and the element-by-element paths are not compiled in.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void NvRows<TIo, T, TRound>(ArrayView<float> tile, ArrayView<float> scales, ArrayView<T> y, ArrayView<float> ema,
-        int rows, int cols, int r0, int c0, ulong seed, ulong stream, bool wholeRuns = false)
+    public static void NvRows<TIo, T, TRound>(ArrayView<float> tile, ArrayView<float> scales, ArrayView<float> reciprocals, bool shared,
+        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int r0, int c0, ulong seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
@@ -277,15 +289,35 @@ internal static class ColumnTiles
             long i = (long)(r0 + r) * cols + c0 + cc;
             Vec8 v = Vec8Io.LoadFloats(tile, r * Cols + cc), s = Vec8Io.LoadFloats(scales, (r >> 4) * Cols + cc);
             Vec8 u = Uniforms<TRound>(seed, stream, i, n, blocks), e = Vec8Io.Ema<TRound>(ema, i, n, vector);
-            // A NaN scale (non-finite outer block) makes the value NaN whatever the grid value.
-            Vec8 q = new()
+            Vec8 q;
+            if (default(TRound).Mode != Rounding.EmaGuided && shared && !SharedDivisor.AnyTiny(v))
             {
-                V0 = BlockMath.NvOne<TRound>(v.V0, s.V0, u.V0, e.V0) * s.V0, V1 = BlockMath.NvOne<TRound>(v.V1, s.V1, u.V1, e.V1) * s.V1,
-                V2 = BlockMath.NvOne<TRound>(v.V2, s.V2, u.V2, e.V2) * s.V2, V3 = BlockMath.NvOne<TRound>(v.V3, s.V3, u.V3, e.V3) * s.V3,
-                V4 = BlockMath.NvOne<TRound>(v.V4, s.V4, u.V4, e.V4) * s.V4, V5 = BlockMath.NvOne<TRound>(v.V5, s.V5, u.V5, e.V5) * s.V5,
-                V6 = BlockMath.NvOne<TRound>(v.V6, s.V6, u.V6, e.V6) * s.V6, V7 = BlockMath.NvOne<TRound>(v.V7, s.V7, u.V7, e.V7) * s.V7,
-            };
+                Vec8 d = Vec8Io.LoadFloats(reciprocals, (r >> 4) * Cols + cc);
+                q = new()
+                {
+                    V0 = SharedQuotient<TRound>(v.V0, s.V0, d.V0, u.V0), V1 = SharedQuotient<TRound>(v.V1, s.V1, d.V1, u.V1),
+                    V2 = SharedQuotient<TRound>(v.V2, s.V2, d.V2, u.V2), V3 = SharedQuotient<TRound>(v.V3, s.V3, d.V3, u.V3),
+                    V4 = SharedQuotient<TRound>(v.V4, s.V4, d.V4, u.V4), V5 = SharedQuotient<TRound>(v.V5, s.V5, d.V5, u.V5),
+                    V6 = SharedQuotient<TRound>(v.V6, s.V6, d.V6, u.V6), V7 = SharedQuotient<TRound>(v.V7, s.V7, d.V7, u.V7),
+                };
+            }
+            else
+            {
+                // A NaN scale (non-finite outer block) makes the value NaN whatever the grid value.
+                q = new()
+                {
+                    V0 = BlockMath.NvOne<TRound>(v.V0, s.V0, u.V0, e.V0) * s.V0, V1 = BlockMath.NvOne<TRound>(v.V1, s.V1, u.V1, e.V1) * s.V1,
+                    V2 = BlockMath.NvOne<TRound>(v.V2, s.V2, u.V2, e.V2) * s.V2, V3 = BlockMath.NvOne<TRound>(v.V3, s.V3, u.V3, e.V3) * s.V3,
+                    V4 = BlockMath.NvOne<TRound>(v.V4, s.V4, u.V4, e.V4) * s.V4, V5 = BlockMath.NvOne<TRound>(v.V5, s.V5, u.V5, e.V5) * s.V5,
+                    V6 = BlockMath.NvOne<TRound>(v.V6, s.V6, u.V6, e.V6) * s.V6, V7 = BlockMath.NvOne<TRound>(v.V7, s.V7, u.V7, e.V7) * s.V7,
+                };
+            }
             Vec8Io.Store<TIo, T>(y, i, n, vector, q);
         }
     }
+
+    /// <summary>NvOne's value times the scale, for a block that fits the shared reciprocal (scale positive and finite).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float SharedQuotient<TRound>(float v, float scale, float reciprocal, float u) where TRound : struct, IRoundingMode =>
+        Fp4Grid.Round<TRound>(SharedDivisor.Quotient(v, scale, reciprocal), u, 0f) * scale;
 }

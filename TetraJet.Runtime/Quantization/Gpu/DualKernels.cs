@@ -92,6 +92,7 @@ public static class DualKernels
         var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
+        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
         ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
         // 16 rows a pass, 8 lanes a 128-column row, 16 consecutive elements (an inner block) a lane.
         int t = Group.IdxX, cc = (t & 7) * 16, rr = t >> 3;
@@ -123,8 +124,8 @@ public static class DualKernels
                 ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, half, 128);
             }
             Group.Barrier();
-            ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, default, signs5);
-            ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, y5, default, rows, cols, r0, half, seed, stream5, wholeRuns: true);
+            bool shared = ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, reciprocals, default, signs5);
+            ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, reciprocals, shared, y5, default, rows, cols, r0, half, seed, stream5, wholeRuns: true);
         }
     }
 }

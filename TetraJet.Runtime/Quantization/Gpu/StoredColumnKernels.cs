@@ -38,12 +38,13 @@ public static class StoredColumnKernels
         var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var blockScales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
+        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
         ColumnTiles.Origin(128, cols, ColumnTiles.Cols, out int r0, out int c0);
         ColumnTiles.LoadStored<TIo, T, TSrc>(codes, scales, outer, tile, sourceRows, cols, r0, c0, 128);
         Group.Barrier();
-        ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, blockScales, default, signs);
+        bool shared = ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, blockScales, reciprocals, default, signs);
         // Storage needs cols a multiple of its block: whole runs of 8.
-        ColumnTiles.NvRows<TIo, T, TRound>(tile, blockScales, y, default, rows, cols, r0, c0, seed, stream, wholeRuns: true);
+        ColumnTiles.NvRows<TIo, T, TRound>(tile, blockScales, reciprocals, shared, y, default, rows, cols, r0, c0, seed, stream, wholeRuns: true);
     }
 }
 
