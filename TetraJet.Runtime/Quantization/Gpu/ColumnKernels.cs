@@ -20,12 +20,13 @@ public static class ColumnKernels
         var tile = SharedMemory.Allocate<float>(32 * ColumnTiles.Cols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var inverse = SharedMemory.Allocate<float>(ColumnTiles.Cols);
+        var offset = SharedMemory.Allocate<float>(ColumnTiles.Cols);
         var scale = SharedMemory.Allocate<float>(ColumnTiles.Cols);
         ColumnTiles.Origin(32, cols, ColumnTiles.Cols, out int r0, out int c0);
         ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, c0, 32);
         Group.Barrier();
-        ColumnTiles.MxColumns<TRule, THad>(tile, partial, inverse, scale, signs);
-        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y, ema, rows, cols, r0, c0, 32, seed, stream);
+        bool finite = ColumnTiles.MxColumns<TRule, THad>(tile, partial, inverse, offset, scale, signs);
+        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, offset, scale, finite, y, ema, rows, cols, r0, c0, 32, seed, stream);
     }
 
     /// <summary>

@@ -163,40 +163,53 @@ internal static class ColumnTiles
     /// <summary>
     /// Column phase of an MX tile of 32 rows (one block per column): thread (column c, half h) reduces rows
     /// [16h, 16h + 16) (one RHT group), the halves meet in <paramref name="partial"/>, and the column's scaling is left
-    /// in <paramref name="inverse"/> (2^-s; 0 marks a zero block) and <paramref name="scale"/> (2^s; NaN marks a
-    /// non-finite block). Ends with a barrier.
+    /// in <paramref name="inverse"/> (2^-s; 0 marks a zero block), <paramref name="offset"/> (<see cref="MxValue{TRule, TRound}"/>)
+    /// and <paramref name="scale"/> (2^s; NaN marks a non-finite block). Returns whether every block of the tile is
+    /// finite. Ends with a barrier.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void MxColumns<TRule, THad>(ArrayView<float> tile, ArrayView<uint> partial, ArrayView<float> inverse, ArrayView<float> scale, uint signs)
+    public static bool MxColumns<TRule, THad>(ArrayView<float> tile, ArrayView<uint> partial, ArrayView<float> inverse, ArrayView<float> offset,
+        ArrayView<float> scale, uint signs)
         where TRule : struct, IMxRule where THad : struct, IHadamardMode
     {
         int t = Group.IdxX, c = t & (Cols - 1), h = t >> 6;
         partial[t] = Group16<THad>(tile, 16 * h, c, signs);
         Group.Barrier();
+        bool nonFinite = false;
         if (h == 0)
         {
             uint m = Max(partial[c], partial[Cols + c]);
             int s = BlockMath.MxExponent<TRule>(m);
-            inverse[c] = m == 0 ? 0f : m >= NonFiniteBits ? 1f : Bits.Pow2(-s);
-            scale[c] = m >= NonFiniteBits ? float.NaN : Bits.Pow2(s);
+            nonFinite = m >= NonFiniteBits;
+            inverse[c] = m == 0 ? 0f : nonFinite ? 1f : Bits.Pow2(-s);
+            offset[c] = m == 0 ? 0f : -0f;
+            scale[c] = nonFinite ? float.NaN : Bits.Pow2(s);
         }
-        Group.Barrier();
-    }
-
-    /// <summary>One element of an MX block from its column's scaling (see <see cref="MxColumns"/>): +0 in a zero block, NaN in a non-finite one.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MxValue<TRule, TRound>(float v, float inverse, float scale, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode
-    {
-        float q = BlockMath.MxOne<TRule, TRound>(v * inverse, u, e * inverse) * scale;
-        return inverse == 0f ? 0f : q;
+        return !Group.BarrierOr(nonFinite);
     }
 
     /// <summary>
-    /// Row phase of an MX tile: y[r0 + r, c0 + …] = Q for the tile's rows below <paramref name="rows"/>, 8 elements a thread,
-    /// 16 rows a pass. <paramref name="wholeRuns"/> as in <see cref="NvRows"/>.
+    /// One element of an MX block from its column's scaling (see <see cref="MxColumns"/>): +0 in a zero block, NaN in a
+    /// non-finite one. <paramref name="offset"/> is the column's −0, or +0 for a zero block: v·inverse + offset is v·inverse
+    /// itself in a live block (adding −0 changes no value, −0 included) and +0 in a zero block (inverse 0: ±0 + +0), so
+    /// one FMA scales the element and clears a zero block's signs, where a compare and a select per element did.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void MxRows<TIo, T, TRule, TRound>(ArrayView<float> tile, ArrayView<float> inverse, ArrayView<float> scale, ArrayView<T> y,
+    public static float MxValue<TRule, TRound>(float v, float inverse, float offset, float scale, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
+        BlockMath.MxOne<TRule, TRound>(Fma(v, inverse, offset), u, e * inverse) * scale;
+
+    /// <summary>a·b + c rounded once: <c>fma.rn</c> on CUDA; elsewhere the product then the sum, the same value wherever c is a signed zero (the only use).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Fma(float a, float b, float c) => ILGPU.Runtime.Cuda.CudaAsm.IsSupported ? default(PtxFma).Fma(a, b, c) : a * b + c;
+
+    /// <summary>
+    /// Row phase of an MX tile: y[r0 + r, c0 + …] = Q for the tile's rows below <paramref name="rows"/>, 8 elements a thread,
+    /// 16 rows a pass. <paramref name="finite"/>: <see cref="MxColumns"/>'s result (values stored without a rounding step
+    /// where every block is finite). <paramref name="wholeRuns"/> as in <see cref="NvRows"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void MxRows<TIo, T, TRule, TRound>(ArrayView<float> tile, ArrayView<float> inverse, ArrayView<float> offset, ArrayView<float> scale,
+        bool finite, ArrayView<T> y,
         ArrayView<float> ema, int rows, int cols, int r0, int c0, int tileRows, ulong seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
@@ -205,11 +218,7 @@ internal static class ColumnTiles
         if (n == 0) return;
         bool vector = wholeRuns || IsVector(cols, n);
         bool blocks = wholeRuns || (cols & 3) == 0;
-        Vec8 inv = Vec8Io.LoadFloats(inverse, cc), sc = Vec8Io.LoadFloats(scale, cc);
-        // A non-finite block (column) has scale NaN, so its values are NaN. The scales are otherwise positive, so their sum
-        // is NaN exactly when one is: seven FP32 adds and one test per eight elements (ptxas recomputes the sum in the
-        // loop rather than keep it), where each element was tested.
-        float probe = sc.V0 + sc.V1 + sc.V2 + sc.V3 + sc.V4 + sc.V5 + sc.V6 + sc.V7;
+        Vec8 inv = Vec8Io.LoadFloats(inverse, cc), off = Vec8Io.LoadFloats(offset, cc), sc = Vec8Io.LoadFloats(scale, cc);
         for (int r = rr; r < tileRows && r0 + r < rows; r += 16)
         {
             long i = (long)(r0 + r) * cols + c0 + cc;
@@ -217,12 +226,12 @@ internal static class ColumnTiles
             Vec8 u = Uniforms<TRound>(seed, stream, i, n, blocks), e = Vec8Io.Ema<TRound>(ema, i, n, vector);
             Vec8 q = new()
             {
-                V0 = MxValue<TRule, TRound>(v.V0, inv.V0, sc.V0, u.V0, e.V0), V1 = MxValue<TRule, TRound>(v.V1, inv.V1, sc.V1, u.V1, e.V1),
-                V2 = MxValue<TRule, TRound>(v.V2, inv.V2, sc.V2, u.V2, e.V2), V3 = MxValue<TRule, TRound>(v.V3, inv.V3, sc.V3, u.V3, e.V3),
-                V4 = MxValue<TRule, TRound>(v.V4, inv.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, sc.V5, u.V5, e.V5),
-                V6 = MxValue<TRule, TRound>(v.V6, inv.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, sc.V7, u.V7, e.V7),
+                V0 = MxValue<TRule, TRound>(v.V0, inv.V0, off.V0, sc.V0, u.V0, e.V0), V1 = MxValue<TRule, TRound>(v.V1, inv.V1, off.V1, sc.V1, u.V1, e.V1),
+                V2 = MxValue<TRule, TRound>(v.V2, inv.V2, off.V2, sc.V2, u.V2, e.V2), V3 = MxValue<TRule, TRound>(v.V3, inv.V3, off.V3, sc.V3, u.V3, e.V3),
+                V4 = MxValue<TRule, TRound>(v.V4, inv.V4, off.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, off.V5, sc.V5, u.V5, e.V5),
+                V6 = MxValue<TRule, TRound>(v.V6, inv.V6, off.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, off.V7, sc.V7, u.V7, e.V7),
             };
-            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, !float.IsNaN(probe));
+            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, finite);
         }
     }
 

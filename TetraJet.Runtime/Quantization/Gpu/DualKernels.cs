@@ -25,6 +25,7 @@ public static class DualKernels
         var tile = SharedMemory.Allocate<float>(32 * ColumnTiles.Cols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var inverse = SharedMemory.Allocate<float>(ColumnTiles.Cols);
+        var offset = SharedMemory.Allocate<float>(ColumnTiles.Cols);
         var scale = SharedMemory.Allocate<float>(ColumnTiles.Cols);
         ColumnTiles.Origin(32, cols, ColumnTiles.Cols, out int r0, out int c0);
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
@@ -41,8 +42,8 @@ public static class DualKernels
         MxRow<TIo, T, TRule, TRound>(a.V, a.U, y3, rows, ra, ia, n, vector);
         MxRow<TIo, T, TRule, TRound>(b.V, b.U, y3, rows, rb, ib, n, vector);
         Group.Barrier();
-        ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, scale, 0u);
-        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y5, default, rows, cols, r0, c0, 32, seed, stream5, wholeRuns: true);
+        bool finite = ColumnTiles.MxColumns<TRule, NoHadamard>(tile, partial, inverse, offset, scale, 0u);
+        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, offset, scale, finite, y5, default, rows, cols, r0, c0, 32, seed, stream5, wholeRuns: true);
     }
 
     /// <summary>Q3 of 8 elements of a row (an MX block is 4 lanes): every lane reaches the shuffle, rows past the end write nothing.</summary>

@@ -20,13 +20,14 @@ public static class StoredColumnKernels
         var tile = SharedMemory.Allocate<float>(32 * ColumnTiles.Cols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
         var inverse = SharedMemory.Allocate<float>(ColumnTiles.Cols);
+        var offset = SharedMemory.Allocate<float>(ColumnTiles.Cols);
         var scale = SharedMemory.Allocate<float>(ColumnTiles.Cols);
         ColumnTiles.Origin(32, cols, ColumnTiles.Cols, out int r0, out int c0);
         ColumnTiles.LoadStored<TIo, T, TSrc>(codes, scales, outer, tile, sourceRows, cols, r0, c0, 32);
         Group.Barrier();
-        ColumnTiles.MxColumns<TRule, THad>(tile, partial, inverse, scale, signs);
+        bool finite = ColumnTiles.MxColumns<TRule, THad>(tile, partial, inverse, offset, scale, signs);
         // Storage needs cols a multiple of its block: whole runs of 8.
-        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, scale, y, default, rows, cols, r0, c0, 32, seed, stream, wholeRuns: true);
+        ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, offset, scale, finite, y, default, rows, cols, r0, c0, 32, seed, stream, wholeRuns: true);
     }
 
     /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: a [128 × 64] tile per group.</summary>

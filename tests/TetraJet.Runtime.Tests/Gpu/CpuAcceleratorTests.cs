@@ -127,6 +127,40 @@ public class CpuAcceleratorTests(CpuAcceleratorFixture fixture)
         GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 12, null, true, hadamard), q5, "Q5");
     }
 
+    /// <summary>
+    /// Blocks down a column that hold only zeros, some of them −0: the reference writes +0 throughout such a block (a
+    /// zero block), while a −0 in a live block keeps its sign. The first-axis kernels and the fused dY kernel's Q5 get
+    /// the zero block's +0 from their per-column offset.
+    /// </summary>
+    [Theory]
+    [InlineData(QuantFormat.MXFP4, Rounding.Nearest)]
+    [InlineData(QuantFormat.MXFP4, Rounding.Stochastic)]
+    [InlineData(QuantFormat.MXFP8, Rounding.Nearest)]
+    [InlineData(QuantFormat.NVFP4, Rounding.Stochastic)]
+    public void Zero_blocks_with_negative_zeros_along_the_first_axis_match_the_reference(QuantFormat format, Rounding rounding)
+    {
+        var spec = new QuantSpec(format, rounding);
+        int rows = format == QuantFormat.NVFP4 ? 256 : 64, cols = format == QuantFormat.NVFP4 ? 128 : 64;
+        var x = GpuTestData.Adversarial(rows, cols, 17);
+        int block = format == QuantFormat.NVFP4 ? 16 : 32;
+        for (int r = 0; r < block; r++)
+        {
+            x[r * cols + 3] = r % 2 == 0 ? 0f : -0f;                  // a zero block of mixed signs
+            x[(block + r) * cols + 9] = -0f;                          // a zero block of −0 alone
+        }
+        x[5 * cols + 20] = -0f;                                       // −0 in a live block
+        var expected = GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 7, null, true, false);
+        var actual = new float[x.Length];
+        GpuQuantizer.Quantize(fixture.Accelerator, x, actual, rows, cols, BlockAxis.First, spec, 42, 7, null, true, false);
+        GpuTestData.AssertBitsEqual(expected, actual, $"{spec} first axis");
+        Assert.Equal(0u, BitConverter.SingleToUInt32Bits(actual[block * cols + 9]));
+        if (format == QuantFormat.MXFP8) return;
+        var q3 = new float[x.Length];
+        var q5 = new float[x.Length];
+        GpuQuantizer.QuantizeDual(fixture.Accelerator, x, q3, q5, rows, cols, spec, 42, 11, 12, false);
+        GpuTestData.AssertBitsEqual(GpuTestData.Reference(x, rows, cols, BlockAxis.First, spec, 42, 12, null, true, false), q5, $"{spec} fused Q5");
+    }
+
     [Fact]
     public void Worked_example_MXFP4_block_quantizes_as_the_spec_says()
     {
