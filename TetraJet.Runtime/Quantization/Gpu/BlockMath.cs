@@ -86,7 +86,8 @@ public static class BlockMath
     /// kept) holds its code in bits 22..24 of its FP32 bits: 0.5 becomes 2^-127 (1 &lt;&lt; 22), 1 the smallest normal
     /// (2 &lt;&lt; 22), and each grid step above adds 1 &lt;&lt; 22, with nothing below bit 22. Adding the bits shifted down by 6
     /// puts the sign (bit 31) at bit 25 beside them (the fields do not overlap, so the sum is an OR): the nibble is bits
-    /// 22..25, moved into place with one shift and a masked OR. Four instructions per element where the compares were nine.
+    /// 22..25, moved into place with one shift and a masked OR: four instructions per element in ptxas 11.8's SASS, where
+    /// the compares and selects took fourteen.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint Fp4Codes(Vec8 g, bool nan) => nan ? 0u
