@@ -82,7 +82,7 @@ public static class BlockMath
 
     /// <summary>
     /// The 4-bit codes of eight grid values in one word (element 2k in the low nibble of byte k); 0 for a non-finite block.
-    /// Reference: E2M1.Encode per element (<see cref="Fp4Grid.Code"/>). Each grid value times 2^-126 (exact; subnormals
+    /// Reference: E2M1.Encode per element. Each grid value times 2^-126 (exact; subnormals
     /// kept) holds its code in bits 22..24 of its FP32 bits: 0.5 becomes 2^-127 (1 &lt;&lt; 22), 1 the smallest normal
     /// (2 &lt;&lt; 22), and each grid step above adds 1 &lt;&lt; 22, with nothing below bit 22. Adding the bits shifted down by 6
     /// puts the sign (bit 31) at bit 25 beside them (the fields do not overlap, so the sum is an OR): the nibble is bits

@@ -110,17 +110,6 @@ public static class Fp4Grid
         _ => Nearest(v),
     };
 
-    /// <summary>Reference: E2M1.Encode. The 4-bit code of a grid value: below 1 it is 2|g| (0 or 1); above, the exponent and fraction bit.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Code(float g)
-    {
-        uint b = Bits.AsUInt(g), sign = (b >> 28) & 8u, m = b & 0x7FFFFFFFu;
-        // 1.0 = 0x3F800000: bits >> 22 is 254 for code 2, and each grid step above adds one.
-        uint small = m != 0 ? 1u : 0u, large = (m >> 22) - 252u;
-        uint code = m < 0x3F800000u ? small : large;
-        return sign | code;
-    }
-
     /// <summary>
     /// The values of the eight codes of a word (element k in nibble k) times <paramref name="scale"/>: each
     /// <see cref="Decode"/>(w &gt;&gt; 4k) · scale, bit for bit. The inverse of <see cref="BlockMath.Fp4Codes"/>: the magnitude
