@@ -54,6 +54,7 @@ internal static class PlanEmitter
         w.Line("using TetraJet.Plans;");
         w.Line("using TetraJet.Quantization;");
         w.Line("using TetraJet.Quantization.Gpu;");
+        w.Line("using TetraJet.Randomness;");
         w.Line("using static TorchSharp.torch;");
         w.Line();
         w.Line("namespace " + ns + ";");
@@ -69,21 +70,21 @@ internal static class PlanEmitter
 
     private const string Dtype = "<TIo, T>";
     private const string DtypeWhere = "where T : unmanaged where TIo : struct, IElementIo<T>";
-    private const string RowParams = "(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)";
+    private const string RowParams = "(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)";
     private const string RowArgs = "(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs)";
-    private const string ColumnParams = "(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, ulong seed, ulong stream, uint signs)";
+    private const string ColumnParams = "(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)";
     private const string ColumnArgs = "(x, y, ema, tensorAmax, rows, cols, seed, stream, signs)";
-    private const string StoredParams = "(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)";
+    private const string StoredParams = "(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs)";
     private const string StoredArgs = "(codes, scales, outer, y, rows, cols, sourceRows, seed, stream, signs)";
-    private const string DualParams = "(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)";
+    private const string DualParams = "(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, int rows, int cols, PhiloxKey seed, ulong stream3, ulong stream5, uint signs3, uint signs5)";
     private const string DualArgs = "(x, y3, y5, rows, cols, seed, stream3, stream5, signs3, signs5)";
-    private const string Fp8RowParams = "(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, ulong seed, ulong stream)";
+    private const string Fp8RowParams = "(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, PhiloxKey seed, ulong stream)";
     private const string Fp8RowArgs = "(x, ema, codes8, scales8, flags, side, codes, scales, rows, cols, seed, stream)";
-    private const string Fp8ColumnParams = "(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream)";
+    private const string Fp8ColumnParams = "(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream)";
     private const string Fp8ColumnArgs = "(x, ema, codes8, scales8, flags, side, rows, cols, paddedRows, seed, stream)";
-    private const string Fp8StoredParams = "(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream)";
+    private const string Fp8StoredParams = "(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream)";
     private const string Fp8StoredArgs = "(codes, scales, codes8, scales8, flags, side, rows, cols, paddedRows, seed, stream)";
-    private const string Fp8DualParams = "(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3, ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows, ulong seed, ulong stream3, ulong stream5)";
+    private const string Fp8DualParams = "(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3, ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream3, ulong stream5)";
     private const string Fp8DualArgs = "(x, codes3, scales3, flags3, side3, codes5, scales5, flags5, side5, rows, cols, paddedRows, seed, stream3, stream5)";
     private const string AmaxParams = "(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs)";
     private const string AmaxArgs = "(x, result, rows, cols, signs)";

@@ -70,7 +70,7 @@ public sealed class CudaBackend : QuantBackend
             KernelArg.View(stored is null ? DeviceView.None : DeviceTensors.View(stored.Codes)),
             KernelArg.View(stored is null ? DeviceView.None : DeviceTensors.View(stored.Scales)),
             KernelArg.View(stored is null ? DeviceView.None : DeviceTensors.View(stored.OuterScales)),
-            KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.ULong(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
+            KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Key(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
         ]);
         return y;
     }
@@ -105,7 +105,7 @@ public sealed class CudaBackend : QuantBackend
         runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Columns(q.Spec, rows, cols),
         [
             KernelArg.View(DeviceTensors.View(x2)), KernelArg.View(DeviceTensors.View(y)), KernelArg.View(EmaView(ema, q.Spec, x2)), KernelArg.View(amax),
-            KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.ULong(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
+            KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Key(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
         ]);
         return y.MoveToOuterDisposeScope();
     }
@@ -122,7 +122,7 @@ public sealed class CudaBackend : QuantBackend
         [
             KernelArg.View(DeviceTensors.View(source.Codes)), KernelArg.View(DeviceTensors.View(source.Scales)), KernelArg.View(DeviceTensors.View(source.OuterScales)),
             KernelArg.View(DeviceTensors.View(y)), KernelArg.Int((int)rows), KernelArg.Int(cols), KernelArg.Int(source.Rows),
-            KernelArg.ULong(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
+            KernelArg.Key(s.Seed), KernelArg.ULong(s.Stream), KernelArg.UInt(s.Signs),
         ]);
         return y.MoveToOuterDisposeScope();
     }
@@ -142,7 +142,7 @@ public sealed class CudaBackend : QuantBackend
         runner.Launch(q.Gpu.For(Bf16(x2)), KernelGeometry.Dual(q.Spec, rows, cols),
         [
             KernelArg.View(DeviceTensors.View(x2)), KernelArg.View(DeviceTensors.View(y3)), KernelArg.View(DeviceTensors.View(y5)),
-            KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.ULong(s3.Seed), KernelArg.ULong(s3.Stream), KernelArg.ULong(s5.Stream),
+            KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Key(s3.Seed), KernelArg.ULong(s3.Stream), KernelArg.ULong(s5.Stream),
             KernelArg.UInt(s3.Signs), KernelArg.UInt(s5.Signs),
         ]);
         return (y3.MoveToOuterDisposeScope(), y5.MoveToOuterDisposeScope());

@@ -31,10 +31,13 @@ public static class BlockMath
         return amax >= NonFiniteBits ? E8M0.MinExponent : s;
     }
 
-    /// <summary>Reference: ScalarCore.MxGrid. One already-scaled element (v = x·2^-s, e = ema·2^-s) onto the element grid.</summary>
+    /// <summary>
+    /// Reference: ScalarCore.MxGrid. One already-scaled element (v = x·2^-s, e = ema·2^-s) onto the element grid; the
+    /// uniform as ticks (<see cref="KernelMath.Ticks"/>), made a uniform again (exactly) for the scalar FP8 rounding.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MxOne<TRule, TRound>(float v, float u, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
-        default(TRule).Fp8 ? ScalarCore.RoundFp8(v, default(TRound).Mode, u, e) : Fp4Grid.Round<TRound>(v, u, e);
+    public static float MxOne<TRule, TRound>(float v, float ticks, float e) where TRule : struct, IMxRule where TRound : struct, IRoundingMode =>
+        default(TRule).Fp8 ? ScalarCore.RoundFp8(v, default(TRound).Mode, ticks * (1f / KernelMath.TicksPerUnit), e) : Fp4Grid.Round<TRound>(v, ticks, e);
 
     /// <summary>
     /// Reference: ReferenceQuantizer.MxBlock. The grid values of eight elements of an MX block with amax bits

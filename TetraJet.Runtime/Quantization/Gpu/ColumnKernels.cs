@@ -1,4 +1,5 @@
 using ILGPU;
+using TetraJet.Randomness;
 
 namespace TetraJet.Quantization.Gpu;
 
@@ -13,7 +14,7 @@ public static class ColumnKernels
 {
     /// <summary>MX blocks of 32 along the first axis: a [32 × 64] tile per group (one block per column); RHT per 16 rows when enabled.</summary>
     public static void Mx<TIo, T, TRule, TRound, THad>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-        int rows, int cols, ulong seed, ulong stream, uint signs)
+        int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
@@ -34,7 +35,7 @@ public static class ColumnKernels
     /// (TetraJet-v2) or from the per-tensor amax bits in <paramref name="tensorAmax"/>[0] (NVIDIA recipe).
     /// </summary>
     public static void Nv<TIo, T, TOuter, TRound, THad>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-        int rows, int cols, ulong seed, ulong stream, uint signs)
+        int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -210,7 +211,7 @@ internal static class ColumnTiles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void MxRows<TIo, T, TRule, TRound>(ArrayView<float> tile, ArrayView<float> inverse, ArrayView<float> offset, ArrayView<float> scale,
         bool finite, ArrayView<T> y,
-        ArrayView<float> ema, int rows, int cols, int r0, int c0, int tileRows, ulong seed, ulong stream, bool wholeRuns = false)
+        ArrayView<float> ema, int rows, int cols, int r0, int c0, int tileRows, PhiloxKey seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
@@ -285,7 +286,7 @@ internal static class ColumnTiles
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void NvRows<TIo, T, TRound>(ArrayView<float> tile, ArrayView<float> scales, ArrayView<float> reciprocals, bool shared,
-        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int r0, int c0, ulong seed, ulong stream, bool wholeRuns = false)
+        ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int r0, int c0, PhiloxKey seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;

@@ -96,7 +96,7 @@ public static class CudaFp8
             [
                 KernelArg.View(View(x2)), KernelArg.View(Ema(ema, spec, x2)), .. outs,
                 KernelArg.View(stored is null ? DeviceView.None : View(stored.Codes)), KernelArg.View(stored is null ? DeviceView.None : View(stored.Scales)),
-                KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.ULong(seed), KernelArg.ULong(stream),
+                KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Key(seed), KernelArg.ULong(stream),
             ]);
         return o.MoveToOuterDisposeScope();
     }
@@ -113,7 +113,7 @@ public static class CudaFp8
         if (x2.numel() > 0)
             runner.Launch((kernel ?? LibraryKernels.Fp8Columns(spec)).For(Bf16(x2)), KernelGeometry.Fp8ColumnThreads(padded, cols),
                 [KernelArg.View(View(x2)), KernelArg.View(Ema(ema, spec, x2)), .. outs, KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Int(padded),
-                 KernelArg.ULong(seed), KernelArg.ULong(stream)]);
+                 KernelArg.Key(seed), KernelArg.ULong(stream)]);
         return o.MoveToOuterDisposeScope();
     }
 
@@ -129,7 +129,7 @@ public static class CudaFp8
         if (source.Count > 0)
             runner.Launch((kernel ?? LibraryKernels.Fp8StoredColumns(source.Spec, target)).For(source.DType == ScalarType.BFloat16), KernelGeometry.Fp8ColumnThreads(padded, cols),
                 [KernelArg.View(View(source.Codes)), KernelArg.View(View(source.Scales)), .. outs, KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Int(padded),
-                 KernelArg.ULong(seed), KernelArg.ULong(stream)]);
+                 KernelArg.Key(seed), KernelArg.ULong(stream)]);
         return o.MoveToOuterDisposeScope();
     }
 
@@ -147,7 +147,7 @@ public static class CudaFp8
         if (x2.numel() > 0)
             runner.Launch((kernel ?? LibraryKernels.Fp8Dual(spec)).For(Bf16(x2)), KernelGeometry.Fp8DualThreads(padded, cols),
                 [KernelArg.View(View(x2)), .. o3, .. o5, KernelArg.Int(rows), KernelArg.Int(cols), KernelArg.Int(padded),
-                 KernelArg.ULong(seed), KernelArg.ULong(stream3), KernelArg.ULong(stream5)]);
+                 KernelArg.Key(seed), KernelArg.ULong(stream3), KernelArg.ULong(stream5)]);
         return (q3.MoveToOuterDisposeScope(), q5.MoveToOuterDisposeScope());
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -19,7 +20,7 @@ public static class DualKernels
     /// [32 × 64] tile per group: a Q3 block is 4 lanes of the load, a Q5 block one tile column. Needs N a multiple of 32.
     /// </summary>
     public static void Mx<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5,
-        int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
+        int rows, int cols, PhiloxKey seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         var tile = SharedMemory.Allocate<float>(32 * ColumnTiles.Cols);
@@ -87,7 +88,7 @@ public static class DualKernels
     /// Shared memory stays at one [128 × 64] FP32 tile. Needs N a multiple of 128.
     /// </summary>
     public static void Nv<TIo, T, TRound, THad>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5,
-        int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
+        int rows, int cols, PhiloxKey seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
         var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);

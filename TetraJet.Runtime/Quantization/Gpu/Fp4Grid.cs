@@ -59,36 +59,41 @@ public static class Fp4Grid
     }
 
     /// <summary>
-    /// Reference: E2M1.RoundStochastic, u &lt; (a − lo)/(hi − lo). On CUDA <see cref="StochasticSteps{TUp}"/> with PTX's
-    /// rounding up; the CPU accelerator (whose .NET code has no directed rounding) compares against the bracket. Away from
-    /// saturation hi − lo is the step, a power of two, and u·step (u a multiple of 2^-24, step ≥ 0.5) and a − lo
-    /// (Sterbenz) are exact, so comparing them is comparing the exact quotient; at 6, a − lo = 0 on both sides.
+    /// Reference: E2M1.RoundStochastic, u &lt; (a − lo)/(hi − lo), with the uniform as ticks t = u·2^24
+    /// (<see cref="KernelMath.Ticks"/>). On CUDA <see cref="StochasticSteps{TUp}"/> with PTX's rounding up; the CPU
+    /// accelerator (whose .NET code has no directed rounding) compares against the bracket. Away from saturation
+    /// hi − lo is the step, a power of two, and t·(step·2^-24) = u·step (t an integer below 2^24, step ≥ 0.5) and
+    /// a − lo (Sterbenz) are exact, so comparing them is comparing the exact quotient; at 6, a − lo = 0 on both sides.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Stochastic(float v, float u)
+    public static float Stochastic(float v, float ticks)
     {
-        if (CudaAsm.IsSupported) return StochasticSteps<PtxRoundUp>(v, u);
+        if (CudaAsm.IsSupported) return StochasticSteps<PtxRoundUp>(v, ticks);
         float a = Bracket(v, out float lo, out float hi, out float step);
-        return Bits.WithSignOf(u * step < a - lo ? hi : lo, v);
+        return Bits.WithSignOf(ticks * (step * TickStep) < a - lo ? hi : lo, v);
     }
+
+    /// <summary>2^-24: a tick's share of the step.</summary>
+    const float TickStep = 1f / KernelMath.TicksPerUnit;
 
     /// <summary>
     /// SR as a ceiling: u &lt; (a − lo)/step ⟺ z = a − u·step &gt; lo, and z lies in (lo − step, a], whose only multiples
     /// of the step are lo and hi (at saturation a = lo = 6 = the top multiple, so z in (4, 6] gives 6): the result is the
     /// smallest multiple of the step at or above z. Both steps round up, which keeps that multiple exactly: z rounded up
     /// stays in (lo − step, multiple], and z + M rounded up (M = 1.5·2^23·step, whose binade's ulp is the step, as in
-    /// <see cref="Nearest"/>) is M plus the multiple; the final − M is exact. In ptxas 11.8's SASS five instructions per
-    /// element fewer than the bracket, the compare and the select (<c>KernelMathTests</c> and <c>RoundUpTests</c> run these
-    /// steps with <see cref="DotNetRoundUp"/> over every float below 8 and at the thresholds).
+    /// <see cref="Nearest"/>) is M plus the multiple; the final − M is exact. u·step is formed as ticks times
+    /// binade·2^-25 (step·2^-24, the same exact product), so the ticks need no conversion to a uniform. In ptxas 11.8's
+    /// SASS five instructions per element fewer than the bracket, the compare and the select (<c>KernelMathTests</c> and
+    /// <c>RoundUpTests</c> run these steps with <see cref="DotNetRoundUp"/> over every float below 8 and at the thresholds).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float StochasticSteps<TUp>(float v, float u) where TUp : struct, IRoundUp
+    public static float StochasticSteps<TUp>(float v, float ticks) where TUp : struct, IRoundUp
     {
         var up = default(TUp);
         float a = Saturated(v);
         float binade = Binade(a);
         float m = binade * Magic;
-        float z = up.Fma(-u, binade * 0.5f, a);
+        float z = up.Fma(-ticks, binade * (0.5f * TickStep), a);
         return Bits.WithSignOf(up.Add(z, m) - m, v);
     }
 
@@ -101,11 +106,11 @@ public static class Fp4Grid
         return Bits.WithSignOf(se >= (lo + hi) * 0.5f ? hi : lo, v);
     }
 
-    /// <summary>Reference: ScalarCore.RoundFp4 with the mode a compile-time constant.</summary>
+    /// <summary>Reference: ScalarCore.RoundFp4 with the mode a compile-time constant; the uniform as ticks (<see cref="KernelMath.Ticks"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Round<TRound>(float v, float u, float e) where TRound : struct, IRoundingMode => default(TRound).Mode switch
+    public static float Round<TRound>(float v, float ticks, float e) where TRound : struct, IRoundingMode => default(TRound).Mode switch
     {
-        Rounding.Stochastic => Stochastic(v, u),
+        Rounding.Stochastic => Stochastic(v, ticks),
         Rounding.EmaGuided => EmaGuided(v, e),
         _ => Nearest(v),
     };

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -84,7 +85,7 @@ public static class Fp8ColumnKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Process<TIo, T, TSrc, TRule, TRound>(Tile tile, ArrayView<T> x, ArrayView<byte> sourceCodes, ArrayView<byte> sourceScales,
         ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags, ArrayView<T> side,
-        int rows, int cols, int paddedRows, int r0, int c0, ulong seed, ulong stream)
+        int rows, int cols, int paddedRows, int r0, int c0, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IFp8Source where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         int t = Group.IdxX, c = t & (Cols - 1), b = t >> 5;
@@ -174,7 +175,7 @@ public static class Fp8ColumnKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void SideColumn<TIo, T, TSrc, TRule, TRound>(ArrayView<T> x, ArrayView<byte> sourceCodes, ArrayView<byte> sourceScales, ArrayView<float> ema,
-        ArrayView<T> side, int col, int rows, int cols, int paddedRows, ulong seed, ulong stream)
+        ArrayView<T> side, int col, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IFp8Source where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         for (int r = Group.IdxX; r - Group.IdxX < paddedRows; r += KernelGeometry.GroupSize)
@@ -189,7 +190,7 @@ public static class Fp8ColumnKernels
             {
                 int s = BlockMath.MxExponent<TRule>(m);
                 float inv = Bits.Pow2(-s);
-                float u = default(TRound).Mode == Rounding.Stochastic && real ? Randomness.Philox.Uniform(seed, stream, i) : 0f;
+                float u = default(TRound).Mode == Rounding.Stochastic && real ? Tick(seed, stream, i) : 0f;
                 float e = default(TRound).Mode == Rounding.EmaGuided && real ? ema[i] : 0f;
                 q = BlockMath.MxOne<TRule, TRound>(v * inv, u, e * inv) * Bits.Pow2(s);
             }
@@ -199,7 +200,7 @@ public static class Fp8ColumnKernels
 
     /// <summary>From a plain tensor x [rows, cols] (Q5 from dY). Launched over <see cref="KernelGeometry.Fp8ColumnThreads"/>.</summary>
     public static void Mx<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8,
-        ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream)
+        ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         var tile = Tile.Allocate();
@@ -214,7 +215,7 @@ public static class Fp8ColumnKernels
     /// dtype it stood for, then quantized along the first axis. Launched over <see cref="KernelGeometry.Fp8ColumnThreads"/>.
     /// </summary>
     public static void MxStored<TIo, T, TRule, TRound>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<byte> codes8, ArrayView<float> scales8,
-        ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream)
+        ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         var tile = Tile.Allocate();

@@ -1,5 +1,6 @@
 using ILGPU;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -25,7 +26,7 @@ public static class Fp8DualKernels
 
     public static void Mx<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3,
         ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows,
-        ulong seed, ulong stream3, ulong stream5)
+        PhiloxKey seed, ulong stream3, ulong stream5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         var tile = Fp8ColumnKernels.Tile.Allocate();

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -51,7 +52,7 @@ public static class Fp8RowKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Rare<TIo, T, TRule, TRound>(bool broken, int row, int lane, ArrayView<T> x, ArrayView<float> ema, ArrayView<int> flags,
-        ArrayView<T> side, int cols, ulong seed, ulong stream)
+        ArrayView<T> side, int cols, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         uint mine = broken ? 1u : 0u;
@@ -68,7 +69,7 @@ public static class Fp8RowKernels
 
     /// <summary>Q(x) of a whole row into the side copy, by the warp, 256 positions at a time: the main path's steps, so its values. Every lane of the warp calls it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void SideRowOf<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<float> ema, ArrayView<T> side, int row, int cols, int lane, ulong seed, ulong stream)
+    internal static void SideRowOf<TIo, T, TRule, TRound>(ArrayView<T> x, ArrayView<float> ema, ArrayView<T> side, int row, int cols, int lane, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
     {
         for (int p = lane * 8; p - lane * 8 < cols; p += 256)
@@ -87,7 +88,7 @@ public static class Fp8RowKernels
 
     /// <summary>MXFP4 blocks of 32 along the last axis into the FP8 operand (and, with <see cref="Store"/>, the storage form). Launched over <see cref="KernelGeometry.RowThreads"/>.</summary>
     public static void Mx<TIo, T, TRule, TRound, TStore>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8,
-        ArrayView<int> flags, ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, ulong seed, ulong stream)
+        ArrayView<int> flags, ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where TStore : struct, IStoreMode
     {

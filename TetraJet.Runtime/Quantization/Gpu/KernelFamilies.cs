@@ -1,6 +1,8 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using ILGPU;
+using TetraJet.Randomness;
 
 namespace TetraJet.Quantization.Gpu;
 
@@ -10,20 +12,20 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>Blocks along the last axis of x [rows, cols]: y = Q(x); with a storing kernel also its codes, scales and outer scales.</summary>
 public delegate void RowKernel<T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-    ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
     where T : unmanaged;
 
 /// <summary>Blocks along the first axis of x [rows, cols] (rows past a block multiple are padding zeros).</summary>
 public delegate void ColumnKernel<T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-    int rows, int cols, ulong seed, ulong stream, uint signs) where T : unmanaged;
+    int rows, int cols, PhiloxKey seed, ulong stream, uint signs) where T : unmanaged;
 
 /// <summary>Blocks along the first axis of an operand read from its storage form; rows at or past sourceRows are padding zeros.</summary>
 public delegate void StoredColumnKernel<T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y,
-    int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs) where T : unmanaged;
+    int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs) where T : unmanaged;
 
 /// <summary>dY [rows, cols] read once: y3 along the last axis, y5 along the first.</summary>
 public delegate void DualKernel<T>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, int rows, int cols,
-    ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5) where T : unmanaged;
+    PhiloxKey seed, ulong stream3, ulong stream5, uint signs3, uint signs5) where T : unmanaged;
 
 /// <summary>Per-tensor amax bits of x (or of its RHT) maxed into result[0].</summary>
 public delegate void AmaxKernel<T>(ArrayView<T> x, ArrayView<uint> result, int rows, int cols, uint signs) where T : unmanaged;
@@ -39,23 +41,23 @@ public delegate void UnpackKernel<T>(ArrayView<byte> codes, ArrayView<byte> scal
 /// [rows, cols/2], E8M0 scales) as <see cref="RowKernel{T}"/> writes it.
 /// </summary>
 public delegate void Fp8RowKernel<T>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags,
-    ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, ulong seed, ulong stream) where T : unmanaged;
+    ArrayView<T> side, ArrayView<byte> codes, ArrayView<byte> scales, int rows, int cols, PhiloxKey seed, ulong stream) where T : unmanaged;
 
 /// <summary>
 /// MXFP4 along the first axis of x [rows, cols] into the transposed FP8 operand: codes8 [cols, paddedRows], scales8
 /// [paddedRows/128][cols], flags of columns, side [cols, paddedRows]; rows from rows to paddedRows (a multiple of 128) are zeros.
 /// </summary>
 public delegate void Fp8ColumnKernel<T>(ArrayView<T> x, ArrayView<float> ema, ArrayView<byte> codes8, ArrayView<float> scales8, ArrayView<int> flags,
-    ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream) where T : unmanaged;
+    ArrayView<T> side, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream) where T : unmanaged;
 
 /// <summary>As <see cref="Fp8ColumnKernel{T}"/> from the MXFP4 storage form (along the last axis) of a [rows, cols] operand.</summary>
 public delegate void Fp8StoredColumnKernel<T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<byte> codes8, ArrayView<float> scales8,
-    ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, ulong seed, ulong stream) where T : unmanaged;
+    ArrayView<int> flags, ArrayView<T> side, int rows, int cols, int paddedRows, PhiloxKey seed, ulong stream) where T : unmanaged;
 
 /// <summary>dY [rows, cols] read once into Q3's FP8 operand (as <see cref="Fp8RowKernel{T}"/>) and Q5's transposed one (as <see cref="Fp8ColumnKernel{T}"/>).</summary>
 public delegate void Fp8DualKernel<T>(ArrayView<T> x, ArrayView<byte> codes3, ArrayView<float> scales3, ArrayView<int> flags3, ArrayView<T> side3,
     ArrayView<byte> codes5, ArrayView<float> scales5, ArrayView<int> flags5, ArrayView<T> side5, int rows, int cols, int paddedRows,
-    ulong seed, ulong stream3, ulong stream5) where T : unmanaged;
+    PhiloxKey seed, ulong stream3, ulong stream5) where T : unmanaged;
 
 /// <summary>
 /// The exact rows and columns of D [m, n] = A [m, k]·B [n, k]ᵀ for the flagged rows of A and of B, from FP8 operands
@@ -102,10 +104,10 @@ public sealed class GpuKernel
 
 /// <summary>
 /// One kernel argument as the PTX parameter list takes it: a view ({pointer, length}, 16 bytes, as ILGPU lays out
-/// an <c>ArrayView</c>) or a 4- or 8-byte scalar. Built without boxing; <see cref="CudaRunner"/> passes a pointer to
-/// each.
+/// an <c>ArrayView</c>), a 4- or 8-byte scalar, or a <see cref="PhiloxKey"/> (80 bytes, the largest: every argument has
+/// its room). Built without boxing; <see cref="CudaRunner"/> passes a pointer to each.
 /// </summary>
-[StructLayout(LayoutKind.Sequential, Size = 16)]
+[StructLayout(LayoutKind.Sequential, Size = 80)]
 public readonly struct KernelArg
 {
     readonly long a, b;
@@ -117,4 +119,12 @@ public readonly struct KernelArg
     public static KernelArg UInt(uint v) => new(v, 0);
     public static KernelArg Long(long v) => new(v, 0);
     public static KernelArg ULong(ulong v) => new((long)v, 0);
+
+    /// <summary>A seed's Philox key schedule, laid out as the kernel's <see cref="PhiloxKey"/> parameter.</summary>
+    public static KernelArg Key(PhiloxKey key)
+    {
+        KernelArg arg = default;
+        Unsafe.WriteUnaligned(ref Unsafe.As<KernelArg, byte>(ref arg), key);
+        return arg;
+    }
 }

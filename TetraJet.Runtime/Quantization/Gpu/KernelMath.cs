@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 
 namespace TetraJet.Quantization.Gpu;
 
@@ -80,33 +81,41 @@ public static class KernelMath
     }
 
     /// <summary>
-    /// The SR uniforms of elements [i, i + 8) (ALGORITHMS.md §6). With <paramref name="blocks"/> (i a multiple of 4, the
-    /// eight indices consecutive) two Philox blocks give all eight, as the counter i &gt;&gt; 2 is shared by four
+    /// The SR uniforms of elements [i, i + 8) (ALGORITHMS.md §6) as ticks, u·2^24 (integers below 2^24: the rounding
+    /// steps scale the step by 2^-24 instead, see <see cref="Ticks"/>). With <paramref name="blocks"/> (i a multiple of
+    /// 4, the eight indices consecutive) two Philox blocks give all eight, as the counter i &gt;&gt; 2 is shared by four
     /// elements; otherwise one block per element for the first <paramref name="n"/>. Zeros when the mode is not SR.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec8 Uniforms<TRound>(ulong seed, ulong stream, long i, int n, bool blocks) where TRound : struct, IRoundingMode
+    public static Vec8 Uniforms<TRound>(PhiloxKey key, ulong stream, long i, int n, bool blocks) where TRound : struct, IRoundingMode
     {
         Vec8 u = default;
         if (default(TRound).Mode != Rounding.Stochastic) return u;
         if (blocks)
         {
             ulong c = (ulong)i >> 2;
-            PhiloxPair((uint)c, (uint)(c >> 32), (uint)(c + 1), (uint)((c + 1) >> 32), (uint)stream, (uint)(stream >> 32), (uint)seed, (uint)(seed >> 32), ref u);
+            PhiloxPair((uint)c, (uint)(c >> 32), (uint)(c + 1), (uint)((c + 1) >> 32), (uint)stream, (uint)(stream >> 32), key, ref u);
             return u;
         }
-        if (n > 0) u.V0 = Randomness.Philox.Uniform(seed, stream, i);
-        if (n > 1) u.V1 = Randomness.Philox.Uniform(seed, stream, i + 1);
-        if (n > 2) u.V2 = Randomness.Philox.Uniform(seed, stream, i + 2);
-        if (n > 3) u.V3 = Randomness.Philox.Uniform(seed, stream, i + 3);
-        if (n > 4) u.V4 = Randomness.Philox.Uniform(seed, stream, i + 4);
-        if (n > 5) u.V5 = Randomness.Philox.Uniform(seed, stream, i + 5);
-        if (n > 6) u.V6 = Randomness.Philox.Uniform(seed, stream, i + 6);
-        if (n > 7) u.V7 = Randomness.Philox.Uniform(seed, stream, i + 7);
+        if (n > 0) u.V0 = Tick(key, stream, i);
+        if (n > 1) u.V1 = Tick(key, stream, i + 1);
+        if (n > 2) u.V2 = Tick(key, stream, i + 2);
+        if (n > 3) u.V3 = Tick(key, stream, i + 3);
+        if (n > 4) u.V4 = Tick(key, stream, i + 4);
+        if (n > 5) u.V5 = Tick(key, stream, i + 5);
+        if (n > 6) u.V6 = Tick(key, stream, i + 6);
+        if (n > 7) u.V7 = Tick(key, stream, i + 7);
         return u;
     }
 
-    const uint M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+    /// <summary>Element i's uniform as ticks, u·2^24 (exact: u is a multiple of 2^-24), from the reference's Philox.Uniform.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Tick(PhiloxKey key, ulong stream, long i) => Randomness.Philox.Uniform(key.Seed, stream, i) * TicksPerUnit;
+
+    /// <summary>2^24: the ticks of a uniform of 1.</summary>
+    public const float TicksPerUnit = 16777216f;
+
+    const uint M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
 
     /// <summary>One Philox4x32 round on a block, with the round's key (reference: Randomness.Philox.Block).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -143,44 +152,48 @@ public static class KernelMath
         }
     }
 
-    /// <summary>Round r of two blocks at once (independent chains: the multiplies of one hide the other's latency).</summary>
+    /// <summary>A round of two blocks at once (independent chains: the multiplies of one hide the other's latency).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Round2(ref uint a0, ref uint a1, ref uint a2, ref uint a3, ref uint b0, ref uint b1, ref uint b2, ref uint b3, uint k0, uint k1, uint r)
+    static void Round2(ref uint a0, ref uint a1, ref uint a2, ref uint a3, ref uint b0, ref uint b1, ref uint b2, ref uint b3, uint k0, uint k1)
     {
-        Round(ref a0, ref a1, ref a2, ref a3, k0 + r * W0, k1 + r * W1);
-        Round(ref b0, ref b1, ref b2, ref b3, k0 + r * W0, k1 + r * W1);
+        Round(ref a0, ref a1, ref a2, ref a3, k0, k1);
+        Round(ref b0, ref b1, ref b2, ref b3, k0, k1);
     }
 
     /// <summary>
-    /// Philox4x32-10 of the two consecutive counters (ca0, ca1, s0, s1) and (cb0, cb1, s0, s1) under key (k0, k1), as
-    /// the uniforms of 8 elements: the rounds written out (ILGPU does not unroll loops) with the round keys k + r·W
-    /// folded per round. Same words as Randomness.Philox.Block; the SR kernels are checked against the reference bit for bit.
+    /// Philox4x32-10 of the two consecutive counters (ca0, ca1, s0, s1) and (cb0, cb1, s0, s1) under
+    /// <paramref name="key"/>'s round keys, as the ticks of 8 elements: the rounds written out (ILGPU does not unroll
+    /// loops). Same words as Randomness.Philox.Block; the SR kernels are checked against the reference bit for bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void PhiloxPair(uint ca0, uint ca1, uint cb0, uint cb1, uint s0, uint s1, uint k0, uint k1, ref Vec8 u)
+    static void PhiloxPair(uint ca0, uint ca1, uint cb0, uint cb1, uint s0, uint s1, PhiloxKey key, ref Vec8 u)
     {
         uint a0 = ca0, a1 = ca1, a2 = s0, a3 = s1, b0 = cb0, b1 = cb1, b2 = s0, b3 = s1;
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 0);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 1);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 2);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 3);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 4);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 5);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 6);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 7);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 8);
-        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, k0, k1, 9);
-        u.V0 = Unit(a0); u.V1 = Unit(a1); u.V2 = Unit(a2); u.V3 = Unit(a3);
-        u.V4 = Unit(b0); u.V5 = Unit(b1); u.V6 = Unit(b2); u.V7 = Unit(b3);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A0, key.B0);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A1, key.B1);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A2, key.B2);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A3, key.B3);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A4, key.B4);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A5, key.B5);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A6, key.B6);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A7, key.B7);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A8, key.B8);
+        Round2(ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, key.A9, key.B9);
+        u.V0 = Ticks(a0); u.V1 = Ticks(a1); u.V2 = Ticks(a2); u.V3 = Ticks(a3);
+        u.V4 = Ticks(b0); u.V5 = Ticks(b1); u.V6 = Ticks(b2); u.V7 = Ticks(b3);
     }
 
-    /// <summary>A Philox output word as the uniform of ALGORITHMS.md §6: (w &gt;&gt; 8)·2^-24.</summary>
+    /// <summary>
+    /// A Philox output word as ticks: w &gt;&gt; 8, the uniform (w &gt;&gt; 8)·2^-24 of ALGORITHMS.md §6 times 2^24. The
+    /// rounding steps take the 2^-24 into the step they multiply by (a power of two, so the product is the same exact
+    /// value), which spares a multiply per element.
+    /// </summary>
     /// <remarks>
     /// Converted as a signed integer (w &gt;&gt; 8 &lt; 2^24, so exact either way): ILGPU converts an unsigned integer to
     /// float through double, two FP64-class conversions per element where this is one.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Unit(uint w) => (int)(w >> 8) * (1f / 16777216f);
+    public static float Ticks(uint w) => (int)(w >> 8);
 
     /// <summary>Max of a value's bits in the group of lanes [<paramref name="from"/>, 32) strides, i.e. continues a reduction from width <paramref name="from"/> to 32.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -10,6 +10,7 @@ using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using TetraJet.Randomness;
 
 namespace TetraJet.Quantization.Gpu;
 
@@ -34,11 +35,18 @@ public sealed class IlgpuRunner(Accelerator accelerator)
     /// <summary>Threads per group: <see cref="KernelGeometry.GroupSize"/>, as on CUDA (a tile kernel's group is one tile).</summary>
     public int GroupSize => KernelGeometry.GroupSize;
 
-    /// <summary>Runs <paramref name="kernel"/> over ⌈<paramref name="threads"/> / GroupSize⌉ groups (threads from <see cref="KernelGeometry"/>).</summary>
+    /// <summary>
+    /// Runs <paramref name="kernel"/> over ⌈<paramref name="threads"/> / GroupSize⌉ groups (threads from
+    /// <see cref="KernelGeometry"/>). A seed (ulong) given for a <see cref="PhiloxKey"/> parameter becomes its key
+    /// schedule, as the implicit conversion does for typed callers (boxed arguments are not converted by ILGPU).
+    /// </summary>
     public void Launch(MethodInfo kernel, long threads, params object[] args)
     {
         if (Accelerator.MaxNumThreadsPerGroup < GroupSize || Accelerator.WarpSize != 32)
             throw new NotSupportedException($"the kernels need groups of {GroupSize} threads in warps of 32; {Accelerator.Name} gives {Accelerator.MaxNumThreadsPerGroup} in warps of {Accelerator.WarpSize}");
+        var parameters = kernel.GetParameters();
+        for (int i = 0; i < args.Length && i < parameters.Length; i++)
+            if (args[i] is ulong seed && parameters[i].ParameterType == typeof(PhiloxKey)) args[i] = new PhiloxKey(seed);
         var k = kernels.GetOrAdd(kernel, m => Accelerator.LoadKernel(m));
         int groups = checked((int)Math.Max(1, (threads + GroupSize - 1) / GroupSize));
         k.Launch(Accelerator.DefaultStream, new KernelConfig(groups, GroupSize), args);

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using TetraJet.Formats;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -128,7 +129,7 @@ public static class RowKernels
 {
     /// <summary>MX blocks of 32 along the last axis; with RHT each 16 positions (2 lanes) are transformed first.</summary>
     public static void Mx<TIo, T, TRule, TRound, THad, TStore>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
@@ -142,7 +143,7 @@ public static class RowKernels
     /// <summary>One lane's run of <see cref="Mx"/>, its vector bits already loaded (<see cref="Vec8Io.Prefetch"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void MxRun<TIo, T, TRule, TRound, THad, TStore>(RowLane at, Bits8 bits, ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema,
-        ArrayView<byte> codes, ArrayView<byte> scales, ulong seed, ulong stream, uint signs)
+        ArrayView<byte> codes, ArrayView<byte> scales, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
@@ -169,7 +170,7 @@ public static class RowKernels
     /// issued before either is widened, as in <see cref="Mx"/>.
     /// </summary>
     public static void Nv<TIo, T, TOuter, TRound, THad, TStore>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
@@ -204,7 +205,7 @@ public static class RowKernels
     /// NVIDIA recipe keeps its weight dequantized). Launched over <see cref="KernelGeometry.Tile16Threads"/>.
     /// </summary>
     public static void NvTile16<TIo, T, TRound>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
-        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+        ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         int t = ThreadIndex32(), perRow = cols >> 3;

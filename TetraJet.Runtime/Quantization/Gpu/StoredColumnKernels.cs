@@ -1,4 +1,5 @@
 using ILGPU;
+using TetraJet.Randomness;
 
 namespace TetraJet.Quantization.Gpu;
 
@@ -13,7 +14,7 @@ public static class StoredColumnKernels
 {
     /// <summary>MX blocks of 32 along the first axis from a packed source: a [32 × 64] tile per group.</summary>
     public static void Mx<TIo, T, TSrc, TRule, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
-        ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+        ArrayView<T> y, int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
@@ -32,7 +33,7 @@ public static class StoredColumnKernels
 
     /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: a [128 × 64] tile per group.</summary>
     public static void Nv<TIo, T, TSrc, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
-        ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+        ArrayView<T> y, int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
+using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
 
 namespace TetraJet.Quantization.Gpu;
@@ -91,7 +92,7 @@ public static class Vec8Io
     /// load's latency instead of after it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Loaded8 LoadWithUniforms<TIo, T, TRound>(ArrayView<T> v, long i, int n, bool vector, ulong seed, ulong stream)
+    public static Loaded8 LoadWithUniforms<TIo, T, TRound>(ArrayView<T> v, long i, int n, bool vector, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode =>
         WithUniforms<TIo, T, TRound>(v, Prefetch<TIo, T>(v, i, vector), i, n, vector, seed, stream);
 
@@ -105,7 +106,7 @@ public static class Vec8Io
     /// then the widening (the first use of the load). Off the vector path the run is loaded here, element by element.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Loaded8 WithUniforms<TIo, T, TRound>(ArrayView<T> v, Bits8 bits, long i, int n, bool vector, ulong seed, ulong stream)
+    public static Loaded8 WithUniforms<TIo, T, TRound>(ArrayView<T> v, Bits8 bits, long i, int n, bool vector, PhiloxKey seed, ulong stream)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         if (vector)
@@ -125,7 +126,7 @@ public static class Vec8Io
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadPairWithUniforms<TIo, T, TRound>(ArrayView<T> v, long ia, long ib, long last, int n, bool vector,
-        ulong seed, ulong stream, out Loaded8 a, out Loaded8 b)
+        PhiloxKey seed, ulong stream, out Loaded8 a, out Loaded8 b)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
         var io = default(TIo);

@@ -6,6 +6,7 @@ using TetraJet;
 using TetraJet.Plans;
 using TetraJet.Quantization;
 using TetraJet.Quantization.Gpu;
+using TetraJet.Randomness;
 using static TorchSharp.torch;
 
 namespace TetraJet.Generated.Tests;

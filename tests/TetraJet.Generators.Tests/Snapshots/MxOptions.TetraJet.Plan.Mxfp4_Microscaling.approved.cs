@@ -6,6 +6,7 @@ using TetraJet;
 using TetraJet.Plans;
 using TetraJet.Quantization;
 using TetraJet.Quantization.Gpu;
+using TetraJet.Randomness;
 using static TorchSharp.torch;
 
 namespace TetraJet.Generated.Tests;
@@ -17,47 +18,47 @@ namespace TetraJet.Generated.Tests;
 internal static class Mxfp4_MicroscalingKernels
 {
     /// <summary>Q1: X along K, MXFP4 (OCP rule) RTN.</summary>
-    public static void Q1<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q1<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.Mx<TIo, T, Mxfp4Ocp, RoundNearest, NoHadamard, NoStore>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
     /// <summary>Q1, also writing X̂'s storage form (codes and scales) in the same pass.</summary>
-    public static void Q1Kept<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q1Kept<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.Mx<TIo, T, Mxfp4Ocp, RoundNearest, NoHadamard, Store>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
     /// <summary>Q2: W along K, MXFP4 (OCP rule) RTN.</summary>
-    public static void Q2<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q2<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.Mx<TIo, T, Mxfp4Ocp, RoundNearest, NoHadamard, NoStore>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
     /// <summary>Q2, also writing Ŵ's storage form in the same pass.</summary>
-    public static void Q2Kept<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q2Kept<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.Mx<TIo, T, Mxfp4Ocp, RoundNearest, NoHadamard, Store>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
     /// <summary>Q3 + Q5: dY read once, MXFP4 (OCP rule) SR along N (Q3) and along T, zero-padded (Q5).</summary>
-    public static void Q3Q5<TIo, T>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, int rows, int cols, ulong seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
+    public static void Q3Q5<TIo, T>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5, int rows, int cols, PhiloxKey seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => DualKernels.Mx<TIo, T, Mxfp4Ocp, RoundStochastic>(x, y3, y5, rows, cols, seed, stream3, stream5, signs3, signs5);
 
     /// <summary>Q4: Ŵ along N, MXFP4 (OCP rule) SR.</summary>
-    public static void Q4<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q4<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => ColumnKernels.Mx<TIo, T, Mxfp4Ocp, RoundStochastic, NoHadamard>(x, y, ema, tensorAmax, rows, cols, seed, stream, signs);
 
     /// <summary>Q4 reading Ŵ's storage form in one pass (dequantize, quantize).</summary>
-    public static void Q4Stored<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+    public static void Q4Stored<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => StoredColumnKernels.Mx<TIo, T, StoredMx, Mxfp4Ocp, RoundStochastic, NoHadamard>(codes, scales, outer, y, rows, cols, sourceRows, seed, stream, signs);
 
     /// <summary>Q6: X̂ along T, MXFP4 (OCP rule) SR.</summary>
-    public static void Q6<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q6<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => ColumnKernels.Mx<TIo, T, Mxfp4Ocp, RoundStochastic, NoHadamard>(x, y, ema, tensorAmax, rows, cols, seed, stream, signs);
 
     /// <summary>Q6 reading X̂'s storage form in one pass (dequantize, quantize).</summary>
-    public static void Q6Stored<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, int rows, int cols, int sourceRows, ulong seed, ulong stream, uint signs)
+    public static void Q6Stored<TIo, T>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, ArrayView<T> y, int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => StoredColumnKernels.Mx<TIo, T, StoredMx, Mxfp4Ocp, RoundStochastic, NoHadamard>(codes, scales, outer, y, rows, cols, sourceRows, seed, stream, signs);
 

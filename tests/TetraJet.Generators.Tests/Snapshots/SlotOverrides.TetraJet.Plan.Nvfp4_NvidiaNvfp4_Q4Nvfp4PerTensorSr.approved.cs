@@ -6,6 +6,7 @@ using TetraJet;
 using TetraJet.Plans;
 using TetraJet.Quantization;
 using TetraJet.Quantization.Gpu;
+using TetraJet.Randomness;
 using static TorchSharp.torch;
 
 namespace TetraJet.Generated.Tests;
@@ -17,7 +18,7 @@ namespace TetraJet.Generated.Tests;
 internal static class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrKernels
 {
     /// <summary>Q1: X along K, NVFP4 (per tensor) RTN.</summary>
-    public static void Q1<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q1<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.Nv<TIo, T, NvOuterTensor, RoundNearest, NoHadamard, NoStore>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
@@ -27,7 +28,7 @@ internal static class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrKernels
         => AmaxKernels.Plain<TIo, T>(x, result, rows, cols, signs);
 
     /// <summary>Q2: W along K, NVFP4 (per tensor, 16x16 tiles) RTN.</summary>
-    public static void Q2<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q2<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.NvTile16<TIo, T, RoundNearest>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
@@ -37,7 +38,7 @@ internal static class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrKernels
         => AmaxKernels.Plain<TIo, T>(x, result, rows, cols, signs);
 
     /// <summary>Q3: dY along N, NVFP4 (per tensor) SR.</summary>
-    public static void Q3<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q3<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => RowKernels.Nv<TIo, T, NvOuterTensor, RoundStochastic, NoHadamard, NoStore>(x, y, ema, tensorAmax, codes, scales, outer, rows, cols, seed, stream, signs);
 
@@ -47,7 +48,7 @@ internal static class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrKernels
         => AmaxKernels.Plain<TIo, T>(x, result, rows, cols, signs);
 
     /// <summary>Q5: dY along T, NVFP4 (per tensor) SR + RHT.</summary>
-    public static void Q5<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q5<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => ColumnKernels.Nv<TIo, T, NvOuterTensor, RoundStochastic, WithHadamard>(x, y, ema, tensorAmax, rows, cols, seed, stream, signs);
 
@@ -57,7 +58,7 @@ internal static class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrKernels
         => AmaxKernels.HadamardColumns<TIo, T>(x, result, rows, cols, signs);
 
     /// <summary>Q4: Ŵ along N, NVFP4 (per tensor) SR.</summary>
-    public static void Q4<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q4<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => ColumnKernels.Nv<TIo, T, NvOuterTensor, RoundStochastic, NoHadamard>(x, y, ema, tensorAmax, rows, cols, seed, stream, signs);
 
@@ -67,7 +68,7 @@ internal static class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrKernels
         => AmaxKernels.Plain<TIo, T>(x, result, rows, cols, signs);
 
     /// <summary>Q6: X along T, NVFP4 (per tensor) RTN + RHT.</summary>
-    public static void Q6<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, ulong seed, ulong stream, uint signs)
+    public static void Q6<TIo, T>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax, int rows, int cols, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T>
         => ColumnKernels.Nv<TIo, T, NvOuterTensor, RoundNearest, WithHadamard>(x, y, ema, tensorAmax, rows, cols, seed, stream, signs);
 

@@ -160,12 +160,16 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
         Assert.True(n > 20000);
     }
 
-    /// <summary>SR as the CPU accelerator runs it (the bracket) and as CUDA does (the ceiling steps, rounding up emulated), against the reference.</summary>
+    /// <summary>
+    /// SR as the CPU accelerator runs it (the bracket) and as CUDA does (the ceiling steps, rounding up emulated), against
+    /// the reference; the kernels take the uniform as ticks, u·2^24.
+    /// </summary>
     static void AssertStochastic(float v, float u)
     {
         uint expected = BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u));
-        Assert.Equal(expected, BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u)));
-        Assert.Equal(expected, BitConverter.SingleToUInt32Bits(Fp4Grid.StochasticSteps<DotNetRoundUp>(v, u)));
+        float ticks = u * KernelMath.TicksPerUnit;
+        Assert.Equal(expected, BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, ticks)));
+        Assert.Equal(expected, BitConverter.SingleToUInt32Bits(Fp4Grid.StochasticSteps<DotNetRoundUp>(v, ticks)));
     }
 
     [Fact]
@@ -179,12 +183,13 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
             long local = 0;
             for (uint bits = (uint)hi << 20, end = bits + (1u << 20); bits < end; bits++)
             {
-                float v = BitConverter.UInt32BitsToSingle(bits), u = (bits & 0xFFFFFFu) * (1f / 16777216f);
+                // The uniform from the value's low bits, as the kernels hold it (ticks, u·2^24) and as the reference takes it.
+                float v = BitConverter.UInt32BitsToSingle(bits), ticks = bits & 0xFFFFFFu, u = ticks * (1f / 16777216f);
                 if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundNearest(v)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Nearest(v))) local++;
-                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, u))) local++;
-                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 0.99999994f))) local++;
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, ticks))) local++;
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, 0.99999994f)) != BitConverter.SingleToUInt32Bits(Fp4Grid.Stochastic(v, 16777215f))) local++;
                 // CUDA's ceiling steps (rounding up emulated), at the same uniform.
-                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.StochasticSteps<DotNetRoundUp>(v, u))) local++;
+                if (BitConverter.SingleToUInt32Bits(Formats.E2M1.RoundStochastic(v, u)) != BitConverter.SingleToUInt32Bits(Fp4Grid.StochasticSteps<DotNetRoundUp>(v, ticks))) local++;
             }
             Interlocked.Add(ref mismatches, local);
         });

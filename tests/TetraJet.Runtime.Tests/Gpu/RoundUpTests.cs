@@ -76,7 +76,7 @@ public class RoundUpTests
             foreach (float u in new[] { floor - Step, floor, floor + Step })
                 if (u >= 0 && u < 1)
                 {
-                    float expected = E2M1.RoundStochastic(v, u), got = Fp4Grid.StochasticSteps<DotNetRoundUp>(v, u);
+                    float expected = E2M1.RoundStochastic(v, u), got = Fp4Grid.StochasticSteps<DotNetRoundUp>(v, u * KernelMath.TicksPerUnit);
                     Assert.True(Bits.AsUInt(expected) == Bits.AsUInt(got), $"v {v:R}, u {u:R}: reference {expected:R}, steps {got:R}");
                     checkedCount++;
                 }
