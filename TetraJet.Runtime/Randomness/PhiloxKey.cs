@@ -5,8 +5,8 @@ namespace TetraJet.Randomness;
 /// <summary>
 /// The key schedule of Philox4x32-10 for one seed: round r's key is (k0 + r·W0, k1 + r·W1), (k0, k1) the seed's
 /// words (<see cref="Philox.Block"/> adds them round by round). Computed once on the host and passed to a kernel as
-/// one parameter: PTX keeps a kernel's parameters in the constant bank, so each round XORs its key from there, where
-/// a kernel given the seed added the twenty keys per thread (2.5 instructions per element of an SR kernel).
+/// one parameter (PTX keeps a kernel's parameters in the constant bank), where a kernel given the seed added the twenty
+/// key words per thread.
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
 public readonly struct PhiloxKey

@@ -190,9 +190,9 @@ public static class Fp8ColumnKernels
             {
                 int s = BlockMath.MxExponent<TRule>(m);
                 float inv = Bits.Pow2(-s);
-                float u = default(TRound).Mode == Rounding.Stochastic && real ? Tick(seed, stream, i) : 0f;
+                float ticks = default(TRound).Mode == Rounding.Stochastic && real ? Tick(seed, stream, i) : 0f;
                 float e = default(TRound).Mode == Rounding.EmaGuided && real ? ema[i] : 0f;
-                q = BlockMath.MxOne<TRule, TRound>(v * inv, u, e * inv) * Bits.Pow2(s);
+                q = BlockMath.MxOne<TRule, TRound>(v * inv, ticks, e * inv) * Bits.Pow2(s);
             }
             default(TIo).Store(side, (long)col * paddedRows + r, q);
         }

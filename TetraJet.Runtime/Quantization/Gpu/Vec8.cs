@@ -31,7 +31,7 @@ public struct Bits8
     };
 }
 
-/// <summary>Eight elements and their SR uniforms (<see cref="Vec8Io.LoadWithUniforms"/>).</summary>
+/// <summary>Eight elements and their SR uniforms, as ticks (<see cref="Vec8Io.LoadWithUniforms"/>, <see cref="KernelMath.Ticks"/>).</summary>
 public struct Loaded8
 {
     public Vec8 V, U;
