@@ -256,15 +256,12 @@ public static class KernelMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Vec8 Butterflies124(Vec8 v, int j0, uint signs)
     {
-        // d_j = −1 flips the sign bit (IEEE negation), with no branch.
         uint d = signs >> j0;
-        v.V0 = Flip(v.V0, d); v.V1 = Flip(v.V1, d >> 1); v.V2 = Flip(v.V2, d >> 2); v.V3 = Flip(v.V3, d >> 3);
-        v.V4 = Flip(v.V4, d >> 4); v.V5 = Flip(v.V5, d >> 5); v.V6 = Flip(v.V6, d >> 6); v.V7 = Flip(v.V7, d >> 7);
+        SignedPair(ref v.V0, ref v.V1, d, 0);
+        SignedPair(ref v.V2, ref v.V3, d, 2);
+        SignedPair(ref v.V4, ref v.V5, d, 4);
+        SignedPair(ref v.V6, ref v.V7, d, 6);
         float a, b;
-        a = v.V0; b = v.V1; v.V0 = a + b; v.V1 = a - b;
-        a = v.V2; b = v.V3; v.V2 = a + b; v.V3 = a - b;
-        a = v.V4; b = v.V5; v.V4 = a + b; v.V5 = a - b;
-        a = v.V6; b = v.V7; v.V6 = a + b; v.V7 = a - b;
         a = v.V0; b = v.V2; v.V0 = a + b; v.V2 = a - b;
         a = v.V1; b = v.V3; v.V1 = a + b; v.V3 = a - b;
         a = v.V4; b = v.V6; v.V4 = a + b; v.V6 = a - b;
@@ -276,8 +273,29 @@ public static class KernelMath
         return v;
     }
 
+    /// <summary>
+    /// The signs (d_j = −1 negates element j) and the stride-1 butterfly of elements k, k + 1: x = d_k·v_k, then
+    /// x ± d_(k+1)·v_(k+1) as one FMA each. The products by ±1 are exact, so each FMA rounds once to the bits of the
+    /// reference's negations and two additions (signed zeros included; a NaN stays a NaN). Three FP32 operations where the sign-bit
+    /// XORs and the additions took four, two of them on the integer pipe that the Philox rounds already keep busy.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Flip(float v, uint bit) => Bits.AsFloat(Bits.AsUInt(v) ^ (bit & 1u) << 31);
+    static void SignedPair(ref float a, ref float b, uint d, int k)
+    {
+        float sa = Sign(d >> k), sb = Sign(d >> (k + 1));
+        float x = a * sa;
+        float y = b;
+        a = ExactProductFma(y, sb, x);
+        b = ExactProductFma(y, -sb, x);
+    }
+
+    /// <summary>±1 from bit 0 of <paramref name="bit"/> (set: −1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Sign(uint bit) => Bits.AsFloat(0x3F800000u | (bit & 1u) << 31);
+
+    /// <summary>a·b + c for an exact a·b (b = ±1): <c>fma.rn</c> on CUDA, the product then the sum elsewhere (the same value).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float ExactProductFma(float a, float b, float c) => CudaAsm.IsSupported ? default(PtxFma).Fma(a, b, c) : a * b + c;
 
     /// <summary>
     /// The 16-point RHT (Hadamard.Transform16) when 16 consecutive elements are held by 2 lanes, 8 each: strides 1, 2, 4
