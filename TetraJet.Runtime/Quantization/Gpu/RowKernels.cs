@@ -136,18 +136,20 @@ public static class RowKernels
         RowLane a = RowLane.FirstOfPair(rows, cols), b = a.Next(rows, cols);
         if (!a.InRows) return;
         Bits8 bitsA = Vec8Io.Prefetch<TIo, T>(x, a.Index, a.Vector), bitsB = Vec8Io.Prefetch<TIo, T>(x, b.Index, b.Vector);
-        MxRun<TIo, T, TRule, TRound, THad, TStore>(a, bitsA, x, y, ema, codes, scales, seed, stream, signs);
-        if (b.InRows) MxRun<TIo, T, TRule, TRound, THad, TStore>(b, bitsB, x, y, ema, codes, scales, seed, stream, signs);
+        // b's row may not exist (the last warp of the tensor): then it loads nothing.
+        Vec8Io.WithUniformsPair<TIo, T, TRound>(x, bitsA, a.Index, a.Count, a.Vector, bitsB, b.Index, b.InRows ? b.Count : 0, b.Vector, seed, stream,
+            out var loadedA, out var loadedB);
+        MxRun<TIo, T, TRule, TRound, THad, TStore>(a, loadedA, y, ema, codes, scales, signs);
+        if (b.InRows) MxRun<TIo, T, TRule, TRound, THad, TStore>(b, loadedB, y, ema, codes, scales, signs);
     }
 
-    /// <summary>One lane's run of <see cref="Mx"/>, its vector bits already loaded (<see cref="Vec8Io.Prefetch"/>).</summary>
+    /// <summary>One lane's run of <see cref="Mx"/>, loaded with its uniforms (<see cref="Vec8Io.WithUniformsPair"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MxRun<TIo, T, TRule, TRound, THad, TStore>(RowLane at, Bits8 bits, ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema,
-        ArrayView<byte> codes, ArrayView<byte> scales, PhiloxKey seed, ulong stream, uint signs)
+    static void MxRun<TIo, T, TRule, TRound, THad, TStore>(RowLane at, Loaded8 loaded, ArrayView<T> y, ArrayView<float> ema,
+        ArrayView<byte> codes, ArrayView<byte> scales, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode where TStore : struct, IStoreMode
     {
-        var loaded = Vec8Io.WithUniforms<TIo, T, TRound>(x, bits, at.Index, at.Count, at.Vector, seed, stream);
         Vec8 v = loaded.V, u = loaded.U, e = Vec8Io.Ema<TRound>(ema, at.Index, at.Count, at.Vector);
         if (default(THad).Enabled) v = Hadamard2Lanes(v, (at.Lane & 1) != 0, signs);
         uint m = WarpMax(v.AbsMax(), 4);
@@ -178,8 +180,8 @@ public static class RowKernels
         if (!at.InRows) return;
         long iHi = at.Index + 8;
         Bits8 bitsLo = Vec8Io.Prefetch<TIo, T>(x, at.Index, at.VectorLo), bitsHi = Vec8Io.Prefetch<TIo, T>(x, iHi, at.VectorHi);
-        var lo = Vec8Io.WithUniforms<TIo, T, TRound>(x, bitsLo, at.Index, at.CountLo, at.VectorLo, seed, stream);
-        var hi = Vec8Io.WithUniforms<TIo, T, TRound>(x, bitsHi, iHi, at.CountHi, at.VectorHi, seed, stream);
+        Vec8Io.WithUniformsPair<TIo, T, TRound>(x, bitsLo, at.Index, at.CountLo, at.VectorLo, bitsHi, iHi, at.CountHi, at.VectorHi, seed, stream,
+            out var lo, out var hi);
         Vec8 vLo = lo.V, vHi = hi.V;
         if (default(THad).Enabled) Hadamard16(ref vLo, ref vHi, signs);
         uint inner = Max(vLo.AbsMax(), vHi.AbsMax());

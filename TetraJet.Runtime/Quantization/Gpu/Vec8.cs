@@ -127,6 +127,26 @@ public static class Vec8Io
     }
 
     /// <summary>
+    /// <see cref="WithUniforms"/> for two runs whose vector bits <see cref="Prefetch"/> loaded: where both are on the
+    /// vector path their uniforms come from one <see cref="KernelMath.UniformsPair{TRound}"/> (the same values).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WithUniformsPair<TIo, T, TRound>(ArrayView<T> v, Bits8 bitsA, long ia, int na, bool vectorA, Bits8 bitsB, long ib, int nb,
+        bool vectorB, PhiloxKey seed, ulong stream, out Loaded8 a, out Loaded8 b)
+        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
+    {
+        if (vectorA && vectorB)
+        {
+            UniformsPair<TRound>(seed, stream, ia, ib, out Vec8 ua, out Vec8 ub);
+            a = new Loaded8 { V = default(TIo).Widen8(bitsA), U = ua };
+            b = new Loaded8 { V = default(TIo).Widen8(bitsB), U = ub };
+            return;
+        }
+        a = WithUniforms<TIo, T, TRound>(v, bitsA, ia, na, vectorA, seed, stream);
+        b = WithUniforms<TIo, T, TRound>(v, bitsB, ib, nb, vectorB, seed, stream);
+    }
+
+    /// <summary>
     /// As <see cref="LoadWithUniforms"/> for two runs at <paramref name="ia"/> and <paramref name="ib"/> of a column of
     /// runs whose last existing one is at <paramref name="last"/>: a run past it reads as zeros. Both loads, both runs'
     /// uniforms, then the widening. On the vector path a run past the end loads the last one and is masked to zero,
@@ -142,7 +162,7 @@ public static class Vec8Io
         if (vector)
         {
             Bits8 bitsA = io.LoadBits8(v, Math.Min(ia, last)), bitsB = io.LoadBits8(v, Math.Min(ib, last));
-            Vec8 ua = Uniforms<TRound>(seed, stream, ia, 8, true), ub = Uniforms<TRound>(seed, stream, ib, 8, true);
+            UniformsPair<TRound>(seed, stream, ia, ib, out Vec8 ua, out Vec8 ub);
             // All ones where the run exists (last − i ≥ 0), else zero.
             uint maskA = ~(uint)((last - ia) >> 63), maskB = ~(uint)((last - ib) >> 63);
             a = new Loaded8 { V = io.Widen8(bitsA.And(maskA)), U = ua };
