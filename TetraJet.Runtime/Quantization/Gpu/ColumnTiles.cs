@@ -204,9 +204,9 @@ internal static class ColumnTiles
     static float Fma(float a, float b, float c) => ILGPU.Runtime.Cuda.CudaAsm.IsSupported ? default(PtxFma).Fma(a, b, c) : a * b + c;
 
     /// <summary>
-    /// Row phase of an MX tile: y[r0 + r, c0 + …] = Q for the tile's rows below <paramref name="rows"/>, 8 elements a
-    /// thread in each of two rows 16 apart a pass. <paramref name="finite"/>: <see cref="MxColumns"/>'s result (values
-    /// stored without a rounding step where every block is finite). <paramref name="wholeRuns"/> as in <see cref="NvRows"/>.
+    /// Row phase of an MX tile: y[r0 + r, c0 + …] = Q for the tile's rows below <paramref name="rows"/>, 8 elements a thread,
+    /// 16 rows a pass. <paramref name="finite"/>: <see cref="MxColumns"/>'s result (values stored without a rounding step
+    /// where every block is finite). <paramref name="wholeRuns"/> as in <see cref="NvRows"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void MxRows<TIo, T, TRule, TRound>(ArrayView<float> tile, ArrayView<float> inverse, ArrayView<float> offset, ArrayView<float> scale,
@@ -220,39 +220,20 @@ internal static class ColumnTiles
         bool vector = wholeRuns || IsVector(cols, n);
         bool blocks = wholeRuns || (cols & 3) == 0;
         Vec8 inv = Vec8Io.LoadFloats(inverse, cc), off = Vec8Io.LoadFloats(offset, cc), sc = Vec8Io.LoadFloats(scale, cc);
-        // Two rows 16 apart a pass, their uniforms from four Philox blocks at once (one load of each round key).
-        for (int r = rr; r < tileRows && r0 + r < rows; r += 32)
+        for (int r = rr; r < tileRows && r0 + r < rows; r += 16)
         {
-            long i = (long)(r0 + r) * cols + c0 + cc, i2 = i + 16L * cols;
-            bool second = r + 16 < tileRows && r0 + r + 16 < rows;
-            Vec8 u, u2;
-            if (blocks && second) UniformsPair<TRound>(seed, stream, i, i2, out u, out u2);
-            else
+            long i = (long)(r0 + r) * cols + c0 + cc;
+            Vec8 v = Vec8Io.LoadFloats(tile, r * Cols + cc);
+            Vec8 u = Uniforms<TRound>(seed, stream, i, n, blocks), e = Vec8Io.Ema<TRound>(ema, i, n, vector);
+            Vec8 q = new()
             {
-                u = Uniforms<TRound>(seed, stream, i, n, blocks);
-                u2 = second ? Uniforms<TRound>(seed, stream, i2, n, blocks) : default;
-            }
-            MxRow<TIo, T, TRule, TRound>(tile, inv, off, sc, finite, y, ema, r, i, n, vector, cc, u);
-            if (second) MxRow<TIo, T, TRule, TRound>(tile, inv, off, sc, finite, y, ema, r + 16, i2, n, vector, cc, u2);
+                V0 = MxValue<TRule, TRound>(v.V0, inv.V0, off.V0, sc.V0, u.V0, e.V0), V1 = MxValue<TRule, TRound>(v.V1, inv.V1, off.V1, sc.V1, u.V1, e.V1),
+                V2 = MxValue<TRule, TRound>(v.V2, inv.V2, off.V2, sc.V2, u.V2, e.V2), V3 = MxValue<TRule, TRound>(v.V3, inv.V3, off.V3, sc.V3, u.V3, e.V3),
+                V4 = MxValue<TRule, TRound>(v.V4, inv.V4, off.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, off.V5, sc.V5, u.V5, e.V5),
+                V6 = MxValue<TRule, TRound>(v.V6, inv.V6, off.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, off.V7, sc.V7, u.V7, e.V7),
+            };
+            BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, finite);
         }
-    }
-
-    /// <summary>One row's 8 elements of <see cref="MxRows"/>: tile row <paramref name="r"/>, element index <paramref name="i"/>, uniforms <paramref name="u"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void MxRow<TIo, T, TRule, TRound>(ArrayView<float> tile, Vec8 inv, Vec8 off, Vec8 sc, bool finite, ArrayView<T> y, ArrayView<float> ema,
-        int r, long i, int n, bool vector, int cc, Vec8 u)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TRule : struct, IMxRule where TRound : struct, IRoundingMode
-    {
-        Vec8 v = Vec8Io.LoadFloats(tile, r * Cols + cc);
-        Vec8 e = Vec8Io.Ema<TRound>(ema, i, n, vector);
-        Vec8 q = new()
-        {
-            V0 = MxValue<TRule, TRound>(v.V0, inv.V0, off.V0, sc.V0, u.V0, e.V0), V1 = MxValue<TRule, TRound>(v.V1, inv.V1, off.V1, sc.V1, u.V1, e.V1),
-            V2 = MxValue<TRule, TRound>(v.V2, inv.V2, off.V2, sc.V2, u.V2, e.V2), V3 = MxValue<TRule, TRound>(v.V3, inv.V3, off.V3, sc.V3, u.V3, e.V3),
-            V4 = MxValue<TRule, TRound>(v.V4, inv.V4, off.V4, sc.V4, u.V4, e.V4), V5 = MxValue<TRule, TRound>(v.V5, inv.V5, off.V5, sc.V5, u.V5, e.V5),
-            V6 = MxValue<TRule, TRound>(v.V6, inv.V6, off.V6, sc.V6, u.V6, e.V6), V7 = MxValue<TRule, TRound>(v.V7, inv.V7, off.V7, sc.V7, u.V7, e.V7),
-        };
-        BlockMath.StoreMx<TIo, T, TRule>(y, i, n, vector, q, finite);
     }
 
     // ---------------------------------------------------------------- NVFP4: a 128-row tile, 8 inner blocks per column
@@ -313,55 +294,36 @@ internal static class ColumnTiles
         if (n == 0) return;
         bool vector = wholeRuns || IsVector(cols, n);
         bool blocks = wholeRuns || (cols & 3) == 0;
-        // Two rows 16 apart a pass, their uniforms from four Philox blocks at once (one load of each round key).
-        for (int r = rr; r < 128 && r0 + r < rows; r += 32)
+        for (int r = rr; r < 128 && r0 + r < rows; r += 16)
         {
-            long i = (long)(r0 + r) * cols + c0 + cc, i2 = i + 16L * cols;
-            bool second = r0 + r + 16 < rows;
-            Vec8 u, u2;
-            if (blocks && second) UniformsPair<TRound>(seed, stream, i, i2, out u, out u2);
+            long i = (long)(r0 + r) * cols + c0 + cc;
+            Vec8 v = Vec8Io.LoadFloats(tile, r * Cols + cc), s = Vec8Io.LoadFloats(scales, (r >> 4) * Cols + cc);
+            Vec8 u = Uniforms<TRound>(seed, stream, i, n, blocks), e = Vec8Io.Ema<TRound>(ema, i, n, vector);
+            Vec8 q;
+            if (default(TRound).Mode != Rounding.EmaGuided && shared && !SharedDivisor.AnyTiny(v))
+            {
+                Vec8 d = Vec8Io.LoadFloats(reciprocals, (r >> 4) * Cols + cc);
+                q = new()
+                {
+                    V0 = SharedQuotient<TRound>(v.V0, s.V0, d.V0, u.V0), V1 = SharedQuotient<TRound>(v.V1, s.V1, d.V1, u.V1),
+                    V2 = SharedQuotient<TRound>(v.V2, s.V2, d.V2, u.V2), V3 = SharedQuotient<TRound>(v.V3, s.V3, d.V3, u.V3),
+                    V4 = SharedQuotient<TRound>(v.V4, s.V4, d.V4, u.V4), V5 = SharedQuotient<TRound>(v.V5, s.V5, d.V5, u.V5),
+                    V6 = SharedQuotient<TRound>(v.V6, s.V6, d.V6, u.V6), V7 = SharedQuotient<TRound>(v.V7, s.V7, d.V7, u.V7),
+                };
+            }
             else
             {
-                u = Uniforms<TRound>(seed, stream, i, n, blocks);
-                u2 = second ? Uniforms<TRound>(seed, stream, i2, n, blocks) : default;
+                // A NaN scale (non-finite outer block) makes the value NaN whatever the grid value.
+                q = new()
+                {
+                    V0 = BlockMath.NvOne<TRound>(v.V0, s.V0, u.V0, e.V0) * s.V0, V1 = BlockMath.NvOne<TRound>(v.V1, s.V1, u.V1, e.V1) * s.V1,
+                    V2 = BlockMath.NvOne<TRound>(v.V2, s.V2, u.V2, e.V2) * s.V2, V3 = BlockMath.NvOne<TRound>(v.V3, s.V3, u.V3, e.V3) * s.V3,
+                    V4 = BlockMath.NvOne<TRound>(v.V4, s.V4, u.V4, e.V4) * s.V4, V5 = BlockMath.NvOne<TRound>(v.V5, s.V5, u.V5, e.V5) * s.V5,
+                    V6 = BlockMath.NvOne<TRound>(v.V6, s.V6, u.V6, e.V6) * s.V6, V7 = BlockMath.NvOne<TRound>(v.V7, s.V7, u.V7, e.V7) * s.V7,
+                };
             }
-            NvRow<TIo, T, TRound>(tile, scales, reciprocals, shared, y, ema, r, i, n, vector, cc, u);
-            if (second) NvRow<TIo, T, TRound>(tile, scales, reciprocals, shared, y, ema, r + 16, i2, n, vector, cc, u2);
+            Vec8Io.Store<TIo, T>(y, i, n, vector, q);
         }
-    }
-
-    /// <summary>One row's 8 elements of <see cref="NvRows"/>: tile row <paramref name="r"/>, element index <paramref name="i"/>, uniforms <paramref name="u"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NvRow<TIo, T, TRound>(ArrayView<float> tile, ArrayView<float> scales, ArrayView<float> reciprocals, bool shared,
-        ArrayView<T> y, ArrayView<float> ema, int r, long i, int n, bool vector, int cc, Vec8 u)
-        where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
-    {
-        Vec8 v = Vec8Io.LoadFloats(tile, r * Cols + cc), s = Vec8Io.LoadFloats(scales, (r >> 4) * Cols + cc);
-        Vec8 e = Vec8Io.Ema<TRound>(ema, i, n, vector);
-        Vec8 q;
-        if (default(TRound).Mode != Rounding.EmaGuided && shared && !SharedDivisor.AnyTiny(v))
-        {
-            Vec8 d = Vec8Io.LoadFloats(reciprocals, (r >> 4) * Cols + cc);
-            q = new()
-            {
-                V0 = SharedQuotient<TRound>(v.V0, s.V0, d.V0, u.V0), V1 = SharedQuotient<TRound>(v.V1, s.V1, d.V1, u.V1),
-                V2 = SharedQuotient<TRound>(v.V2, s.V2, d.V2, u.V2), V3 = SharedQuotient<TRound>(v.V3, s.V3, d.V3, u.V3),
-                V4 = SharedQuotient<TRound>(v.V4, s.V4, d.V4, u.V4), V5 = SharedQuotient<TRound>(v.V5, s.V5, d.V5, u.V5),
-                V6 = SharedQuotient<TRound>(v.V6, s.V6, d.V6, u.V6), V7 = SharedQuotient<TRound>(v.V7, s.V7, d.V7, u.V7),
-            };
-        }
-        else
-        {
-            // A NaN scale (non-finite outer block) makes the value NaN whatever the grid value.
-            q = new()
-            {
-                V0 = BlockMath.NvOne<TRound>(v.V0, s.V0, u.V0, e.V0) * s.V0, V1 = BlockMath.NvOne<TRound>(v.V1, s.V1, u.V1, e.V1) * s.V1,
-                V2 = BlockMath.NvOne<TRound>(v.V2, s.V2, u.V2, e.V2) * s.V2, V3 = BlockMath.NvOne<TRound>(v.V3, s.V3, u.V3, e.V3) * s.V3,
-                V4 = BlockMath.NvOne<TRound>(v.V4, s.V4, u.V4, e.V4) * s.V4, V5 = BlockMath.NvOne<TRound>(v.V5, s.V5, u.V5, e.V5) * s.V5,
-                V6 = BlockMath.NvOne<TRound>(v.V6, s.V6, u.V6, e.V6) * s.V6, V7 = BlockMath.NvOne<TRound>(v.V7, s.V7, u.V7, e.V7) * s.V7,
-            };
-        }
-        Vec8Io.Store<TIo, T>(y, i, n, vector, q);
     }
 
     /// <summary>NvOne's value times the scale, for a block that fits the shared reciprocal (scale positive and finite).</summary>
