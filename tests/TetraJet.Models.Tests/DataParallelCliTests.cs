@@ -20,7 +20,7 @@ public class DataParallelCliTests
         public long ItemsPerStep => 12;
         public double Beta2 => 0.9;
         public bool Decays(string name, Tensor p) => false;
-        // Ranges built directly (no tensor-scalar arithmetic, whose implicit alpha Scalar failed once in a parallel run).
+        // Ranges built by arange alone: a tensor + long failed once in CI on libtorch's alpha check.
         public (Tensor Input, Tensor Target) Batch(long step) =>
             (arange(step * 100, step * 100 + 12, dtype: ScalarType.Int64), arange(-step, 12 - step, dtype: ScalarType.Int64));
         public (Tensor Loss, Tensor? Correct) Loss(Tensor output, Tensor target) => (output.sum(), null);

@@ -52,6 +52,26 @@ public class PhiloxKeyTests
     }
 
     [Fact]
+    public void Four_blocks_at_once_are_the_reference_uniforms_of_both_runs()
+    {
+        var rng = new Random(11);
+        for (int t = 0; t < 2000; t++)
+        {
+            ulong seed = (ulong)rng.NextInt64() ^ ((ulong)rng.Next() << 63), stream = (ulong)rng.NextInt64();
+            // Runs anywhere (a counter's high word included), the second before, after or beside the first.
+            long ia = rng.NextInt64(1L << 40) & ~3L, ib = t % 3 == 0 ? ia + 8 : rng.NextInt64(1L << 40) & ~3L;
+            KernelMath.UniformsPair<RoundStochastic>(seed, stream, ia, ib, out Vec8 ua, out Vec8 ub);
+            for (int k = 0; k < 8; k++)
+            {
+                Assert.Equal(Philox.Uniform(seed, stream, ia + k) * 16777216f, ua.Get(k));
+                Assert.Equal(Philox.Uniform(seed, stream, ib + k) * 16777216f, ub.Get(k));
+            }
+        }
+        KernelMath.UniformsPair<RoundNearest>(7, 1, 0, 8, out Vec8 na, out Vec8 nb);
+        Assert.Equal(0u, na.AbsMax() | nb.AbsMax());
+    }
+
+    [Fact]
     public void A_key_argument_holds_the_schedule_as_the_kernel_parameter_lays_it_out()
     {
         var key = new PhiloxKey(0x0123456789ABCDEFUL);
