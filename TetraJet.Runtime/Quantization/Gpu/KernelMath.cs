@@ -246,21 +246,15 @@ public static class KernelMath
     /// </summary>
     /// <remarks>
     /// Converted as a signed integer (w &gt;&gt; 8 &lt; 2^24, so exact either way): ILGPU converts an unsigned integer to
-    /// float through double, two FP64-class conversions per element where this is one. On CUDA the shift is the high
-    /// word of w·2^24 (<c>mul.hi</c>), which ptxas keeps as an integer multiply on the FMA pipe, where a shift would take
-    /// the ALU pipe that the Philox rounds' XORs load.
+    /// float through double, two FP64-class conversions per element where this is one. The shift is the high word of
+    /// w·2^24 (<see cref="Wide"/>: <c>mul.hi</c> on CUDA, whose unused low word ptxas drops), which ptxas keeps as an
+    /// integer multiply on the FMA pipe, where a shift would take the ALU pipe that the Philox rounds' XORs load.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Ticks(uint w) => (int)(CudaAsm.IsSupported ? HighWord(w, 1u << 24) : w >> 8);
-
-    /// <summary>The high word of the 64-bit product a·b (<c>mul.hi.u32</c>); CUDA only.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static uint HighWord(uint a, uint b)
+    public static float Ticks(uint w)
     {
-        Output<uint> h = default;
-        Input<uint> x = a, y = b;
-        CudaAsm.EmitRef("mul.hi.u32 %0, %1, %2;", ref h, ref x, ref y);
-        return h.Value;
+        Wide(w, 1u << 24, out _, out uint high);
+        return (int)high;
     }
 
     /// <summary>Max of a value's bits in the group of lanes [<paramref name="from"/>, 32) strides, i.e. continues a reduction from width <paramref name="from"/> to 32.</summary>
