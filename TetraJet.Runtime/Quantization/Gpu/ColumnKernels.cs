@@ -31,7 +31,7 @@ public static class ColumnKernels
     }
 
     /// <summary>
-    /// NVFP4 along the first axis: a [128 × 64] tile per group, inner blocks of 16 rows, the outer scale from the 128 rows
+    /// NVFP4 along the first axis: a [128 × 32] tile per group, inner blocks of 16 rows, the outer scale from the 128 rows
     /// (TetraJet-v2) or from the per-tensor amax bits in <paramref name="tensorAmax"/>[0] (NVIDIA recipe).
     /// </summary>
     public static void Nv<TIo, T, TOuter, TRound, THad>(ArrayView<T> x, ArrayView<T> y, ArrayView<float> ema, ArrayView<uint> tensorAmax,
@@ -39,12 +39,12 @@ public static class ColumnKernels
         where T : unmanaged where TIo : struct, IElementIo<T> where TOuter : struct, INvOuter
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
+        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.NvCols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
-        var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
-        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
-        ColumnTiles.Origin(128, cols, ColumnTiles.Cols, out int r0, out int c0);
-        ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, c0, 128);
+        var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.NvCols);
+        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.NvCols);
+        ColumnTiles.Origin(128, cols, ColumnTiles.NvCols, out int r0, out int c0);
+        ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, c0, 128, ColumnTiles.NvCols);
         Group.Barrier();
         bool shared = ColumnTiles.NvColumns<TOuter, THad>(tile, partial, scales, reciprocals, tensorAmax, signs);
         ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, reciprocals, shared, y, ema, rows, cols, r0, c0, seed, stream);

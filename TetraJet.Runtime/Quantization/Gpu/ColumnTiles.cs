@@ -8,11 +8,12 @@ namespace TetraJet.Quantization.Gpu;
 
 /// <summary>
 /// The shared-memory tiles of the first-axis kernels (blocks down the rows of a row-major tensor: Q4, Q5, Q6). A group of
-/// <see cref="KernelGeometry.GroupSize"/> threads owns a [tile rows × 64 columns] tile, held as FP32 in shared memory:
+/// <see cref="KernelGeometry.GroupSize"/> threads owns a tile, [32 × 64] (MX) or [128 × 32] (NVFP4), held as FP32 in
+/// shared memory:
 /// <list type="number">
-/// <item>load: each thread moves 8 consecutive elements of a row with one 16-byte access (8 threads per 64-column row,
-/// 16 rows per pass, two passes in flight), so reads are coalesced whatever the block axis;</item>
-/// <item>columns: a thread per (column, half of the tile's rows) reduces its blocks once, down the column (consecutive
+/// <item>load: each thread moves 8 consecutive elements of a row with one 16-byte access (a row's 64 or 32 columns by
+/// 8 or 4 threads, two passes in flight), so reads are coalesced whatever the block axis;</item>
+/// <item>columns: a thread per (column, half or quarter of the tile's rows) reduces its blocks once, down the column (consecutive
 /// threads, consecutive columns: no bank conflicts), and leaves per-column block scales in shared memory;</item>
 /// <item>rows: each thread quantizes 8 consecutive elements of a row with the scales of their columns, one Philox block
 /// per 4 elements, and writes them with one 16-byte store.</item>
@@ -23,6 +24,12 @@ namespace TetraJet.Quantization.Gpu;
 internal static class ColumnTiles
 {
     public const int Cols = KernelGeometry.TileCols;
+
+    /// <summary>
+    /// Columns of an NVFP4 tile: [128 × 32] FP32 (16 KB, with its scales and reciprocals 18.7 KB a group), so that 11
+    /// groups fit an SM's shared memory where a [128 × 64] tile let 6.
+    /// </summary>
+    public const int NvCols = KernelGeometry.NvTileCols;
 
     /// <summary>This group's tile origin: groups run along a tile row of ⌈cols/64⌉ tiles, then down.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -129,34 +136,34 @@ internal static class ColumnTiles
     /// reference's stages, Hadamard.Transform16), and their amax bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static uint Group16<THad>(ArrayView<float> tile, int row0, int c, uint signs) where THad : struct, IHadamardMode
+    public static uint Group16<THad>(ArrayView<float> tile, int row0, int c, uint signs, int w) where THad : struct, IHadamardMode
     {
-        int at = row0 * Cols + c;
+        int at = row0 * w + c;
         Vec8 lo = new()
         {
-            V0 = tile[at], V1 = tile[at + Cols], V2 = tile[at + 2 * Cols], V3 = tile[at + 3 * Cols],
-            V4 = tile[at + 4 * Cols], V5 = tile[at + 5 * Cols], V6 = tile[at + 6 * Cols], V7 = tile[at + 7 * Cols],
+            V0 = tile[at], V1 = tile[at + w], V2 = tile[at + 2 * w], V3 = tile[at + 3 * w],
+            V4 = tile[at + 4 * w], V5 = tile[at + 5 * w], V6 = tile[at + 6 * w], V7 = tile[at + 7 * w],
         };
-        at += 8 * Cols;
+        at += 8 * w;
         Vec8 hi = new()
         {
-            V0 = tile[at], V1 = tile[at + Cols], V2 = tile[at + 2 * Cols], V3 = tile[at + 3 * Cols],
-            V4 = tile[at + 4 * Cols], V5 = tile[at + 5 * Cols], V6 = tile[at + 6 * Cols], V7 = tile[at + 7 * Cols],
+            V0 = tile[at], V1 = tile[at + w], V2 = tile[at + 2 * w], V3 = tile[at + 3 * w],
+            V4 = tile[at + 4 * w], V5 = tile[at + 5 * w], V6 = tile[at + 6 * w], V7 = tile[at + 7 * w],
         };
         if (default(THad).Enabled)
         {
             Hadamard16(ref lo, ref hi, signs);
-            StoreColumn(tile, row0 * Cols + c, lo);
-            StoreColumn(tile, (row0 + 8) * Cols + c, hi);
+            StoreColumn(tile, row0 * w + c, lo, w);
+            StoreColumn(tile, (row0 + 8) * w + c, hi, w);
         }
         return Max(lo.AbsMax(), hi.AbsMax());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreColumn(ArrayView<float> tile, int at, Vec8 v)
+    static void StoreColumn(ArrayView<float> tile, int at, Vec8 v, int w)
     {
-        tile[at] = v.V0; tile[at + Cols] = v.V1; tile[at + 2 * Cols] = v.V2; tile[at + 3 * Cols] = v.V3;
-        tile[at + 4 * Cols] = v.V4; tile[at + 5 * Cols] = v.V5; tile[at + 6 * Cols] = v.V6; tile[at + 7 * Cols] = v.V7;
+        tile[at] = v.V0; tile[at + w] = v.V1; tile[at + 2 * w] = v.V2; tile[at + 3 * w] = v.V3;
+        tile[at + 4 * w] = v.V4; tile[at + 5 * w] = v.V5; tile[at + 6 * w] = v.V6; tile[at + 7 * w] = v.V7;
     }
 
     // ---------------------------------------------------------------- MX: a 32-row tile, one block per column
@@ -174,7 +181,7 @@ internal static class ColumnTiles
         where TRule : struct, IMxRule where THad : struct, IHadamardMode
     {
         int t = Group.IdxX, c = t & (Cols - 1), h = t >> 6;
-        partial[t] = Group16<THad>(tile, 16 * h, c, signs);
+        partial[t] = Group16<THad>(tile, 16 * h, c, signs, Cols);
         Group.Barrier();
         bool nonFinite = false;
         if (h == 0)
@@ -239,10 +246,10 @@ internal static class ColumnTiles
     // ---------------------------------------------------------------- NVFP4: a 128-row tile, 8 inner blocks per column
 
     /// <summary>
-    /// Column phase of an NVFP4 tile of 128 rows: thread (column c, half h) transforms (RHT) and reduces its 4 inner
-    /// blocks of 16, the halves meet in <paramref name="partial"/> for the outer amax (or the per-tensor amax is read),
-    /// and the block scales FP32(s_i·s_o) (NaN for a non-finite outer block) are left in <paramref name="scales"/>
-    /// [8 × 64], their reciprocals RN(1/scale) in <paramref name="reciprocals"/>. Returns whether every block of the
+    /// Column phase of an NVFP4 tile of 128 rows × 32 columns: thread (column c, quarter q) transforms (RHT) and reduces
+    /// its 2 inner blocks of 16, the quarters meet in <paramref name="partial"/> for the outer amax (or the per-tensor amax
+    /// is read), and the block scales FP32(s_i·s_o) (NaN for a non-finite outer block) are left in <paramref name="scales"/>
+    /// [8 × 32], their reciprocals RN(1/scale) in <paramref name="reciprocals"/>. Returns whether every block of the
     /// tile allows the quotients by the reciprocal (<see cref="SharedDivisor.BlockFits"/>; the rows still check their
     /// elements for tiny ones). Ends with a barrier.
     /// </summary>
@@ -251,27 +258,29 @@ internal static class ColumnTiles
         ArrayView<uint> tensorAmax, uint signs)
         where TOuter : struct, INvOuter where THad : struct, IHadamardMode
     {
-        int t = Group.IdxX, c = t & (Cols - 1), h = t >> 6, b0 = 4 * h;
-        // The four inner blocks in a loop (one copy of the RHT in the kernel's code, not four), their amax bits kept in
-        // the scales' own slots until the outer amax is known.
+        // A thread per (column, quarter of the rows): two inner blocks each.
+        int t = Group.IdxX, c = t & (NvCols - 1), b0 = 2 * (t / NvCols);
+        // The two inner blocks in a loop (one copy of the RHT in the kernel's code), their amax bits kept in the scales'
+        // own slots until the outer amax is known.
         uint m = 0;
-        for (int b = b0; b < b0 + 4; b++)
+        for (int b = b0; b < b0 + 2; b++)
         {
-            uint inner = Group16<THad>(tile, 16 * b, c, signs);
-            scales.Cast<uint>()[b * Cols + c] = inner;
+            uint inner = Group16<THad>(tile, 16 * b, c, signs, NvCols);
+            scales.Cast<uint>()[b * NvCols + c] = inner;
             m = Max(m, inner);
         }
         partial[t] = m;
         Group.Barrier();
-        uint outer = default(TOuter).PerTensor ? tensorAmax[0] : Max(partial[c], partial[Cols + c]);
+        uint outer = default(TOuter).PerTensor ? tensorAmax[0]
+            : Max(Max(partial[c], partial[NvCols + c]), Max(partial[2 * NvCols + c], partial[3 * NvCols + c]));
         float so = BlockMath.NvOuter(outer);
         bool fits = true;
-        for (int b = b0; b < b0 + 4; b++)
+        for (int b = b0; b < b0 + 2; b++)
         {
-            uint inner = scales.Cast<uint>()[b * Cols + c];
+            uint inner = scales.Cast<uint>()[b * NvCols + c];
             float scale = BlockMath.NvInner(outer, so, inner) * so;
-            scales[b * Cols + c] = scale;
-            reciprocals[b * Cols + c] = 1f / scale;
+            scales[b * NvCols + c] = scale;
+            reciprocals[b * NvCols + c] = 1f / scale;
             fits &= SharedDivisor.BlockFits(scale, inner);
         }
         return Group.BarrierAnd(fits);
@@ -289,20 +298,21 @@ internal static class ColumnTiles
         ArrayView<T> y, ArrayView<float> ema, int rows, int cols, int r0, int c0, PhiloxKey seed, ulong stream, bool wholeRuns = false)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode
     {
-        int t = Group.IdxX, cc = (t & 7) * 8, rr = t >> 3;
+        // 4 threads a 32-column row, 32 rows a pass.
+        int t = Group.IdxX, cc = (t & 3) * 8, rr = t >> 2;
         int n = Run(cols, c0 + cc);
         if (n == 0) return;
         bool vector = wholeRuns || IsVector(cols, n);
         bool blocks = wholeRuns || (cols & 3) == 0;
-        for (int r = rr; r < 128 && r0 + r < rows; r += 16)
+        for (int r = rr; r < 128 && r0 + r < rows; r += 32)
         {
             long i = (long)(r0 + r) * cols + c0 + cc;
-            Vec8 v = Vec8Io.LoadFloats(tile, r * Cols + cc), s = Vec8Io.LoadFloats(scales, (r >> 4) * Cols + cc);
+            Vec8 v = Vec8Io.LoadFloats(tile, r * NvCols + cc), s = Vec8Io.LoadFloats(scales, (r >> 4) * NvCols + cc);
             Vec8 u = Uniforms<TRound>(seed, stream, i, n, blocks), e = Vec8Io.Ema<TRound>(ema, i, n, vector);
             Vec8 q;
             if (default(TRound).Mode != Rounding.EmaGuided && shared && !SharedDivisor.AnyTiny(v))
             {
-                Vec8 d = Vec8Io.LoadFloats(reciprocals, (r >> 4) * Cols + cc);
+                Vec8 d = Vec8Io.LoadFloats(reciprocals, (r >> 4) * NvCols + cc);
                 q = new()
                 {
                     V0 = SharedQuotient<TRound>(v.V0, s.V0, d.V0, u.V0), V1 = SharedQuotient<TRound>(v.V1, s.V1, d.V1, u.V1),

@@ -83,18 +83,18 @@ public static class DualKernels
     /// <summary>
     /// TetraJet-v2's dY quantizers in one launch: Q3 = NVFP4(RHT(dY)) along N (stream3, signs3) and Q5 = NVFP4(RHT(dY))
     /// along T (zero-padded, stream5, signs5), both with the 16-in-128 double block. A group per [128 × 128] region: the
-    /// load gives each 128-column row to 8 lanes, which quantize Q3 from registers, and keeps the left 64 columns as a
-    /// tile for Q5; the right 64 are then loaded again (from L2: the group read them a moment before) for their Q5.
-    /// Shared memory stays at one [128 × 64] FP32 tile. Needs N a multiple of 128.
+    /// load gives each 128-column row to 8 lanes, which quantize Q3 from registers, and keeps the left 32 columns as a
+    /// tile for Q5; the other three quarters are then loaded again (from L2: the group read them a moment before) for
+    /// their Q5. Shared memory stays at one [128 × 32] FP32 tile. Needs N a multiple of 128.
     /// </summary>
     public static void Nv<TIo, T, TRound, THad>(ArrayView<T> x, ArrayView<T> y3, ArrayView<T> y5,
         int rows, int cols, PhiloxKey seed, ulong stream3, ulong stream5, uint signs3, uint signs5)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
+        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.NvCols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
-        var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
-        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
+        var scales = SharedMemory.Allocate<float>(8 * ColumnTiles.NvCols);
+        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.NvCols);
         ColumnTiles.Origin(128, cols, KernelGeometry.WideTileCols, out int r0, out int c0);
         // 16 rows a pass, 8 lanes a 128-column row, 16 consecutive elements (an inner block) a lane.
         int t = Group.IdxX, cc = (t & 7) * 16, rr = t >> 3;
@@ -109,21 +109,21 @@ public static class DualKernels
             int r = r0 + p + rr;
             long i = (long)r * cols + c0 + cc;
             Vec8Io.LoadPairWithUniforms<TIo, T, TRound>(x, i, i + 8, last, n, vector, seed, stream3, out var lo, out var hi);
-            if (cc < ColumnTiles.Cols)
+            if (cc < ColumnTiles.NvCols)
             {
-                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc, lo.V);
-                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.Cols + cc + 8, hi.V);
+                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.NvCols + cc, lo.V);
+                Vec8Io.StoreFloats(tile, (p + rr) * ColumnTiles.NvCols + cc + 8, hi.V);
             }
             NvRow<TIo, T, TRound, THad>(lo.V, hi.V, lo.U, hi.U, y3, rows, r, i, signs3);
         }
-        // The two 64-column halves in a loop, not written out twice: the kernel's code stays small enough for the
+        // The four 32-column quarters in a loop, not written out: the kernel's code stays small enough for the
         // instruction cache (written out, "no instruction" was its largest warp stall).
-        for (int half = c0; half < c0 + KernelGeometry.WideTileCols && half < cols; half += ColumnTiles.Cols)
+        for (int half = c0; half < c0 + KernelGeometry.WideTileCols && half < cols; half += ColumnTiles.NvCols)
         {
             if (half != c0)
             {
                 Group.Barrier();
-                ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, half, 128);
+                ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, half, 128, ColumnTiles.NvCols);
             }
             Group.Barrier();
             bool shared = ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, reciprocals, default, signs5);

@@ -13,6 +13,9 @@ public static class KernelGeometry
     /// <summary>Columns of a shared-memory tile of the first-axis kernels.</summary>
     public const int TileCols = 64;
 
+    /// <summary>Columns of an NVFP4 first-axis tile ([128 × 32]: its FP32 tile, scales and reciprocals are 18.7 KB a group).</summary>
+    public const int NvTileCols = 32;
+
     /// <summary>Columns of a tile of the fused dY kernels that need a whole 128-block along N per row (NVFP4, FP8 groups).</summary>
     public const int WideTileCols = 128;
 
@@ -36,8 +39,9 @@ public static class KernelGeometry
     /// <summary>16×16 per-tensor NVFP4 tiles: a thread per (16-row band, 8 columns).</summary>
     public static long Tile16Threads(int rows, int cols) => Check((long)(rows / 16) * (cols / 8));
 
-    /// <summary>First-axis kernels (plain or from storage): a group per [tile rows × 64 columns] tile.</summary>
-    public static long ColumnThreads(QuantFormat format, int rows, int cols) => Tiles(rows, TileRows(format), cols, TileCols);
+    /// <summary>First-axis kernels (plain or from storage): a group per [32 × 64] (MX) or [128 × 32] (NVFP4) tile.</summary>
+    public static long ColumnThreads(QuantFormat format, int rows, int cols) =>
+        TileRows(format) == 128 ? Tiles(rows, 128, cols, NvTileCols) : Tiles(rows, 32, cols, TileCols);
 
     /// <summary>Fused dY kernels: a group per [32 × 64] tile (MXFP4) or per [128 × 128] region (NVFP4).</summary>
     public static long DualThreads(QuantFormat format, int rows, int cols) => format == QuantFormat.NVFP4

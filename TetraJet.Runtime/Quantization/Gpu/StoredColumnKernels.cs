@@ -31,18 +31,18 @@ public static class StoredColumnKernels
         ColumnTiles.MxRows<TIo, T, TRule, TRound>(tile, inverse, offset, scale, finite, y, default, rows, cols, r0, c0, 32, seed, stream, wholeRuns: true);
     }
 
-    /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: a [128 × 64] tile per group.</summary>
+    /// <summary>TetraJet-v2 NVFP4 along the first axis from a packed source: a [128 × 32] tile per group.</summary>
     public static void Nv<TIo, T, TSrc, TRound, THad>(ArrayView<byte> codes, ArrayView<byte> scales, ArrayView<float> outer,
         ArrayView<T> y, int rows, int cols, int sourceRows, PhiloxKey seed, ulong stream, uint signs)
         where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource
         where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.Cols);
+        var tile = SharedMemory.Allocate<float>(128 * ColumnTiles.NvCols);
         var partial = SharedMemory.Allocate<uint>(KernelGeometry.GroupSize);
-        var blockScales = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
-        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.Cols);
-        ColumnTiles.Origin(128, cols, ColumnTiles.Cols, out int r0, out int c0);
-        ColumnTiles.LoadStored<TIo, T, TSrc>(codes, scales, outer, tile, sourceRows, cols, r0, c0, 128);
+        var blockScales = SharedMemory.Allocate<float>(8 * ColumnTiles.NvCols);
+        var reciprocals = SharedMemory.Allocate<float>(8 * ColumnTiles.NvCols);
+        ColumnTiles.Origin(128, cols, ColumnTiles.NvCols, out int r0, out int c0);
+        ColumnTiles.LoadStored<TIo, T, TSrc>(codes, scales, outer, tile, sourceRows, cols, r0, c0, 128, ColumnTiles.NvCols);
         Group.Barrier();
         bool shared = ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, blockScales, reciprocals, default, signs);
         // Storage needs cols a multiple of its block: whole runs of 8.
