@@ -118,16 +118,16 @@ public static class DualKernels
         }
         // The four 32-column quarters in a loop, not written out: the kernel's code stays small enough for the
         // instruction cache (written out, "no instruction" was its largest warp stall).
-        for (int half = c0; half < c0 + KernelGeometry.WideTileCols && half < cols; half += ColumnTiles.NvCols)
+        for (int part = c0; part < c0 + KernelGeometry.WideTileCols && part < cols; part += ColumnTiles.NvCols)
         {
-            if (half != c0)
+            if (part != c0)
             {
                 Group.Barrier();
-                ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, half, 128, ColumnTiles.NvCols);
+                ColumnTiles.LoadPlain<TIo, T>(x, tile, rows, cols, r0, part, 128, ColumnTiles.NvCols);
             }
             Group.Barrier();
             bool shared = ColumnTiles.NvColumns<NvOuter128, THad>(tile, partial, scales, reciprocals, default, signs5);
-            ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, reciprocals, shared, y5, default, rows, cols, r0, half, seed, stream5, wholeRuns: true);
+            ColumnTiles.NvRows<TIo, T, TRound>(tile, scales, reciprocals, shared, y5, default, rows, cols, r0, part, seed, stream5, wholeRuns: true);
         }
     }
 }
