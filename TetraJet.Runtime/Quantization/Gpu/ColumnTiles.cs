@@ -31,7 +31,7 @@ internal static class ColumnTiles
     /// </summary>
     public const int NvCols = KernelGeometry.NvTileCols;
 
-    /// <summary>This group's tile origin: groups run along a tile row of ⌈cols/64⌉ tiles, then down.</summary>
+    /// <summary>This group's tile origin: groups run along a tile row of ⌈cols/tileCols⌉ tiles, then down.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Origin(int tileRows, int cols, int tileCols, out int r0, out int c0)
     {
