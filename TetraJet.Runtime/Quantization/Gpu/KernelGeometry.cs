@@ -40,8 +40,11 @@ public static class KernelGeometry
     public static long Tile16Threads(int rows, int cols) => Check((long)(rows / 16) * (cols / 8));
 
     /// <summary>First-axis kernels (plain or from storage): a group per [32 × 64] (MX) or [128 × 32] (NVFP4) tile.</summary>
-    public static long ColumnThreads(QuantFormat format, int rows, int cols) =>
-        TileRows(format) == 128 ? Tiles(rows, 128, cols, NvTileCols) : Tiles(rows, 32, cols, TileCols);
+    public static long ColumnThreads(QuantFormat format, int rows, int cols)
+    {
+        int tileRows = TileRows(format);
+        return Tiles(rows, tileRows, cols, tileRows == 128 ? NvTileCols : TileCols);
+    }
 
     /// <summary>Fused dY kernels: a group per [32 × 64] tile (MXFP4) or per [128 × 128] region (NVFP4).</summary>
     public static long DualThreads(QuantFormat format, int rows, int cols) => format == QuantFormat.NVFP4
