@@ -435,16 +435,19 @@ internal static class PlanEmitter
         w.Open("public override (Tensor Dx, Tensor Dw) Backward(LinearStep s, Tensor dy)");
         if (f.Fp8)
         {
-            w.Line("// FP8 GEMMs when forward took them: Q4 and Q6 re-quantize Ŵ and X̂ from their storage forms.");
+            w.Line("// FP8 GEMMs when forward took them: Q4 and Q6 re-quantize Ŵ and X̂ from their storage forms, queued first on");
+            w.Line("// the side stream (they read nothing backward computes), beside Q3 + Q5 and the dgrad GEMM.");
             w.Open("if (s.UsesFp8)");
+            w.Line("var w4Fp8 = s.Fp8FromStored(Q4Fp8, s.SavedW!.Storage!, 4);");
+            w.Line("var x6Fp8 = s.Fp8FromStored(Q6Fp8, s.SavedX!.Storage!, 6);");
             if (f.FusedDy) w.Line("var (d3, d5) = s.Fp8Dual(Q3Q5Fp8, dy);");
             else
             {
                 w.Line("var d3 = s.Fp8Rows(Q3Fp8, dy, 3, null, out _);");
                 w.Line("var d5 = s.Fp8Columns(Q5Fp8, dy, 5);");
             }
-            w.Line("var dxFp8 = s.Fp8Dgrad(d3, s.Fp8FromStored(Q4Fp8, s.SavedW!.Storage!, 4));");
-            w.Line("var dwFp8 = s.Fp8Wgrad(d5, s.Fp8FromStored(Q6Fp8, s.SavedX!.Storage!, 6), (int)dy.size(0));");
+            w.Line("var dxFp8 = s.Fp8Dgrad(d3, w4Fp8.Ready());");
+            w.Line("var dwFp8 = s.Fp8Wgrad(d5, x6Fp8.Ready(), (int)dy.size(0));");
             w.Line("return (dxFp8, dwFp8);");
             w.Close();
         }
@@ -456,6 +459,23 @@ internal static class PlanEmitter
             w.Line("var dyT = LinearStep.PadTokens16(dy);");
         }
         var dyT = f.PadsTokens ? "dyT" : "dy";
+        w.Line("long rows = " + dyT + ".size(0);");
+        var xs6 = "xs";
+        if (f.OutControl)
+        {
+            w.Line("// OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).");
+            w.Line("var xs6 = xs.Fp4Part ?? xs;");
+            xs6 = "xs6";
+        }
+        if (f.Q4FromStorage || f.Q6FromStorage)
+        {
+            var which = f.Q4FromStorage && f.Q6FromStorage ? "Q4 and Q6" : f.Q4FromStorage ? "Q4" : "Q6";
+            w.Line("// " + which + " read only the storage forward kept: queued first (on CUDA, on the side stream), "
+                + (f.Q4FromStorage && f.Q6FromStorage ? "they run" : "it runs") + " beside");
+            w.Line("// Q3 + Q5 and the dgrad GEMM.");
+            if (f.Q4FromStorage) w.Line("var w4Stored = ws.Storage is { } wStored ? s.FromStored(Q4Stored, wStored, wStored.Rows, 4) : null;");
+            if (f.Q6FromStorage) w.Line("var x6Stored = " + xs6 + ".Storage is { } xStored ? s.FromStored(Q6Stored, xStored, rows, 6) : null;");
+        }
         if (f.FusedDy)
         {
             w.Line("// Q3 + Q5: one read of dY; each keeps its own SR stream" + (f.Q3.Hadamard ? " and its pair's RHT signs" : "") + ".");
@@ -479,23 +499,15 @@ internal static class PlanEmitter
             w.Line("// Q4: Ŵ along N, from its storage form in one pass where it was kept so.");
         else w.Line("// Q4: Ŵ along N.");
         w.Line(!f.HasQ4 ? "var w4 = ws.Value();"
-            : f.Q4FromStorage ? "var w4 = ws.Storage is { } wStored ? d.ColumnsFromStored(Q4Stored, wStored, wStored.Rows, s.Streams(4)) : d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);"
+            : f.Q4FromStorage ? "var w4 = w4Stored?.Ready() ?? d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);"
             : "var w4 = d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);");
         w.Line("// Dgrad GEMM.");
         w.Line("var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));");
-        w.Line("long rows = " + dyT + ".size(0);");
-        var xs6 = "xs";
-        if (f.OutControl)
-        {
-            w.Line("// OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).");
-            w.Line("var xs6 = xs.Fp4Part ?? xs;");
-            xs6 = "xs6";
-        }
         if (!f.Q6.IsQuantized) w.Line("// Q6: BF16.");
         else if (f.Q6FromStorage) w.Line("// Q6: X̂ along T, from its storage form in one pass where it was kept so; T zero-padded.");
         else w.Line("// Q6: " + (f.KeepsXhat ? "X̂" : "X") + " along T, zero-padded.");
         w.Line(!f.Q6.IsQuantized ? "var x6 = LinearStep.PadRows(" + xs6 + ".Value(), rows);"
-            : f.Q6FromStorage ? "var x6 = " + xs6 + ".Storage is { } xStored ? d.ColumnsFromStored(Q6Stored, xStored, rows, s.Streams(6)) : d.Columns(Q6, LinearStep.PadRows(" + xs6 + ".Value(), rows), s.Streams(6), pad: true);"
+            : f.Q6FromStorage ? "var x6 = x6Stored?.Ready() ?? d.Columns(Q6, LinearStep.PadRows(" + xs6 + ".Value(), rows), s.Streams(6), pad: true);"
             : "var x6 = d.Columns(Q6, LinearStep.PadRows(" + xs6 + ".Value(), rows), s.Streams(6), pad: true);");
         if (f.OutControl)
         {

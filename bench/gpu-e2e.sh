@@ -7,7 +7,8 @@
 # charge them a second weight gradient on its steps that the BF16 run does not pay. Run on the GPU machine from the
 # repository root after bench/gpu-pack.sh (or after packing the CLI alone into .gpu/app):
 #   bash bench/gpu-e2e.sh OUT_DIR [steps] [extra train options...]
-# RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (model-recipe, as the summary prints them).
+# RUNS="gpt-70m-bf16 gpt-70m-tetrajet-v2" limits it to the runs named (model-recipe, as the summary prints them);
+# REMOTE names another package's remote.sh (bench/gpu-run.sh's e2e-base: an earlier build's assemblies).
 set -uo pipefail
 out=${1:?usage: gpu-e2e.sh OUT_DIR [steps] [extra train options]}
 steps=${2:-40}
@@ -19,7 +20,7 @@ run() {
   [ -z "${RUNS:-}" ] || [[ " $RUNS " == *" $name "* ]] || return 0
   local dir=/tmp/tetrajet-e2e/$name
   rm -rf "$dir"
-  bash .gpu/remote.sh TetraJet.Cli.dll train "$@" --device cuda --steps "$steps" --eval-every 1000000 \
+  bash "${REMOTE:-.gpu/remote.sh}" TetraJet.Cli.dll train "$@" --device cuda --steps "$steps" --eval-every 1000000 \
     --checkpoint-every 1000000 --noise-every 0 --log-every 10 --out "$dir" > "$out/$name.log" 2>&1
   echo "$name: exit $?"
   cp "$dir/summary.json" "$out/$name.summary.json" 2>/dev/null

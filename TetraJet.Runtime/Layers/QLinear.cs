@@ -36,6 +36,13 @@ public sealed partial class QLinear : nn.Module<Tensor, Tensor>
     /// </summary>
     public bool PackSavedOperands { get; set; } = true;
 
+    /// <summary>
+    /// On CUDA, run Q4 and Q6 from X̂'s and Ŵ's storage forms on a side stream, beside Q3 + Q5 and the dgrad GEMM (they
+    /// read only what forward kept); the default stream waits for each before its GEMM. The same bits either way; on
+    /// by default, off runs them in line on torch's stream.
+    /// </summary>
+    public bool OverlapBackward { get; set; } = true;
+
     /// <summary>Whether the current forward builds a graph (gradient mode on, something requires a gradient): else nothing is saved.</summary>
     internal bool NeedsBackward { get; private set; }
 

@@ -160,11 +160,12 @@ public sealed class DynamicPlan : LinearPlan
 
     (Tensor Dx, Tensor Dw) BackwardFp8(LinearStep s, Tensor dy)
     {
-        var (dy3, dy5) = f3f5 is not null ? s.Fp8Dual(f3f5, dy) : (s.Fp8Rows(f3!, dy, 3, null, out _), s.Fp8Columns(f5!, dy, 5));
+        // Q4 and Q6 read only the storage forward kept: queued first, on the side stream, beside Q3 + Q5 and dgrad.
         var w4 = s.Fp8FromStored(f4!, s.SavedW!.Storage!, 4);
-        var dx = s.Fp8Dgrad(dy3, w4);
         var x6 = s.Fp8FromStored(f6!, s.SavedX!.Storage!, 6);
-        var dw = s.Fp8Wgrad(dy5, x6, (int)dy.size(0));
+        var (dy3, dy5) = f3f5 is not null ? s.Fp8Dual(f3f5, dy) : (s.Fp8Rows(f3!, dy, 3, null, out _), s.Fp8Columns(f5!, dy, 5));
+        var dx = s.Fp8Dgrad(dy3, w4.Ready());
+        var dw = s.Fp8Wgrad(dy5, x6.Ready(), (int)dy.size(0));
         return (dx, dw);
     }
 
@@ -179,6 +180,13 @@ public sealed class DynamicPlan : LinearPlan
         long tokens = dy.size(0);
         // The RHT along T mixes padded rows with real ones, so the padding must exist before it (and in the GEMM).
         var dyT = padsTokens ? LinearStep.PadTokens16(dy) : dy;
+        long rows = dyT.size(0);
+
+        // Q4 and Q6 read only the storage forward kept: queued first (on CUDA, on the side stream), they run beside
+        // Q3 + Q5 and the dgrad GEMM.
+        var x6Source = xs.Fp4Part ?? xs;   // OutControl: Q6 covers the FP4 part
+        var w4Stored = q4 is not null && q4Stored is not null && ws.Storage is { } wst ? s.FromStored(q4Stored, wst, wst.Rows, 4) : null;
+        var x6Stored = q6 is not null && q6Stored is not null && x6Source.Storage is { } xst ? s.FromStored(q6Stored, xst, rows, 6) : null;
 
         Tensor dy3, dy5;
         if (q3q5 is not null)
@@ -193,14 +201,12 @@ public sealed class DynamicPlan : LinearPlan
         }
 
         Tensor w4 = q4 is null ? ws.Value()
-            : q4Stored is not null && ws.Storage is { } wst ? d.ColumnsFromStored(q4Stored, wst, wst.Rows, s.Streams(4))
+            : w4Stored is not null ? w4Stored.Ready()
             : d.Columns(q4, ws.Value(), s.Streams(4), pad: false);
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
 
-        long rows = dyT.size(0);
-        var x6Source = xs.Fp4Part ?? xs;   // OutControl: Q6 covers the FP4 part
         Tensor x6 = q6 is null ? LinearStep.PadRows(x6Source.Value(), rows)
-            : q6Stored is not null && x6Source.Storage is { } xst ? d.ColumnsFromStored(q6Stored, xst, rows, s.Streams(6))
+            : x6Stored is not null ? x6Stored.Ready()
             : d.Columns(q6, LinearStep.PadRows(x6Source.Value(), rows), s.Streams(6), pad: true);
         var dw = xs.Channels is { } oc
             ? s.WgradParts(s.Probe(5, dy5), s.Probe(6, x6), dy, xs.OutlierPart!.Value(), oc)

@@ -84,9 +84,42 @@ public sealed class LinearStep
 
     internal void Release()
     {
+        // Side work that was never waited for (an exception between its queueing and its use) still reads the storage.
+        foreach (var work in side) work.Wait();
+        side.Clear();
         SavedX?.Dispose();
         SavedW?.Dispose();
         SavedX = SavedW = null;
+    }
+
+    // ---------------------------------------------------------------- backward's side stream
+
+    readonly List<ISideWork> side = [];
+
+    /// <summary>
+    /// Q4's or Q6's operand from what forward kept in storage form. It reads nothing backward computes, so on CUDA (with
+    /// the layer's <see cref="QLinear.OverlapBackward"/>) it is queued on the device's side stream, to run beside Q3 + Q5
+    /// and the dgrad GEMM; <see cref="SideResult{T}.Ready"/> orders its use after it.
+    /// </summary>
+    public SideResult<Tensor> FromStored(StoredColumnQuantizer q, PackedTensor source, long rows, int slot) =>
+        Aside(source.Device, () => Backend.ColumnsFromStored(q, source, rows, Streams(slot)));
+
+    /// <summary>Q4's or Q6's transposed FP8 operand from the forward operand's MXFP4 storage, queued as <see cref="FromStored"/>.</summary>
+    public SideResult<Fp8Tensors> Fp8FromStored(Fp8StoredColumnQuantizer q, PackedTensor source, int slot) =>
+        Aside(source.Device, () =>
+        {
+            var s = Streams(slot);
+            return CudaFp8.StoredColumns(source, q.Spec, s.Seed, s.Stream, q.Gpu);
+        });
+
+    SideResult<T> Aside<T>(Device device, Func<T> work)
+    {
+        if (device.type != DeviceType.CUDA || !Layer.OverlapBackward || Backend is not CudaBackend) return new(work(), null, IntPtr.Zero);
+        var runner = DeviceTensors.Runner(device);
+        var (result, done) = runner.Aside(work);
+        var queued = new SideResult<T>(result, runner, done);
+        side.Add(queued);
+        return queued;
     }
 
     // ---------------------------------------------------------------- the three GEMMs
@@ -201,13 +234,6 @@ public sealed class LinearStep
     {
         var s = Streams(slot);
         return CudaFp8.Columns(dy, q.Spec, s.Seed, s.Stream, kernel: q.Gpu);
-    }
-
-    /// <summary>Q4's or Q6's transposed FP8 operand from the forward operand's MXFP4 storage.</summary>
-    public Fp8Tensors Fp8FromStored(Fp8StoredColumnQuantizer q, PackedTensor source, int slot)
-    {
-        var s = Streams(slot);
-        return CudaFp8.StoredColumns(source, q.Spec, s.Seed, s.Stream, q.Gpu);
     }
 
     /// <summary>Q3's and Q5's FP8 operands from one read of dY.</summary>

@@ -50,7 +50,7 @@ static class LinearBench
                     double ms = timeMs(() => { var y = layer.call(x); y.backward([dy]); }, iterations);
                     baseline ??= ms;
                     double ratio = ms / baseline.Value;
-                    log($"linear {label,-9} T {t,6} K {k,5} N {n,5}  {v.Name,-34} {ms,8:F3} ms  {ratio,5:F2}x nn.Linear");
+                    log($"linear {label,-9} T {t,6} K {k,5} N {n,5}  {v.Name,-44} {ms,8:F3} ms  {ratio,5:F2}x nn.Linear");
                     rows.Add(new { model = label, T = t, K = k, N = n, variant = v.Name, ms, ratio_to_nn_linear = ratio });
                     layer.Dispose();
                 }

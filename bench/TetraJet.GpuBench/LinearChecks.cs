@@ -27,6 +27,60 @@ static class LinearChecks
         foreach (var check in OutControl(device)) yield return check;
         yield return LeanOsciReset(device);
         yield return OsciResetUnderOutControl(device);
+        foreach (var (label, recipe) in SideStreamRecipes)
+            yield return SideStream(recipe, label, device);
+    }
+
+    static readonly (string Label, Recipe Recipe)[] SideStreamRecipes =
+    {
+        ("TetraJet", RecipeId.TetraJet),
+        ("TetraJet-v2", RecipeId.TetraJetV2),
+        ("TetraJet, FP8 GEMMs", Recipe.Get(RecipeId.TetraJet) with { Gemm = GemmPath.FP8 }),
+    };
+
+    /// <summary>
+    /// Q4 and Q6 on the side stream (<see cref="QLinear.OverlapBackward"/>) against the same layer with them in line:
+    /// dX and dW must be the same bits over three steps, at a shape where the side kernels run beside Q3 + Q5 and the
+    /// dgrad GEMM. A GEMM that read Q4's or Q6's output before the side stream wrote it would not be.
+    /// </summary>
+    static (string, bool, string) SideStream(Recipe recipe, string label, Device device)
+    {
+        const int T = 4096, K = 2048, N = 2048;
+        string name = $"QLinear {label} [{T}, {K}] → {N} bf16: Q4/Q6 on the side stream == in line (dX, dW, 3 steps)";
+        try
+        {
+            using var scope = NewDisposeScope();
+            manual_seed(8);
+            var inline = new QLinear(K, N, recipe, name: "side") { Seed = 5, LayerId = 2, OverlapBackward = false };
+            var aside = new QLinear(K, N, recipe, name: "side") { Seed = 5, LayerId = 2 };
+            aside.load_state_dict(inline.state_dict());
+            inline.to(device, ScalarType.BFloat16);
+            aside.to(device, ScalarType.BFloat16);
+            var details = new List<string>();
+            bool ok = true;
+            for (int step = 0; step < 3; step++)
+            {
+                var x = randn(new long[] { T, K }, ScalarType.BFloat16, device);
+                var dy = randn(new long[] { T, N }, ScalarType.BFloat16, device);
+                (Tensor Dx, Tensor Dw) Run(QLinear layer)
+                {
+                    layer.Step = step;
+                    layer.zero_grad();
+                    var xl = x.clone().requires_grad_();
+                    layer.call(xl).backward([dy]);
+                    return (xl.grad!.clone(), layer.weight.grad!.clone());
+                }
+                var a = Run(inline);
+                var b = Run(aside);
+                long bad = Mismatch(a.Dx, b.Dx) + Mismatch(a.Dw, b.Dw);
+                ok &= bad == 0;
+                if (bad != 0) details.Add($"step {step}: {bad} elements differ");
+            }
+            ok &= aside.LastForwardUsedFp8 == (recipe.Gemm == GemmPath.FP8);
+            details.Add(ok ? $"identical; FP8 GEMMs {aside.LastForwardUsedFp8}" : $"FP8 GEMMs {aside.LastForwardUsedFp8}");
+            return (name, ok, string.Join("; ", details));
+        }
+        catch (Exception e) { return (name, false, e.GetType().Name + ": " + e.Message); }
     }
 
     /// <summary>

@@ -21,12 +21,20 @@ internal static partial class CudaDriver
         uint sharedBytes, IntPtr stream, IntPtr kernelParams, IntPtr extra);
     [LibraryImport(Lib, EntryPoint = "cuMemsetD32Async")] internal static partial int cuMemsetD32Async(IntPtr pointer, uint value, nuint count, IntPtr stream);
     [LibraryImport(Lib)] internal static partial int cuStreamSynchronize(IntPtr stream);
+    [LibraryImport(Lib)] internal static partial int cuStreamCreate(out IntPtr stream, uint flags);
+    [LibraryImport(Lib)] internal static partial int cuStreamWaitEvent(IntPtr stream, IntPtr @event, uint flags);
+    [LibraryImport(Lib)] internal static partial int cuEventCreate(out IntPtr @event, uint flags);
+    [LibraryImport(Lib)] internal static partial int cuEventRecord(IntPtr @event, IntPtr stream);
     [LibraryImport(Lib, EntryPoint = "cuMemGetInfo_v2")] internal static partial int cuMemGetInfo(out nuint free, out nuint total);
     [LibraryImport(Lib)] internal static partial int cuProfilerStart();
     [LibraryImport(Lib)] internal static partial int cuProfilerStop();
     [LibraryImport(Lib)] internal static partial int cuGetErrorString(int error, out IntPtr message);
 
     internal const int AttrComputeCapabilityMajor = 75, AttrComputeCapabilityMinor = 76;
+    /// <summary>CU_STREAM_NON_BLOCKING: the legacy default stream does not wait for this stream's work, nor it for the default's.</summary>
+    internal const uint StreamNonBlocking = 1;
+    /// <summary>CU_EVENT_DISABLE_TIMING: an event used only for ordering, the cheapest kind to record and wait on.</summary>
+    internal const uint EventDisableTiming = 2;
 
     /// <summary>Throws with the driver's own message on a non-zero result.</summary>
     internal static void Check(int result, string what)

@@ -117,7 +117,8 @@ public static class PtxCompiler
 
 /// <summary>
 /// Runs kernels in the device's primary CUDA context (the one torch uses) on the legacy default stream (torch's
-/// default stream), through the driver API: so they are ordered with torch's work without any synchronisation.
+/// default stream), through the driver API: so they are ordered with torch's work without any synchronisation. Work
+/// that reads only what is already on the device can go to a side stream beside it (<see cref="Aside{T}"/>).
 /// </summary>
 public sealed unsafe class CudaRunner
 {
@@ -165,10 +166,71 @@ public sealed unsafe class CudaRunner
     /// <summary>The legacy default stream (handle 0): torch's default stream.</summary>
     public static IntPtr Stream => IntPtr.Zero;
 
+    /// <summary>Where this thread's launches and memsets go: torch's default stream, or the side stream inside <see cref="Aside{T}"/>.</summary>
+    [ThreadStatic] static IntPtr launchStream;
+
+    // The side stream (created on first use) and its events: the fork event, recorded on the default stream before each
+    // side launch, and a pool of events that mark the end of side work until the default stream has waited on them.
+    IntPtr side, fork;
+    readonly ConcurrentBag<IntPtr> idleEvents = new();
+    readonly object sideLock = new();
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with this thread's launches queued on the device's side stream, a non-blocking
+    /// stream beside torch's default one; returns its result and an event recorded after it. Each side launch first
+    /// waits for everything the default stream was given before it, so the work may read any tensor torch has written;
+    /// the default stream waits for the event (<see cref="WaitFor"/>) before anything reads the result, and so before
+    /// the memory the work read or wrote can be freed and reused. The work must do nothing on torch's stream but
+    /// allocate: a torch operation inside it would run on the default stream, unordered with the side launches.
+    /// </summary>
+    public (T Result, IntPtr Done) Aside<T>(Func<T> work)
+    {
+        if (launchStream != IntPtr.Zero) throw new InvalidOperationException("side work does not nest");
+        using (new CurrentContext(context))
+            lock (sideLock)
+                if (side == IntPtr.Zero)
+                {
+                    CudaDriver.Check(CudaDriver.cuEventCreate(out fork, CudaDriver.EventDisableTiming), "cuEventCreate");
+                    CudaDriver.Check(CudaDriver.cuStreamCreate(out var stream, CudaDriver.StreamNonBlocking), "cuStreamCreate");
+                    side = stream;
+                }
+        T result;
+        launchStream = side;
+        try { result = work(); }
+        finally { launchStream = IntPtr.Zero; }
+        using var _ = new CurrentContext(context);
+        if (!idleEvents.TryTake(out var done))
+            CudaDriver.Check(CudaDriver.cuEventCreate(out done, CudaDriver.EventDisableTiming), "cuEventCreate");
+        CudaDriver.Check(CudaDriver.cuEventRecord(done, side), "cuEventRecord");
+        return (result, done);
+    }
+
+    /// <summary>Makes torch's default stream wait for side work's <paramref name="done"/> event, then returns the event to the pool.</summary>
+    public void WaitFor(IntPtr done)
+    {
+        using var _ = new CurrentContext(context);
+        CudaDriver.Check(CudaDriver.cuStreamWaitEvent(Stream, done, 0), "cuStreamWaitEvent");
+        // A wait holds the event's state at the call, so the event can be recorded again from here on.
+        idleEvents.Add(done);
+    }
+
+    /// <summary>The stream of this thread's next launch; a side launch first waits for the default stream's work so far.</summary>
+    IntPtr LaunchStream()
+    {
+        var stream = launchStream;
+        if (stream == IntPtr.Zero) return stream;
+        lock (sideLock)
+        {
+            CudaDriver.Check(CudaDriver.cuEventRecord(fork, Stream), "cuEventRecord");
+            CudaDriver.Check(CudaDriver.cuStreamWaitEvent(stream, fork, 0), "cuStreamWaitEvent");
+        }
+        return stream;
+    }
+
     /// <summary>Threads per group: <see cref="KernelGeometry.GroupSize"/> (a tile kernel's group is one tile).</summary>
     public int GroupSize => KernelGeometry.GroupSize;
 
-    /// <summary>Queues <paramref name="kernel"/> over a 1-D grid of at least <paramref name="threads"/> threads (from <see cref="KernelGeometry"/>) on torch's default stream.</summary>
+    /// <summary>Queues <paramref name="kernel"/> over a 1-D grid of at least <paramref name="threads"/> threads (from <see cref="KernelGeometry"/>) on torch's default stream (or the side stream inside <see cref="Aside{T}"/>).</summary>
     public void Launch(MethodInfo kernel, long threads, ReadOnlySpan<KernelArg> args)
     {
         using var _ = new CurrentContext(context);
@@ -180,7 +242,7 @@ public sealed unsafe class CudaRunner
         fixed (KernelArg* values = args)
         {
             for (int k = 0; k < args.Length; k++) pointers[k] = (IntPtr)(values + k);
-            int result = CudaDriver.cuLaunchKernel(function, (uint)groups, 1, 1, (uint)GroupSize, 1, 1, 0, Stream, (IntPtr)pointers, IntPtr.Zero);
+            int result = CudaDriver.cuLaunchKernel(function, (uint)groups, 1, 1, (uint)GroupSize, 1, 1, 0, LaunchStream(), (IntPtr)pointers, IntPtr.Zero);
             // The message is built only on failure: a launch is on every layer's hot path.
             if (result != 0) CudaDriver.Check(result, $"cuLaunchKernel({kernel.Name})");
         }
@@ -190,7 +252,7 @@ public sealed unsafe class CudaRunner
     public void Zero(DeviceView view, long count)
     {
         using var _ = new CurrentContext(context);
-        CudaDriver.Check(CudaDriver.cuMemsetD32Async(view.Pointer, 0, (nuint)count, Stream), "cuMemsetD32Async");
+        CudaDriver.Check(CudaDriver.cuMemsetD32Async(view.Pointer, 0, (nuint)count, LaunchStream()), "cuMemsetD32Async");
     }
 
     /// <summary>

@@ -115,16 +115,20 @@ internal sealed class Nvfp4_TetraJetV2Plan : LinearPlan
         var (xs, ws) = (s.SavedX!, s.SavedW!);
         // T padded to 16 for the wgrad pair: the RHT along T mixes padded rows with real ones.
         var dyT = LinearStep.PadTokens16(dy);
+        long rows = dyT.size(0);
+        // Q4 and Q6 read only the storage forward kept: queued first (on CUDA, on the side stream), they run beside
+        // Q3 + Q5 and the dgrad GEMM.
+        var w4Stored = ws.Storage is { } wStored ? s.FromStored(Q4Stored, wStored, wStored.Rows, 4) : null;
+        var x6Stored = xs.Storage is { } xStored ? s.FromStored(Q6Stored, xStored, rows, 6) : null;
         // Q3 + Q5: one read of dY; each keeps its own SR stream and its pair's RHT signs.
         var (dy3Padded, dy5) = d.Dual(Q3Q5, dyT, s.Streams(3), s.Streams(5));
         var dy3 = dy3Padded.narrow(0, 0, dy.size(0));
         // Q4: Ŵ along N, from its storage form in one pass where it was kept so.
-        var w4 = ws.Storage is { } wStored ? d.ColumnsFromStored(Q4Stored, wStored, wStored.Rows, s.Streams(4)) : d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
+        var w4 = w4Stored?.Ready() ?? d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dyT.size(0);
         // Q6: X̂ along T, from its storage form in one pass where it was kept so; T zero-padded.
-        var x6 = xs.Storage is { } xStored ? d.ColumnsFromStored(Q6Stored, xStored, rows, s.Streams(6)) : d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
+        var x6 = x6Stored?.Ready() ?? d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
         // Wgrad GEMM.
         var dw = s.Wgrad(s.Probe(5, dy5), s.Probe(6, x6));
         return (dx, dw);

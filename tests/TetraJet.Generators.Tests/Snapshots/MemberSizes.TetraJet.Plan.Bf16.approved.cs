@@ -56,6 +56,7 @@ internal sealed class Bf16Plan : LinearPlan
     {
         var d = s.Backend;
         var (xs, ws) = (s.SavedX!, s.SavedW!);
+        long rows = dy.size(0);
         // Q3: BF16.
         var dy3 = dy;
         // Q5: BF16.
@@ -64,7 +65,6 @@ internal sealed class Bf16Plan : LinearPlan
         var w4 = ws.Value();
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dy.size(0);
         // Q6: BF16.
         var x6 = LinearStep.PadRows(xs.Value(), rows);
         // Wgrad GEMM.

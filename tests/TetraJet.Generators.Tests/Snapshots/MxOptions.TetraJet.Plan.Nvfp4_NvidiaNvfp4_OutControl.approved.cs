@@ -132,6 +132,9 @@ internal sealed class Nvfp4_NvidiaNvfp4_OutControlPlan : LinearPlan
         var (xs, ws) = (s.SavedX!, s.SavedW!);
         // T padded to 16 for the wgrad pair: the RHT along T mixes padded rows with real ones.
         var dyT = LinearStep.PadTokens16(dy);
+        long rows = dyT.size(0);
+        // OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).
+        var xs6 = xs.Fp4Part ?? xs;
         // Q3: dY along N.
         var dy3 = d.Rows(Q3, dy, s.Streams(3));
         // Q5: dY along T, zero-padded to the block.
@@ -140,9 +143,6 @@ internal sealed class Nvfp4_NvidiaNvfp4_OutControlPlan : LinearPlan
         var w4 = ws.Value();
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dyT.size(0);
-        // OutControl: Q6 covers the FP4 part (kept in parts once the channels are fixed).
-        var xs6 = xs.Fp4Part ?? xs;
         // Q6: X along T, zero-padded.
         var x6 = d.Columns(Q6, LinearStep.PadRows(xs6.Value(), rows), s.Streams(6), pad: true);
         // Wgrad GEMMs: the FP4 part's, and under OutControl MXFP8(dY)ᵀ·MXFP8(X̂_out) along T for the outlier channels.

@@ -127,6 +127,7 @@ internal sealed class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrPlan : LinearPlan
         var (xs, ws) = (s.SavedX!, s.SavedW!);
         // T padded to 16 for the wgrad pair: the RHT along T mixes padded rows with real ones.
         var dyT = LinearStep.PadTokens16(dy);
+        long rows = dyT.size(0);
         // Q3: dY along N.
         var dy3 = d.Rows(Q3, dy, s.Streams(3));
         // Q5: dY along T, zero-padded to the block.
@@ -135,7 +136,6 @@ internal sealed class Nvfp4_NvidiaNvfp4_Q4Nvfp4PerTensorSrPlan : LinearPlan
         var w4 = d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dyT.size(0);
         // Q6: X along T, zero-padded.
         var x6 = d.Columns(Q6, LinearStep.PadRows(xs.Value(), rows), s.Streams(6), pad: true);
         // Wgrad GEMM.

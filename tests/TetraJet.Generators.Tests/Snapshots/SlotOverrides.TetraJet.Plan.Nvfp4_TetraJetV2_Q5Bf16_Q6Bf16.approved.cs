@@ -101,15 +101,18 @@ internal sealed class Nvfp4_TetraJetV2_Q5Bf16_Q6Bf16Plan : LinearPlan
     {
         var d = s.Backend;
         var (xs, ws) = (s.SavedX!, s.SavedW!);
+        long rows = dy.size(0);
+        // Q4 read only the storage forward kept: queued first (on CUDA, on the side stream), it runs beside
+        // Q3 + Q5 and the dgrad GEMM.
+        var w4Stored = ws.Storage is { } wStored ? s.FromStored(Q4Stored, wStored, wStored.Rows, 4) : null;
         // Q3: dY along N.
         var dy3 = d.Rows(Q3, dy, s.Streams(3));
         // Q5: BF16.
         var dy5 = dy;
         // Q4: Ŵ along N, from its storage form in one pass where it was kept so.
-        var w4 = ws.Storage is { } wStored ? d.ColumnsFromStored(Q4Stored, wStored, wStored.Rows, s.Streams(4)) : d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
+        var w4 = w4Stored?.Ready() ?? d.Columns(Q4, ws.Value(), s.Streams(4), pad: false);
         // Dgrad GEMM.
         var dx = s.Dgrad(s.Probe(3, dy3), s.Probe(4, w4));
-        long rows = dy.size(0);
         // Q6: BF16.
         var x6 = LinearStep.PadRows(xs.Value(), rows);
         // Wgrad GEMM.
