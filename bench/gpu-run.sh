@@ -26,9 +26,10 @@ step() {   # name limit command...
   log "$name: exit $? in $(($(date +%s) - t0)) s (limit $limit)"
   pack
 }
-make_base() {   # $base: the app with .gpu/base's assemblies laid over it, made once per call
+make_base() {   # $base: the app with .gpu/base's assemblies laid over it, made once per call; inside the repository,
+  # where the CLI finds the shipped data by looking above its own folder
   [ -n "${base:-}" ] && return
-  base=$(mktemp -d); cp -r .gpu/app "$base/app"; cp .gpu/base/* "$base/app/"; cp .gpu/remote.sh "$base/"
+  base=$PWD/.gpu/base-package; rm -rf "$base"; mkdir -p "$base"; cp -r .gpu/app "$base/app"; cp .gpu/base/* "$base/app/"; cp .gpu/remote.sh "$base/"
   ln -s "$PWD/.gpu/dotnet-runtime.tar.xz" "$base/"
 }
 for s in "$@"; do
