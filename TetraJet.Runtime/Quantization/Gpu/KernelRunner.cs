@@ -197,12 +197,25 @@ public sealed unsafe class CudaRunner
         T result;
         launchStream = side;
         try { result = work(); }
-        finally { launchStream = IntPtr.Zero; }
+        catch
+        {
+            // What the work launched before it threw must still finish before torch frees what it reads.
+            launchStream = IntPtr.Zero;
+            WaitFor(SideDone());
+            throw;
+        }
+        launchStream = IntPtr.Zero;
+        return (result, SideDone());
+    }
+
+    /// <summary>An event recorded on the side stream after the work queued there so far.</summary>
+    IntPtr SideDone()
+    {
         using var _ = new CurrentContext(context);
         if (!idleEvents.TryTake(out var done))
             CudaDriver.Check(CudaDriver.cuEventCreate(out done, CudaDriver.EventDisableTiming), "cuEventCreate");
         CudaDriver.Check(CudaDriver.cuEventRecord(done, side), "cuEventRecord");
-        return (result, done);
+        return done;
     }
 
     /// <summary>Makes torch's default stream wait for side work's <paramref name="done"/> event, then returns the event to the pool.</summary>
