@@ -185,8 +185,8 @@ public sealed class DynamicPlan : LinearPlan
         // Q4 and Q6 read only the storage forward kept: queued first (on CUDA, on the side stream), they run beside
         // Q3 + Q5 and the dgrad GEMM.
         var x6Source = xs.Fp4Part ?? xs;   // OutControl: Q6 covers the FP4 part
-        var w4Stored = q4 is not null && q4Stored is not null && ws.Storage is { } wst ? s.FromStored(q4Stored, wst, wst.Rows, 4) : null;
-        var x6Stored = q6 is not null && q6Stored is not null && x6Source.Storage is { } xst ? s.FromStored(q6Stored, xst, rows, 6) : null;
+        var w4Stored = q4Stored is not null && ws.Storage is { } wst ? s.FromStored(q4Stored, wst, wst.Rows, 4) : null;
+        var x6Stored = q6Stored is not null && x6Source.Storage is { } xst ? s.FromStored(q6Stored, xst, rows, 6) : null;
 
         Tensor dy3, dy5;
         if (q3q5 is not null)

@@ -186,14 +186,7 @@ public sealed unsafe class CudaRunner
     public (T Result, IntPtr Done) Aside<T>(Func<T> work)
     {
         if (launchStream != IntPtr.Zero) throw new InvalidOperationException("side work does not nest");
-        using (new CurrentContext(context))
-            lock (sideLock)
-                if (side == IntPtr.Zero)
-                {
-                    CudaDriver.Check(CudaDriver.cuEventCreate(out fork, CudaDriver.EventDisableTiming), "cuEventCreate");
-                    CudaDriver.Check(CudaDriver.cuStreamCreate(out var stream, CudaDriver.StreamNonBlocking), "cuStreamCreate");
-                    side = stream;
-                }
+        if (Volatile.Read(ref side) == IntPtr.Zero) CreateSide();
         T result;
         launchStream = side;
         try { result = work(); }
@@ -206,6 +199,18 @@ public sealed unsafe class CudaRunner
         }
         launchStream = IntPtr.Zero;
         return (result, SideDone());
+    }
+
+    void CreateSide()
+    {
+        using var _ = new CurrentContext(context);
+        lock (sideLock)
+        {
+            if (side != IntPtr.Zero) return;
+            CudaDriver.Check(CudaDriver.cuEventCreate(out fork, CudaDriver.EventDisableTiming), "cuEventCreate");
+            CudaDriver.Check(CudaDriver.cuStreamCreate(out var stream, CudaDriver.StreamNonBlocking), "cuStreamCreate");
+            Volatile.Write(ref side, stream);
+        }
     }
 
     /// <summary>An event recorded on the side stream after the work queued there so far.</summary>
