@@ -7,7 +7,8 @@
 # Steps: test (GpuBench test; TEST_ONLY=kernels,fp8 names groups, TEST_LIMIT, default 260 s: the full suite with its
 # smoke group takes over 200 s), quantize (60 s), quantize-base (the same with the assemblies in .gpu/base, an earlier
 # build's, laid over the app: a before/after pair on one machine), linear (LINEAR_LIMIT, 90 s), e2e (bench/gpu-e2e.sh with E2E_STEPS,
-# default 120, and RUNS; E2E_LIMIT, 300 s), e2e-base (the same from .gpu/base's assemblies).
+# default 120, and RUNS; E2E_LIMIT, 300 s), e2e-inline (the same with --overlap off: Q4/Q6 in line), e2e-base (the same
+# from .gpu/base's assemblies). A step named twice writes its second run under name-2.
 set -u
 OUT=${OUT:?set OUT to the folder that comes back}
 TOTAL=${TOTAL:-580}
@@ -32,19 +33,22 @@ make_base() {   # $base: the app with .gpu/base's assemblies laid over it, made 
   base=$PWD/.gpu/base-package; rm -rf "$base"; mkdir -p "$base"; cp -r .gpu/app "$base/app"; cp .gpu/base/* "$base/app/"; cp .gpu/remote.sh "$base/"
   ln -s "$PWD/.gpu/dotnet-runtime.tar.xz" "$base/"
 }
+declare -A runs=()
+again() { [ "${runs[$1]:-0}" -ge 2 ] && echo "$1-${runs[$1]}" || echo "$1"; }   # the folder of this run of a step
 for s in "$@"; do
+  runs[$s]=$(( ${runs[$s]:-0} + 1 ))
   case $s in
     test) step test "${TEST_LIMIT:-260}" bash .gpu/remote.sh TetraJet.GpuBench.dll test ${TEST_ONLY:+--only "$TEST_ONLY"} --out "$OUT/r/test.json" ;;
     quantize) step quantize 60 bash .gpu/remote.sh TetraJet.GpuBench.dll quantize --out "$OUT/r/quantize.json" ;;
     quantize-base) make_base; step quantize-base 60 bash "$base/remote.sh" TetraJet.GpuBench.dll quantize --out "$OUT/r/quantize-base.json" ;;
     linear) step linear "${LINEAR_LIMIT:-90}" bash .gpu/remote.sh TetraJet.GpuBench.dll linear --out "$OUT/r/linear.json" ;;
-    e2e) step e2e "${E2E_LIMIT:-300}" bash bench/gpu-e2e.sh "$OUT/r/e2e" "${E2E_STEPS:-120}" ;;
+    e2e) step "$(again e2e)" "${E2E_LIMIT:-300}" bash bench/gpu-e2e.sh "$OUT/r/$(again e2e)" "${E2E_STEPS:-120}" ;;
+    e2e-inline) step "$(again e2e-inline)" "${E2E_LIMIT:-300}" bash bench/gpu-e2e.sh "$OUT/r/$(again e2e-inline)" "${E2E_STEPS:-120}" --overlap off ;;
     e2e-base) make_base; REMOTE="$base/remote.sh" step e2e-base "${E2E_LIMIT:-300}" bash bench/gpu-e2e.sh "$OUT/r/e2e-base" "${E2E_STEPS:-120}" ;;
-    *) log "$s: unknown step (test, quantize, quantize-base, linear, e2e, e2e-base)" ;;
+    *) log "$s: unknown step (test, quantize, quantize-base, linear, e2e, e2e-inline, e2e-base)" ;;
   esac
 done
 grep -hE '^(PASS|FAIL)' "$OUT/r/test.log" 2>/dev/null | awk '{n[$1]++} END {for (k in n) print k, n[k]}' | tee -a "$OUT/steps.txt"
 grep -h '^FAIL' "$OUT/r/test.log" 2>/dev/null | head -20 >> "$OUT/steps.txt"
-tail -12 "$OUT/r/e2e.log" 2>/dev/null >> "$OUT/steps.txt"
-tail -12 "$OUT/r/e2e-base.log" 2>/dev/null >> "$OUT/steps.txt"
+for f in "$OUT"/r/e2e*.log; do [ -f "$f" ] && { echo "${f##*/}:"; tail -12 "$f"; } >> "$OUT/steps.txt"; done
 pack && rm -rf "$OUT/r"

@@ -43,6 +43,15 @@ public static class QuantizationExtensions
         foreach (var (_, layer) in model.QuantizedLinears()) layer.PackSavedOperands = pack;
     }
 
+    /// <summary>
+    /// Sets <see cref="QLinear.OverlapBackward"/> on every quantized layer: on CUDA, Q4 and Q6 on a side stream (the
+    /// default) or in line on torch's stream. The same bits either way.
+    /// </summary>
+    public static void OverlapBackward(this nn.Module model, bool on = true)
+    {
+        foreach (var (_, layer) in model.QuantizedLinears()) layer.OverlapBackward = on;
+    }
+
     /// <summary>Sets <see cref="QLinear.Autocast"/> on every quantized layer (null: compute in the input's dtype).</summary>
     public static void SetAutocast(this nn.Module model, ScalarType? dtype)
     {

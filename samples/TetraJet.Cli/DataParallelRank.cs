@@ -62,6 +62,7 @@ static class DataParallelRank
         using var trainer = new TaskTrainer(task, Trainer.Settings(o, total, lr, wd), device, communicator);
         var net = task.Net;
         if (Trainer.PrecisionOf(o, device) == "bf16") net.SetAutocast(ScalarType.BFloat16);
+        net.OverlapBackward(o.OverlapsBackward);
         if (recipe.IsQuantized) net.TrackOscillation();
         if (ckpt is not null)
         {

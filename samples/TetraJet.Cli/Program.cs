@@ -75,6 +75,7 @@ public static class Program
         var seed = new Option<long>("--seed") { Description = "seed for initialisation, data order and augmentation", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         var gemm = new Option<string>("--gemm") { Description = "bf16, or fp8: on CUDA, MXFP4 recipes multiply on FP8 tensor cores, the same operands bit for bit", DefaultValueFactory = _ => "bf16" };
+        var overlap = new Option<string>("--overlap") { Description = "on or off: on CUDA, backward's Q4 and Q6 on a side stream beside Q3 + Q5 and the dgrad GEMM, or in line (the same bits)", DefaultValueFactory = _ => "on" };
         var precision = new Option<string?>("--precision") { Description = "fp32, or bf16: linear layers quantize and multiply in bfloat16, weights and the rest stay float32 (default: bf16 on cuda, fp32 on cpu)" };
         var output = new Option<string?>("--out") { Description = "run folder (default runs/<model>-<recipe>)" };
         var resume = new Option<bool>("--resume") { Description = "continue the run in --out from its checkpoint (or start it over if it stopped before its first one)" };
@@ -94,7 +95,7 @@ public static class Program
         var cmd = new Command("train", "train a model with an FP4 recipe")
         {
             model, recipe, qEma, qRamping, osciReset, osciResetLean, outControl, size, steps, epochs, batch, lr, wd, smoothing, clip, seed,
-            device, gemm, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, profileStep, trainSubset, evalSubset, augment, logEvery, quiet, gpus,
+            device, gemm, overlap, precision, output, resume, data, evalEvery, ckptEvery, stopAfter, profileStep, trainSubset, evalSubset, augment, logEvery, quiet, gpus,
             noiseEvery, slots,
         };
         cmd.SetAction(p =>
@@ -105,7 +106,7 @@ public static class Program
                 OsciReset = p.GetValue(osciReset), OsciResetLean = p.GetValue(osciResetLean), OutControl = p.GetValue(outControl), Size = p.GetValue(size)!,
                 Steps = p.GetValue(steps), Epochs = p.GetValue(epochs), Batch = p.GetValue(batch), Lr = p.GetValue(lr),
                 WeightDecay = p.GetValue(wd), LabelSmoothing = p.GetValue(smoothing), ClipNorm = p.GetValue(clip), Seed = p.GetValue(seed),
-                Device = p.GetValue(device)!, Gemm = p.GetValue(gemm)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
+                Device = p.GetValue(device)!, Gemm = p.GetValue(gemm)!, Overlap = p.GetValue(overlap)!, Precision = p.GetValue(precision), Out = p.GetValue(output), Resume = p.GetValue(resume), Data = p.GetValue(data),
                 EvalEvery = p.GetValue(evalEvery), CheckpointEvery = p.GetValue(ckptEvery), StopAfter = p.GetValue(stopAfter), ProfileStep = p.GetValue(profileStep),
                 TrainSubset = p.GetValue(trainSubset), EvalSubset = p.GetValue(evalSubset), Augment = p.GetValue(augment)!, LogEvery = p.GetValue(logEvery), Quiet = p.GetValue(quiet),
                 Gpus = p.GetValue(gpus), CommandLine = args,

@@ -13,6 +13,8 @@ public sealed record TrainOptions
     public bool OutControl { get; init; }
     /// <summary>bf16 or fp8: the tensor cores of the quantized GEMMs on CUDA (<see cref="TetraJet.Recipe.Gemm"/>).</summary>
     public string Gemm { get; init; } = "bf16";
+    /// <summary>on or off: backward's Q4 and Q6 on a CUDA side stream (<see cref="TetraJet.QLinear.OverlapBackward"/>).</summary>
+    public string Overlap { get; init; } = "on";
     public string Size { get; init; } = "tiny-cpu";
     public int? Steps { get; init; }
     public double? Epochs { get; init; }
@@ -50,6 +52,14 @@ public sealed record TrainOptions
     public int? Gpus { get; init; }
     /// <summary>The command line as given (the launcher repeats it for each rank, without --gpus).</summary>
     public IReadOnlyList<string>? CommandLine { get; init; }
+
+    /// <summary><see cref="Overlap"/> as a switch; a bad value is a usage error.</summary>
+    public bool OverlapsBackward => Overlap switch
+    {
+        "on" => true,
+        "off" => false,
+        _ => throw new UsageException($"unknown --overlap '{Overlap}'; use on or off"),
+    };
 
     public string OutDir => Out ?? Path.Combine("runs", $"{Model}-{Recipe}");
 

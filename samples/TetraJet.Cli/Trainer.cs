@@ -52,6 +52,7 @@ public static class Trainer
             "cuda" => cuda.is_available() ? CUDA : throw new UsageException("--device cuda: TorchSharp sees no CUDA GPU (torch.cuda.is_available() is false); use --device cpu or install a CUDA libtorch"),
             _ => throw new UsageException($"unknown device '{o.Device}'; use cpu or cuda"),
         };
+        _ = o.OverlapsBackward;   // a bad --overlap is a usage error before any data loads
         if (PrecisionOf(o, device) is not ("fp32" or "bf16")) throw new UsageException($"unknown precision '{o.Precision}'; use fp32 or bf16");
         var d = DefaultsFor(o.Model, o.Size);
         int batch = o.Batch ?? d.Batch;
@@ -130,6 +131,7 @@ public static class Trainer
         using var trainer = new TaskTrainer(task, Settings(o, total, lr, wd), device, communicator);
         // Mixed precision as torch.autocast does it for linear layers; the autocast dtype is not part of the checkpoint.
         if (PrecisionOf(o, device) == "bf16") net.SetAutocast(ScalarType.BFloat16);
+        net.OverlapBackward(o.OverlapsBackward);
         bool quantized = recipe.IsQuantized;
         if (quantized) net.TrackOscillation();
         var noise = new NoiseMonitor(net, o.NoiseEvery);
@@ -303,7 +305,7 @@ public static class Trainer
         {
             Model = o.Model, Size = o.Size, Recipe = recipe.Name, RecipeDescription = recipe.Describe(), ModelConfig = JsonDocument.Parse(configJson).RootElement,
             Parameters = paramCount, Steps = total, Epochs = (double)total / task.StepsPerEpoch, Batch = batch, Lr = lr, WeightDecay = wd, Seed = o.Seed,
-            Device = o.Device, Precision = PrecisionOf(o, device), Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
+            Device = o.Device, Precision = PrecisionOf(o, device), OverlapBackward = o.OverlapsBackward, Threads = get_num_threads(), WallSeconds = wallSeconds, TrainSeconds = trainSeconds,
             Throughput = total * task.ItemsPerStep / Math.Max(trainSeconds, 1e-9), ThroughputUnit = task.Unit,
             SteadyThroughput = steadySeconds > 0 ? steadyItems / steadySeconds : null,
             PeakDeviceMemoryGiB = gpu is null ? null : Math.Round(peakMemory / Gib, 2),
@@ -450,6 +452,8 @@ public sealed record RunSummary
     public required string Device { get; init; }
     /// <summary>fp32, or bf16 (the linear layers under bfloat16 autocast).</summary>
     public required string Precision { get; init; }
+    /// <summary>--overlap: whether backward ran Q4 and Q6 on a side stream (CUDA; in line on the CPU either way).</summary>
+    public bool OverlapBackward { get; init; }
     public long Threads { get; init; }
     public double WallSeconds { get; init; }
     public double TrainSeconds { get; init; }
