@@ -193,11 +193,10 @@ public sealed unsafe class CudaRunner
         catch
         {
             // What the work launched before it threw must still finish before torch frees what it reads.
-            launchStream = IntPtr.Zero;
             WaitFor(SideDone());
             throw;
         }
-        launchStream = IntPtr.Zero;
+        finally { launchStream = IntPtr.Zero; }
         return (result, SideDone());
     }
 
