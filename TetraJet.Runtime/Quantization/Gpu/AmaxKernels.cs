@@ -49,8 +49,8 @@ public static class AmaxKernels
         {
             int r0 = blk * 16;
             Vec8 lo = Column(x, rows, cols, r0, c), hi = Column(x, rows, cols, r0 + 8, c);
-            Hadamard16(ref lo, ref hi, signs);
-            m = Max(lo.AbsMax(), hi.AbsMax());
+            Hadamard16Unscaled(ref lo, ref hi, signs);
+            m = Quarter(Max(lo.AbsMax(), hi.AbsMax()));
         }
         m = WarpMax(m, 32);
         if (Warp.LaneIdx == 0 && m != 0) Atomic.Max(ref result[0], m);

@@ -117,10 +117,18 @@ public static class BlockMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float NvOuter(uint outer) => outer >= NonFiniteBits ? float.NaN : ScalarCore.NvOuterScale(Bits.AsFloat(outer));
 
-    /// <summary>Reference: ReferenceQuantizer.NvInner. The inner E4M3 scale s_i under outer scale <paramref name="so"/> (NaN for a non-finite outer block).</summary>
+    /// <summary>
+    /// Reference: ReferenceQuantizer.NvInner (ScalarCore.NvInnerScale). The inner E4M3 scale s_i under outer scale
+    /// <paramref name="so"/> (NaN for a non-finite outer block): the quotient's rounding without branches
+    /// (<see cref="E4M3.RoundMagnitude"/>; the quotient is non-negative or NaN).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float NvInner(uint outer, float so, uint inner) =>
-        outer >= NonFiniteBits ? float.NaN : so == 0f ? 0f : ScalarCore.NvInnerScale(Bits.AsFloat(inner), so);
+    public static float NvInner(uint outer, float so, uint inner)
+    {
+        if (outer >= NonFiniteBits) return float.NaN;
+        float d = so * 6f;
+        return d == 0f ? 0f : E4M3.RoundMagnitude(Bits.AsFloat(inner) / d);
+    }
 
     /// <summary>Reference: ReferenceQuantizer.NvInner. One element: round(x / scale) with IEEE divisions (the spec's), 0 for a zero scale.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -157,6 +165,30 @@ public static class BlockMath
         // A zero scale (an all-zero outer block) gives zeros, as NvOne does.
         if (scale == 0f) return g;
         Vec8 q = SharedDivisor.Divide(v, scale, amax);
+        g.V0 = Fp4Grid.Round<TRound>(q.V0, u.V0, 0f);
+        g.V1 = Fp4Grid.Round<TRound>(q.V1, u.V1, 0f);
+        g.V2 = Fp4Grid.Round<TRound>(q.V2, u.V2, 0f);
+        g.V3 = Fp4Grid.Round<TRound>(q.V3, u.V3, 0f);
+        g.V4 = Fp4Grid.Round<TRound>(q.V4, u.V4, 0f);
+        g.V5 = Fp4Grid.Round<TRound>(q.V5, u.V5, 0f);
+        g.V6 = Fp4Grid.Round<TRound>(q.V6, u.V6, 0f);
+        g.V7 = Fp4Grid.Round<TRound>(q.V7, u.V7, 0f);
+        return g;
+    }
+
+    /// <summary>
+    /// <see cref="NvGrid{TRound}"/> of the RHT outputs RN(h·0.25) given the unscaled sums h
+    /// (<see cref="KernelMath.Hadamard16Unscaled"/>) and their amax bits <paramref name="amaxH"/>: the 1/4 goes into the
+    /// divisor (<see cref="SharedDivisor.DivideQuarters"/>), so no element is scaled on its own. Under Q-EMA the outputs
+    /// are formed first and rounded as <see cref="NvGrid{TRound}"/> does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 NvGridOfQuarters<TRound>(Vec8 h, float scale, bool bad, uint amaxH, Vec8 u, Vec8 e) where TRound : struct, IRoundingMode
+    {
+        if (default(TRound).Mode == Rounding.EmaGuided) return NvGrid<TRound>(h.Times(0.25f), scale, bad, KernelMath.Quarter(amaxH), u, e);
+        Vec8 g = default;
+        if (bad || scale == 0f) return g;
+        Vec8 q = SharedDivisor.DivideQuarters(h, scale, amaxH);
         g.V0 = Fp4Grid.Round<TRound>(q.V0, u.V0, 0f);
         g.V1 = Fp4Grid.Round<TRound>(q.V1, u.V1, 0f);
         g.V2 = Fp4Grid.Round<TRound>(q.V2, u.V2, 0f);

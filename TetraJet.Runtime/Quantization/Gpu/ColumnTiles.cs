@@ -90,26 +90,12 @@ internal static class ColumnTiles
         long i = (long)r * cols + c;
         uint w = codes.Cast<uint>()[i >> 3];
         float scale = default(TSrc).Nv ? E4M3.Decode(scales[i >> 4]) * outer[i >> 7] : E8M0.Decode(scales[i >> 5]);
+        // The decoded values as the dtype holds them. An MXFP4 value E2M1 × 2^s needs one fraction bit and, non-zero, is
+        // at least 2^-128 (s ≥ −127): in FP32 (infinite past its range, as bfloat16's rounding keeps it) a bfloat16 value
+        // already, so only NVFP4's products with an FP32 outer scale take the rounding step.
         Vec8 d = Fp4Grid.Decode8(w, scale);
-        v.V0 = Held<TIo, T, TSrc>(d.V0);
-        v.V1 = Held<TIo, T, TSrc>(d.V1);
-        v.V2 = Held<TIo, T, TSrc>(d.V2);
-        v.V3 = Held<TIo, T, TSrc>(d.V3);
-        v.V4 = Held<TIo, T, TSrc>(d.V4);
-        v.V5 = Held<TIo, T, TSrc>(d.V5);
-        v.V6 = Held<TIo, T, TSrc>(d.V6);
-        v.V7 = Held<TIo, T, TSrc>(d.V7);
-        return v;
+        return default(TSrc).Nv ? default(TIo).Round8(d) : d;
     }
-
-    /// <summary>
-    /// A decoded FP4 value as the dtype holds it. An MXFP4 value E2M1 × 2^s needs one fraction bit and, non-zero, is at
-    /// least 2^-128 (s ≥ −127): in FP32 (infinite past its range, as bfloat16's rounding keeps it) a bfloat16 value
-    /// already, so only NVFP4's products with an FP32 outer scale take the rounding step.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Held<TIo, T, TSrc>(float x) where T : unmanaged where TIo : struct, IElementIo<T> where TSrc : struct, IStoredSource =>
-        default(TSrc).Nv ? default(TIo).Round(x) : x;
 
     /// <summary>As <see cref="LoadPlain"/> from a last-axis FP4 storage form (one 4-byte code word per 8 elements); rows at or past <paramref name="sourceRows"/> are zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

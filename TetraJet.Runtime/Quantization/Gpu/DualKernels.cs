@@ -68,15 +68,16 @@ public static class DualKernels
     static void NvRow<TIo, T, TRound, THad>(Vec8 lo, Vec8 hi, Vec8 uLo, Vec8 uHi, ArrayView<T> y3, int rows, int r, long i, uint signs3)
         where T : unmanaged where TIo : struct, IElementIo<T> where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        if (default(THad).Enabled) Hadamard16(ref lo, ref hi, signs3);
-        uint inner = Max(lo.AbsMax(), hi.AbsMax());
+        // As RowKernels.Nv: with the RHT, lo and hi hold its sums before the 1/4.
+        if (default(THad).Enabled) Hadamard16Unscaled(ref lo, ref hi, signs3);
+        uint amaxV = Max(lo.AbsMax(), hi.AbsMax()), inner = default(THad).Enabled ? Quarter(amaxV) : amaxV;
         uint outer = WarpMax(inner, 8);
         if (r >= rows) return;
         bool bad = outer >= NonFiniteBits;
         float so = BlockMath.NvOuter(outer), scale = BlockMath.NvInner(outer, so, inner) * so;
-        var gLo = BlockMath.NvGrid<TRound>(lo, scale, bad, inner, uLo, default);
+        var gLo = RowKernels.Grid<TRound, THad>(lo, scale, bad, amaxV, uLo, default);
         default(TIo).Store8(y3, i, BlockMath.NvValues(gLo, scale, bad));
-        var gHi = BlockMath.NvGrid<TRound>(hi, scale, bad, inner, uHi, default);
+        var gHi = RowKernels.Grid<TRound, THad>(hi, scale, bad, amaxV, uHi, default);
         default(TIo).Store8(y3, i + 8, BlockMath.NvValues(gHi, scale, bad));
     }
 

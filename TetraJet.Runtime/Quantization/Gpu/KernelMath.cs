@@ -384,6 +384,18 @@ public static class KernelMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Hadamard16(ref Vec8 lo, ref Vec8 hi, uint signs)
     {
+        Hadamard16Unscaled(ref lo, ref hi, signs);
+        lo = lo.Times(0.25f);
+        hi = hi.Times(0.25f);
+    }
+
+    /// <summary>
+    /// <see cref="Hadamard16(ref Vec8, ref Vec8, uint)"/> before its final 1/4 (the sums h, of which the RHT is RN(h·0.25)):
+    /// for kernels that fold the 1/4 into what follows (<see cref="BlockMath.NvGridOfQuarters{TRound}"/>, <see cref="Quarter"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Hadamard16Unscaled(ref Vec8 lo, ref Vec8 hi, uint signs)
+    {
         lo = Butterflies124(lo, 0, signs);
         hi = Butterflies124(hi, 8, signs);
         float a, b;
@@ -395,9 +407,16 @@ public static class KernelMath
         a = lo.V5; b = hi.V5; lo.V5 = a + b; hi.V5 = a - b;
         a = lo.V6; b = hi.V6; lo.V6 = a + b; hi.V6 = a - b;
         a = lo.V7; b = hi.V7; lo.V7 = a + b; hi.V7 = a - b;
-        lo = lo.Times(0.25f);
-        hi = hi.Times(0.25f);
     }
+
+    /// <summary>
+    /// The |x| bits of RN(m·0.25) for |x| bits <paramref name="m"/>: the amax of a block of RHT outputs from the amax of
+    /// its unscaled sums (<see cref="Hadamard16Unscaled"/>), since rounding is monotonic (the largest rounded quarter is
+    /// the rounded quarter of the largest); a NaN stays at or above <see cref="NonFiniteBits"/>. One multiply a block
+    /// where scaling every element took one each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Quarter(uint m) => Bits.AsUInt(Bits.AsFloat(m) * 0.25f);
 
     /// <summary>Hadamard.Transform16 over a 16-element view (local memory in kernels); Span is not available to ILGPU.</summary>
     public static void Hadamard16(ArrayView<float> x, uint signs)

@@ -75,6 +75,29 @@ public static class SharedDivisor
         }
         return new() { V0 = v.V0 / d, V1 = v.V1 / d, V2 = v.V2 / d, V3 = v.V3 / d, V4 = v.V4 / d, V5 = v.V5 / d, V6 = v.V6 / d, V7 = v.V7 / d };
     }
+
+    /// <summary>
+    /// Eight quotients RN(h·0.25) / d of the RHT's unscaled sums h (<see cref="KernelMath.Hadamard16Unscaled"/>), with
+    /// <paramref name="amaxH"/> the |h| bound: where the block fits with the divisor 4d, the fast steps give RN(h / 4d),
+    /// the same value, because every such h·0.25 is exact (|h| ≥ 2^-60 keeps it normal); otherwise the quarters then IEEE
+    /// divisions, as the reference orders them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vec8 DivideQuarters(Vec8 h, float d, uint amaxH)
+    {
+        float d4 = d * 4f;
+        if (BlockFits(d4, amaxH) && !AnyTiny(h))
+        {
+            float r = 1f / d4;
+            return new()
+            {
+                V0 = Quotient(h.V0, d4, r), V1 = Quotient(h.V1, d4, r), V2 = Quotient(h.V2, d4, r), V3 = Quotient(h.V3, d4, r),
+                V4 = Quotient(h.V4, d4, r), V5 = Quotient(h.V5, d4, r), V6 = Quotient(h.V6, d4, r), V7 = Quotient(h.V7, d4, r),
+            };
+        }
+        Vec8 v = h.Times(0.25f);
+        return new() { V0 = v.V0 / d, V1 = v.V1 / d, V2 = v.V2 / d, V3 = v.V3 / d, V4 = v.V4 / d, V5 = v.V5 / d, V6 = v.V6 / d, V7 = v.V7 / d };
+    }
 }
 
 /// <summary>a·b + c with one rounding.</summary>

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 using TetraJet.Formats;
 using TetraJet.Randomness;
 using static TetraJet.Quantization.Gpu.KernelMath;
@@ -46,15 +47,34 @@ public struct Vec8
 {
     public float V0, V1, V2, V3, V4, V5, V6, V7;
 
-    /// <summary>The largest |x| bit pattern of the eight (NaN and Inf sort above every finite value).</summary>
+    /// <summary>
+    /// The largest |x| bit pattern of the eight: for finite values and Inf the bits of the largest |x|; where any element
+    /// is NaN, some NaN's bits (at or above <see cref="KernelMath.NonFiniteBits"/>, which is all a caller tests of them).
+    /// </summary>
     /// <remarks>
-    /// As the max of the bits doubled (the sign shifted out), halved once: a doubling is an integer multiply-add, which
-    /// ptxas puts on the FMA pipe, where the mask of <see cref="KernelMath.AbsBits"/> is a logic operation on the ALU pipe
-    /// that the Philox rounds already load.
+    /// On CUDA seven <c>max.NaN.f32</c> of the |x| (PTX, sm_80): ptxas folds the absolute values into its FMNMX
+    /// instructions as operand modifiers, one instruction per element where the integer maxima of the doubled bits below
+    /// take two; the NaN variant keeps a NaN where the plain float maximum would drop it. Elsewhere the max of the bits
+    /// doubled (the sign shifted out), halved once. For non-negative floats and +Inf the unsigned order of the bits is the
+    /// float order, so both give the same bits whenever no element is NaN (subnormals included: no flush to zero).
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly uint AbsMax() =>
-        Max(Max(Max(Doubled(V0), Doubled(V1)), Max(Doubled(V2), Doubled(V3))), Max(Max(Doubled(V4), Doubled(V5)), Max(Doubled(V6), Doubled(V7)))) >> 1;
+    public readonly uint AbsMax()
+    {
+        if (CudaAsm.IsSupported)
+        {
+            Output<float> m = default;
+            Input<float> a = V0, b = V1, c = V2, d = V3, e = V4, f = V5, g = V6, h = V7;
+            CudaAsm.EmitRef("{\n\t.reg .f32 t0, t1, t2, t3, t4, t5, t6, t7;"
+                + "\n\tabs.f32 t0, %1;\n\tabs.f32 t1, %2;\n\tabs.f32 t2, %3;\n\tabs.f32 t3, %4;"
+                + "\n\tabs.f32 t4, %5;\n\tabs.f32 t5, %6;\n\tabs.f32 t6, %7;\n\tabs.f32 t7, %8;"
+                + "\n\tmax.NaN.f32 t0, t0, t1;\n\tmax.NaN.f32 t2, t2, t3;\n\tmax.NaN.f32 t4, t4, t5;\n\tmax.NaN.f32 t6, t6, t7;"
+                + "\n\tmax.NaN.f32 t0, t0, t2;\n\tmax.NaN.f32 t4, t4, t6;\n\tmax.NaN.f32 %0, t0, t4;\n\t}",
+                ref m, ref a, ref b, ref c, ref d, ref e, ref f, ref g, ref h);
+            return Bits.AsUInt(m.Value);
+        }
+        return Max(Max(Max(Doubled(V0), Doubled(V1)), Max(Doubled(V2), Doubled(V3))), Max(Max(Doubled(V4), Doubled(V5)), Max(Doubled(V6), Doubled(V7)))) >> 1;
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static uint Doubled(float x) => Bits.AsUInt(x) * 2u;

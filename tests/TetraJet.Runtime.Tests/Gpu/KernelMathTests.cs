@@ -298,6 +298,36 @@ public class KernelMathTests(CpuAcceleratorFixture fixture)
     }
 
     [Fact]
+    public void Branch_free_E4M3_rounding_matches_E4M3_Round_on_non_negative_floats()
+    {
+        // Every 101st bit pattern from +0 to +Inf; every normal-range tie (the fraction's bits below E4M3's three exactly
+        // half a step, with the kept bit 0 and 1) and its neighbours; every subnormal-range tie (k + 1/2)·2^-9 and its
+        // neighbours; then the subnormal/normal edge, 448 and its neighbours, the largest finite value, NaNs.
+        var bits = new List<uint>();
+        for (ulong b = 0; b <= 0x7F800000u; b += 101) bits.Add((uint)b);
+        for (uint e = 1; e < 255; e++)
+            for (uint m = 0; m < 8; m++)
+            {
+                uint tie = e << 23 | m << 20 | 0x80000u;
+                bits.AddRange([tie - 1, tie, tie + 1]);
+            }
+        for (int k = 0; k < 8; k++)
+        {
+            uint tie = BitConverter.SingleToUInt32Bits((k + 0.5f) / 512f);
+            bits.AddRange([tie - 1, tie, tie + 1]);
+        }
+        bits.AddRange([0x3C7FFFFFu, 0x3C800000u, 0x3C800001u, 0x43DFFFFFu, 0x43E00000u, 0x43E00001u, 0x43EFFFFFu, 0x43F00000u,
+            0x7F7FFFFFu, 0x7F800000u, 0x7FC00000u, 0x7F800001u, 0x3B000000u, 0x3A800000u, 0x3A800001u]);
+        foreach (uint b in bits)
+        {
+            float a = BitConverter.UInt32BitsToSingle(b), expected = Formats.E4M3.Round(a), actual = Formats.E4M3.RoundMagnitude(a);
+            if (float.IsNaN(expected) && float.IsNaN(actual)) continue;
+            if (BitConverter.SingleToUInt32Bits(expected) != BitConverter.SingleToUInt32Bits(actual))
+                Assert.Fail($"0x{b:X8} ({a:R}): expected {expected:R}, got {actual:R}");
+        }
+    }
+
+    [Fact]
     public void Bf16_narrowing_matches_torch()
     {
         var rng = new Random(1);

@@ -29,4 +29,19 @@ public class PtxCompileTests
         Assert.True(count > 100, $"only {count} kernels");
         Assert.True(fp8Kernels >= 4, $"only {fp8Kernels} kernels with FP8 conversions");
     }
+    [Fact]
+    public void The_NVFP4_kernels_narrow_pairs_in_one_conversion_and_keep_NaN_in_their_block_maxima()
+    {
+        // The CUDA-only steps the CPU accelerator cannot run: bfloat16 outputs two per cvt (KernelTraits.Bf16.NarrowPair),
+        // block amax by NaN-keeping float maxima of |x| (Vec8.AbsMax).
+        var spec = new TetraJet.Quantization.QuantSpec(TetraJet.Quantization.QuantFormat.NVFP4, Rounding.Stochastic);
+        var rows = LibraryKernels.Rows(spec, true, false);
+        string bf16 = PtxCompiler.Compile(rows.Bf16), f32 = PtxCompiler.Compile(rows.F32);
+        Assert.Contains("cvt.rn.bf16x2.f32", bf16);
+        Assert.DoesNotContain("cvt.rn.bf16x2.f32", f32);
+        Assert.Contains("max.NaN.f32", bf16);
+        string dual = PtxCompiler.Compile(LibraryKernels.Dual(spec, true).Bf16);
+        Assert.Contains("cvt.rn.bf16x2.f32", dual);
+        Assert.Contains("max.NaN.f32", dual);
+    }
 }
