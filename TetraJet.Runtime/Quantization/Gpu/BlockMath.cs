@@ -164,41 +164,45 @@ public static class BlockMath
         }
         // A zero scale (an all-zero outer block) gives zeros, as NvOne does.
         if (scale == 0f) return g;
-        Vec8 q = SharedDivisor.Divide(v, scale, amax);
-        g.V0 = Fp4Grid.Round<TRound>(q.V0, u.V0, 0f);
-        g.V1 = Fp4Grid.Round<TRound>(q.V1, u.V1, 0f);
-        g.V2 = Fp4Grid.Round<TRound>(q.V2, u.V2, 0f);
-        g.V3 = Fp4Grid.Round<TRound>(q.V3, u.V3, 0f);
-        g.V4 = Fp4Grid.Round<TRound>(q.V4, u.V4, 0f);
-        g.V5 = Fp4Grid.Round<TRound>(q.V5, u.V5, 0f);
-        g.V6 = Fp4Grid.Round<TRound>(q.V6, u.V6, 0f);
-        g.V7 = Fp4Grid.Round<TRound>(q.V7, u.V7, 0f);
-        return g;
+        return RoundAll<TRound>(SharedDivisor.Divide(v, scale, amax), u);
     }
 
     /// <summary>
-    /// <see cref="NvGrid{TRound}"/> of the RHT outputs RN(h·0.25) given the unscaled sums h
-    /// (<see cref="KernelMath.Hadamard16Unscaled"/>) and their amax bits <paramref name="amaxH"/>: the 1/4 goes into the
-    /// divisor (<see cref="SharedDivisor.DivideQuarters"/>), so no element is scaled on its own. Under Q-EMA the outputs
-    /// are formed first and rounded as <see cref="NvGrid{TRound}"/> does.
+    /// <see cref="NvGrid{TRound}"/> of a whole inner block held as two runs (<paramref name="lo"/>, <paramref name="hi"/>),
+    /// with one range check and one reciprocal (<see cref="SharedDivisor.DividePair"/>). With <typeparamref name="THad"/>
+    /// the runs hold the RHT's sums before its 1/4 and <paramref name="amax"/> is their amax bits: the 1/4 goes into the
+    /// divisor, so no element is scaled on its own. Under Q-EMA each run is rounded as <see cref="NvGrid{TRound}"/> does
+    /// (with the RHT outputs formed first).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec8 NvGridOfQuarters<TRound>(Vec8 h, float scale, bool bad, uint amaxH, Vec8 u, Vec8 e) where TRound : struct, IRoundingMode
+    public static void NvGridPair<TRound, THad>(Vec8 lo, Vec8 hi, float scale, bool bad, uint amax, Vec8 uLo, Vec8 uHi, Vec8 eLo, Vec8 eHi,
+        out Vec8 gLo, out Vec8 gHi) where TRound : struct, IRoundingMode where THad : struct, IHadamardMode
     {
-        if (default(TRound).Mode == Rounding.EmaGuided) return NvGrid<TRound>(h.Times(0.25f), scale, bad, KernelMath.Quarter(amaxH), u, e);
-        Vec8 g = default;
-        if (bad || scale == 0f) return g;
-        Vec8 q = SharedDivisor.DivideQuarters(h, scale, amaxH);
-        g.V0 = Fp4Grid.Round<TRound>(q.V0, u.V0, 0f);
-        g.V1 = Fp4Grid.Round<TRound>(q.V1, u.V1, 0f);
-        g.V2 = Fp4Grid.Round<TRound>(q.V2, u.V2, 0f);
-        g.V3 = Fp4Grid.Round<TRound>(q.V3, u.V3, 0f);
-        g.V4 = Fp4Grid.Round<TRound>(q.V4, u.V4, 0f);
-        g.V5 = Fp4Grid.Round<TRound>(q.V5, u.V5, 0f);
-        g.V6 = Fp4Grid.Round<TRound>(q.V6, u.V6, 0f);
-        g.V7 = Fp4Grid.Round<TRound>(q.V7, u.V7, 0f);
-        return g;
+        bool quarters = default(THad).Enabled;
+        if (default(TRound).Mode == Rounding.EmaGuided)
+        {
+            uint m = quarters ? KernelMath.Quarter(amax) : amax;
+            gLo = NvGrid<TRound>(quarters ? lo.Times(0.25f) : lo, scale, bad, m, uLo, eLo);
+            gHi = NvGrid<TRound>(quarters ? hi.Times(0.25f) : hi, scale, bad, m, uHi, eHi);
+            return;
+        }
+        gLo = default;
+        gHi = default;
+        if (bad || scale == 0f) return;
+        SharedDivisor.DividePair(lo, hi, scale, amax, quarters, out Vec8 qLo, out Vec8 qHi);
+        gLo = RoundAll<TRound>(qLo, uLo);
+        gHi = RoundAll<TRound>(qHi, uHi);
     }
+
+    /// <summary>Eight quotients onto the E2M1 grid (SR or RTN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vec8 RoundAll<TRound>(Vec8 q, Vec8 u) where TRound : struct, IRoundingMode => new()
+    {
+        V0 = Fp4Grid.Round<TRound>(q.V0, u.V0, 0f), V1 = Fp4Grid.Round<TRound>(q.V1, u.V1, 0f),
+        V2 = Fp4Grid.Round<TRound>(q.V2, u.V2, 0f), V3 = Fp4Grid.Round<TRound>(q.V3, u.V3, 0f),
+        V4 = Fp4Grid.Round<TRound>(q.V4, u.V4, 0f), V5 = Fp4Grid.Round<TRound>(q.V5, u.V5, 0f),
+        V6 = Fp4Grid.Round<TRound>(q.V6, u.V6, 0f), V7 = Fp4Grid.Round<TRound>(q.V7, u.V7, 0f),
+    };
 
     /// <summary>The values Q = g·scale (NaN throughout a non-finite outer block).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

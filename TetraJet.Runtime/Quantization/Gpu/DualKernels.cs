@@ -75,9 +75,8 @@ public static class DualKernels
         if (r >= rows) return;
         bool bad = outer >= NonFiniteBits;
         float so = BlockMath.NvOuter(outer), scale = BlockMath.NvInner(outer, so, inner) * so;
-        var gLo = RowKernels.Grid<TRound, THad>(lo, scale, bad, amaxV, uLo, default);
+        BlockMath.NvGridPair<TRound, THad>(lo, hi, scale, bad, amaxV, uLo, uHi, default, default, out var gLo, out var gHi);
         default(TIo).Store8(y3, i, BlockMath.NvValues(gLo, scale, bad));
-        var gHi = RowKernels.Grid<TRound, THad>(hi, scale, bad, amaxV, uHi, default);
         default(TIo).Store8(y3, i + 8, BlockMath.NvValues(gHi, scale, bad));
     }
 

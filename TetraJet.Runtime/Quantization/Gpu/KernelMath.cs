@@ -391,7 +391,7 @@ public static class KernelMath
 
     /// <summary>
     /// <see cref="Hadamard16(ref Vec8, ref Vec8, uint)"/> before its final 1/4 (the sums h, of which the RHT is RN(h·0.25)):
-    /// for kernels that fold the 1/4 into what follows (<see cref="BlockMath.NvGridOfQuarters{TRound}"/>, <see cref="Quarter"/>).
+    /// for kernels that fold the 1/4 into what follows (<see cref="BlockMath.NvGridPair{TRound, THad}"/>, <see cref="Quarter"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Hadamard16Unscaled(ref Vec8 lo, ref Vec8 hi, uint signs)

@@ -182,7 +182,7 @@ public static class RowKernels
         Bits8 bitsLo = Vec8Io.Prefetch<TIo, T>(x, at.Index, at.VectorLo), bitsHi = Vec8Io.Prefetch<TIo, T>(x, iHi, at.VectorHi);
         Vec8Io.WithUniformsPair<TIo, T, TRound>(x, bitsLo, at.Index, at.CountLo, at.VectorLo, bitsHi, iHi, at.CountHi, at.VectorHi, seed, stream,
             out var lo, out var hi);
-        // With the RHT, v holds its sums before the 1/4, which the block amax and the quotients take in (NvGridOfQuarters).
+        // With the RHT, v holds its sums before the 1/4, which the block amax and the quotients take in (NvGridPair).
         Vec8 vLo = lo.V, vHi = hi.V;
         if (default(THad).Enabled) Hadamard16Unscaled(ref vLo, ref vHi, signs);
         uint amaxV = Max(vLo.AbsMax(), vHi.AbsMax()), inner = default(THad).Enabled ? Quarter(amaxV) : amaxV;
@@ -190,9 +190,9 @@ public static class RowKernels
         if (at.CountLo == 0) return;
         bool bad = outerBits >= NonFiniteBits;
         float so = BlockMath.NvOuter(outerBits), si = BlockMath.NvInner(outerBits, so, inner), scale = si * so;
-        var gLo = Grid<TRound, THad>(vLo, scale, bad, amaxV, lo.U, Vec8Io.Ema<TRound>(ema, at.Index, at.CountLo, at.VectorLo));
+        BlockMath.NvGridPair<TRound, THad>(vLo, vHi, scale, bad, amaxV, lo.U, hi.U, Vec8Io.Ema<TRound>(ema, at.Index, at.CountLo, at.VectorLo),
+            Vec8Io.Ema<TRound>(ema, iHi, at.CountHi, at.VectorHi), out var gLo, out var gHi);
         Vec8Io.Store<TIo, T>(y, at.Index, at.CountLo, at.VectorLo, BlockMath.NvValues(gLo, scale, bad));
-        var gHi = Grid<TRound, THad>(vHi, scale, bad, amaxV, hi.U, Vec8Io.Ema<TRound>(ema, iHi, at.CountHi, at.VectorHi));
         if (at.CountHi > 0) Vec8Io.Store<TIo, T>(y, iHi, at.CountHi, at.VectorHi, BlockMath.NvValues(gHi, scale, bad));
         if (!default(TStore).Enabled) return;
         // Storage needs cols a multiple of 16 (the caller checks), so every lane holds one whole block.
@@ -200,12 +200,6 @@ public static class RowKernels
         scales[at.Index >> 4] = E4M3.Encode(si);
         if ((at.Lane & 7) == 0) outer[at.Index >> 7] = so;
     }
-
-    /// <summary>The grid values of an NVFP4 run whose v is the RHT's unscaled sums (with <typeparamref name="THad"/>) or the elements.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vec8 Grid<TRound, THad>(Vec8 v, float scale, bool bad, uint amaxV, Vec8 u, Vec8 e)
-        where TRound : struct, IRoundingMode where THad : struct, IHadamardMode =>
-        default(THad).Enabled ? BlockMath.NvGridOfQuarters<TRound>(v, scale, bad, amaxV, u, e) : BlockMath.NvGrid<TRound>(v, scale, bad, amaxV, u, e);
 
     /// <summary>
     /// Per-tensor NVFP4 with 16×16 tiles (reference: ReferenceQuantizer.NvTiles): one thread per (16-row band, 8 columns),

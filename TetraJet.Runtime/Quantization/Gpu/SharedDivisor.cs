@@ -62,42 +62,46 @@ public static class SharedDivisor
 
     /// <summary>Eight quotients v / d: the fast steps where the block fits (<see cref="BlockFits"/>, no tiny element), IEEE divisions otherwise.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec8 Divide(Vec8 v, float d, uint amax)
-    {
-        if (BlockFits(d, amax) && !AnyTiny(v))
-        {
-            float r = 1f / d;
-            return new()
-            {
-                V0 = Quotient(v.V0, d, r), V1 = Quotient(v.V1, d, r), V2 = Quotient(v.V2, d, r), V3 = Quotient(v.V3, d, r),
-                V4 = Quotient(v.V4, d, r), V5 = Quotient(v.V5, d, r), V6 = Quotient(v.V6, d, r), V7 = Quotient(v.V7, d, r),
-            };
-        }
-        return new() { V0 = v.V0 / d, V1 = v.V1 / d, V2 = v.V2 / d, V3 = v.V3 / d, V4 = v.V4 / d, V5 = v.V5 / d, V6 = v.V6 / d, V7 = v.V7 / d };
-    }
+    public static Vec8 Divide(Vec8 v, float d, uint amax) => BlockFits(d, amax) && !AnyTiny(v) ? Quotients(v, d, 1f / d) : Divisions(v, d);
 
     /// <summary>
-    /// Eight quotients RN(h·0.25) / d of the RHT's unscaled sums h (<see cref="KernelMath.Hadamard16Unscaled"/>), with
-    /// <paramref name="amaxH"/> the |h| bound: where the block fits with the divisor 4d, the fast steps give RN(h / 4d),
-    /// the same value, because every such h·0.25 is exact (|h| ≥ 2^-60 keeps it normal); otherwise the quarters then IEEE
-    /// divisions, as the reference orders them.
+    /// The sixteen quotients of an NVFP4 inner block held as two runs, with one range check and one reciprocal for both
+    /// (<see cref="Divide"/> per run takes each twice). With <paramref name="quarters"/> (a constant at the call) the
+    /// runs hold the RHT's unscaled sums h (<see cref="KernelMath.Hadamard16Unscaled"/>) and the quotients are
+    /// RN(h·0.25) / d: where the block fits with the divisor 4d the fast steps give RN(h / 4d), the same value, because
+    /// every such h·0.25 is exact (|h| ≥ 2^-60 keeps it normal); otherwise the quarters, then IEEE divisions, as the
+    /// reference orders them. <paramref name="amax"/> bounds every |element| of both runs (of the sums with quarters).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vec8 DivideQuarters(Vec8 h, float d, uint amaxH)
+    public static void DividePair(Vec8 lo, Vec8 hi, float d, uint amax, bool quarters, out Vec8 qLo, out Vec8 qHi)
     {
-        float d4 = d * 4f;
-        if (BlockFits(d4, amaxH) && !AnyTiny(h))
+        float dd = quarters ? d * 4f : d;
+        if (BlockFits(dd, amax) && !(AnyTiny(lo) | AnyTiny(hi)))
         {
-            float r = 1f / d4;
-            return new()
-            {
-                V0 = Quotient(h.V0, d4, r), V1 = Quotient(h.V1, d4, r), V2 = Quotient(h.V2, d4, r), V3 = Quotient(h.V3, d4, r),
-                V4 = Quotient(h.V4, d4, r), V5 = Quotient(h.V5, d4, r), V6 = Quotient(h.V6, d4, r), V7 = Quotient(h.V7, d4, r),
-            };
+            float r = 1f / dd;
+            qLo = Quotients(lo, dd, r);
+            qHi = Quotients(hi, dd, r);
+            return;
         }
-        Vec8 v = h.Times(0.25f);
-        return new() { V0 = v.V0 / d, V1 = v.V1 / d, V2 = v.V2 / d, V3 = v.V3 / d, V4 = v.V4 / d, V5 = v.V5 / d, V6 = v.V6 / d, V7 = v.V7 / d };
+        if (quarters)
+        {
+            lo = lo.Times(0.25f);
+            hi = hi.Times(0.25f);
+        }
+        qLo = Divisions(lo, d);
+        qHi = Divisions(hi, d);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vec8 Quotients(Vec8 v, float d, float r) => new()
+    {
+        V0 = Quotient(v.V0, d, r), V1 = Quotient(v.V1, d, r), V2 = Quotient(v.V2, d, r), V3 = Quotient(v.V3, d, r),
+        V4 = Quotient(v.V4, d, r), V5 = Quotient(v.V5, d, r), V6 = Quotient(v.V6, d, r), V7 = Quotient(v.V7, d, r),
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vec8 Divisions(Vec8 v, float d) =>
+        new() { V0 = v.V0 / d, V1 = v.V1 / d, V2 = v.V2 / d, V3 = v.V3 / d, V4 = v.V4 / d, V5 = v.V5 / d, V6 = v.V6 / d, V7 = v.V7 / d };
 }
 
 /// <summary>a·b + c with one rounding.</summary>

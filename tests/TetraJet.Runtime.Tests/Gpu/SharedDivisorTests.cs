@@ -100,14 +100,16 @@ public class SharedDivisorTests
     }
 
     /// <summary>
-    /// The RHT's 1/4 folded into the divisor (<see cref="SharedDivisor.DivideQuarters"/>): where a block fits with 4d,
-    /// the steps on h with 4d and RN(1/4d) give RN(h·0.25) / d, the reference's order; a block that does not fit (tiny
-    /// or huge sums, tiny or huge divisors) takes the quarters and then the divisions.
+    /// The RHT's 1/4 folded into the divisor (<see cref="SharedDivisor.DividePair"/> with quarters): where a block fits
+    /// with 4d, the steps on h with 4d and RN(1/4d) give RN(h·0.25) / d, the reference's order; a block that does not fit
+    /// (tiny or huge sums, tiny or huge divisors) takes the quarters and then the divisions. Without quarters the pair is
+    /// two runs' divisions.
     /// </summary>
     [Fact]
     public void Quotients_of_quarters_are_the_quarter_then_the_division()
     {
         var rng = new Random(13);
+        int fast = 0;
         for (int k = 0; k < 500_000; k++)
         {
             float h = RandomIn(rng, -58, 58), d = MathF.Abs(RandomIn(rng, -62, 58)), d4 = d * 4f;
@@ -116,18 +118,26 @@ public class SharedDivisorTests
             {
                 float got = SharedDivisor.Steps<DotNetFma>(h, d4, 1f / d4);
                 Assert.True(Bits.AsUInt(expected) == Bits.AsUInt(got), $"({h:R}·0.25) / {d:R}: {expected:R}, steps with 4d {got:R}");
+                fast++;
             }
         }
-        // Whole blocks through DivideQuarters (the divisions on the CPU), tiny, subnormal, zero and huge sums among them.
+        Assert.True(fast > 400_000, $"only {fast} quotients in the fast range");
+        // Whole blocks through DividePair (the divisions on the CPU), tiny, subnormal, zero and huge sums among them.
         var v = new Vec8 { V0 = 1e-30f, V1 = -3f, V2 = 0f, V3 = -0f, V4 = 5e-39f, V5 = 2.5f, V6 = 1e20f, V7 = -7e-45f };
         var w = new Vec8 { V0 = 3.75f, V1 = -1.25f, V2 = 0f, V3 = -0f, V4 = 6f, V5 = -5.5f, V6 = 0.125f, V7 = 1e-5f };
-        foreach (var block in new[] { v, w })
-            foreach (float d in new[] { 1e-25f, Bits.Pow2(-62), 0.37f, 1.5f, 1e25f, Bits.Pow2(59) })
-            {
-                var q = SharedDivisor.DivideQuarters(block, d, block.AbsMax());
-                for (int j = 0; j < 8; j++)
-                    Assert.Equal(Bits.AsUInt(block.Get(j) * 0.25f / d), Bits.AsUInt(q.Get(j)));
-            }
+        foreach (var (lo, hi) in new[] { (v, w), (w, w), (w, v) })
+            foreach (bool quarters in new[] { true, false })
+                foreach (float d in new[] { 1e-25f, Bits.Pow2(-62), 0.37f, 1.5f, 1e25f, Bits.Pow2(59) })
+                {
+                    uint amax = Math.Max(lo.AbsMax(), hi.AbsMax());
+                    SharedDivisor.DividePair(lo, hi, d, amax, quarters, out var qLo, out var qHi);
+                    float f = quarters ? 0.25f : 1f;
+                    for (int j = 0; j < 8; j++)
+                    {
+                        Assert.Equal(Bits.AsUInt(lo.Get(j) * f / d), Bits.AsUInt(qLo.Get(j)));
+                        Assert.Equal(Bits.AsUInt(hi.Get(j) * f / d), Bits.AsUInt(qHi.Get(j)));
+                    }
+                }
     }
 
     [Fact]
