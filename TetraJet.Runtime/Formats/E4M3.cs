@@ -39,7 +39,7 @@ public static class E4M3
     /// <see cref="Round"/> of a non-negative value or NaN (a block scale's quotient) without branches, for the kernels:
     /// the normal range's RNE on the bits, the subnormal range's RNE to a multiple of 2^-9 as (a + M) − M with
     /// M = 1.5·2^14 (whose ulp is 2^-9), one select between them and the saturation. Ten instructions where the
-    /// branches of <see cref="Round"/> issue about twenty; E4M3Tests compare the two over the non-negative floats.
+    /// branches of <see cref="Round"/> issue about twenty; KernelMathTests compare the two over the non-negative floats.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float RoundMagnitude(float a)
