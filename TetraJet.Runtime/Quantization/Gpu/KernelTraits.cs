@@ -12,9 +12,7 @@ public interface IElementIo<T> where T : unmanaged
 {
     float Load(ArrayView<T> v, long i);
     void Store(ArrayView<T> v, long i, float x);
-    /// <summary>x as it reads back after a store: what a value kept in this storage type holds.</summary>
-    float Round(float x);
-    /// <summary><see cref="Round"/> of eight values (for bfloat16 two per conversion on CUDA).</summary>
+    /// <summary>Eight values as they read back after a store: what values kept in this storage type hold (for bfloat16 two per conversion on CUDA).</summary>
     Vec8 Round8(Vec8 x);
     /// <summary>
     /// Elements [i, i + 8) by 16-byte vector loads: the view must be 16-byte aligned and i a multiple of
@@ -44,9 +42,6 @@ public readonly struct F32Io : IElementIo<float>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(ArrayView<float> v, long i, float x) => v[i] = x;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float Round(float x) => x;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vec8 Round8(Vec8 x) => x;
@@ -91,9 +86,6 @@ public readonly struct Bf16Io : IElementIo<ushort>
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(ArrayView<ushort> v, long i, float x) => v[i] = Bf16.Narrow(x);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public float Round(float x) => Bf16.Widen(Bf16.Narrow(x));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vec8 Round8(Vec8 x) => Widen8(new Bits8
